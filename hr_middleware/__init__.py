@@ -1,0 +1,35 @@
+"""hr-middleware: one stable Hello Retail trackingUserId per visitor, on the server.
+
+Add the middleware for your framework (:mod:`hr_middleware.wsgi`,
+:mod:`hr_middleware.flask`), then call :func:`get_tracking_user_id` wherever
+the request is served.
+"""
+
+from __future__ import annotations
+
+from .context import TrackingUser, get_tracking_user, get_tracking_user_id
+from .errors import APIError, HelloRetailError, InvalidResponseError, RequestTimeoutError, TransportError
+from .facts import RequestFacts, is_bot, is_page_navigation
+from .identity import OPT_OUT_ID, is_valid_id
+from .policy import Origin
+from .settings import Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "OPT_OUT_ID",
+    "APIError",
+    "HelloRetailError",
+    "InvalidResponseError",
+    "Origin",
+    "RequestFacts",
+    "RequestTimeoutError",
+    "Settings",
+    "TrackingUser",
+    "TransportError",
+    "get_tracking_user",
+    "get_tracking_user_id",
+    "is_bot",
+    "is_page_navigation",
+    "is_valid_id",
+]

@@ -1,0 +1,60 @@
+"""The contextvar behind :func:`get_tracking_user_id`, and the app's consent helpers."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import NamedTuple
+
+from .policy import Origin, Visit
+
+__all__ = ["TrackingUser", "current_visit", "get_tracking_user", "get_tracking_user_id"]
+
+_visit: ContextVar[Visit | None] = ContextVar("hr_middleware.visit", default=None)
+
+
+class TrackingUser(NamedTuple):
+    """The current visitor as the app sees it."""
+
+    #: The visitor's trackingUserId, :data:`~hr_middleware.OPT_OUT_ID`, or None.
+    id: str | None
+    #: Where it came from (cookie, SDK cookie, minted now, opt-out); None with no id.
+    origin: Origin | None
+
+    @property
+    def minted(self) -> bool:
+        """True when the id was minted on this request (a first visit)."""
+        return self.origin is Origin.MINTED
+
+
+def get_tracking_user_id() -> str | None:
+    """The current request's Hello Retail trackingUserId.
+
+    Returns the visitor's id, :data:`~hr_middleware.OPT_OUT_ID` when the
+    visitor declined tracking, or None outside a request, for requests that do
+    not mint (assets, bots, XHR) and when Hello Retail could not be reached.
+    Works in sync and async code, in any framework, inside the middleware.
+    Reading it marks the response ``Vary: Cookie``.
+    """
+    visit = _visit.get()
+    if visit is None:
+        return None
+    visit.accessed = True
+    return visit.tracking_user_id
+
+
+def get_tracking_user() -> TrackingUser:
+    """The current visitor's id and its origin (``TrackingUser(None, None)`` outside a request)."""
+    visit = _visit.get()
+    if visit is None:
+        return TrackingUser(None, None)
+    visit.accessed = True
+    return TrackingUser(visit.tracking_user_id, visit.origin)
+
+
+def current_visit() -> Visit | None:
+    """The :class:`Visit` of the request being served (for adapters and helpers)."""
+    return _visit.get()
+
+
+set_visit = _visit.set
+reset_visit = _visit.reset

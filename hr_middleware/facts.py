@@ -1,0 +1,111 @@
+"""The request facts the core decides on, and the default rule for when to mint.
+
+Adapters subclass :class:`RequestFacts` to read their framework's request
+lazily: on the hot path (a returning visitor) only the Cookie header is read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from werkzeug.http import parse_cookie
+
+__all__ = ["RequestFacts", "is_bot", "is_page_navigation"]
+
+
+class RequestFacts:
+    """The facts of one request that options such as ``mint_when`` and ``consent`` see.
+
+    Attributes:
+        method: the HTTP method, upper case.
+        path: the URL path, without query string.
+        scheme: ``"http"`` or ``"https"``.
+        headers: a case-insensitive mapping of request headers.
+        cookies: a mapping of the request's cookies (first value of each name).
+        native: the framework's own request object (WSGI environ, ASGI scope,
+            Django ``HttpRequest``, Flask ``Request``).
+    """
+
+    __slots__ = ("_cookies",)
+
+    def __init__(self) -> None:
+        self._cookies: Mapping[str, str] | None = None
+
+    @property
+    def native(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def cookie_header(self) -> str:
+        """The raw ``Cookie`` header, ``""`` when there is none."""
+        raise NotImplementedError
+
+    @property
+    def method(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def path(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def scheme(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        raise NotImplementedError
+
+    @property
+    def is_secure(self) -> bool:
+        """True when the request came over https."""
+        return self.scheme == "https"
+
+    @property
+    def cookies(self) -> Mapping[str, str]:
+        if self._cookies is None:
+            self._cookies = parse_cookie(self.cookie_header).to_dict()
+        return self._cookies
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.method} {self.path!r}>"
+
+
+# Link previews, crawlers, monitors, headless automation and HTTP libraries: a
+# mint for them would create a Hello Retail visitor that never comes back.
+_BOT_RE = re.compile(
+    r"(?<!cu)bot\b|bot/|crawl|spider|slurp|archiver|scrap|fetch|preview|embedly|"
+    r"facebookexternalhit|facebookcatalog|whatsapp|telegram|vkshare|pinterest|"
+    r"headless|phantomjs|lighthouse|pagespeed|pingdom|uptime|monitor|"
+    r"curl/|wget/|python-|httpx|aiohttp|go-http-client|java/|okhttp|libwww|"
+    r"apache-httpclient|node-fetch|axios|postman",
+    re.IGNORECASE,
+)
+
+
+def is_bot(user_agent: str | None) -> bool:
+    """Return True for a missing User-Agent or one of a known bot, crawler,
+    link preview, uptime monitor, headless browser or HTTP library."""
+    return not user_agent or _BOT_RE.search(user_agent) is not None
+
+
+def is_page_navigation(request: RequestFacts) -> bool:
+    """The default ``mint_when``: a GET page navigation by a browser that is not a bot.
+
+    A navigation is recognised by ``Sec-Fetch-Dest: document`` (or ``iframe``)
+    where the browser sends Fetch Metadata, and by ``text/html`` in ``Accept``
+    where it does not. Assets, XHR/fetch calls, form posts, health checks and
+    bots do not mint: they get no id until the visitor loads a page.
+    """
+    if request.method != "GET":
+        return False
+    headers = request.headers
+    dest = headers.get("sec-fetch-dest")
+    if dest is not None:
+        if dest not in ("document", "iframe"):
+            return False
+    elif "text/html" not in headers.get("accept", ""):
+        return False
+    return not is_bot(headers.get("user-agent"))

@@ -1,0 +1,211 @@
+"""The mint call: ask Hello Retail for a new trackingUserId, sync (``mint``) or async (``amint``).
+
+One request builder and one answer parser are shared by both; a circuit
+breaker makes an outage cost one time budget, not one per visitor. A failed
+mint is logged once at WARNING with its reason and returns None: it never
+raises to the app.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from enum import Enum
+from typing import cast
+
+from .errors import APIError, HelloRetailError, InvalidResponseError
+from .identity import is_valid_id
+from .settings import Settings
+from .transport import Answer, AsyncTransport, SyncTransport
+
+__all__ = ["AsyncMinter", "BreakerState", "CircuitBreaker", "Minter", "parse_mint_answer"]
+
+logger = logging.getLogger("hr_middleware")
+
+#: Log messages, exported so tests can assert them exactly.
+MINT_FAILED = "Hello Retail mint failed (%s); serving the visit without an id"
+BREAKER_OPENED = "Hello Retail mint circuit opened after %d failed mints; no mints for %gs"
+BREAKER_CLOSED = "Hello Retail mint circuit closed; minting again"
+
+
+def mint_body(settings: Settings) -> bytes:
+    """The JSON body of ``POST /serve/trackingUser``."""
+    return json.dumps({"websiteUuid": settings.website_uuid}).encode()
+
+
+def parse_mint_answer(answer: Answer) -> str:
+    """The new id from a mint *answer*; raises a :class:`HelloRetailError` otherwise.
+
+    Success is only: 2xx, a JSON object, ``success`` not false, and an ``id``
+    that is a valid id. Nothing of a bad answer is echoed beyond its status.
+    """
+    if not 200 <= answer.status < 300:
+        raise APIError(answer.status)
+    try:
+        document = json.loads(answer.body)
+    except ValueError:
+        raise InvalidResponseError("answer is not JSON", status=answer.status) from None
+    if not isinstance(document, dict):
+        raise InvalidResponseError("answer is not a JSON object", status=answer.status)
+    if document.get("success", True) is False:
+        raise InvalidResponseError("answer says success: false", status=answer.status)
+    tracking_user_id = document.get("id")
+    if tracking_user_id is None:
+        raise InvalidResponseError("answer has no id", status=answer.status)
+    if not is_valid_id(tracking_user_id):
+        raise InvalidResponseError("answer's id is not 24 lower-case hex", status=answer.status)
+    return str(tracking_user_id)
+
+
+class BreakerState(str, Enum):
+    """States of the :class:`CircuitBreaker`."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    """Skips mints after *threshold* consecutive failures, for *cooldown* seconds.
+
+    After the cool-down one caller is let through as a probe; its outcome
+    closes the breaker or opens it again. Thread-safe; never awaits, so it is
+    task-safe too. State changes are logged once each.
+    """
+
+    def __init__(self, threshold: int, cooldown: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._state = BreakerState.CLOSED
+        self._opened_at = 0.0
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state (an open breaker past its cool-down reads as half-open)."""
+        with self._lock:
+            if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self.cooldown:
+                return BreakerState.HALF_OPEN
+            return self._state
+
+    def allow(self) -> bool:
+        """May a mint be tried now? A True in the half-open state is the one probe."""
+        if self._state is BreakerState.CLOSED:  # the common case, without the lock
+            return True
+        with self._lock:
+            state = cast(BreakerState, self._state)  # re-read under the lock
+            if state is BreakerState.OPEN and self._clock() - self._opened_at >= self.cooldown:
+                self._state = BreakerState.HALF_OPEN
+                return True
+            # Another thread may have closed it since the unlocked read.
+            return state is BreakerState.CLOSED
+
+    def record_success(self) -> None:
+        """A mint succeeded."""
+        with self._lock:
+            self._failures = 0
+            if self._state is not BreakerState.CLOSED:
+                self._state = BreakerState.CLOSED
+                logger.info(BREAKER_CLOSED)
+
+    def record_failure(self) -> None:
+        """A mint failed."""
+        with self._lock:
+            self._failures += 1
+            if self._state is BreakerState.HALF_OPEN or (
+                self._state is BreakerState.CLOSED and self._failures >= self.threshold
+            ):
+                self._state = BreakerState.OPEN
+                self._opened_at = self._clock()
+                logger.warning(BREAKER_OPENED, self._failures, self.cooldown)
+
+
+class _MintCall:
+    """What ``mint`` and ``amint`` share: the breaker, the request and the verdict."""
+
+    def __init__(self, settings: Settings, breaker: CircuitBreaker | None) -> None:
+        self.settings = settings
+        self.url = settings.mint_url
+        self.body = mint_body(settings)
+        self.breaker = breaker or CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown)
+
+    def verdict(self, answer: Answer) -> str | None:
+        """The new id from *answer*, or None after logging why not."""
+        try:
+            tracking_user_id = parse_mint_answer(answer)
+        except HelloRetailError as exc:
+            self.failed(exc)
+            return None
+        self.breaker.record_success()
+        return tracking_user_id
+
+    def failed(self, exc: Exception) -> None:
+        """Log a failed mint once, with its reason, and tell the breaker."""
+        if isinstance(exc, HelloRetailError):
+            logger.warning(MINT_FAILED, exc)
+        else:  # a bug of ours or a library's: keep the traceback
+            logger.warning(MINT_FAILED, f"unexpected {type(exc).__name__}: {exc}", exc_info=exc)
+        self.breaker.record_failure()
+
+
+class Minter(_MintCall):
+    """Mints ids with the blocking transport; one per WSGI middleware instance."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: SyncTransport | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        super().__init__(settings, breaker)
+        self.transport = transport or SyncTransport()
+
+    def mint(self) -> str | None:
+        """A new id, or None (failure logged; breaker open)."""
+        if not self.breaker.allow():
+            return None
+        try:
+            answer = self.transport.post(self.url, self.body, timeout=self.settings.timeout)
+        except Exception as exc:
+            self.failed(exc)
+            return None
+        return self.verdict(answer)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.transport.close()
+
+
+class AsyncMinter(_MintCall):
+    """Mints ids with the non-blocking transport; one per ASGI middleware instance."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: AsyncTransport | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        super().__init__(settings, breaker)
+        self.transport = transport or AsyncTransport()
+
+    async def amint(self) -> str | None:
+        """A new id, or None (failure logged; breaker open)."""
+        if not self.breaker.allow():
+            return None
+        try:
+            answer = await self.transport.post(self.url, self.body, timeout=self.settings.timeout)
+        except Exception as exc:
+            self.failed(exc)
+            return None
+        return self.verdict(answer)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self.transport.aclose()

@@ -1,0 +1,330 @@
+"""The sans-I/O decision: request facts in, a :class:`Visit` out; no sockets here.
+
+Every adapter runs the same three steps around its framework's request:
+
+1. ``visit = policy.begin(facts)``: read the cookies, apply consent, decide.
+2. If ``visit.must_mint``: mint (sync or async, the adapter's one I/O), then
+   ``policy.adopt_minted(visit, new_id_or_none)``. ``resolve(facts, mint)``
+   and ``await aresolve(facts, amint)`` do 1 and 2.
+3. When the response starts: ``policy.patch_headers(visit, headers)`` (or
+   ``cache_headers`` plus ``visit.cookies`` where a framework has its own
+   cookie API) adds the Set-Cookie, Cache-Control and Vary headers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from enum import Enum
+
+from .cookies import CookieWrite, find_cookie, render_set_cookie
+from .facts import RequestFacts
+from .identity import OPT_OUT_ID, is_valid_id
+from .settings import Settings
+
+__all__ = ["Origin", "TrackingPolicy", "Visit", "private_cache_control", "vary_on_cookie"]
+
+logger = logging.getLogger("hr_middleware")
+
+#: Log messages, exported so that tests (ours and yours) can assert them exactly.
+BAD_SIGNATURE = "server cookie %s has no valid signature; treated as absent"
+CONSENT_HOOK_FAILED = "consent hook raised; treating consent as unknown"
+MINT_WHEN_FAILED = "mint_when raised; not minting for this request"
+
+
+class Origin(str, Enum):
+    """Where the id of a visit came from."""
+
+    #: Our server cookie.
+    COOKIE = "cookie"
+    #: Hello Retail's own JavaScript cookie (``hello_retail_id``).
+    SDK_COOKIE = "sdk_cookie"
+    #: Minted from Hello Retail on this request.
+    MINTED = "minted"
+    #: The visitor declined tracking; the id is :data:`OPT_OUT_ID`.
+    OPT_OUT = "opt_out"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Visit:
+    """One request's identity: the id, its origin, and what the response must carry.
+
+    Adapters create it through :meth:`TrackingPolicy.begin`; the app reaches it
+    through :func:`hr_middleware.get_tracking_user` and the consent helpers.
+    """
+
+    __slots__ = (
+        "tracking_user_id",
+        "origin",
+        "must_mint",
+        "minted",
+        "cookies",
+        "accessed",
+        "secure",
+        "request",
+        "mint",
+        "amint",
+    )
+
+    def __init__(self, request: RequestFacts) -> None:
+        #: The visitor's id, :data:`OPT_OUT_ID`, or None.
+        self.tracking_user_id: str | None = None
+        #: Where the id came from; None when there is no id.
+        self.origin: Origin | None = None
+        #: True while a mint is due and has not been done.
+        self.must_mint = False
+        #: True once a mint was attempted for this request (never two).
+        self.minted = False
+        #: Cookies to set or delete on the response, by name.
+        self.cookies: dict[str, CookieWrite] = {}
+        #: True once the app read the id through the library's accessors.
+        self.accessed = False
+        #: Whether written cookies get ``Secure``; resolved when first needed.
+        self.secure: bool | None = None
+        #: The request facts, for hooks that run later (``grant()``).
+        self.request = request
+        #: How this request's adapter mints, for ``grant()`` / ``agrant()``.
+        self.mint: Callable[[], str | None] | None = None
+        self.amint: Callable[[], Awaitable[str | None]] | None = None
+
+    @property
+    def needs_response_patch(self) -> bool:
+        """True when the response start must be rewritten (cookies or Vary)."""
+        return bool(self.cookies) or self.accessed
+
+    def __repr__(self) -> str:
+        return f"<Visit {self.tracking_user_id!r} origin={self.origin!s} cookies={list(self.cookies)}>"
+
+
+def _accept_plain(value: str) -> str | None:
+    return value if is_valid_id(value) else None
+
+
+def _accept_any(value: str) -> str:
+    return value
+
+
+class TrackingPolicy:
+    """The behaviour table of DESIGN.md as code, for one :class:`Settings`."""
+
+    __slots__ = ("settings", "_server_key", "_sdk_key", "_check_consent")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # Precomputed once: find_cookie() looks for "name=" on every request.
+        self._server_key = settings.cookie_name + "="
+        self._sdk_key = settings.sdk_cookie_name + "="
+        self._check_consent = settings.consent is not None or settings.respect_gpc
+
+    # -- request phase ---------------------------------------------------
+
+    def begin(self, request: RequestFacts) -> Visit:
+        """Decide the visit for *request*; the only I/O it may ask for is a mint."""
+        visit = Visit(request)
+        header = request.cookie_header
+        if self._check_consent and not self._consents(request):
+            self._opt_out(visit, header)
+            return visit
+        if not header:
+            self._first_visit(visit)
+            return visit
+        settings = self.settings
+        server, resign = self._read_server_cookie(header)
+        sdk = find_cookie(header, self._sdk_key, _accept_plain)
+        if sdk is not None and (settings.signer is None or settings.trust_sdk_cookie):
+            # The page's JavaScript reports events under the SDK cookie's id, so
+            # it wins; the server cookie follows it.
+            visit.tracking_user_id = sdk
+            visit.origin = Origin.COOKIE if server == sdk else Origin.SDK_COOKIE
+            if server != sdk or resign:
+                self._write(visit, settings.cookie_name, sdk)
+        elif server is not None:
+            visit.tracking_user_id = server
+            visit.origin = Origin.COOKIE
+            if resign:
+                self._write(visit, settings.cookie_name, server)
+            if settings.share_with_sdk and sdk != server:
+                self._write(visit, settings.sdk_cookie_name, server)
+        else:
+            self._first_visit(visit)
+        return visit
+
+    def _read_server_cookie(self, header: str) -> tuple[str | None, bool]:
+        """The server cookie's id (None if absent or invalid) and whether to re-sign it."""
+        signer = self.settings.signer
+        if signer is None:
+            return find_cookie(header, self._server_key, _accept_plain), False
+        found = find_cookie(header, self._server_key, signer.unsign)
+        if found is None:
+            if find_cookie(header, self._server_key, _accept_any) is not None:
+                logger.info(BAD_SIGNATURE, self.settings.cookie_name)
+            return None, False
+        return found
+
+    def resolve(self, request: RequestFacts, mint: Callable[[], str | None]) -> Visit:
+        """:meth:`begin`, then the mint it asks for, with a blocking *mint*."""
+        visit = self.begin(request)
+        visit.mint = mint
+        if visit.must_mint:
+            self.adopt_minted(visit, mint())
+        return visit
+
+    async def aresolve(self, request: RequestFacts, amint: Callable[[], Awaitable[str | None]]) -> Visit:
+        """:meth:`begin`, then the mint it asks for, with an awaitable *amint*."""
+        visit = self.begin(request)
+        visit.amint = amint
+        if visit.must_mint:
+            self.adopt_minted(visit, await amint())
+        return visit
+
+    def _first_visit(self, visit: Visit) -> None:
+        try:
+            visit.must_mint = bool(self.settings.mint_when(visit.request))
+        except Exception:
+            logger.exception(MINT_WHEN_FAILED)
+
+    def adopt_minted(self, visit: Visit, tracking_user_id: str | None) -> None:
+        """Record the outcome of this visit's mint: a new id, or None on failure."""
+        visit.must_mint = False
+        visit.minted = True
+        if tracking_user_id is None or not is_valid_id(tracking_user_id):
+            return
+        visit.tracking_user_id = tracking_user_id
+        visit.origin = Origin.MINTED
+        self._write_both(visit, tracking_user_id)
+
+    # -- consent -------------------------------------------------------------
+
+    def _consents(self, request: RequestFacts) -> bool:
+        settings = self.settings
+        if settings.respect_gpc and request.headers.get("sec-gpc", "").strip() == "1":
+            return False
+        if settings.consent is None:
+            return True
+        try:
+            answer = settings.consent(request)
+        except Exception:
+            logger.exception(CONSENT_HOOK_FAILED)
+            answer = None
+        return settings.consent_unknown if answer is None else bool(answer)
+
+    def _opt_out(self, visit: Visit, header: str) -> None:
+        visit.tracking_user_id = OPT_OUT_ID
+        visit.origin = Origin.OPT_OUT
+        visit.must_mint = False
+        if header:
+            for name in (self.settings.cookie_name, self.settings.sdk_cookie_name):
+                if find_cookie(header, name + "=", _accept_any) is not None:
+                    self._write(visit, name, None)
+
+    def revoke(self, visit: Visit) -> None:
+        """Consent withdrawn during the request: delete both cookies, expose the opt-out id."""
+        visit.tracking_user_id = OPT_OUT_ID
+        visit.origin = Origin.OPT_OUT
+        visit.must_mint = False
+        visit.cookies.clear()
+        self._write(visit, self.settings.cookie_name, None)
+        self._write(visit, self.settings.sdk_cookie_name, None)
+
+    def grant_needs_mint(self, visit: Visit) -> bool:
+        """Consent given during the request. Returns True when a mint is needed.
+
+        A visit that already has a real id keeps it and gets its cookies
+        written; one without an id needs a mint unless this request already
+        tried one.
+        """
+        if visit.tracking_user_id is not None and visit.origin is not Origin.OPT_OUT:
+            self._write_both(visit, visit.tracking_user_id)
+            return False
+        visit.tracking_user_id = None
+        visit.origin = None
+        visit.cookies.clear()
+        return not visit.minted
+
+    # -- response phase ---------------------------------------------------
+
+    def cache_headers(self, visit: Visit, cache_control: str | None, vary: str | None) -> tuple[str | None, str | None]:
+        """New ``Cache-Control`` and ``Vary`` values for the response (None = leave as is).
+
+        A response that sets or deletes an id cookie must not be stored by a
+        shared cache (every later visitor would get the id): it becomes
+        ``private``. A response the app built after reading the id may
+        differ per visitor: it gets ``Vary: Cookie``.
+        """
+        new_cc = private_cache_control(cache_control) if visit.cookies else None
+        new_vary = vary_on_cookie(vary) if visit.cookies or visit.accessed else None
+        return new_cc, new_vary
+
+    def set_cookie_values(self, visit: Visit) -> list[str]:
+        """The ``Set-Cookie`` header values for *visit*."""
+        return [render_set_cookie(self.settings, cookie) for cookie in visit.cookies.values()]
+
+    def patch_headers(self, visit: Visit, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Return *headers* with this visit's Set-Cookie, Cache-Control and Vary applied.
+
+        The app's own headers keep their order and values, except that several
+        ``Cache-Control`` or ``Vary`` lines are merged into one when changed.
+        """
+        if not visit.needs_response_patch:
+            return headers
+        cache_control = _joined(headers, "cache-control")
+        vary = _joined(headers, "vary")
+        new_cc, new_vary = self.cache_headers(visit, cache_control, vary)
+        replaced = {name: value for name, value in (("cache-control", new_cc), ("vary", new_vary)) if value is not None}
+        out = [(k, v) for k, v in headers if k.lower() not in replaced]
+        if new_cc is not None:
+            out.append(("Cache-Control", new_cc))
+        if new_vary is not None:
+            out.append(("Vary", new_vary))
+        out.extend(("Set-Cookie", value) for value in self.set_cookie_values(visit))
+        return out
+
+    # -- cookies ---------------------------------------------------------------
+
+    def _write_both(self, visit: Visit, tracking_user_id: str) -> None:
+        self._write(visit, self.settings.cookie_name, tracking_user_id)
+        if self.settings.share_with_sdk:
+            self._write(visit, self.settings.sdk_cookie_name, tracking_user_id)
+
+    def _write(self, visit: Visit, name: str, tracking_user_id: str | None) -> None:
+        if visit.secure is None:
+            secure = self.settings.secure
+            visit.secure = visit.request.is_secure if secure == "auto" else secure
+        value = tracking_user_id
+        if value is not None and name == self.settings.cookie_name and self.settings.signer is not None:
+            value = self.settings.signer.sign(value)
+        visit.cookies[name] = CookieWrite(name, value, visit.secure)
+
+
+def _joined(headers: list[tuple[str, str]], name: str) -> str | None:
+    values = [v for k, v in headers if k.lower() == name]
+    return ", ".join(values) if values else None
+
+
+def _directives(value: str | None) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else []
+
+
+def private_cache_control(value: str | None) -> str | None:
+    """``Cache-Control`` made safe from shared caches; None if it already is.
+
+    ``private`` or ``no-store`` already present: unchanged (never weakened).
+    ``public`` is replaced by ``private``; other directives are kept.
+    """
+    directives = _directives(value)
+    names = [d.split("=", 1)[0].strip().lower() for d in directives]
+    if "private" in names or "no-store" in names:
+        return None
+    kept = [d for d, name in zip(directives, names, strict=True) if name != "public"]
+    return ", ".join(["private", *kept])
+
+
+def vary_on_cookie(value: str | None) -> str | None:
+    """``Vary`` with ``Cookie`` added; None if it already varies on it (or on ``*``)."""
+    fields = _directives(value)
+    lowered = {f.lower() for f in fields}
+    if "cookie" in lowered or "*" in lowered:
+        return None
+    return ", ".join([*fields, "Cookie"])

@@ -1,0 +1,210 @@
+"""Every option of the middleware, in one frozen object validated once at start-up."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+from urllib.parse import urlsplit
+
+from .facts import RequestFacts, is_page_navigation
+from .identity import CookieSigner
+
+__all__ = ["DEFAULT_API_URL", "ONE_YEAR", "Settings"]
+
+DEFAULT_API_URL = "https://core.helloretail.com"
+ONE_YEAR = 365 * 24 * 60 * 60
+
+# RFC 6265 cookie-name token: printable ASCII except separators.
+_COOKIE_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+MintWhen = Callable[[RequestFacts], bool]
+Consent = Callable[[RequestFacts], Union[bool, None]]
+SecretKey = Union[str, bytes, Sequence[Union[str, bytes]]]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All options of the middleware. Build it once; a bad option raises
+    :class:`ValueError` or :class:`TypeError` naming the option.
+
+    The adapters accept the same names as keyword arguments
+    (``TrackingUserMiddleware(app, website_uuid=..., timeout=0.5)``), Flask
+    reads them from ``app.config["HELLO_RETAIL_<NAME>"]`` and Django from
+    ``settings.HELLO_RETAIL["<NAME>"]``. The README documents each one.
+    """
+
+    #: The shop's Hello Retail website UUID (required).
+    website_uuid: str
+    #: Base URL of Hello Retail's API; point it at the fake server in tests.
+    api_url: str = DEFAULT_API_URL
+    #: Total time budget of one mint, in seconds (connect, send, wait, read).
+    timeout: float = 1.0
+    #: The server cookie this middleware keeps.
+    cookie_name: str = "helloRetailTrackingUserId"
+    #: The cookie Hello Retail's own JavaScript keeps; read, and written when sharing.
+    sdk_cookie_name: str = "hello_retail_id"
+    #: Also write the SDK cookie so Hello Retail's JavaScript reuses the server's id.
+    share_with_sdk: bool = True
+    #: Cookie lifetime in seconds.
+    max_age: int = ONE_YEAR
+    #: Cookie ``Path``.
+    path: str = "/"
+    #: Cookie ``Domain``; ``None`` makes it a host-only cookie.
+    domain: str | None = None
+    #: ``"auto"``: ``Secure`` when the request came over https; or always/never.
+    secure: bool | Literal["auto"] = "auto"
+    #: Cookie ``SameSite``: ``"Lax"``, ``"Strict"``, ``"None"`` or ``None`` (omit).
+    samesite: Literal["Lax", "Strict", "None"] | None = "Lax"
+    #: Cookie ``HttpOnly``; off so the page's JavaScript can read the id.
+    httponly: bool = False
+    #: Which id-less requests mint a new id.
+    mint_when: MintWhen = is_page_navigation
+    #: Consent hook: True (allowed), False (declined), None (unknown); None = no hook.
+    consent: Consent | None = None
+    #: What an unknown consent (the hook returned None) counts as.
+    consent_unknown: bool = False
+    #: Treat ``Sec-GPC: 1`` as declined.
+    respect_gpc: bool = False
+    #: Sign the server cookie; a list rotates keys (the first signs, all verify).
+    secret_key: SecretKey | None = None
+    #: With a secret key, whether an id from the (unsigned) SDK cookie is adopted.
+    trust_sdk_cookie: bool = True
+    #: Consecutive failed mints that open the circuit breaker.
+    breaker_threshold: int = 5
+    #: Seconds the breaker stays open before one probe mint is allowed.
+    breaker_cooldown: float = 30.0
+    #: How many ids to keep minted ahead of need (0 = off).
+    prefetch: int = 0
+    #: Seconds a prefetched id may wait before it is discarded.
+    prefetch_max_age: float = 600.0
+
+    signer: CookieSigner | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_str("website_uuid", self.website_uuid)
+        try:
+            uuid.UUID(self.website_uuid)
+        except ValueError:
+            raise ValueError(
+                f"website_uuid: {self.website_uuid!r} is not a UUID "
+                "(find it in Hello Retail's dashboard under Settings > Website)"
+            ) from None
+        _check_str("api_url", self.api_url)
+        parts = urlsplit(self.api_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"api_url: {self.api_url!r} is not an http(s) URL")
+        object.__setattr__(self, "api_url", self.api_url.rstrip("/"))
+        _check_number("timeout", self.timeout, low=0.001, high=60)
+        for name in ("cookie_name", "sdk_cookie_name"):
+            value = getattr(self, name)
+            _check_str(name, value)
+            if not _COOKIE_NAME_RE.fullmatch(value):
+                raise ValueError(f"{name}: {value!r} is not a valid cookie name")
+        if self.cookie_name == self.sdk_cookie_name:
+            raise ValueError("cookie_name and sdk_cookie_name must differ")
+        for name in ("share_with_sdk", "httponly", "consent_unknown", "respect_gpc", "trust_sdk_cookie"):
+            _check_bool(name, getattr(self, name))
+        _check_int("max_age", self.max_age, low=1)
+        _check_str("path", self.path)
+        if not self.path.startswith("/") or any(c in self.path for c in ";\r\n"):
+            raise ValueError(f"path: {self.path!r} must start with '/' and hold no ';'")
+        if self.domain is not None:
+            _check_str("domain", self.domain)
+            if not self.domain or any(c in self.domain for c in "; \r\n/"):
+                raise ValueError(f"domain: {self.domain!r} is not a cookie domain")
+        if self.secure != "auto" and not isinstance(self.secure, bool):
+            raise TypeError(f"secure: expected 'auto', True or False, got {self.secure!r}")
+        if self.samesite not in ("Lax", "Strict", "None", None):
+            raise ValueError(f"samesite: expected 'Lax', 'Strict', 'None' or None, got {self.samesite!r}")
+        if self.samesite == "None" and self.secure is False:
+            raise ValueError("samesite: 'None' needs secure=True or 'auto' (browsers drop it otherwise)")
+        if not callable(self.mint_when):
+            raise TypeError(f"mint_when: expected a callable, got {self.mint_when!r}")
+        if self.consent is not None and not callable(self.consent):
+            raise TypeError(f"consent: expected a callable or None, got {self.consent!r}")
+        _check_int("breaker_threshold", self.breaker_threshold, low=1)
+        _check_number("breaker_cooldown", self.breaker_cooldown, low=0, high=86_400)
+        _check_int("prefetch", self.prefetch, low=0, high=10_000)
+        _check_number("prefetch_max_age", self.prefetch_max_age, low=1, high=86_400)
+        object.__setattr__(self, "signer", self._make_signer())
+
+    def _make_signer(self) -> CookieSigner | None:
+        if self.secret_key is None:
+            return None
+        keys: Sequence[object]
+        if isinstance(self.secret_key, (str, bytes)):
+            keys = [self.secret_key]
+        elif isinstance(self.secret_key, Sequence) and self.secret_key:
+            keys = self.secret_key
+        else:
+            raise TypeError("secret_key: expected a string, bytes or a non-empty list of them")
+        checked: list[str | bytes] = []
+        for key in keys:
+            if not isinstance(key, (str, bytes)) or len(key) < 16:
+                raise ValueError("secret_key: every key must be a string or bytes of 16+ characters")
+            checked.append(key)
+        return CookieSigner(checked, self.max_age)
+
+    @property
+    def mint_url(self) -> str:
+        """The URL a new id is minted at."""
+        return self.api_url + "/serve/trackingUser"
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with *changes* applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The names of every option, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.init)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, prefix: str = "", **overrides: Any) -> Settings:
+        """Build settings from upper-case keys, e.g. Flask's ``HELLO_RETAIL_TIMEOUT``.
+
+        Keys of *config* that start with *prefix* name options (``prefix +
+        NAME.upper()``); an unknown one raises :class:`ValueError` so a typo
+        does not go unnoticed. *overrides* (lower-case names) win over *config*.
+        """
+        known = {name.upper(): name for name in cls.option_names()}
+        options: dict[str, Any] = {}
+        for key, value in config.items():
+            if not isinstance(key, str) or not key.startswith(prefix):
+                continue
+            name = known.get(key[len(prefix) :])
+            if name is None:
+                raise ValueError(f"{key}: unknown Hello Retail option (known: {', '.join(known)})")
+            options[name] = value
+        options.update(overrides)
+        if "website_uuid" not in options:
+            raise ValueError(f"{prefix}WEBSITE_UUID: required, the shop's Hello Retail website UUID")
+        return cls(**options)
+
+
+def _check_str(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected a string, got {type(value).__name__}")
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+
+
+def _check_int(name: str, value: object, *, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name}: {value} is out of range [{low}, {high if high is not None else '...'}]")
+
+
+def _check_number(name: str, value: object, *, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number of seconds, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name}: {value} is out of range [{low}, {high}]")

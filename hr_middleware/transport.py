@@ -1,0 +1,188 @@
+"""HTTP to Hello Retail: a sync transport (requests) and an async one (httpx).
+
+Both POST a JSON body over a pooled keep-alive connection set (one per
+transport instance), hold a *total* time budget per call (connect, send, wait
+and read together, even when the server drips the body), cap the size of the
+answer they read, and report every failure as a :mod:`hr_middleware.errors`
+exception. They keep no cookies: an answer's Set-Cookie must never be replayed
+for another visitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import TYPE_CHECKING, NamedTuple
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from .errors import InvalidResponseError, RequestTimeoutError, TransportError
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["MAX_RESPONSE_BYTES", "Answer", "AsyncTransport", "SyncTransport"]
+
+#: Answers larger than this are refused (a mint answer is about 50 bytes; a
+#: page of search results with many fields is a few hundred KiB).
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+class Answer(NamedTuple):
+    """An HTTP answer, read in full."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+def _no_cookies() -> CookieJar:
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+class SyncTransport:
+    """Blocking POSTs with requests: a pooled ``Session``, safe to share between threads."""
+
+    def __init__(self, *, pool_size: int = 10, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        session = requests.Session()
+        session.cookies = _no_cookies()  # type: ignore[assignment]
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self._session = session
+
+    def post(self, url: str, body: bytes, *, timeout: float) -> Answer:
+        """POST *body* as JSON to *url*; the whole exchange takes at most *timeout* seconds."""
+        deadline = time.monotonic() + timeout
+        try:
+            # Timeout(total=...) makes the wait for the status line use what is
+            # left after connecting, not a fresh budget.
+            response = self._session.post(
+                url,
+                data=body,
+                headers=_JSON_HEADERS,
+                timeout=urllib3.Timeout(total=timeout),  # type: ignore[arg-type]
+                stream=True,
+                allow_redirects=False,
+            )
+        except requests.Timeout as exc:
+            raise RequestTimeoutError(f"no answer within {timeout:g}s") from exc
+        except requests.RequestException as exc:
+            raise TransportError(_describe(exc)) from exc
+        try:
+            content = self._read_body(response.raw, deadline, timeout)
+        finally:
+            response.close()
+        return Answer(response.status_code, response.headers.get("Content-Type", ""), content)
+
+    def _read_body(self, raw: urllib3.BaseHTTPResponse, deadline: float, timeout: float) -> bytes:
+        # Every socket read gets only the time left, so a body dripped one byte
+        # at a time still ends at the deadline.
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RequestTimeoutError(f"answer not read within {timeout:g}s")
+                if sock is not None:
+                    sock.settimeout(remaining)
+                chunk = raw.read1(65536)
+                if not chunk:
+                    return b"".join(chunks)
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise InvalidResponseError(f"answer larger than {self.max_bytes} bytes")
+                chunks.append(chunk)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise RequestTimeoutError(f"answer not read within {timeout:g}s") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TransportError(_describe(exc)) from exc
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._session.close()
+
+
+class AsyncTransport:
+    """Non-blocking POSTs with httpx: a pooled ``AsyncClient`` per event loop."""
+
+    def __init__(self, *, pool_size: int = 100, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
+        import httpx  # the [asgi] extra; imported here so the core works without it
+
+        self._httpx = httpx
+        self.max_bytes = max_bytes
+        self._pool_size = pool_size
+        self._client: httpx.AsyncClient | None = None
+        self._loop: object = None
+
+    def _client_for_loop(self) -> httpx.AsyncClient:
+        # A pooled connection belongs to the loop that opened it; a second loop
+        # (a test runner's, a worker restarted in-process) gets its own client.
+        try:
+            loop: object = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - trio: one client
+            loop = None
+        if self._client is None or self._loop is not loop:
+            httpx = self._httpx
+            self._client = httpx.AsyncClient(
+                cookies=httpx.Cookies(_no_cookies()),
+                follow_redirects=False,
+                limits=httpx.Limits(
+                    max_connections=self._pool_size,
+                    max_keepalive_connections=min(self._pool_size, 20),
+                ),
+            )
+            self._loop = loop
+        return self._client
+
+    async def post(self, url: str, body: bytes, *, timeout: float) -> Answer:
+        """POST *body* as JSON to *url*; the whole exchange takes at most *timeout* seconds."""
+        httpx = self._httpx
+        client = self._client_for_loop()
+        try:
+            # wait_for bounds the whole exchange; httpx's own timeout bounds
+            # each phase and is only the second line of defence.
+            return await asyncio.wait_for(self._exchange(client, url, body, timeout), timeout)
+        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+            raise RequestTimeoutError(f"no answer within {timeout:g}s") from exc
+        except httpx.HTTPError as exc:
+            raise TransportError(_describe(exc)) from exc
+        except OSError as exc:  # pragma: no cover - httpx maps these; defensive
+            raise TransportError(_describe(exc)) from exc
+
+    async def _exchange(self, client: httpx.AsyncClient, url: str, body: bytes, timeout: float) -> Answer:
+        async with client.stream("POST", url, content=body, headers=_JSON_HEADERS, timeout=timeout) as response:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise InvalidResponseError(f"answer larger than {self.max_bytes} bytes")
+                chunks.append(chunk)
+            return Answer(response.status_code, response.headers.get("content-type", ""), b"".join(chunks))
+
+    async def aclose(self) -> None:
+        """Close the pooled connections of the current loop's client."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason for the log: the innermost cause's type and message."""
+    inner: BaseException = exc
+    for _ in range(10):  # bounded: a context chain may loop
+        nxt = inner.__cause__ or inner.__context__
+        if nxt is None:
+            break
+        inner = nxt
+    text = str(inner).strip() or str(exc).strip()
+    return f"{type(inner).__name__}: {text}"[:300]

@@ -1,0 +1,43 @@
+"""Shared fixtures: the fake Hello Retail comes from our own pytest plugin."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from hr_middleware.testing import FakeHelloRetail
+
+from .drivers import DRIVERS
+
+ALL_ADAPTERS = list(DRIVERS)
+
+
+@pytest.fixture
+def make_driver(fake_hello_retail: FakeHelloRetail) -> Iterator[Callable[..., Any]]:
+    """``make_driver(adapter, **options)``: that adapter's test app, pointed at the fake."""
+    made: list[Any] = []
+
+    def make(adapter: str, **options: Any) -> Any:
+        driver = DRIVERS[adapter](fake_hello_retail.settings(**options))
+        made.append(driver)
+        return driver
+
+    yield make
+    for driver in made:
+        driver.close()
+
+
+@pytest.fixture(params=ALL_ADAPTERS)
+def adapter(request: pytest.FixtureRequest) -> str:
+    """Every adapter in turn."""
+    return str(request.param)
+
+
+@pytest.fixture
+def hr_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Captured records of the ``hr_middleware`` logger (DEBUG and up)."""
+    caplog.set_level(logging.DEBUG, logger="hr_middleware")
+    return caplog

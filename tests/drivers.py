@@ -1,0 +1,223 @@
+"""One test app per adapter, driven through its framework's own test client.
+
+Every driver serves the same endpoints, so one behaviour table runs against
+all of them:
+
+``/``            an HTML page; the JSON body says which id the app saw
+``/asset.png``   the same handler, reached the way a browser loads an image
+``/headers``     answers with the Cache-Control/Vary given in the query string
+``/silent``      does not read the id at all
+
+A driver's ``get`` returns a :class:`Result` whatever the adapter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+import hr_middleware
+from hr_middleware.settings import Settings
+from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
+
+CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
+
+#: What a browser sends when the visitor opens a page.
+PAGE = {
+    "User-Agent": CHROME_UA,
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Sec-Fetch-Dest": "document",
+    "Sec-Fetch-Mode": "navigate",
+}
+#: What a browser sends for an image on that page.
+ASSET = {"User-Agent": CHROME_UA, "Accept": "image/avif,image/webp,*/*", "Sec-Fetch-Dest": "image"}
+#: A fetch() from the page's JavaScript.
+XHR = {"User-Agent": CHROME_UA, "Accept": "application/json", "Sec-Fetch-Dest": "empty"}
+#: A crawler.
+BOT = {"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "Accept": "text/html"}
+
+
+@dataclass
+class SetCookie:
+    """One parsed Set-Cookie header."""
+
+    name: str
+    value: str
+    attributes: dict[str, str]
+    raw: str
+
+    @property
+    def deleted(self) -> bool:
+        return self.attributes.get("max-age") == "0"
+
+
+@dataclass
+class Result:
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]]
+    set_cookies: dict[str, SetCookie] = field(default_factory=dict)
+
+    @property
+    def seen(self) -> dict[str, Any]:
+        """What the app saw (the JSON the test endpoints answer)."""
+        return json.loads(self.body)  # type: ignore[no-any-return]
+
+    @property
+    def app_id(self) -> str | None:
+        return self.seen["id"]  # type: ignore[no-any-return]
+
+    def header(self, name: str) -> str | None:
+        values = [v for k, v in self.headers if k.lower() == name.lower()]
+        return ", ".join(values) if values else None
+
+    def header_lines(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+
+def parse_set_cookie(raw: str) -> SetCookie:
+    first, *rest = raw.split(";")
+    name, _, value = first.strip().partition("=")
+    attributes: dict[str, str] = {}
+    for part in rest:
+        key, _, val = part.strip().partition("=")
+        attributes[key.lower()] = val
+    return SetCookie(name, value, attributes, raw)
+
+
+def make_result(status: int, body: bytes, headers: list[tuple[str, str]]) -> Result:
+    result = Result(status, body, headers)
+    for value in result.header_lines("set-cookie"):
+        cookie = parse_set_cookie(value)
+        result.set_cookies[cookie.name] = cookie
+    return result
+
+
+def cookie_header(cookies: Mapping[str, str] | str | None) -> str | None:
+    if cookies is None or isinstance(cookies, str):
+        return cookies
+    return "; ".join(f"{k}={v}" for k, v in cookies.items())
+
+
+def seen_now(native_id: Any) -> dict[str, Any]:
+    """The body every test endpoint answers: what the app sees of the id."""
+    user = hr_middleware.get_tracking_user()
+    return {
+        "id": hr_middleware.get_tracking_user_id(),
+        "native": native_id,
+        "origin": None if user.origin is None else str(user.origin),
+    }
+
+
+def header_query(query: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``/headers?cc=...&vary=...&set_cookie=...`` -> the headers the app answers with."""
+    out = []
+    if "cc" in query:
+        out.append(("Cache-Control", query["cc"]))
+    if "vary" in query:
+        out.append(("Vary", query["vary"]))
+    if "set_cookie" in query:
+        out.append(("Set-Cookie", query["set_cookie"]))
+    return out
+
+
+# -- WSGI ---------------------------------------------------------------------------
+
+
+def plain_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """A bare PEP 3333 app serving the test endpoints."""
+    from urllib.parse import parse_qsl
+
+    path = environ["PATH_INFO"]
+    query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+    headers = [("Content-Type", "application/json")]
+    if path == "/silent":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"silent"]
+    if path == "/headers":
+        headers += header_query(query)
+    body = json.dumps(seen_now(environ.get(ENVIRON_KEY, "missing"))).encode()
+    start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class WSGIDriver:
+    name = "wsgi"
+
+    def __init__(self, settings: Settings, app: Callable[..., Any] = plain_wsgi_app) -> None:
+        self.middleware = TrackingUserMiddleware(app, settings=settings)
+        self.app: Callable[..., Any] = self.middleware
+
+    def get(
+        self,
+        path: str = "/",
+        *,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | str | None = None,
+        method: str = "GET",
+        scheme: str = "http",
+    ) -> Result:
+        builder = EnvironBuilder(path, method=method, headers=dict(headers if headers is not None else PAGE))
+        builder.base_url = f"{scheme}://shop.test/"
+        environ = builder.get_environ()
+        cookie = cookie_header(cookies)
+        if cookie is not None:
+            # Set on the environ directly: werkzeug's client refuses some of the
+            # hostile values the tests send.
+            environ["HTTP_COOKIE"] = cookie
+        app_iter, status, response_headers = run_wsgi_app(self.app, environ)
+        try:
+            body = b"".join(app_iter)
+        finally:
+            close = getattr(app_iter, "close", None)
+            if close is not None:
+                close()
+        return make_result(int(status.split()[0]), body, list(response_headers.items()))
+
+    def close(self) -> None:
+        self.middleware.close()
+
+
+class FlaskDriver(WSGIDriver):
+    name = "flask"
+
+    def __init__(self, settings: Settings) -> None:
+        from flask import Flask, Response, request
+
+        from hr_middleware.flask import HelloRetail
+
+        app = Flask("flask_driver")
+        options = {f.upper(): getattr(settings, f) for f in Settings.option_names()}
+        app.config.update({"HELLO_RETAIL_" + k: v for k, v in options.items()})
+        HelloRetail(app)
+
+        @app.route("/", methods=["GET", "POST", "HEAD"])
+        @app.route("/asset.png")
+        def index() -> dict[str, Any]:
+            return seen_now(request.environ.get(ENVIRON_KEY, "missing"))
+
+        @app.get("/silent")
+        def silent() -> str:
+            return "silent"
+
+        @app.get("/headers")
+        def with_headers() -> Response:
+            response = app.json.response(seen_now(request.environ.get(ENVIRON_KEY, "missing")))
+            for key, value in header_query(request.args):
+                response.headers.add(key, value)
+            return response
+
+        self.middleware = HelloRetail.middleware(app)
+        self.app = app
+
+
+DRIVERS: dict[str, Callable[[Settings], Any]] = {"wsgi": WSGIDriver, "flask": FlaskDriver}
+
+
+def drivers(settings: Settings, names: list[str]) -> Iterator[Any]:
+    for name in names:
+        yield DRIVERS[name](settings)

@@ -20,8 +20,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check hr_middleware tests examples bench
-	$(BIN)/ruff format --check hr_middleware tests examples bench
+	$(BIN)/ruff check hr_middleware tests examples bench .ci
+	$(BIN)/ruff format --check hr_middleware tests examples bench .ci
 	$(BIN)/mypy --strict hr_middleware
 
 demo: $(STAMP)

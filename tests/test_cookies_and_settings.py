@@ -1,0 +1,145 @@
+"""Reading ids out of Cookie headers, what a valid id is, and settings validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hr_middleware import OPT_OUT_ID, Settings, is_valid_id
+from hr_middleware.cookies import find_cookie
+
+A = "62a0317d17698aa57d369db9"
+KEY = "helloRetailTrackingUserId="
+
+
+def accept(value: str) -> str | None:
+    return value if is_valid_id(value) else None
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param(f"{KEY}{A}", A, id="alone"),
+        pytest.param(f"a=1; {KEY}{A}; b=2", A, id="middle"),
+        pytest.param(f"a=1;{KEY}{A}", A, id="no-space"),
+        pytest.param(f"a=1;   \t{KEY}{A}  ;b", A, id="extra-whitespace"),
+        pytest.param(f'{KEY}"{A}"', A, id="quoted"),
+        pytest.param(f"{KEY}bad; {KEY}{A}", A, id="first-invalid-second-valid"),
+        pytest.param(f"{KEY}{A.upper()}", None, id="upper-case"),
+        pytest.param(f"x{KEY}{A}", None, id="longer-name"),
+        pytest.param(f"a=x {KEY}{A}", None, id="inside-a-value-after-space"),
+        pytest.param(f"a={KEY}{A}", None, id="inside-a-value"),
+        pytest.param(f"{KEY}{A}x", None, id="trailing-garbage"),
+        pytest.param(f"{KEY}", None, id="empty"),
+        pytest.param(f"{KEY}{OPT_OUT_ID}", None, id="opt-out-sentinel"),
+        pytest.param("", None, id="no-header"),
+        pytest.param(";;;;", None, id="separators"),
+        pytest.param(f'{KEY}"{A}', None, id="unbalanced-quote"),
+    ],
+)
+def test_find_cookie(header: str, expected: str | None) -> None:
+    assert find_cookie(header, KEY, accept) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        (A, True),
+        ("0123456789abcdef01234567", True),
+        (OPT_OUT_ID, False),
+        (A.upper(), False),
+        (A[:-1], False),
+        (A + "a", False),
+        (" " + A[1:], False),
+        (A[:-1] + "\n", False),
+        ("g" * 24, False),
+        (b"62a0317d17698aa57d369db9", False),
+        (None, False),
+        (12345, False),
+        ("\uff16" * 24, False),  # full-width digits are not hex
+    ],
+)
+def test_is_valid_id(value: Any, valid: bool) -> None:
+    assert is_valid_id(value) is valid
+
+
+UUID = "00000000-0000-4000-8000-000000000001"
+
+
+def test_defaults() -> None:
+    settings = Settings(website_uuid=UUID)
+
+    assert settings.api_url == "https://core.helloretail.com"
+    assert settings.mint_url == "https://core.helloretail.com/serve/trackingUser"
+    assert settings.timeout == 1.0
+    assert settings.cookie_name == "helloRetailTrackingUserId"
+    assert settings.sdk_cookie_name == "hello_retail_id"
+    assert settings.share_with_sdk is True
+    assert settings.max_age == 365 * 24 * 3600
+    assert (settings.path, settings.domain, settings.secure, settings.samesite) == ("/", None, "auto", "Lax")
+    assert settings.httponly is False
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "names"),
+    [
+        pytest.param({"website_uuid": "shop"}, ValueError, "website_uuid", id="uuid-malformed"),
+        pytest.param({"website_uuid": 7}, TypeError, "website_uuid", id="uuid-type"),
+        pytest.param({"api_url": "core.helloretail.com"}, ValueError, "api_url", id="url-no-scheme"),
+        pytest.param({"api_url": "ftp://x"}, ValueError, "api_url", id="url-scheme"),
+        pytest.param({"timeout": 0}, ValueError, "timeout", id="timeout-zero"),
+        pytest.param({"timeout": "1"}, TypeError, "timeout", id="timeout-str"),
+        pytest.param({"timeout": True}, TypeError, "timeout", id="timeout-bool"),
+        pytest.param({"cookie_name": "a b"}, ValueError, "cookie_name", id="cookie-name-space"),
+        pytest.param({"sdk_cookie_name": "a;b"}, ValueError, "sdk_cookie_name", id="sdk-name"),
+        pytest.param({"sdk_cookie_name": "helloRetailTrackingUserId"}, ValueError, "sdk_cookie_name", id="same-names"),
+        pytest.param({"share_with_sdk": "yes"}, TypeError, "share_with_sdk", id="share-type"),
+        pytest.param({"max_age": -1}, ValueError, "max_age", id="max-age"),
+        pytest.param({"path": "shop"}, ValueError, "path", id="path"),
+        pytest.param({"domain": "a;b"}, ValueError, "domain", id="domain"),
+        pytest.param({"secure": "yes"}, TypeError, "secure", id="secure"),
+        pytest.param({"samesite": "lax"}, ValueError, "samesite", id="samesite-case"),
+        pytest.param({"samesite": "None", "secure": False}, ValueError, "samesite", id="samesite-none-insecure"),
+        pytest.param({"mint_when": "always"}, TypeError, "mint_when", id="mint-when"),
+        pytest.param({"consent": True}, TypeError, "consent", id="consent"),
+        pytest.param({"secret_key": "short"}, ValueError, "secret_key", id="secret-short"),
+        pytest.param({"secret_key": []}, TypeError, "secret_key", id="secret-empty"),
+        pytest.param({"breaker_threshold": 0}, ValueError, "breaker_threshold", id="breaker"),
+        pytest.param({"prefetch": -1}, ValueError, "prefetch", id="prefetch"),
+    ],
+)
+def test_bad_options_name_the_option(options: dict[str, Any], error: type[Exception], names: str) -> None:
+    options.setdefault("website_uuid", UUID)
+    with pytest.raises(error, match=names):
+        Settings(**options)
+
+
+def test_unknown_option_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="timeuot"):
+        Settings(website_uuid=UUID, timeuot=1)  # type: ignore[call-arg]
+
+
+def test_from_config_reads_prefixed_keys_and_rejects_unknown_ones() -> None:
+    config = {"HELLO_RETAIL_WEBSITE_UUID": UUID, "HELLO_RETAIL_TIMEOUT": 0.5, "SECRET_KEY": "not ours"}
+
+    settings = Settings.from_config(config, prefix="HELLO_RETAIL_", api_url="http://127.0.0.1:9")
+
+    assert (settings.timeout, settings.api_url) == (0.5, "http://127.0.0.1:9")
+    with pytest.raises(ValueError, match="HELLO_RETAIL_TIMEUOT: unknown"):
+        Settings.from_config({**config, "HELLO_RETAIL_TIMEUOT": 1}, prefix="HELLO_RETAIL_")
+    with pytest.raises(ValueError, match="HELLO_RETAIL_WEBSITE_UUID: required"):
+        Settings.from_config({}, prefix="HELLO_RETAIL_")
+
+
+def test_api_url_trailing_slash_is_dropped() -> None:
+    assert Settings(website_uuid=UUID, api_url="http://127.0.0.1:8080/").mint_url == (
+        "http://127.0.0.1:8080/serve/trackingUser"
+    )
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings(website_uuid=UUID)
+    with pytest.raises(AttributeError):
+        settings.timeout = 3  # type: ignore[misc]
+    assert settings.replace(timeout=3).timeout == 3

@@ -1,0 +1,117 @@
+"""The Flask extension: configuration, init_app, accessors, templates."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask, render_template_string, request
+
+from hr_middleware import Settings, get_tracking_user_id, is_valid_id
+from hr_middleware.flask import HelloRetail
+from hr_middleware.testing import FakeHelloRetail
+from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
+
+from .drivers import PAGE
+
+
+def make_app(fake: FakeHelloRetail, **config: object) -> Flask:
+    app = Flask(__name__)
+    app.config.update(HELLO_RETAIL_WEBSITE_UUID=fake.website_uuid, HELLO_RETAIL_API_URL=fake.url, **config)
+
+    @app.get("/")
+    def index() -> dict[str, object]:
+        return {"id": get_tracking_user_id(), "environ": request.environ[ENVIRON_KEY]}
+
+    @app.get("/template")
+    def template() -> str:
+        return render_template_string("id={{ get_tracking_user_id() }}")
+
+    return app
+
+
+def test_one_line_setup_reads_app_config(fake_hello_retail: FakeHelloRetail) -> None:
+    app = make_app(fake_hello_retail, HELLO_RETAIL_TIMEOUT=0.5, HELLO_RETAIL_SHARE_WITH_SDK=False)
+    HelloRetail(app)
+
+    response = app.test_client().get("/", headers=PAGE)
+
+    assert response.json is not None
+    assert is_valid_id(response.json["id"])
+    assert response.json["environ"] == response.json["id"]
+    assert [c.split("=")[0] for c in response.headers.getlist("Set-Cookie")] == ["helloRetailTrackingUserId"]
+    settings = HelloRetail.settings(app)
+    assert (settings.timeout, settings.share_with_sdk) == (0.5, False)
+
+
+def test_application_factory_with_init_app(fake_hello_retail: FakeHelloRetail) -> None:
+    hello_retail = HelloRetail(timeout=0.25)
+    apps = [make_app(fake_hello_retail), make_app(fake_hello_retail, HELLO_RETAIL_COOKIE_NAME="hrid")]
+    for app in apps:
+        hello_retail.init_app(app)
+
+    assert isinstance(HelloRetail.middleware(apps[0]), TrackingUserMiddleware)
+    with apps[1].app_context():
+        assert HelloRetail.settings().cookie_name == "hrid"
+        assert HelloRetail.settings().timeout == 0.25  # keyword arguments win over config
+    cookie_names = [c.split("=")[0] for c in apps[1].test_client().get("/", headers=PAGE).headers.getlist("Set-Cookie")]
+    assert cookie_names == ["hrid", "hello_retail_id"]
+
+
+def test_returning_visitor_keeps_one_id_across_visits(fake_hello_retail: FakeHelloRetail) -> None:
+    app = make_app(fake_hello_retail)
+    HelloRetail(app)
+    client = app.test_client()  # keeps cookies like a browser
+
+    ids = {client.get("/", headers=PAGE).json["id"] for _ in range(4)}  # type: ignore[index]
+
+    assert len(ids) == 1
+    assert fake_hello_retail.mint_count == 1
+
+
+def test_id_in_templates(fake_hello_retail: FakeHelloRetail) -> None:
+    app = make_app(fake_hello_retail)
+    HelloRetail(app)
+
+    body = app.test_client().get("/template", headers=PAGE).get_data(as_text=True)
+
+    assert body == f"id={fake_hello_retail.minted[0]}"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        pytest.param({}, "HELLO_RETAIL_WEBSITE_UUID: required", id="missing-uuid"),
+        pytest.param({"HELLO_RETAIL_WEBSITE_UUID": "shop"}, "website_uuid", id="bad-uuid"),
+        pytest.param(
+            {"HELLO_RETAIL_WEBSITE_UUID": "00000000-0000-4000-8000-000000000001", "HELLO_RETAIL_TIMOUT": 1},
+            "HELLO_RETAIL_TIMOUT: unknown",
+            id="typo",
+        ),
+    ],
+)
+def test_misconfiguration_fails_at_init_app(config: dict[str, object], message: str) -> None:
+    app = Flask(__name__)
+    app.config.update(config)
+
+    with pytest.raises(ValueError, match=message):
+        HelloRetail(app)
+
+
+def test_accessor_without_extension_says_so() -> None:
+    with pytest.raises(RuntimeError, match="not initialised"):
+        HelloRetail.settings(Flask(__name__))
+
+
+def test_native_request_for_hooks_is_a_flask_request(fake_hello_retail: FakeHelloRetail) -> None:
+    seen: list[object] = []
+
+    def mint_when(facts: object) -> bool:
+        seen.append(facts.native)  # type: ignore[attr-defined]
+        return True
+
+    app = make_app(fake_hello_retail)
+    HelloRetail(app, mint_when=mint_when)
+    app.test_client().get("/?q=shoes", headers=PAGE)
+
+    assert isinstance(seen[0], app.request_class)
+    assert seen[0].args["q"] == "shoes"  # type: ignore[attr-defined]
+    assert isinstance(HelloRetail.settings(app), Settings)

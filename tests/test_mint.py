@@ -1,0 +1,183 @@
+"""The mint call against the fake Hello Retail: outcomes, reasons, time budget, pooling, threads."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from hr_middleware import is_valid_id
+from hr_middleware.mint import MINT_FAILED, AsyncMinter, Minter
+from hr_middleware.testing import FakeHelloRetail, Mode
+
+
+def run_sync(minter: Minter) -> str | None:
+    return minter.mint()
+
+
+def run_async(minter: AsyncMinter) -> str | None:
+    async def go() -> str | None:
+        try:
+            return await minter.amint()
+        finally:
+            await minter.aclose()
+
+    return anyio.run(go)
+
+
+# Both transports, one table: (factory, runner)
+FLAVOURS = {
+    "sync": (Minter, run_sync),
+    "async": (AsyncMinter, run_async),
+}
+
+
+@pytest.fixture(params=list(FLAVOURS))
+def mint(request: pytest.FixtureRequest, fake_hello_retail: FakeHelloRetail) -> Callable[..., str | None]:
+    factory, runner = FLAVOURS[request.param]
+
+    def call(**options: Any) -> str | None:
+        return runner(factory(fake_hello_retail.settings(**options)))
+
+    return call
+
+
+def test_success_returns_the_minted_id(mint: Callable[..., str | None], fake_hello_retail: FakeHelloRetail) -> None:
+    tracking_user_id = mint()
+
+    assert is_valid_id(tracking_user_id)
+    assert fake_hello_retail.minted == [tracking_user_id]
+
+
+REASONS = [
+    pytest.param(Mode.SERVER_ERROR, "Hello Retail answered HTTP 500", id="500"),
+    pytest.param(Mode.BAD_REQUEST, "Hello Retail answered HTTP 400", id="400"),
+    pytest.param(Mode.NOT_JSON, "answer is not JSON", id="not-json"),
+    pytest.param(Mode.NO_ID, "answer has no id", id="no-id"),
+    pytest.param(Mode.INVALID_ID, "answer's id is not 24 lower-case hex", id="invalid-id"),
+    pytest.param(Mode.SUCCESS_FALSE, "answer says success: false", id="success-false"),
+    pytest.param(Mode.HUGE, "answer larger than", id="huge"),
+    pytest.param(Mode.HANG, "within 0.3s", id="hang"),
+    pytest.param(Mode.DRIP, "within 0.3s", id="drip"),
+    pytest.param(Mode.DROP, "", id="drop"),  # the wording is the transport's
+    pytest.param(Mode.RESET, "", id="reset"),
+]
+
+
+@pytest.mark.parametrize(("mode", "reason"), REASONS)
+def test_failure_is_none_and_one_warning_with_the_reason(
+    mint: Callable[..., str | None],
+    fake_hello_retail: FakeHelloRetail,
+    hr_log: pytest.LogCaptureFixture,
+    mode: Mode,
+    reason: str,
+) -> None:
+    fake_hello_retail.mode = mode
+
+    assert mint(timeout=0.3) is None
+
+    (record,) = hr_log.records
+    assert record.levelname == "WARNING"
+    assert record.msg == MINT_FAILED
+    assert reason in record.getMessage()
+    assert not record.getMessage().startswith("Hello Retail mint failed ()")
+    assert "<script>" not in record.getMessage()
+
+
+@pytest.mark.parametrize("mode", [Mode.HANG, Mode.DRIP])
+def test_time_budget_holds_when_the_server_stalls(
+    mint: Callable[..., str | None], fake_hello_retail: FakeHelloRetail, mode: Mode
+) -> None:
+    fake_hello_retail.mode = mode
+    fake_hello_retail.drip_interval = 0.05  # a byte every 50 ms: a 50-byte answer takes 2.5 s
+
+    started = time.monotonic()
+    assert mint(timeout=0.3) is None
+    elapsed = time.monotonic() - started
+
+    # The budget is 0.3 s; the margin is for a loaded 2-core machine, not for the code.
+    assert elapsed < 0.3 + 0.5, elapsed
+
+
+def test_slow_but_within_budget_succeeds(mint: Callable[..., str | None], fake_hello_retail: FakeHelloRetail) -> None:
+    fake_hello_retail.delay = 0.1
+
+    assert is_valid_id(mint(timeout=1.0))
+
+
+def unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_connection_refused(hr_log: pytest.LogCaptureFixture, fake_hello_retail: FakeHelloRetail) -> None:
+    settings = fake_hello_retail.settings(api_url=f"http://127.0.0.1:{unused_port()}")
+
+    assert Minter(settings).mint() is None
+    assert run_async(AsyncMinter(settings)) is None
+    assert [r.levelname for r in hr_log.records] == ["WARNING", "WARNING"]
+    assert all("Connect" in r.getMessage() or "refused" in r.getMessage() for r in hr_log.records)
+
+
+def test_sync_minter_reuses_one_keep_alive_connection(fake_hello_retail: FakeHelloRetail) -> None:
+    minter = Minter(fake_hello_retail.settings())
+
+    ids = [minter.mint() for _ in range(5)]
+
+    assert len(set(ids)) == 5
+    assert fake_hello_retail.connections == 1
+    minter.close()
+
+
+def test_async_minter_reuses_one_keep_alive_connection(fake_hello_retail: FakeHelloRetail) -> None:
+    minter = AsyncMinter(fake_hello_retail.settings())
+
+    async def go() -> list[str | None]:
+        try:
+            return [await minter.amint() for _ in range(5)]
+        finally:
+            await minter.aclose()
+
+    ids = anyio.run(go)
+
+    assert len(set(ids)) == 5
+    assert fake_hello_retail.connections == 1
+
+
+def test_sync_minter_is_safe_under_threads(fake_hello_retail: FakeHelloRetail) -> None:
+    minter = Minter(fake_hello_retail.settings())
+    fake_hello_retail.delay = 0.02
+    results: list[str | None] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        for _ in range(5):
+            tracking_user_id = minter.mint()
+            with lock:
+                results.append(tracking_user_id)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == 40
+    assert sorted(results) == sorted(fake_hello_retail.minted)  # type: ignore[type-var]
+    assert len(set(results)) == 40
+    minter.close()
+
+
+def test_the_minter_keeps_no_cookies_from_hello_retail(fake_hello_retail: FakeHelloRetail) -> None:
+    minter = Minter(fake_hello_retail.settings())
+    minter.mint()
+    minter.mint()
+
+    assert "cookie" not in fake_hello_retail.mint_requests()[1].headers
+    minter.close()

@@ -1,0 +1,84 @@
+"""The fake Hello Retail itself, and the pytest plugin users get with the package."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from hr_middleware import is_valid_id
+from hr_middleware.testing import FakeHelloRetail, Mode
+
+pytest_plugins = ["pytester"]
+
+
+def post(fake: FakeHelloRetail, body: object, path: str = "/serve/trackingUser") -> requests.Response:
+    return requests.post(
+        fake.url + path, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=5
+    )
+
+
+def test_mints_valid_distinct_ids_and_records_requests(fake_hello_retail: FakeHelloRetail) -> None:
+    answers = [post(fake_hello_retail, {"websiteUuid": fake_hello_retail.website_uuid}).json() for _ in range(3)]
+
+    assert all(a["success"] is True and is_valid_id(a["id"]) for a in answers)
+    assert [a["id"] for a in answers] == fake_hello_retail.minted
+    assert fake_hello_retail.mint_count == 3
+    assert [r.json for r in fake_hello_retail.mint_requests()] == [{"websiteUuid": fake_hello_retail.website_uuid}] * 3
+
+
+def test_missing_website_uuid_is_a_500_like_the_real_service(fake_hello_retail: FakeHelloRetail) -> None:
+    answer = post(fake_hello_retail, {})
+
+    assert answer.status_code == 500
+    assert answer.json()["success"] is False
+    assert fake_hello_retail.mint_count == 0
+
+
+def test_fail_every_nth_mint(fake_hello_retail: FakeHelloRetail) -> None:
+    fake_hello_retail.fail_every = 3
+    statuses = [post(fake_hello_retail, {"websiteUuid": "x"}).status_code for _ in range(6)]
+
+    assert statuses == [200, 200, 500, 200, 200, 500]
+    assert fake_hello_retail.mint_count == 4
+
+
+def test_reset_forgets_counts_and_mode(fake_hello_retail: FakeHelloRetail) -> None:
+    fake_hello_retail.mode = Mode.SERVER_ERROR
+    post(fake_hello_retail, {"websiteUuid": "x"})
+    fake_hello_retail.reset()
+
+    assert (fake_hello_retail.mode, fake_hello_retail.mint_attempts, fake_hello_retail.requests) == (Mode.OK, 0, [])
+
+
+def test_context_manager_starts_and_stops() -> None:
+    with FakeHelloRetail() as fake:
+        assert post(fake, {"websiteUuid": "x"}).status_code == 200
+        url = fake.url
+    with pytest.raises(requests.ConnectionError):
+        requests.post(url + "/serve/trackingUser", json={}, timeout=2)
+
+
+def test_the_plugin_gives_users_a_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from flask import Flask
+        from hr_middleware import get_tracking_user_id
+        from hr_middleware.flask import HelloRetail
+
+        def test_shop(fake_hello_retail):
+            app = Flask("shop")
+            HelloRetail(app, **{"website_uuid": fake_hello_retail.website_uuid, "api_url": fake_hello_retail.url})
+            app.get("/")(lambda: {"id": get_tracking_user_id()})
+            client = app.test_client()
+            page = {"Accept": "text/html", "User-Agent": "Mozilla/5.0 Firefox/130.0"}
+            first = client.get("/", headers=page).json["id"]
+            assert client.get("/", headers=page).json["id"] == first
+            assert fake_hello_retail.mint_count == 1
+        """
+    )
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1)

@@ -1,0 +1,210 @@
+"""What is particular to WSGI: PEP 3333 conformance, streaming, close(), threads."""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from wsgiref.util import FileWrapper
+from wsgiref.validate import validator
+
+import pytest
+from werkzeug.test import Client
+
+from hr_middleware import get_tracking_user_id, is_valid_id
+from hr_middleware.testing import FakeHelloRetail
+from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
+
+from .drivers import PAGE, plain_wsgi_app
+
+A = "62a0317d17698aa57d369db9"
+SERVER = "helloRetailTrackingUserId"
+
+
+def browser(app: Any) -> Client:
+    return Client(app, use_cookies=True)
+
+
+@pytest.mark.parametrize("where", ["outer", "inner", "both"])
+def test_passes_wsgiref_validate(fake_hello_retail: FakeHelloRetail, where: str) -> None:
+    inner = validator(plain_wsgi_app) if where in ("inner", "both") else plain_wsgi_app
+    app: Any = TrackingUserMiddleware(inner, settings=fake_hello_retail.settings())
+    if where in ("outer", "both"):
+        app = validator(app)
+    client = browser(app)
+
+    first = client.get("/", headers=PAGE, buffered=True)
+    second = client.get("/", headers=PAGE, buffered=True)
+
+    assert first.json is not None
+    assert second.json is not None
+    assert is_valid_id(first.json["id"])
+    assert second.json["id"] == first.json["id"]
+    assert fake_hello_retail.mint_count == 1
+
+
+class Streamed:
+    """A response iterable that reads the id while it is consumed and records close()."""
+
+    def __init__(self) -> None:
+        self.seen: list[str | None] = []
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for _ in range(3):
+            self.seen.append(get_tracking_user_id())
+            yield b"chunk;"
+
+    def close(self) -> None:
+        self.seen.append(get_tracking_user_id())
+        self.closed = True
+
+
+def in_fresh_context(test: Callable[[], None]) -> None:
+    """Run *test* in an empty context: earlier tests' unclosed responses cannot leak into it."""
+    contextvars.Context().run(test)
+
+
+def test_id_is_available_while_streaming_and_reset_after_close(fake_hello_retail: FakeHelloRetail) -> None:
+    in_fresh_context(lambda: check_streaming(fake_hello_retail))
+
+
+def check_streaming(fake_hello_retail: FakeHelloRetail) -> None:
+    body = Streamed()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Streamed:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return body
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    response = Client(middleware, use_cookies=False).get(
+        "/", headers={**PAGE, "Cookie": f"{SERVER}={A}"}, buffered=True
+    )
+
+    assert response.get_data() == b"chunk;chunk;chunk;"
+    assert body.seen == [A, A, A, A]
+    assert body.closed
+    assert get_tracking_user_id() is None
+
+
+def test_app_exception_propagates_and_context_is_reset(fake_hello_retail: FakeHelloRetail) -> None:
+    in_fresh_context(lambda: check_app_exception(fake_hello_retail))
+
+
+def check_app_exception(fake_hello_retail: FakeHelloRetail) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        assert get_tracking_user_id() == A
+        raise KeyError("the app's own bug")
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_COOKIE": f"{SERVER}={A}", "wsgi.url_scheme": "http"}
+
+    with pytest.raises(KeyError, match="the app's own bug"):
+        middleware(environ, lambda *a: None)
+    assert get_tracking_user_id() is None
+
+
+def test_the_apps_own_headers_and_cookies_survive(fake_hello_retail: FakeHelloRetail) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response(
+            "201 Created",
+            [("Content-Type", "text/html"), ("Set-Cookie", "session=s1; Path=/"), ("X-Shop", "1")],
+        )
+        return [b"<html>created</html>"]
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    response = Client(middleware).get("/", headers=PAGE)
+
+    assert response.status_code == 201
+    assert response.get_data() == b"<html>created</html>"
+    assert response.headers["X-Shop"] == "1"
+    cookies = [c.split("=")[0] for c in response.headers.getlist("Set-Cookie")]
+    assert cookies == ["session", SERVER, "hello_retail_id"]
+
+
+def test_file_wrapper_is_passed_through_for_sendfile(fake_hello_retail: FakeHelloRetail) -> None:
+    in_fresh_context(lambda: check_file_wrapper(fake_hello_retail))
+
+
+def check_file_wrapper(fake_hello_retail: FakeHelloRetail) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"file body"))
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "wsgi.url_scheme": "http",
+        "wsgi.file_wrapper": FileWrapper,
+        "HTTP_COOKIE": f"{SERVER}={A}",
+    }
+
+    result = middleware(environ, lambda *a: None)
+
+    assert isinstance(result, FileWrapper)
+    assert get_tracking_user_id() is None
+
+
+def test_each_thread_sees_only_its_own_id(fake_hello_retail: FakeHelloRetail) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        before = get_tracking_user_id()
+        time.sleep(0.005)  # let the other threads interleave
+        after = get_tracking_user_id()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{before} {after} {environ[ENVIRON_KEY]}".encode()]
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    ids = [f"{i:024x}" for i in range(1, 33)]
+    mismatches: list[str] = []
+
+    def visitor(tracking_user_id: str) -> None:
+        client = Client(middleware, use_cookies=False)
+        for _ in range(5):
+            body = client.get("/", headers={**PAGE, "Cookie": f"{SERVER}={tracking_user_id}"}).get_data(as_text=True)
+            if body != f"{tracking_user_id} {tracking_user_id} {tracking_user_id}":
+                mismatches.append(body)
+
+    threads = [threading.Thread(target=visitor, args=(i,)) for i in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert mismatches == []
+    assert fake_hello_retail.mint_attempts == 0
+
+
+def test_concurrent_first_visits_in_threads_each_mint_once(fake_hello_retail: FakeHelloRetail) -> None:
+    fake_hello_retail.delay = 0.05
+    middleware = TrackingUserMiddleware(plain_wsgi_app, settings=fake_hello_retail.settings())
+    seen: list[str] = []
+
+    def visitor() -> None:
+        response = Client(middleware).get("/", headers=PAGE)
+        assert response.json is not None
+        seen.append(response.json["id"])
+
+    threads = [threading.Thread(target=visitor) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(seen) == sorted(fake_hello_retail.minted)
+    assert len(set(seen)) == 10
+
+
+def test_options_may_be_given_next_to_settings(fake_hello_retail: FakeHelloRetail) -> None:
+    middleware = TrackingUserMiddleware(plain_wsgi_app, settings=fake_hello_retail.settings(), share_with_sdk=False)
+
+    assert middleware.settings.share_with_sdk is False
+    assert middleware.settings.api_url == fake_hello_retail.url
+
+
+def test_bad_option_fails_at_construction() -> None:
+    with pytest.raises(ValueError, match="website_uuid"):
+        TrackingUserMiddleware(plain_wsgi_app, website_uuid="not-a-uuid")

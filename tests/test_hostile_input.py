@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hr_middleware import Settings, is_valid_id
-from hr_middleware.cookies import find_cookie
+from hr_middleware.cookies import IdCookieReader, find_cookie
 from hr_middleware.policy import TrackingPolicy
 
 from .test_policy import Facts
@@ -88,3 +88,10 @@ def test_cost_is_linear_in_the_header_length() -> None:
         t_small = best_time(lambda h=small: policy.begin(Facts(h)))
         t_large = best_time(lambda h=large: policy.begin(Facts(h)))
         assert t_large / t_small < 40, (unit, t_small, t_large)
+
+
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@given(headers)
+def test_fast_reader_answers_exactly_like_the_general_scan(header: str) -> None:
+    for name in NAMES[:2]:
+        assert IdCookieReader(name)(header) == find_cookie(header, name + "=", accept)

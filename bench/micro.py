@@ -1,0 +1,293 @@
+"""In-process cost per request, ours next to the bare app and to peer middlewares.
+
+Run with ``make bench``. Every variant is timed in the same process and the
+same rounds, interleaved (A B C A B C ...), so a noisy machine shifts them
+alike; the figures that matter are the *added* nanoseconds over the bare app
+and their ratio to a peer's. Medians over rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from hr_middleware import Settings
+from hr_middleware.mint import Minter
+from hr_middleware.testing import FakeHelloRetail
+from hr_middleware.wsgi import TrackingUserMiddleware as WSGITracking
+
+A = "62a0317d17698aa57d369db9"
+UUID = "00000000-0000-4000-8000-000000000001"
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
+
+#: A realistic Cookie header of a returning visitor (~300 bytes, ours among others).
+COOKIE = (
+    "_ga=GA1.1.1234567890.1700000000; _gid=GA1.1.987654321.1700000000; "
+    "csrftoken=Yx3kQ9mZ2bT7wV1nR8pL4sD6fG0hJ5cA; cart=3; "
+    "CookieConsent={stamp:%27abc%27%2Cnecessary:true%2Cmarketing:true}; "
+    f"helloRetailTrackingUserId={A}; hello_retail_id={A}; "
+    "sessionid=8f1d2c3b4a5e6f7a8b9c0d1e2f3a4b5c"
+)
+
+
+def median_ns(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def report(title: str, rows: list[tuple[str, float]], peer: str | None, target: str) -> dict[str, float]:
+    """Print one table; returns added ns per variant."""
+    bare = dict(rows)["bare app"]
+    added = {name: value - bare for name, value in rows}
+    print(f"\n{title}")
+    print(f"  {'variant':<34}{'ns/request':>12}{'added ns':>11}" + (f"{'vs ' + peer:>22}" if peer else ""))
+    for name, value in rows:
+        line = f"  {name:<34}{value:>12,.0f}"
+        if name != "bare app":
+            line += f"{added[name]:>11,.0f}"
+            if peer and name != peer and added[peer] > 0:
+                line += f"{added[name] / added[peer]:>21.2f}x"
+        print(line)
+    print(f"  target: {target}")
+    return added
+
+
+# -- WSGI -------------------------------------------------------------------------------
+
+
+def bare_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"ok"]
+
+
+def wsgi_environ(cookie: str | None) -> dict[str, Any]:
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/products/42",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "shop.test",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "HTTP_HOST": "shop.test",
+        "HTTP_USER_AGENT": UA,
+        "HTTP_ACCEPT": "text/html,application/xhtml+xml,*/*;q=0.8",
+        "HTTP_SEC_FETCH_DEST": "document",
+        "HTTP_X_FORWARDED_FOR": "203.0.113.9",
+        "HTTP_X_FORWARDED_PROTO": "https",
+    }
+    if cookie is not None:
+        environ["HTTP_COOKIE"] = cookie
+    return environ
+
+
+def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+    return lambda data: None
+
+
+def time_wsgi(app: Callable[..., Iterable[bytes]], environ: dict[str, Any], n: int) -> float:
+    started = time.perf_counter_ns()
+    for _ in range(n):
+        result = app(environ.copy(), start_response)
+        for _chunk in result:
+            pass
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return (time.perf_counter_ns() - started) / n
+
+
+def bench_wsgi(rounds: int, n: int) -> dict[str, float]:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    settings = Settings(website_uuid=UUID, api_url="http://127.0.0.1:9")  # never called: returning visitors
+    variants = {
+        "bare app": bare_wsgi,
+        "hr-middleware (returning visitor)": WSGITracking(bare_wsgi, settings=settings),
+        "werkzeug ProxyFix": ProxyFix(bare_wsgi, x_for=1, x_proto=1),
+    }
+    environ = wsgi_environ(COOKIE)
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for name, app in variants.items():  # warm up
+        time_wsgi(app, environ, n // 10)
+    for _ in range(rounds):
+        for name, app in variants.items():
+            samples[name].append(time_wsgi(app, environ, n))
+    rows = [(name, median_ns(values)) for name, values in samples.items()]
+    added = report(
+        f"WSGI, in-process, {len(COOKIE)}-byte Cookie header ({rounds} rounds x {n} requests)",
+        rows,
+        "werkzeug ProxyFix",
+        "hr-middleware added <= ProxyFix added + 1,000 ns",
+    )
+    ours, peer = added["hr-middleware (returning visitor)"], added["werkzeug ProxyFix"]
+    print(f"  result: {'met' if ours <= peer + 1000 else 'NOT met'} ({ours:,.0f} ns vs {peer + 1000:,.0f} ns)")
+    return added
+
+
+# -- ASGI -------------------------------------------------------------------------------
+
+
+async def bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def asgi_scope(cookie: str) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/products/42",
+        "raw_path": b"/products/42",
+        "root_path": "",
+        "query_string": b"",
+        "server": ("shop.test", 80),
+        "client": ("127.0.0.1", 50000),
+        "headers": [
+            (b"host", b"shop.test"),
+            (b"user-agent", UA.encode()),
+            (b"accept", b"text/html,application/xhtml+xml,*/*;q=0.8"),
+            (b"sec-fetch-dest", b"document"),
+            (b"cookie", cookie.encode("latin-1")),
+        ],
+    }
+
+
+async def receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def send(message: dict[str, Any]) -> None:
+    return None
+
+
+async def time_asgi(app: Callable[..., Awaitable[None]], scope: dict[str, Any], n: int) -> float:
+    started = time.perf_counter_ns()
+    for _ in range(n):
+        await app(scope.copy(), receive, send)
+    return (time.perf_counter_ns() - started) / n
+
+
+def session_cookie(secret: str) -> str:
+    from itsdangerous import TimestampSigner
+
+    data = base64.b64encode(json.dumps({"cart": [1, 2, 3], "user": 42}).encode())
+    return "session=" + TimestampSigner(secret).sign(data).decode()
+
+
+def bench_asgi(rounds: int, n: int) -> dict[str, float] | None:
+    try:
+        from asgi_correlation_id import CorrelationIdMiddleware
+        from starlette.middleware.sessions import SessionMiddleware
+
+        from hr_middleware.asgi import TrackingUserMiddleware as ASGITracking
+    except ImportError as exc:  # pragma: no cover - the [asgi] and [dev] extras are missing
+        print(f"\nASGI: skipped ({exc})")
+        return None
+    settings = Settings(website_uuid=UUID, api_url="http://127.0.0.1:9")
+    secret = "bench-secret-key-0123456789"
+    cookie = COOKIE + "; " + session_cookie(secret)
+    variants = {
+        "bare app": bare_asgi,
+        "hr-middleware (returning visitor)": ASGITracking(bare_asgi, settings=settings),
+        "asgi-correlation-id": CorrelationIdMiddleware(bare_asgi),
+        "starlette SessionMiddleware": SessionMiddleware(bare_asgi, secret_key=secret),
+    }
+    scope = asgi_scope(cookie)
+
+    async def run() -> dict[str, list[float]]:
+        samples: dict[str, list[float]] = {name: [] for name in variants}
+        for app in variants.values():
+            await time_asgi(app, scope, n // 10)
+        for _ in range(rounds):
+            for name, app in variants.items():
+                samples[name].append(await time_asgi(app, scope, n))
+        return samples
+
+    samples = asyncio.run(run())
+    rows = [(name, median_ns(values)) for name, values in samples.items()]
+    added = report(
+        f"ASGI, in-process, {len(cookie)}-byte Cookie header ({rounds} rounds x {n} requests)",
+        rows,
+        "asgi-correlation-id",
+        "hr-middleware added <= 1/4 of asgi-correlation-id added",
+    )
+    ours, peer = added["hr-middleware (returning visitor)"], added["asgi-correlation-id"]
+    print(f"  result: {'met' if ours <= peer / 4 else 'NOT met'} ({ours / peer:.2f} of the peer's added cost)")
+    return added
+
+
+# -- first visit ------------------------------------------------------------------------
+
+
+def bench_first_visit(delay: float, visits: int) -> None:
+    with FakeHelloRetail() as fake:
+        fake.delay = delay
+        settings = fake.settings()
+        environ = wsgi_environ(None)
+
+        def one(app: Callable[..., Iterable[bytes]]) -> float:
+            started = time.perf_counter_ns()
+            result = app(environ.copy(), start_response)
+            list(result)
+            getattr(result, "close", lambda: None)()
+            return (time.perf_counter_ns() - started) / 1e6
+
+        bare = statistics.median(one(bare_wsgi) for _ in range(200))
+        pooled = WSGITracking(bare_wsgi, settings=settings)
+        one(pooled)  # open the keep-alive connection
+        pooled_ms = [one(pooled) for _ in range(visits)]
+        fresh_apps = [WSGITracking(bare_wsgi, settings=settings, minter=Minter(settings)) for _ in range(visits)]
+        fresh_ms = [one(app) for app in fresh_apps]
+        for app in fresh_apps:
+            app.close()
+        prefetching = WSGITracking(bare_wsgi, settings=settings.replace(prefetch=visits + 5))
+        one(prefetching)
+        deadline = time.monotonic() + 30
+        while len(prefetching.minter.pool) < visits + 5 and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.01)
+        warm_ms = [one(prefetching) for _ in range(visits)]
+        prefetching.close()
+        pooled.close()
+
+    delay_ms = delay * 1000
+    print(f"\nFirst visit (WSGI), fake Hello Retail answering after {delay_ms:.0f} ms, {visits} visits, medians")
+    print(f"  {'variant':<42}{'ms/request':>12}{'added over delay':>18}")
+    for name, values, subtract in [
+        ("bare app (no middleware)", [bare], 0.0),
+        ("mint, pooled keep-alive connection", pooled_ms, delay_ms),
+        ("mint, fresh connection per mint", fresh_ms, delay_ms),
+        ("prefetch pool warm (no mint waited)", warm_ms, 0.0),
+    ]:
+        median = statistics.median(values)
+        print(f"  {name:<42}{median:>12.2f}{median - bare - subtract:>17.2f}" + ("" if subtract else " (added)"))
+    added_pooled = statistics.median(pooled_ms) - bare - delay_ms
+    print("  target: pooled mint adds <= 1 ms over the fake server's delay")
+    print(f"  result: {'met' if added_pooled <= 1.0 else 'NOT met'} ({added_pooled:.2f} ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=20_000, help="requests per round and variant")
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    args = parser.parse_args()
+    rounds, n = (3, 2000) if args.quick else (args.rounds, args.requests)
+    started = time.monotonic()
+    bench_wsgi(rounds, n)
+    bench_asgi(rounds, n)
+    bench_first_visit(delay=0.02, visits=40 if not args.quick else 10)
+    print(f"\n(bench took {time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -37,3 +37,7 @@ dist-check: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# In-process cost per request next to peers, and first-visit latency (prints a report; < 5 min).
+bench: $(STAMP)
+	$(BIN)/python -m bench.micro

@@ -114,7 +114,7 @@ def bench_wsgi(rounds: int, n: int) -> dict[str, float]:
     }
     environ = wsgi_environ(COOKIE)
     samples: dict[str, list[float]] = {name: [] for name in variants}
-    for name, app in variants.items():  # warm up
+    for app in variants.values():  # warm up
         time_wsgi(app, environ, n // 10)
     for _ in range(rounds):
         for name, app in variants.items():
@@ -187,9 +187,8 @@ def session_cookie(secret: str) -> str:
 def bench_asgi(rounds: int, n: int) -> dict[str, float] | None:
     try:
         from asgi_correlation_id import CorrelationIdMiddleware
-        from starlette.middleware.sessions import SessionMiddleware
-
         from hr_middleware.asgi import TrackingUserMiddleware as ASGITracking
+        from starlette.middleware.sessions import SessionMiddleware
     except ImportError as exc:  # pragma: no cover - the [asgi] and [dev] extras are missing
         print(f"\nASGI: skipped ({exc})")
         return None

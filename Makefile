@@ -41,3 +41,9 @@ clean:
 # In-process cost per request next to peers, and first-visit latency (prints a report; < 5 min).
 bench: $(STAMP)
 	$(BIN)/python -m bench.micro
+
+# The compatibility matrix: every Python 3.10-3.13 on this machine x oldest/newest frameworks.
+# pyenv keeps one Python active; list them all so that nox finds python3.10 ... python3.13.
+test-all: $(STAMP)
+	PYENV_VERSION="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[0-3]\.' | paste -sd: -)" \
+		$(BIN)/nox $(NOX_ARGS)

@@ -1,0 +1,79 @@
+"""Apps for real servers in the load and throughput runs, configured by environment.
+
+``HR_BENCH_BARE=1`` serves the same app without the middleware. Otherwise the
+middleware talks to ``HELLO_RETAIL_API_URL`` (the fake server of the run).
+
+    gunicorn bench.apps:wsgi_app        uvicorn bench.apps:asgi_app
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hr_middleware import get_tracking_user_id
+
+BARE = os.environ.get("HR_BENCH_BARE") == "1"
+
+
+def _options() -> dict[str, Any]:
+    return {
+        "website_uuid": os.environ.get("HELLO_RETAIL_WEBSITE_UUID", "00000000-0000-4000-8000-000000000001"),
+        "api_url": os.environ.get("HELLO_RETAIL_API_URL", "http://127.0.0.1:9"),
+        "timeout": float(os.environ.get("HELLO_RETAIL_TIMEOUT", "1.0")),
+    }
+
+
+def _page(tracking_user_id: str | None) -> bytes:
+    return f"<!doctype html><p>Hello, visitor {tracking_user_id or 'without id'}</p>".encode()
+
+
+def _bare_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    if environ["PATH_INFO"] == "/health":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+    body = _page(get_tracking_user_id())
+    start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+async def _bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = b"ok" if scope["path"] == "/health" else _page(get_tracking_user_id())
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _build_wsgi() -> Any:
+    if BARE:
+        return _bare_wsgi
+    from hr_middleware.wsgi import TrackingUserMiddleware
+
+    return TrackingUserMiddleware(_bare_wsgi, **_options())
+
+
+def _build_asgi() -> Any:
+    if BARE:
+        return _bare_asgi
+    from hr_middleware.asgi import TrackingUserMiddleware
+
+    return TrackingUserMiddleware(_bare_asgi, **_options())
+
+
+wsgi_app = _build_wsgi()
+
+
+def __getattr__(name: str) -> Any:
+    # Built on first use, so that a WSGI-only install can import this module.
+    if name == "asgi_app":
+        app = _build_asgi()
+        globals()["asgi_app"] = app
+        return app
+    raise AttributeError(name)

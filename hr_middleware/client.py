@@ -264,13 +264,21 @@ def parse_answer(answer: Answer) -> Any:
 # -- the clients --------------------------------------------------------------------
 
 _R = TypeVar("_R")
-_C = TypeVar("_C", bound="_Client[Any]")
+_T = TypeVar("_T", SyncTransport, AsyncTransport)
+_C = TypeVar("_C", bound="_Client[Any, Any]")
 
 
-class _Client(Generic[_R]):
-    """The methods of both clients, written once; a subclass only sends (``_send``)."""
+class _Client(Generic[_R, _T]):
+    """The methods of both clients, written once; a subclass sends (``_send``) with its transport ``_T``."""
 
-    def __init__(self, *, website_uuid: str, api_url: str = DEFAULT_API_URL, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        *,
+        website_uuid: str,
+        api_url: str = DEFAULT_API_URL,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: _T | None = None,
+    ) -> None:
         checked = Settings(website_uuid=website_uuid, api_url=api_url, timeout=timeout)  # one validation
         #: The shop's website UUID.
         self.website_uuid = checked.website_uuid
@@ -278,7 +286,12 @@ class _Client(Generic[_R]):
         self.api_url = checked.api_url
         #: Total time budget of one call, in seconds.
         self.timeout = checked.timeout
+        #: What sends the requests; the client closes it.
+        self.transport: _T = transport if transport is not None else self._new_transport()
         self.closed = False
+
+    def _new_transport(self) -> _T:
+        raise NotImplementedError
 
     @classmethod
     def from_settings(cls: type[_C], settings: Settings, *, timeout: float | None = None) -> _C:
@@ -371,7 +384,7 @@ class _Client(Generic[_R]):
         return self._call(CONVERSION, body, tracking_user_id)
 
 
-class HelloRetailClient(_Client[Any]):
+class HelloRetailClient(_Client[Any, SyncTransport]):
     """The blocking client, over a pooled requests ``Session``; safe to share between threads.
 
     Args:
@@ -381,16 +394,8 @@ class HelloRetailClient(_Client[Any]):
         transport: the transport to send with (default: a new one); the client closes it.
     """
 
-    def __init__(
-        self,
-        *,
-        website_uuid: str,
-        api_url: str = DEFAULT_API_URL,
-        timeout: float = DEFAULT_TIMEOUT,
-        transport: SyncTransport | None = None,
-    ) -> None:
-        super().__init__(website_uuid=website_uuid, api_url=api_url, timeout=timeout)
-        self.transport = transport or SyncTransport()
+    def _new_transport(self) -> SyncTransport:
+        return SyncTransport()
 
     def _send(self, request: PreparedRequest) -> Any:
         return parse_answer(self.transport.post(request.url, request.body, timeout=self.timeout))
@@ -407,7 +412,7 @@ class HelloRetailClient(_Client[Any]):
         self.close()
 
 
-class AsyncHelloRetailClient(_Client[Coroutine[Any, Any, Any]]):
+class AsyncHelloRetailClient(_Client[Coroutine[Any, Any, Any], AsyncTransport]):
     """The non-blocking client, over a pooled httpx ``AsyncClient``: ``await client.search(...)``.
 
     Takes the arguments of :class:`HelloRetailClient`, with an
@@ -416,16 +421,8 @@ class AsyncHelloRetailClient(_Client[Coroutine[Any, Any, Any]]):
     id raises there, before anything is awaited.
     """
 
-    def __init__(
-        self,
-        *,
-        website_uuid: str,
-        api_url: str = DEFAULT_API_URL,
-        timeout: float = DEFAULT_TIMEOUT,
-        transport: AsyncTransport | None = None,
-    ) -> None:
-        super().__init__(website_uuid=website_uuid, api_url=api_url, timeout=timeout)
-        self.transport = transport or AsyncTransport()
+    def _new_transport(self) -> AsyncTransport:
+        return AsyncTransport()
 
     async def _send(self, request: PreparedRequest) -> Any:
         return parse_answer(await self.transport.post(request.url, request.body, timeout=self.timeout))

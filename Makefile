@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 8000
 EXTRAS := flask,django,asgi,dev
+# bench/ is linted once it exists.
 
 .PHONY: venv test lint demo bench dist-check clean
 

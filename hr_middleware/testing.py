@@ -1,7 +1,9 @@
 """A fake Hello Retail for tests and demos: a real HTTP server on 127.0.0.1.
 
-It mints valid ids on ``POST /serve/trackingUser``, counts them, records every
-request, and can be told to be slow, hang, fail or answer garbage::
+It mints valid ids on ``POST /serve/trackingUser``, counts them, answers the
+downstream endpoints (recommendations, search, pages, tracking) with
+deterministic canned products, records every request, and can be told to be
+slow, hang, fail or answer garbage::
 
     from hr_middleware.testing import FakeHelloRetail, Mode
 
@@ -9,7 +11,8 @@ request, and can be told to be slow, hang, fail or answer garbage::
         app = TrackingUserMiddleware(app, settings=fake.settings())
         ...
         assert fake.mint_count == 1
-        fake.mode = Mode.SERVER_ERROR
+        fake.mode = Mode.SERVER_ERROR      # mints fail
+        fake.api_mode = Mode.HANG          # the other endpoints hang
 
 With pytest, the ``fake_hello_retail`` fixture (from this package's pytest
 plugin) gives a running server, reset for every test. Nothing here talks to
@@ -18,29 +21,45 @@ the real Hello Retail.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
+from .identity import OPT_OUT_ID, is_valid_id
 from .settings import Settings
 
-__all__ = ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail", "Mode", "RecordedRequest"]
+__all__ = ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail", "Mode", "RecordedRequest", "fake_products"]
 
 #: The website UUID the fake server's :meth:`FakeHelloRetail.settings` uses.
 DEFAULT_WEBSITE_UUID = "00000000-0000-4000-8000-000000000001"
 
+MINT_PATH = "/serve/trackingUser"
+RECOMS_PATH = "/serve/recoms"
+SEARCH_PATH = "/serve/search"
+PAGES_PREFIX = "/serve/pages/"
+COLLECT_PREFIX = "/serve/collect/"
+COLLECT_PATHS = {COLLECT_PREFIX + name for name in ("pageview", "click", "cart", "conversion")}
+NOT_TRACKED = "Not tracked for anonymous user"
+
 
 class Mode(str, Enum):
-    """How the fake server answers a mint."""
+    """How the fake server answers: ``mode`` for mints, ``api_mode`` for the other endpoints.
 
-    #: 200 with a fresh valid id.
+    ``NO_ID`` and ``INVALID_ID`` concern mints only; the other endpoints answer
+    normally in them.
+    """
+
+    #: 200 with a fresh valid id (other endpoints: their canned answer).
     OK = "ok"
     #: Accept the request and never answer (until the server stops or the mode changes).
     HANG = "hang"
@@ -48,19 +67,21 @@ class Mode(str, Enum):
     SERVER_ERROR = "server_error"
     #: 400 with Hello Retail's JSON error body.
     BAD_REQUEST = "bad_request"
+    #: 502 with an HTML body, as a proxy in front of Hello Retail answers.
+    GATEWAY_ERROR = "gateway_error"
     #: 200 with an HTML body.
     NOT_JSON = "not_json"
     #: 200 JSON without an id.
     NO_ID = "no_id"
     #: 200 JSON whose id is not 24 lower-case hex.
     INVALID_ID = "invalid_id"
-    #: 200 JSON with ``success: false``.
+    #: 200 JSON with ``success: false`` (other endpoints: with a ``code`` and ``message``).
     SUCCESS_FALSE = "success_false"
     #: Read the request, then close the connection without a word.
     DROP = "drop"
     #: Read the request, then reset the connection (TCP RST).
     RESET = "reset"
-    #: 200 whose body arrives one byte per ``drip_interval`` seconds.
+    #: 200 whose (good) body arrives one byte per ``drip_interval`` seconds.
     DRIP = "drip"
     #: 200 with a 16 MiB body.
     HUGE = "huge"
@@ -75,6 +96,8 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     json: Any = field(default=None)
+    #: The client's (host, port): requests sent over one pooled connection share it.
+    peer: tuple[str, int] | None = None
 
 
 class FakeHelloRetail:
@@ -82,7 +105,18 @@ class FakeHelloRetail:
 
     Attributes you may set at any time: ``mode`` (a :class:`Mode`), ``delay``
     (seconds before answering), ``drip_interval``, and ``fail_every`` (every
-    n-th mint answers with ``failure_mode`` instead; 0 = never).
+    n-th mint answers with ``failure_mode`` instead; 0 = never); these are
+    about mints. ``api_mode`` is the :class:`Mode` of every other endpoint.
+
+    The downstream endpoints answer like Hello Retail, with products derived
+    from a hash of the visitor (``trackingUserId``, else ``customerId`` or
+    ``email``) and the request (key, query, url): the same for one visitor
+    every time, different between visitors, the same for every anonymous or
+    opted-out one. They check ids like the real service: a trackingUserId that
+    is neither 24 lower-case hex nor :data:`~hr_middleware.OPT_OUT_ID` gets 400
+    on the collect endpoints (and, stricter than documented, 500 elsewhere);
+    cart and conversion answer ``"Not tracked for anonymous user"`` without a
+    real id.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, website_uuid: str = DEFAULT_WEBSITE_UUID) -> None:
@@ -90,6 +124,8 @@ class FakeHelloRetail:
         self.website_uuid = website_uuid
         self._lock = threading.Lock()
         self._release = threading.Event()
+        # Not reset between tests: connections outlive them.
+        self._open_peers: set[tuple[str, int]] = set()
         self._server = _Server((host, port), _Handler)
         self._server.fake = self
         self._thread: threading.Thread | None = None
@@ -151,6 +187,8 @@ class FakeHelloRetail:
             self.minted: list[str] = []
             self.requests: list[RecordedRequest] = []
             self.mint_attempts = 0
+            self.api_mode = Mode.OK
+            self.api_attempts = 0
             self.connections = 0
 
     @property
@@ -160,7 +198,17 @@ class FakeHelloRetail:
 
     def mint_requests(self) -> list[RecordedRequest]:
         """The recorded ``POST /serve/trackingUser`` requests."""
-        return [r for r in self.requests if r.path == "/serve/trackingUser"]
+        return [r for r in self.requests if r.path == MINT_PATH]
+
+    def api_requests(self, path: str | None = None) -> list[RecordedRequest]:
+        """The recorded requests to the other endpoints (all, or those to *path*)."""
+        return [r for r in self.requests if r.path != MINT_PATH and (path is None or r.path == path)]
+
+    @property
+    def open_peers(self) -> set[tuple[str, int]]:
+        """The clients' (host, port) of the connections open right now."""
+        with self._lock:
+            return set(self._open_peers)
 
     def wait_for_mint_attempts(self, count: int, timeout: float = 5.0) -> bool:
         """Wait until *count* mint requests arrived; True if they did."""
@@ -186,13 +234,23 @@ class FakeHelloRetail:
                 mode = self.failure_mode
             return mode, self._release
 
+    def _mode_for_next_api_call(self) -> tuple[Mode, threading.Event]:
+        with self._lock:
+            self.api_attempts += 1
+            return self.api_mode, self._release
+
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
 
-    def _connected(self) -> None:
+    def _connected(self, peer: tuple[str, int]) -> None:
         with self._lock:
             self.connections += 1
+            self._open_peers.add(peer)
+
+    def _disconnected(self, peer: tuple[str, int]) -> None:
+        with self._lock:
+            self._open_peers.discard(peer)
 
 
 class _Server(ThreadingHTTPServer):
@@ -209,7 +267,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.fake._connected()
+        self.server.fake._connected(self.client_address)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.fake._disconnected(self.client_address)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
         pass
@@ -223,16 +287,27 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             document = None
         headers = {k.lower(): v for k, v in self.headers.items()}
-        fake._record(RecordedRequest("POST", self.path, headers, body, document))
-        if self.path == "/serve/trackingUser":
-            self._mint(fake, document)
+        path = self.path
+        fake._record(RecordedRequest("POST", path, headers, body, document, self.client_address))
+        if path == MINT_PATH:
+            mode, release = fake._mode_for_next_mint()
+            if fake.delay and release.wait(fake.delay):
+                return  # the server is stopping or was reset
+            self._answer(mode, release, lambda: _mint_problem(document), lambda: _mint_answer(fake, mode))
+        elif path in (RECOMS_PATH, SEARCH_PATH) or path in COLLECT_PATHS or path.startswith(PAGES_PREFIX):
+            mode, release = fake._mode_for_next_api_call()
+            self._answer(mode, release, lambda: _api_problem(path, document), lambda: _api_answer(mode, path, document))
         else:
-            self._json(404, {"success": False, "message": f"no such endpoint {self.path}"})
+            self._json(404, {"success": False, "message": f"no such endpoint {path}"})
 
-    def _mint(self, fake: FakeHelloRetail, document: Any) -> None:
-        mode, release = fake._mode_for_next_mint()
-        if fake.delay and release.wait(fake.delay):
-            return  # the server is stopping or was reset
+    def _answer(
+        self,
+        mode: Mode,
+        release: threading.Event,
+        problem: Callable[[], tuple[int, Any] | None],
+        answer: Callable[[], tuple[int, Any]],
+    ) -> None:
+        """Answer as *mode* says; *problem* checks the request, *answer* is the good answer."""
         if mode is Mode.HANG:
             release.wait(120)
             self.close_connection = True
@@ -244,27 +319,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             return
-        if not isinstance(document, dict) or not isinstance(document.get("websiteUuid"), str):
-            self._json(500, {"success": False, "code": 0, "message": "websiteUuid is required"})
-            return
-        if mode is Mode.SERVER_ERROR:
+        rejected = problem()
+        if rejected is not None:
+            self._json(*rejected)
+        elif mode is Mode.SERVER_ERROR:
             self._json(500, {"success": False, "code": 500, "message": "Unexpected error"})
         elif mode is Mode.BAD_REQUEST:
             self._json(400, {"success": False, "message": "Bad request"})
+        elif mode is Mode.GATEWAY_ERROR:
+            self._send(502, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>")
         elif mode is Mode.NOT_JSON:
             self._send(200, "text/html", b"<html><body>Service Unavailable</body></html>")
-        elif mode is Mode.NO_ID:
-            self._json(200, {"success": True})
-        elif mode is Mode.INVALID_ID:
-            self._json(200, {"success": True, "id": "<script>alert(1)</script>"})
-        elif mode is Mode.SUCCESS_FALSE:
-            self._json(200, {"success": False, "id": fake.new_id()})
-        elif mode is Mode.DRIP:
-            self._drip(json.dumps({"id": fake.new_id(), "success": True}).encode(), fake.drip_interval, release)
         elif mode is Mode.HUGE:
             self._send(200, "application/json", b" " * (16 * 1024 * 1024))
+        elif mode is Mode.DRIP:
+            self._drip(json.dumps(answer()[1]).encode(), self.server.fake.drip_interval, release)
         else:
-            self._json(200, {"id": fake.new_id(), "success": True})
+            self._json(*answer())
 
     def _drip(self, body: bytes, interval: float, release: threading.Event) -> None:
         self.send_response(200)
@@ -293,3 +364,129 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except OSError:
             self.close_connection = True
+
+
+# -- what the endpoints answer -------------------------------------------------------
+
+
+def _error(code: int, message: str) -> dict[str, Any]:
+    return {"success": False, "code": code, "message": message}
+
+
+def _mint_problem(document: Any) -> tuple[int, Any] | None:
+    if not isinstance(document, dict) or not isinstance(document.get("websiteUuid"), str):
+        return 500, _error(0, "websiteUuid is required")
+    return None
+
+
+def _mint_answer(fake: FakeHelloRetail, mode: Mode) -> tuple[int, Any]:
+    if mode is Mode.NO_ID:
+        return 200, {"success": True}
+    if mode is Mode.INVALID_ID:
+        return 200, {"success": True, "id": "<script>alert(1)</script>"}
+    if mode is Mode.SUCCESS_FALSE:
+        return 200, {"success": False, "id": fake.new_id()}
+    return 200, {"id": fake.new_id(), "success": True}
+
+
+def _is_id_or_opt_out(value: object) -> bool:
+    return value == OPT_OUT_ID or is_valid_id(value)
+
+
+def _api_problem(path: str, document: Any) -> tuple[int, Any] | None:
+    """Hello Retail's answer to a request it rejects, or None."""
+    if not isinstance(document, dict):
+        return 500, _error(0, "request body must be a JSON object")
+    if "trackingUserId" in document and not _is_id_or_opt_out(document["trackingUserId"]):
+        if path in COLLECT_PATHS:
+            return 400, {"success": False, "message": '"trackingUserId" must be 24-character hex string'}
+        return 500, _error(0, "trackingUserId must be 24-character hex string")
+    if path in COLLECT_PATHS and not isinstance(document.get("websiteUuid"), str):
+        return 500, _error(0, "websiteUuid is required")
+    if path == RECOMS_PATH:
+        if sum(name in document for name in ("trackingUserId", "email", "customerId")) > 1:
+            return 500, _error(0, "trackingUserId, email and customerId are mutually exclusive")
+        requests = document.get("requests")
+        if not isinstance(requests, list) or not requests or not all(isinstance(r, dict) for r in requests):
+            return 500, _error(0, "requests must be a non-empty list of objects")
+    if path == SEARCH_PATH and not isinstance(document.get("key"), str):
+        return 500, _error(0, "key is required")
+    if path.startswith(PAGES_PREFIX) and not isinstance(document.get("url"), str):
+        return 500, _error(0, "url is required")
+    return None
+
+
+def _api_answer(mode: Mode, path: str, document: Any) -> tuple[int, Any]:
+    """The canned answer of a downstream endpoint."""
+    if mode is Mode.SUCCESS_FALSE:
+        return 200, _error(7, "Request could not be served")
+    visitor = _visitor(document)
+    if path == RECOMS_PATH:
+        return 200, {"success": True, "responses": [_recom_response(visitor, r) for r in document["requests"]]}
+    if path == SEARCH_PATH:
+        scope = f"search:{document['key']}:{document.get('query', '')}"
+        return 200, {"success": True, "products": _product_page(visitor, scope, document)}
+    if path.startswith(PAGES_PREFIX):
+        scope = f"page:{unquote(path[len(PAGES_PREFIX) :])}:{document['url']}"
+        return 200, {"success": True, "products": _product_page(visitor, scope, document)}
+    if path.endswith(("/cart", "/conversion")) and not is_valid_id(document.get("trackingUserId")):
+        return 200, NOT_TRACKED
+    return 200, {"success": True}
+
+
+def _visitor(document: dict[str, Any]) -> str:
+    """Who the products are for: "" for an anonymous or opted-out visitor."""
+    tracking_user_id = document.get("trackingUserId")
+    if is_valid_id(tracking_user_id):
+        return str(tracking_user_id)
+    for name in ("customerId", "email"):
+        if isinstance(document.get(name), str) and document[name]:
+            return f"{name}:{document[name]}"
+    return ""
+
+
+def _recom_response(visitor: str, request: dict[str, Any]) -> dict[str, Any]:
+    key = request.get("key") or request.get("trackingKey")
+    if not isinstance(key, str):
+        return _error(0, "key or trackingKey is required")
+    count = _bounded(request.get("count"), default=4)
+    return {"success": True, "key": key, "products": fake_products(visitor, f"recoms:{key}", 0, count)}
+
+
+def _product_page(visitor: str, scope: str, document: dict[str, Any]) -> dict[str, Any]:
+    products = document.get("products")
+    query = products if isinstance(products, dict) else {}
+    start = _bounded(query.get("start"), default=0, low=0, high=10_000)
+    count = _bounded(query.get("count"), default=10)
+    total = 100
+    count = max(0, min(count, total - start))
+    return {"start": start, "count": count, "total": total, "results": fake_products(visitor, scope, start, count)}
+
+
+def _bounded(value: object, *, default: int, low: int = 1, high: int = 50) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return default
+    return max(low, min(value, high))
+
+
+_ADJECTIVES = ("Classic", "Organic", "Vintage", "Compact", "Deluxe", "Rugged", "Silky", "Bright", "Cosy", "Swift")
+_NOUNS = ("Teapot", "Backpack", "Lamp", "Sneakers", "Scarf", "Notebook", "Kettle", "Jacket", "Mug", "Headphones")
+
+
+def fake_products(visitor: str, scope: str, start: int, count: int) -> list[dict[str, Any]]:
+    """Products *start* to *start + count* for *visitor* ("" = anonymous) in *scope*, derived from a hash."""
+    products = []
+    for position in range(start, start + count):
+        digest = hashlib.sha256(f"{visitor}|{scope}|{position}".encode()).hexdigest()
+        number = str(10_000 + int(digest[:8], 16) % 90_000)
+        products.append(
+            {
+                "title": f"{_ADJECTIVES[int(digest[8:10], 16) % 10]} {_NOUNS[int(digest[10:12], 16) % 10]}",
+                "productNumber": number,
+                "url": f"https://shop.example/products/{number}",
+                "imgUrl": f"https://shop.example/images/{number}.jpg",
+                "price": round(5 + int(digest[12:16], 16) % 20_000 / 100, 2),
+                "trackingCode": digest[16:40],
+            }
+        )
+    return products

@@ -1,7 +1,8 @@
 """``make demo``: the Flask shop on http://127.0.0.1:$PORT with an embedded fake Hello Retail.
 
 With ``HELLO_RETAIL_WEBSITE_UUID`` set in the environment it talks to the real
-Hello Retail instead (``HELLO_RETAIL_API_URL`` overrides the address).
+Hello Retail instead (``HELLO_RETAIL_API_URL`` overrides the address, and
+``RECOMMENDATIONS_KEY`` names one of the shop's recommendation boxes).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def main() -> None:
         config["HELLO_RETAIL_WEBSITE_UUID"] = website_uuid
         if os.environ.get("HELLO_RETAIL_API_URL"):
             config["HELLO_RETAIL_API_URL"] = os.environ["HELLO_RETAIL_API_URL"]
+        if os.environ.get("RECOMMENDATIONS_KEY"):
+            config["RECOMMENDATIONS_KEY"] = os.environ["RECOMMENDATIONS_KEY"]
         backend = f"Hello Retail at {config.get('HELLO_RETAIL_API_URL', 'https://core.helloretail.com')}"
     else:
         fake = FakeHelloRetail().start()

@@ -1,0 +1,73 @@
+"""The Flask demo shop: "Recommended for you" comes through the client with the visitor's id."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from examples.flask_app import create_app
+from hr_middleware.testing import FakeHelloRetail, Mode
+
+from .drivers import PAGE
+
+
+@pytest.fixture
+def shop(fake_hello_retail: FakeHelloRetail) -> Any:
+    """The demo app, pointed at the fake with a short time budget."""
+    return create_app(
+        {
+            "HELLO_RETAIL_WEBSITE_UUID": fake_hello_retail.website_uuid,
+            "HELLO_RETAIL_API_URL": fake_hello_retail.url,
+            "HELLO_RETAIL_TIMEOUT": 0.3,
+        }
+    )
+
+
+def visit(browser: FlaskClient) -> tuple[str, list[str]]:
+    """Load the page as a browser; the id it shows and the recommended product numbers."""
+    response = browser.get("/", headers=PAGE)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    shown_id = re.search(r'<code id="tracking-user-id">([^<]*)</code>', html)
+    assert shown_id is not None
+    return shown_id.group(1), re.findall(r'data-product-number="([^"]+)"', html)
+
+
+def test_a_visitor_gets_the_same_recommendations_on_every_visit(shop: Any, fake_hello_retail: FakeHelloRetail) -> None:
+    browser = shop.test_client()  # keeps cookies, like a browser
+
+    pages = [visit(browser) for _ in range(3)]
+
+    (tracking_user_id, products), *again = pages
+    assert len(products) == 4
+    assert all(page == (tracking_user_id, products) for page in again)
+    assert fake_hello_retail.minted == [tracking_user_id]
+    recoms = fake_hello_retail.api_requests("/serve/recoms")
+    assert len(recoms) == 3
+    assert all(request.json["trackingUserId"] == tracking_user_id for request in recoms)
+
+
+def test_different_visitors_get_different_recommendations(shop: Any) -> None:
+    first_id, first_products = visit(shop.test_client())
+    second_id, second_products = visit(shop.test_client())
+
+    assert first_id != second_id
+    assert first_products
+    assert second_products
+    assert first_products != second_products
+
+
+@pytest.mark.parametrize("mode", [Mode.SERVER_ERROR, Mode.NOT_JSON, Mode.RESET, Mode.HANG], ids=str)
+def test_the_page_renders_without_the_section_when_hello_retail_fails(
+    shop: Any, fake_hello_retail: FakeHelloRetail, mode: Mode
+) -> None:
+    fake_hello_retail.api_mode = mode
+    response = shop.test_client().get("/", headers=PAGE)
+
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Recommended for you" not in html
+    assert fake_hello_retail.minted[0] in html  # the rest of the page is all there

@@ -89,15 +89,23 @@ def test_stale_ids_are_discarded(make_driver: Any, fake_hello_retail: FakeHelloR
 
 
 def test_refill_stops_while_the_breaker_is_open(make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
+    from hr_middleware.mint import BreakerState
+
     fake_hello_retail.mode = Mode.SERVER_ERROR
     driver = make_driver("wsgi", prefetch=5, breaker_threshold=2, breaker_cooldown=60)
+    minter = prefetching(driver)
+    while minter.breaker.state is not BreakerState.OPEN:
+        assert driver.get("/").app_id is None
+    assert eventually(lambda: not minter.pool.wants_more or minter.breaker.state is BreakerState.OPEN)
+    time.sleep(0.1)  # a refill mint already in flight may still land
+    attempts = fake_hello_retail.mint_attempts
 
     for _ in range(6):
         assert driver.get("/").app_id is None
     time.sleep(0.2)
 
-    assert fake_hello_retail.mint_attempts == 2  # then the breaker opened; nothing more, inline or background
-    assert len(prefetching(driver).pool) == 0
+    assert fake_hello_retail.mint_attempts == attempts  # nothing more, inline or background
+    assert len(minter.pool) == 0
 
 
 def test_close_stops_the_thread(make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:

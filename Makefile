@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 8000
 EXTRAS := flask,django,asgi,dev
+# Only the folders that exist (bench/ may not yet).
+LINT_PATHS := $(wildcard hr_middleware tests examples bench)
 
 .PHONY: venv test lint demo bench dist-check clean
 
@@ -20,8 +22,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check hr_middleware tests examples bench
-	$(BIN)/ruff format --check hr_middleware tests examples bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy --strict hr_middleware
 
 demo: $(STAMP)

@@ -22,21 +22,18 @@ from typing import TYPE_CHECKING, Any
 from .context import reset_visit, set_visit
 from .facts import RequestFacts
 from .mint import Minter
-from .policy import TrackingPolicy, Visit
+from .policy import INTERNAL_ERROR, TrackingPolicy, Visit
 from .settings import Settings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["ENVIRON_KEY", "TrackingUserMiddleware", "WSGIRequestFacts"]
+__all__ = ["ENVIRON_KEY", "INTERNAL_ERROR", "TrackingUserMiddleware", "WSGIRequestFacts"]
 
 logger = logging.getLogger("hr_middleware")
 
 #: Where the id (or None) is put in the WSGI environ.
 ENVIRON_KEY = "hello_retail.tracking_user_id"
-
-#: Logged when the middleware itself fails; the request then goes on without it.
-INTERNAL_ERROR = "hr_middleware failed on this request; serving it without a tracking id"
 
 
 class WSGIRequestFacts(RequestFacts):
@@ -130,14 +127,10 @@ class TrackingUserMiddleware:
         minter: Minter | None = None,
         **options: Any,
     ) -> None:
-        if settings is None:
-            settings = Settings(**options)
-        elif options:
-            settings = settings.replace(**options)
         self.app = app
-        self.settings = settings
-        self.policy = TrackingPolicy(settings)
-        self.minter = minter or Minter(settings)
+        self.settings = Settings.merge(settings, options)
+        self.policy = TrackingPolicy(self.settings)
+        self.minter = minter or Minter(self.settings)
         self._native_request = native_request
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

@@ -191,42 +191,32 @@ class TrackingUserMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "websocket":
-            await self._websocket(scope, receive, send)
+        if kind in ("http", "websocket"):
+            await self._serve(scope, receive, send, http=kind == "http")
         elif kind == "lifespan":
             await self.app(scope, receive, self._lifespan_send(send))
         else:
             await self.app(scope, receive, send)
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, *, http: bool) -> None:
+        visit: Visit | None
         try:
-            visit = await self.policy.aresolve(ASGIRequestFacts(scope), self.minter.amint)
+            facts = ASGIRequestFacts(scope)
+            # A websocket handshake's response cannot carry our cookies: observe only.
+            visit = await self.policy.aresolve(facts, self.minter.amint) if http else self.policy.observe(facts)
             _expose(scope, visit)
         except Exception:
             logger.exception(INTERNAL_ERROR)
+            visit = None
+        if visit is None:
+            # Outside the except block, so the app's own errors are not chained to ours.
             await self.app(scope, receive, send)
             return
         token = set_visit(visit)
         try:
             # Wrapped even when nothing is to be set yet: the app may read the
             # id (and so need Vary: Cookie) before it starts the response.
-            await self.app(scope, receive, self._patching_send(visit, send))
-        finally:
-            reset_visit(token)
-
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            visit = self.policy.observe(ASGIRequestFacts(scope))
-            _expose(scope, visit)
-        except Exception:
-            logger.exception(INTERNAL_ERROR)
-            await self.app(scope, receive, send)
-            return
-        token = set_visit(visit)
-        try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, self._patching_send(visit, send) if http else send)
         finally:
             reset_visit(token)
 

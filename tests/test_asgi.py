@@ -441,6 +441,20 @@ async def test_a_middleware_failure_is_logged_and_the_request_served(
     assert [r.getMessage() for r in hr_log.records] == [INTERNAL_ERROR]
 
 
+@pytest.mark.anyio
+async def test_after_a_middleware_failure_app_errors_are_the_apps_own(fake_hello_retail: FakeHelloRetail) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    scope = scope_of()
+    scope["headers"].append((b"cookie", None))
+
+    with pytest.raises(RuntimeError, match="boom") as raised:
+        await serve(middleware, scope)
+    assert raised.value.__context__ is None
+
+
 # -- FastAPI -----------------------------------------------------------------------------------------
 
 

@@ -4,10 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 8000
+# `make demo-asgi` defaults to 8001 so it can run next to `make demo`; PORT=... wins.
+ASGI_PORT := $(if $(filter file,$(origin PORT)),8001,$(PORT))
 EXTRAS := flask,django,asgi,dev
-# bench/ is linted once it exists.
+# Only the folders that exist (bench/ may not yet).
+LINT_PATHS := $(wildcard hr_middleware tests examples bench .ci)
 
-.PHONY: venv test lint demo bench dist-check clean
+.PHONY: venv test lint demo demo-asgi bench dist-check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,12 +24,15 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check hr_middleware tests examples bench .ci
-	$(BIN)/ruff format --check hr_middleware tests examples bench .ci
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy --strict hr_middleware
 
 demo: $(STAMP)
 	PORT=$(PORT) $(BIN)/python -m examples.flask_app
+
+demo-asgi: $(STAMP)
+	PORT=$(ASGI_PORT) $(BIN)/python -m examples.starlette_app
 
 # Build the wheel and sdist, install the wheel into a fresh venv, import every module.
 dist-check: $(STAMP)

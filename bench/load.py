@@ -46,10 +46,37 @@ def free_port() -> int:
 def server_argv(kind: str, port: int) -> list[str]:
     bind = f"127.0.0.1:{port}"
     if kind == "gunicorn":
-        return [sys.executable, "-m", "gunicorn", "-w", "2", "--threads", "8", "-b", bind, "-k", "gthread",
-                "--log-level", "warning", "bench.apps:wsgi_app"]
-    return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-            "--log-level", "warning", "--no-access-log", "bench.apps:asgi_app"]
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "2",
+            "--threads",
+            "8",
+            "-b",
+            bind,
+            "-k",
+            "gthread",
+            "--log-level",
+            "warning",
+            "bench.apps:wsgi_app",
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "bench.apps:asgi_app",
+    ]
 
 
 def worker_rss_kib(pid: int) -> int:
@@ -73,9 +100,10 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def drive(url: str, seconds: float, max_requests: int, clients: int, new_share: float, tally: Tally) -> None:
-    """*clients* threads, each a series of visitors; a visitor is new with probability *new_share*."""
+def drive(url: str, seconds: float, args: argparse.Namespace, tally: Tally) -> None:
+    """``args.clients`` threads, each a series of visitors; a visitor is new with probability ``args.new_share``."""
     stop = time.monotonic() + seconds
+    max_requests, clients, new_share = args.max_requests, args.clients, args.new_share
 
     def client(seed: int) -> None:
         rng = random.Random(seed)
@@ -127,13 +155,13 @@ def run_server(kind: str, args: argparse.Namespace) -> dict[str, object]:
                         raise
                     time.sleep(0.1)
             warm = Tally()
-            drive(url, min(5.0, args.seconds), args.max_requests, args.clients, args.new_share, warm)
+            drive(url, min(5.0, args.seconds), args, warm)
             rss_before = worker_rss_kib(process.pid)
             fake.reset()
             fake.fail_every = args.fail_every
             tally = Tally()
             started = time.monotonic()
-            drive(url, args.seconds, args.max_requests, args.clients, args.new_share, tally)
+            drive(url, args.seconds, args, tally)
             duration = time.monotonic() - started
             rss_after = worker_rss_kib(process.pid)
             mint_attempts = fake.mint_attempts

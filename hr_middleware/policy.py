@@ -22,7 +22,7 @@ from .facts import RequestFacts
 from .identity import OPT_OUT_ID, is_valid_id
 from .settings import Settings
 
-__all__ = ["Origin", "TrackingPolicy", "Visit", "private_cache_control", "vary_on_cookie"]
+__all__ = ["INTERNAL_ERROR", "Origin", "TrackingPolicy", "Visit", "private_cache_control", "vary_on_cookie"]
 
 logger = logging.getLogger("hr_middleware")
 
@@ -30,6 +30,8 @@ logger = logging.getLogger("hr_middleware")
 BAD_SIGNATURE = "server cookie %s has no valid signature; treated as absent"
 CONSENT_HOOK_FAILED = "consent hook raised; treating consent as unknown"
 MINT_WHEN_FAILED = "mint_when raised; not minting for this request"
+#: Logged by an adapter when the middleware itself fails; the request then goes on without it.
+INTERNAL_ERROR = "hr_middleware failed on this request; serving it without a tracking id"
 
 
 class Origin(str, Enum):
@@ -123,13 +125,31 @@ class TrackingPolicy:
     def begin(self, request: RequestFacts) -> Visit:
         """Decide the visit for *request*; the only I/O it may ask for is a mint."""
         visit = Visit(request, self)
+        self._decide(visit, may_mint=True)
+        return visit
+
+    def observe(self, request: RequestFacts) -> Visit:
+        """Decide the visit for a request whose response cannot carry cookies.
+
+        For a WebSocket handshake: the id is read from the cookies and consent
+        applies as in :meth:`begin`, but nothing is minted (``mint_when`` is
+        not asked) and no cookie is to be written.
+        """
+        visit = Visit(request, self)
+        self._decide(visit, may_mint=False)
+        visit.cookies.clear()
+        return visit
+
+    def _decide(self, visit: Visit, *, may_mint: bool) -> None:
+        request = visit.request
         header = request.cookie_header
         if self._check_consent and not self._consents(request):
             self._opt_out(visit, header)
-            return visit
+            return
         if not header:
-            self._first_visit(visit)
-            return visit
+            if may_mint:
+                self._first_visit(visit)
+            return
         settings = self.settings
         server, resign = self._read_server_cookie(header)
         sdk = self._read_sdk(header)
@@ -147,9 +167,8 @@ class TrackingPolicy:
                 self._write(visit, settings.cookie_name, server)
             if settings.share_with_sdk and sdk != server:
                 self._write(visit, settings.sdk_cookie_name, server)
-        else:
+        elif may_mint:
             self._first_visit(visit)
-        return visit
 
     def _read_server_cookie(self, header: str) -> tuple[str | None, bool]:
         """The server cookie's id (None if absent or invalid) and whether to re-sign it."""

@@ -159,6 +159,13 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     @classmethod
+    def merge(cls, settings: Settings | None, options: Mapping[str, Any]) -> Settings:
+        """What a middleware's ``settings=`` and ``**options`` make together (options win)."""
+        if settings is None:
+            return cls(**options)
+        return settings.replace(**options) if options else settings
+
+    @classmethod
     def option_names(cls) -> tuple[str, ...]:
         """The names of every option, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(cls) if f.init)

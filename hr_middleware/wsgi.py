@@ -22,22 +22,19 @@ from typing import TYPE_CHECKING, Any
 from .context import reset_visit, set_visit
 from .facts import RequestFacts
 from .mint import Minter
-from .policy import TrackingPolicy, Visit
+from .policy import INTERNAL_ERROR, TrackingPolicy, Visit
 from .prefetch import PrefetchingMinter, make_minter
 from .settings import Settings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["ENVIRON_KEY", "TrackingUserMiddleware", "WSGIRequestFacts"]
+__all__ = ["ENVIRON_KEY", "INTERNAL_ERROR", "TrackingUserMiddleware", "WSGIRequestFacts"]
 
 logger = logging.getLogger("hr_middleware")
 
 #: Where the id (or None) is put in the WSGI environ.
 ENVIRON_KEY = "hello_retail.tracking_user_id"
-
-#: Logged when the middleware itself fails; the request then goes on without it.
-INTERNAL_ERROR = "hr_middleware failed on this request; serving it without a tracking id"
 
 
 class WSGIRequestFacts(RequestFacts):
@@ -131,21 +128,21 @@ class TrackingUserMiddleware:
         minter: Minter | PrefetchingMinter | None = None,
         **options: Any,
     ) -> None:
-        if settings is None:
-            settings = Settings(**options)
-        elif options:
-            settings = settings.replace(**options)
         self.app = app
-        self.settings = settings
-        self.policy = TrackingPolicy(settings)
-        self.minter = minter or make_minter(settings)
+        self.settings = Settings.merge(settings, options)
+        self.policy = TrackingPolicy(self.settings)
+        self.minter = minter or make_minter(self.settings)
         self._native_request = native_request
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        visit: Visit | None
         try:
             visit = self.policy.resolve(WSGIRequestFacts(environ, self._native_request), self.minter.mint)
         except Exception:
             logger.exception(INTERNAL_ERROR)
+            visit = None
+        if visit is None:
+            # Outside the except block, so the app's own errors are not chained to ours.
             return self.app(environ, start_response)
         environ[ENVIRON_KEY] = visit.tracking_user_id
         token = set_visit(visit)

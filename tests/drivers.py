@@ -15,15 +15,24 @@ A driver's ``get`` returns a :class:`Result` whatever the adapter.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+from anyio.from_thread import start_blocking_portal
+from fastapi import FastAPI, Request
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import Response as StarletteResponse
+from starlette.routing import Route
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 import hr_middleware
-from hr_middleware import consent
+from hr_middleware import asgi, consent
+from hr_middleware.fastapi import TrackingUserId
 from hr_middleware.settings import Settings
 from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
 
@@ -232,7 +241,150 @@ class FlaskDriver(WSGIDriver):
         self.app = app
 
 
-DRIVERS: dict[str, Callable[[Settings], Any]] = {"wsgi": WSGIDriver, "flask": FlaskDriver}
+# -- ASGI ---------------------------------------------------------------------------
+
+
+def state_id(request: Request) -> Any:
+    """The id the middleware put in ``request.state`` (``"missing"`` if it did not)."""
+    return getattr(request.state, asgi.STATE_KEY, "missing")
+
+
+def headers_response(request: Request, seen: dict[str, Any]) -> StarletteResponse:
+    response = JSONResponse(seen)
+    for key, value in header_query(request.query_params):
+        response.headers.append(key, value)
+    return response
+
+
+async def silent(request: Request) -> StarletteResponse:
+    return PlainTextResponse("silent")
+
+
+async def grant_endpoint(request: Request) -> StarletteResponse:
+    await consent.agrant()
+    return JSONResponse(seen_now(state_id(request)))
+
+
+def grant_sync_endpoint(request: Request) -> StarletteResponse:
+    """A sync endpoint (run in a worker thread): grant() mints through the loop."""
+    consent.grant()
+    return JSONResponse(seen_now(state_id(request)))
+
+
+async def revoke_endpoint(request: Request) -> StarletteResponse:
+    consent.revoke()
+    return JSONResponse(seen_now(state_id(request)))
+
+
+ASGI_CONSENT_ROUTES = [
+    Route("/grant", grant_endpoint, methods=["GET", "POST"]),
+    Route("/grant-sync", grant_sync_endpoint, methods=["GET", "POST"]),
+    Route("/revoke", revoke_endpoint, methods=["GET", "POST"]),
+]
+
+
+def starlette_app() -> Starlette:
+    """A Starlette app serving the test endpoints."""
+
+    async def index(request: Request) -> StarletteResponse:
+        return JSONResponse(seen_now(state_id(request)))
+
+    async def with_headers(request: Request) -> StarletteResponse:
+        return headers_response(request, seen_now(state_id(request)))
+
+    return Starlette(
+        routes=[
+            Route("/", index, methods=["GET", "POST", "HEAD"]),
+            Route("/asset.png", index),
+            Route("/silent", silent),
+            Route("/headers", with_headers),
+            *ASGI_CONSENT_ROUTES,
+        ]
+    )
+
+
+class ASGIDriver:
+    """The Starlette test app wrapped by the middleware, driven through ``httpx.ASGITransport``.
+
+    Requests run on one event loop in a portal thread for the driver's lifetime,
+    as under a server: the middleware's pooled client belongs to that loop.
+    """
+
+    name = "asgi"
+
+    def __init__(self, settings: Settings) -> None:
+        self.middleware = asgi.TrackingUserMiddleware(starlette_app(), settings=settings)
+        self._serve(self.middleware)
+
+    def _serve(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self._portal_cm = start_blocking_portal()
+        self.portal = self._portal_cm.__enter__()
+
+    def get(
+        self,
+        path: str = "/",
+        *,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | str | None = None,
+        method: str = "GET",
+        scheme: str = "http",
+    ) -> Result:
+        raw = [(k.encode(), v.encode()) for k, v in (headers if headers is not None else PAGE).items()]
+        cookie = cookie_header(cookies)
+        if cookie is not None:
+            raw.append((b"cookie", cookie.encode()))  # what a browser sends: UTF-8, unchecked
+        request = httpx.Request(method, f"{scheme}://shop.test{path}", headers=raw)
+        return self.portal.call(functools.partial(self.send, request))
+
+    async def send(self, request: httpx.Request) -> Result:
+        """Serve *request* (without httpx's default headers) and read the response."""
+        response = await httpx.ASGITransport(app=self.app).handle_async_request(request)
+        body = await response.aread()
+        return make_result(response.status_code, body, response.headers.multi_items())
+
+    def close(self) -> None:
+        try:
+            self.portal.call(self.middleware.aclose)
+        finally:
+            self._portal_cm.__exit__(None, None, None)
+
+
+class FastAPIDriver(ASGIDriver):
+    """A FastAPI app with ``add_middleware(...)``; its endpoints read the id through ``TrackingUserId``."""
+
+    name = "fastapi"
+
+    def __init__(self, settings: Settings) -> None:
+        app = FastAPI()
+        app.add_middleware(asgi.TrackingUserMiddleware, settings=settings)
+
+        @app.api_route("/", methods=["GET", "POST", "HEAD"])
+        @app.get("/asset.png")
+        async def index(request: Request, tracking_user_id: TrackingUserId) -> dict[str, Any]:
+            return {**seen_now(state_id(request)), "id": tracking_user_id}
+
+        @app.get("/headers")
+        async def with_headers(request: Request, tracking_user_id: TrackingUserId) -> StarletteResponse:
+            return headers_response(request, {**seen_now(state_id(request)), "id": tracking_user_id})
+
+        app.add_route("/silent", silent)
+        app.router.routes.extend(ASGI_CONSENT_ROUTES)
+        # Built now (Starlette would on the first request) to find the instance add_middleware made.
+        app.middleware_stack = app.build_middleware_stack()
+        layer: Any = app.middleware_stack
+        while not isinstance(layer, asgi.TrackingUserMiddleware):
+            layer = layer.app
+        self.middleware = layer
+        self._serve(app)
+
+
+DRIVERS: dict[str, Callable[[Settings], Any]] = {
+    "wsgi": WSGIDriver,
+    "flask": FlaskDriver,
+    "asgi": ASGIDriver,
+    "fastapi": FastAPIDriver,
+}
 
 
 def drivers(settings: Settings, names: list[str]) -> Iterator[Any]:

@@ -106,6 +106,13 @@ def test_grant_mints_within_the_request(adapter: str, make_driver: Any, fake_hel
     assert result.header("cache-control") == "private"
 
 
+def test_grant_from_a_sync_endpoint_of_an_async_app(make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
+    result = make_driver("asgi").get("/grant-sync", method="POST", headers={"User-Agent": "Mozilla/5.0"})
+
+    assert result.app_id == fake_hello_retail.minted[0]
+    assert set(result.set_cookies) == {SERVER, SDK}
+
+
 def test_grant_keeps_an_existing_id(adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
     result = make_driver(adapter).get("/grant", cookies={SDK: A})
 
@@ -302,12 +309,17 @@ def test_consent_readers(reader: Any, cookies: dict[str, str], expected: bool | 
 
 
 def test_grant_outside_a_request_says_so() -> None:
+    import contextvars
+
     from hr_middleware.consent import grant, revoke
 
-    with pytest.raises(LookupError, match="no Hello Retail visit"):
-        grant()
-    with pytest.raises(LookupError):
-        revoke()
+    def outside() -> None:  # a fresh context: no request of an earlier test can leak into it
+        with pytest.raises(LookupError, match="no Hello Retail visit"):
+            grant()
+        with pytest.raises(LookupError):
+            revoke()
+
+    contextvars.Context().run(outside)
 
 
 def test_opt_out_id_is_never_written_as_a_cookie(adapter: str, make_driver: Any) -> None:

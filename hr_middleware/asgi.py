@@ -1,0 +1,268 @@
+"""ASGI middleware: one stable Hello Retail trackingUserId per visitor, for any ASGI 3 app.
+
+A pure ASGI class (no ``BaseHTTPMiddleware``). Starlette and FastAPI::
+
+    from hr_middleware.asgi import TrackingUserMiddleware
+
+    app.add_middleware(TrackingUserMiddleware, website_uuid="...")
+
+Any other ASGI 3 app (Django's ASGI handler, Quart, a bare callable)::
+
+    app = TrackingUserMiddleware(app, website_uuid="...")
+
+The options are those of :class:`~hr_middleware.Settings`, as keyword
+arguments or as ``settings=``. While a request is served the id (or None) is
+at ``scope["state"]["tracking_user_id"]`` (``request.state.tracking_user_id``
+in Starlette and FastAPI) and :func:`hr_middleware.get_tracking_user_id`
+returns it, in the endpoint and in every task it starts.
+
+Per scope type:
+
+``http``
+    As the WSGI middleware: the cookies are read; a first page view mints an
+    id from Hello Retail with a non-blocking, pooled httpx client (one per
+    middleware instance), so concurrent first visits mint concurrently and
+    returning visitors never wait for Hello Retail. ``http.response.start``
+    gets the Set-Cookie (and, where needed, ``Cache-Control: private`` and
+    ``Vary: Cookie``) headers appended; every other message passes unchanged.
+``websocket``
+    The id is read from the cookies and exposed the same way; nothing is
+    minted and no cookie is set.
+``lifespan``
+    Passed through unchanged; at ``lifespan.shutdown.complete`` (or
+    ``.failed``) the pooled connections to Hello Retail are closed.
+
+When Hello Retail is slow, down or answers garbage, the mint gives up after
+``timeout`` seconds and the page is served without an id. A failure of the
+middleware itself is logged (:data:`INTERNAL_ERROR`) and the request goes on
+without it; exceptions raised by the app are never caught.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+from .context import reset_visit, set_visit
+from .facts import RequestFacts
+from .mint import AsyncMinter
+from .policy import INTERNAL_ERROR, TrackingPolicy, Visit
+from .prefetch import AsyncPrefetchingMinter, make_async_minter
+from .settings import Settings
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "STATE_KEY",
+    "ASGIApp",
+    "ASGIRequestFacts",
+    "Message",
+    "Receive",
+    "Scope",
+    "ScopeHeaders",
+    "Send",
+    "TrackingUserMiddleware",
+]
+
+logger = logging.getLogger("hr_middleware")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Where the id (or None) is put in ``scope["state"]``: ``request.state.tracking_user_id``.
+STATE_KEY = "tracking_user_id"
+
+
+class ASGIRequestFacts(RequestFacts):
+    """:class:`RequestFacts` read lazily from an ASGI ``http`` or ``websocket`` scope.
+
+    ``native`` is the scope itself; ``scheme`` is the scope's (``http``,
+    ``https``, ``ws`` or ``wss``), and ``https`` and ``wss`` count as secure.
+    """
+
+    __slots__ = ("scope", "_headers")
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__()
+        self.scope = scope
+        self._headers: ScopeHeaders | None = None
+
+    @property
+    def native(self) -> Scope:
+        return self.scope
+
+    @property
+    def cookie_header(self) -> str:
+        # The hot path: only this header is read for a returning visitor.
+        # HTTP/2 may split the Cookie header into several; RFC 9113 joins them with "; ".
+        values = [value for name, value in self.scope.get("headers", ()) if name.lower() == b"cookie"]
+        if not values:
+            return ""
+        return b"; ".join(values).decode("latin-1")
+
+    @property
+    def method(self) -> str:
+        # A websocket scope has no method; its handshake is a GET.
+        return self.scope.get("method", "GET")  # type: ignore[no-any-return]
+
+    @property
+    def path(self) -> str:
+        # The ASGI spec now has ``path`` include ``root_path`` (uvicorn >= 0.26,
+        # Starlette mounts); older servers leave it out. Either way: the full path.
+        path: str = self.scope.get("path", "")
+        root: str = self.scope.get("root_path", "")
+        if not root or (path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/")):
+            return path
+        return root + path
+
+    @property
+    def scheme(self) -> str:
+        return self.scope.get("scheme", "http")  # type: ignore[no-any-return]
+
+    @property
+    def is_secure(self) -> bool:
+        return self.scheme in ("https", "wss")
+
+    @property
+    def headers(self) -> ScopeHeaders:
+        if self._headers is None:
+            self._headers = ScopeHeaders(self.scope.get("headers", ()))
+        return self._headers
+
+
+class ScopeHeaders(Mapping[str, str]):
+    """The request headers of an ASGI scope as a case-insensitive, read-only mapping.
+
+    Values are decoded as latin-1; a header sent several times reads as its
+    values joined with ``", "`` (``"; "`` for Cookie).
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        values: dict[str, str] = {}
+        for raw_name, raw_value in raw:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            if name in values:
+                value = values[name] + ("; " if name == "cookie" else ", ") + value
+            values[name] = value
+        self._values = values
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class TrackingUserMiddleware:
+    """ASGI 3 middleware that gives every visitor one stable Hello Retail trackingUserId.
+
+    Args:
+        app: the ASGI application to wrap.
+        settings: a ready :class:`~hr_middleware.Settings`; or pass its
+            options as keyword arguments (``website_uuid`` is required).
+        minter: the :class:`~hr_middleware.mint.AsyncMinter` to mint with;
+            default: one of its own, with a pooled httpx client.
+        **options: the options of :class:`~hr_middleware.Settings`.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings | None = None,
+        minter: AsyncMinter | AsyncPrefetchingMinter | None = None,
+        **options: Any,
+    ) -> None:
+        self.app = app
+        self.settings = Settings.merge(settings, options)
+        self.policy = TrackingPolicy(self.settings)
+        self.minter = minter or make_async_minter(self.settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind in ("http", "websocket"):
+            await self._serve(scope, receive, send, http=kind == "http")
+        elif kind == "lifespan":
+            await self.app(scope, receive, self._lifespan_send(send))
+        else:
+            await self.app(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, *, http: bool) -> None:
+        visit: Visit | None
+        try:
+            facts = ASGIRequestFacts(scope)
+            # A websocket handshake's response cannot carry our cookies: observe only.
+            visit = await self.policy.aresolve(facts, self.minter.amint) if http else self.policy.observe(facts)
+            _expose(scope, visit)
+        except Exception:
+            logger.exception(INTERNAL_ERROR)
+            visit = None
+        if visit is None:
+            # Outside the except block, so the app's own errors are not chained to ours.
+            await self.app(scope, receive, send)
+            return
+        token = set_visit(visit)
+        try:
+            # Wrapped even when nothing is to be set yet: the app may read the
+            # id (and so need Vary: Cookie) before it starts the response.
+            await self.app(scope, receive, self._patching_send(visit, send) if http else send)
+        finally:
+            reset_visit(token)
+
+    def _patching_send(self, visit: Visit, send: Send) -> Send:
+        policy = self.policy
+
+        async def patching_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and visit.needs_response_patch:
+                try:
+                    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", ())]
+                    patched = policy.patch_headers(visit, headers)
+                    # ASGI wants lower-case names; the app's own message is left as it was.
+                    message = {
+                        **message,
+                        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in patched],
+                    }
+                except Exception:
+                    logger.exception(INTERNAL_ERROR)
+            await send(message)
+
+        return patching_send
+
+    def _lifespan_send(self, send: Send) -> Send:
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                # Before the server hears it: after that the loop may be gone.
+                await self.aclose()
+            await send(message)
+
+        return lifespan_send
+
+    async def aclose(self) -> None:
+        """Close the pooled connections to Hello Retail (done at lifespan shutdown).
+
+        Never raises: a failure is logged. A later mint opens new connections.
+        """
+        try:
+            await self.minter.aclose()
+        except Exception:
+            logger.exception(INTERNAL_ERROR)
+
+
+def _expose(scope: Scope, visit: Visit) -> None:
+    """Put the id where ``request.state`` reads it (a server may not provide ``state``)."""
+    state = scope.get("state")
+    if state is None:
+        state = scope["state"] = {}
+    state[STATE_KEY] = visit.tracking_user_id

@@ -1,0 +1,550 @@
+"""The ASGI adapter beyond the behaviour table: the event loop is never blocked,
+a real uvicorn, lifespan and websocket scopes, and the raw ASGI messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from hr_middleware import get_tracking_user_id
+from hr_middleware.asgi import INTERNAL_ERROR, STATE_KEY, ASGIRequestFacts, Message, TrackingUserMiddleware
+from hr_middleware.context import current_visit
+from hr_middleware.fastapi import TrackingUserId
+from hr_middleware.testing import FakeHelloRetail
+
+from .drivers import PAGE, cookie_header, make_result, starlette_app
+
+ROOT = Path(__file__).resolve().parents[1]
+A = "62a0317d17698aa57d369db9"
+B = "0123456789abcdef01234567"
+SERVER = "helloRetailTrackingUserId"
+SDK = "hello_retail_id"
+RETURNING = {SERVER: A, SDK: A}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # the mint's transport is asyncio's
+
+
+def scope_of(
+    kind: str = "http",
+    *,
+    path: str = "/",
+    headers: dict[str, str] | None = None,
+    cookies: dict[str, str] | None = None,
+    scheme: str = "http",
+    root_path: str = "",
+) -> dict[str, Any]:
+    raw = [(k.lower().encode(), v.encode()) for k, v in (PAGE if headers is None else headers).items()]
+    if cookies is not None:
+        raw.append((b"cookie", str(cookie_header(cookies)).encode()))
+    scope: dict[str, Any] = {
+        "type": kind,
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": scheme,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": root_path,
+        "headers": raw,
+        "client": ("127.0.0.1", 50000),
+        "server": ("shop.test", 80),
+    }
+    if kind == "http":
+        scope["method"] = "GET"
+    return scope
+
+
+async def serve(app: Any, scope: dict[str, Any], incoming: list[Message] | None = None) -> list[Message]:
+    """Run *app* on *scope* as a server would; return the messages it sent."""
+    pending = list(incoming if incoming is not None else [{"type": "http.request", "body": b"", "more_body": False}])
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        await anyio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+def set_cookie_names(start: Message) -> list[str]:
+    return [v.decode().split("=", 1)[0] for k, v in start.get("headers", []) if k.lower() == b"set-cookie"]
+
+
+# -- the event loop is never blocked ------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_returning_visitors_do_not_wait_for_a_slow_mint(fake_hello_retail: FakeHelloRetail) -> None:
+    fake_hello_retail.delay = 1.0
+    middleware = TrackingUserMiddleware(starlette_app(), settings=fake_hello_retail.settings(timeout=5))
+    transport = httpx.ASGITransport(app=middleware)
+    first: list[httpx.Response] = []
+    returning: list[httpx.Response] = []
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test", headers=PAGE) as client:
+
+        async def first_visit() -> None:
+            first.append(await client.get("/"))
+
+        async def returning_visit() -> None:
+            returning.append(await client.get("/", headers={"cookie": cookie_header(RETURNING) or ""}))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(first_visit)
+            with anyio.fail_after(5):
+                while fake_hello_retail.mint_attempts < 1:  # the slow mint is in flight
+                    await anyio.sleep(0.005)
+            started = time.perf_counter()
+            async with anyio.create_task_group() as visits:
+                for _ in range(50):
+                    visits.start_soon(returning_visit)
+            elapsed = time.perf_counter() - started
+            assert first == []  # still waiting for Hello Retail
+    await middleware.aclose()
+
+    print(f"50 returning visitors during a 1 s mint: {elapsed * 1000:.0f} ms")
+    assert elapsed < 0.9
+    assert [r.json()["id"] for r in returning] == [A] * 50
+    assert first[0].json()["origin"] == "minted"
+    assert fake_hello_retail.mint_count == 1
+
+
+@pytest.mark.anyio
+async def test_concurrent_first_visits_mint_concurrently(fake_hello_retail: FakeHelloRetail) -> None:
+    fake_hello_retail.delay = 0.1
+    middleware = TrackingUserMiddleware(starlette_app(), settings=fake_hello_retail.settings(timeout=5))
+    responses: list[httpx.Response] = []
+    transport = httpx.ASGITransport(app=middleware)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test", headers=PAGE) as client:
+
+        async def first_visit() -> None:
+            responses.append(await client.get("/"))
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for _ in range(50):
+                group.start_soon(first_visit)
+        elapsed = time.perf_counter() - started
+    await middleware.aclose()
+
+    print(f"50 concurrent first visits, 100 ms mint each: {elapsed * 1000:.0f} ms")
+    assert elapsed < 1.5  # one after another would take 5 s
+    assert fake_hello_retail.mint_count == 50
+    # Each request saw its own id, the one its cookie carries.
+    ids = [r.json()["id"] for r in responses]
+    assert sorted(ids) == sorted(fake_hello_retail.minted)
+    for response in responses:
+        assert response.cookies[SERVER] == response.json()["id"]
+
+
+# -- a real server ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def uvicorn_shop(fake_hello_retail: FakeHelloRetail, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``make demo-asgi`` on a free port, pointed at the test's fake Hello Retail."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "HELLO_RETAIL_WEBSITE_UUID": fake_hello_retail.website_uuid,
+        "HELLO_RETAIL_API_URL": fake_hello_retail.url,
+    }
+    with (tmp_path / "uvicorn.log").open("w+") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "examples.starlette_app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                assert process.poll() is None, log.read()
+                try:
+                    if httpx.get(url + "/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.05)
+            yield url, process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def test_real_uvicorn_mints_once_over_several_visits(
+    uvicorn_shop: tuple[str, subprocess.Popen[str]], fake_hello_retail: FakeHelloRetail
+) -> None:
+    url, process = uvicorn_shop
+    shown = []
+    with httpx.Client(base_url=url, headers=PAGE) as browser:  # keeps cookies like a browser
+        for _ in range(4):
+            response = browser.get("/")
+            assert response.status_code == 200
+            shown.append(re.search(r'id="tracking-user-id">([^<]*)<', response.text).group(1))  # type: ignore[union-attr]
+        assert browser.cookies[SERVER] == browser.cookies[SDK] == shown[0]
+
+    assert shown == [fake_hello_retail.minted[0]] * 4
+    assert fake_hello_retail.mint_count == 1
+    process.send_signal(signal.SIGINT)  # a clean shutdown runs lifespan and closes the client
+    assert process.wait(15) == 0
+
+
+# -- lifespan --------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_lifespan_passes_through_and_shutdown_closes_the_pool(fake_hello_retail: FakeHelloRetail) -> None:
+    received: list[Message] = []
+    page = starlette_app()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await page(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            received.append(message)
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    to_app, from_server = anyio.create_memory_object_stream[Message](4)
+    to_server, from_app = anyio.create_memory_object_stream[Message](4)
+    lifespan_scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+
+    async def first_visit() -> None:
+        start, _ = await serve(middleware, scope_of())
+        assert SERVER in set_cookie_names(start)
+
+    async with to_app, from_server, to_server, from_app, anyio.create_task_group() as group:
+        group.start_soon(middleware, lifespan_scope, from_server.receive, to_server.send)
+        await to_app.send({"type": "lifespan.startup"})
+        assert (await from_app.receive())["type"] == "lifespan.startup.complete"
+        await first_visit()
+        await first_visit()
+        assert fake_hello_retail.connections == 1  # pooled: the second mint reused the connection
+        await to_app.send({"type": "lifespan.shutdown"})
+        assert (await from_app.receive())["type"] == "lifespan.shutdown.complete"
+
+    assert [m["type"] for m in received] == ["lifespan.startup", "lifespan.shutdown"]
+    assert fake_hello_retail.mint_count == 2
+    await first_visit()  # after shutdown: a new pool, a new connection
+    assert fake_hello_retail.connections == 2
+    await middleware.aclose()
+
+
+@pytest.mark.anyio
+async def test_lifespan_messages_are_the_apps_own(fake_hello_retail: FakeHelloRetail) -> None:
+    sent_by_app: list[Message] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        for _ in range(2):
+            message = await receive()
+            reply = {"type": message["type"] + ".complete", "extra": object()}
+            sent_by_app.append(reply)
+            await send(reply)
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    lifespan_scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+    sent = await serve(middleware, lifespan_scope, [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    assert len(sent) == 2
+    assert all(got is mine for got, mine in zip(sent, sent_by_app, strict=True))
+
+
+# -- websocket ------------------------------------------------------------------------------------
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_json({"id": get_tracking_user_id(), "state": getattr(websocket.state, STATE_KEY, "missing")})
+    await websocket.close()
+
+
+@pytest.mark.parametrize(
+    ("cookies", "expected"),
+    [
+        pytest.param(RETURNING, A, id="returning"),
+        pytest.param({SDK: B}, B, id="sdk-cookie-only-is-read-not-written"),
+        pytest.param({SERVER: A}, A, id="server-cookie-only-sdk-not-written"),
+        pytest.param(None, None, id="first-visit-does-not-mint"),
+    ],
+)
+@pytest.mark.anyio
+async def test_websocket_reads_the_id_and_never_mints_or_sets(
+    fake_hello_retail: FakeHelloRetail, cookies: dict[str, str] | None, expected: str | None
+) -> None:
+    app = Starlette(routes=[WebSocketRoute("/ws", websocket_endpoint)])
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+
+    sent = await serve(
+        middleware,
+        scope_of("websocket", path="/ws", cookies=cookies, scheme="ws"),
+        [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}],
+    )
+
+    accept, data, close = sent
+    assert accept["type"] == "websocket.accept"
+    assert set_cookie_names(accept) == []
+    assert json.loads(data["text"]) == {"id": expected, "state": expected}
+    assert close["type"] == "websocket.close"
+    assert fake_hello_retail.mint_attempts == 0
+    assert current_visit() is None
+
+
+# -- raw http messages --------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_app_set_cookie_survives_next_to_ours(fake_hello_retail: FakeHelloRetail) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/plain"), (b"set-cookie", b"session=1; Path=/")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    start, _ = await serve(middleware, scope_of())
+
+    assert set_cookie_names(start) == ["session", SERVER, SDK]
+    assert start["headers"][:2] == [(b"content-type", b"text/plain"), (b"set-cookie", b"session=1; Path=/")]
+    assert (b"cache-control", b"private") in start["headers"]
+    await middleware.aclose()
+
+
+@pytest.mark.parametrize(
+    ("cookies", "reads_id", "start_is_the_apps"),
+    [
+        pytest.param(RETURNING, False, True, id="returning-not-reading-start-untouched"),
+        pytest.param(RETURNING, True, False, id="returning-reading-gets-vary"),
+        pytest.param(None, False, False, id="first-visit-gets-cookies"),
+    ],
+)
+@pytest.mark.anyio
+async def test_only_the_response_start_is_changed(
+    fake_hello_retail: FakeHelloRetail, cookies: dict[str, str] | None, reads_id: bool, start_is_the_apps: bool
+) -> None:
+    app_headers = [(b"content-type", b"text/plain")]
+    messages: list[Message] = [
+        {"type": "http.response.start", "status": 201, "headers": app_headers},
+        {"type": "http.response.body", "body": b"one", "more_body": True},
+        {"type": "http.response.body", "body": b"two", "more_body": True},
+        {"type": "http.response.body", "body": b"", "more_body": False},
+    ]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if reads_id:
+            get_tracking_user_id()
+        for message in messages:
+            await send(message)
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    sent = await serve(middleware, scope_of(cookies=cookies))
+    await middleware.aclose()
+
+    assert all(got is mine for got, mine in zip(sent[1:], messages[1:], strict=True))
+    assert (sent[0] is messages[0]) is start_is_the_apps
+    assert sent[0]["status"] == 201
+    assert messages[0]["headers"] == [(b"content-type", b"text/plain")]  # the app's message is not mutated
+    if reads_id:
+        assert (b"vary", b"Cookie") in sent[0]["headers"]
+
+
+@pytest.mark.parametrize("when", ["before-start", "after-start"])
+@pytest.mark.anyio
+async def test_app_exceptions_propagate_and_the_context_is_reset(fake_hello_retail: FakeHelloRetail, when: str) -> None:
+    seen = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(get_tracking_user_id())
+        if when == "after-start":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("boom")
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    with pytest.raises(RuntimeError, match="boom"):
+        await serve(middleware, scope_of(cookies=RETURNING))
+
+    assert seen == [A]
+    assert current_visit() is None
+    assert get_tracking_user_id() is None
+
+
+@pytest.mark.anyio
+async def test_context_and_state_during_and_after_the_request(fake_hello_retail: FakeHelloRetail) -> None:
+    inside = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        inside.append((get_tracking_user_id(), scope["state"][STATE_KEY]))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    scope = scope_of(cookies=RETURNING)
+    scope["state"] = {"from_lifespan": 1}
+    await serve(middleware, scope)
+
+    assert inside == [(A, A)]
+    assert scope["state"] == {"from_lifespan": 1, STATE_KEY: A}  # the server's state is kept
+    assert current_visit() is None
+
+
+@pytest.mark.anyio
+async def test_a_middleware_failure_is_logged_and_the_request_served(
+    fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(get_tracking_user_id()).encode()})
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    scope = scope_of()
+    scope["headers"].append((b"cookie", None))  # a broken server
+
+    start, body = await serve(middleware, scope)
+
+    assert start["status"] == 200
+    assert body["body"] == b"None"
+    assert [r.getMessage() for r in hr_log.records] == [INTERNAL_ERROR]
+
+
+@pytest.mark.anyio
+async def test_after_a_middleware_failure_app_errors_are_the_apps_own(fake_hello_retail: FakeHelloRetail) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    scope = scope_of()
+    scope["headers"].append((b"cookie", None))
+
+    with pytest.raises(RuntimeError, match="boom") as raised:
+        await serve(middleware, scope)
+    assert raised.value.__context__ is None
+
+
+# -- FastAPI -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("installed", [True, False])
+@pytest.mark.anyio
+async def test_fastapi_dependency(fake_hello_retail: FakeHelloRetail, installed: bool) -> None:
+    app = FastAPI()
+
+    @app.get("/")
+    async def index(tracking_user_id: TrackingUserId) -> dict[str, str | None]:
+        return {"trackingUserId": tracking_user_id}
+
+    if installed:
+        app.add_middleware(TrackingUserMiddleware, settings=fake_hello_retail.settings())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop.test") as client:
+        response = await client.get("/", headers={"cookie": cookie_header(RETURNING) or ""})
+
+    result = make_result(response.status_code, response.content, response.headers.multi_items())
+    assert result.status == 200
+    assert result.seen == {"trackingUserId": A if installed else None}
+    assert result.header("vary") == ("Cookie" if installed else None)
+
+
+# -- request facts ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scope", "facts"),
+    [
+        pytest.param(
+            {"type": "http", "method": "POST", "scheme": "https", "path": "/cart", "root_path": ""},
+            {"method": "POST", "path": "/cart", "scheme": "https", "is_secure": True},
+            id="https",
+        ),
+        pytest.param(
+            {"type": "http", "method": "GET", "scheme": "http", "path": "/shop/cart", "root_path": "/shop"},
+            {"method": "GET", "path": "/shop/cart", "scheme": "http", "is_secure": False},
+            id="path-includes-root-path",
+        ),
+        pytest.param(
+            {"type": "http", "method": "GET", "path": "/cart", "root_path": "/shop"},
+            {"method": "GET", "path": "/shop/cart", "scheme": "http", "is_secure": False},
+            id="path-without-root-path-no-scheme",
+        ),
+        pytest.param(
+            {"type": "http", "method": "GET", "path": "/shopping", "root_path": "/shop"},
+            {"method": "GET", "path": "/shop/shopping", "scheme": "http", "is_secure": False},
+            id="root-path-prefix-is-not-a-segment",
+        ),
+        pytest.param(
+            {"type": "websocket", "scheme": "wss", "path": "/ws"},
+            {"method": "GET", "path": "/ws", "scheme": "wss", "is_secure": True},
+            id="wss",
+        ),
+        pytest.param(
+            {"type": "websocket", "scheme": "ws", "path": "/ws"},
+            {"method": "GET", "path": "/ws", "scheme": "ws", "is_secure": False},
+            id="ws",
+        ),
+    ],
+)
+def test_request_facts_from_the_scope(scope: dict[str, Any], facts: dict[str, Any]) -> None:
+    request = ASGIRequestFacts(scope)
+
+    assert {name: getattr(request, name) for name in facts} == facts
+    assert request.native is scope
+    assert request.cookie_header == ""
+    assert dict(request.headers) == {}
+
+
+def test_request_facts_headers() -> None:
+    scope = {
+        "type": "http",
+        "headers": [
+            (b"cookie", b"a=1"),
+            (b"accept", b"text/html"),
+            (b"Cookie", b"b=2"),
+            (b"x-forwarded-for", b"1.1.1.1"),
+            (b"x-forwarded-for", b"2.2.2.2"),
+            (b"user-agent", "Mozilla é".encode()),
+        ],
+    }
+    request = ASGIRequestFacts(scope)
+
+    assert request.cookie_header == "a=1; b=2"
+    assert request.cookies == {"a": "1", "b": "2"}
+    assert request.headers["ACCEPT"] == "text/html"
+    assert request.headers.get("X-Forwarded-For") == "1.1.1.1, 2.2.2.2"
+    assert request.headers["cookie"] == "a=1; b=2"
+    assert "User-Agent" in request.headers
+    assert "sec-fetch-dest" not in request.headers
+    assert request.headers["user-agent"] == "Mozilla Ã©"  # latin-1, as in WSGI
+    assert len(request.headers) == 4

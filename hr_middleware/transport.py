@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -85,6 +86,7 @@ class SyncTransport:
         # Every socket read gets only the time left, so a body dripped one byte
         # at a time still ends at the deadline.
         sock = getattr(getattr(raw, "connection", None), "sock", None)
+        read1 = _reader(raw)
         chunks: list[bytes] = []
         size = 0
         try:
@@ -94,7 +96,7 @@ class SyncTransport:
                     raise RequestTimeoutError(f"answer not read within {timeout:g}s")
                 if sock is not None:
                     sock.settimeout(remaining)
-                chunk = raw.read1(65536)
+                chunk = read1(65536)
                 if not chunk:
                     return b"".join(chunks)
                 size += len(chunk)
@@ -109,6 +111,20 @@ class SyncTransport:
     def close(self) -> None:
         """Close the pooled connections."""
         self._session.close()
+
+
+def _reader(raw: urllib3.BaseHTTPResponse) -> Callable[[int], bytes]:
+    """A function reading what one socket read brings (at most n bytes), decoded."""
+    read1 = getattr(raw, "read1", None)
+    if read1 is not None:
+        return read1  # type: ignore[no-any-return]
+    # urllib3 < 2.2 has no read1(). Without content coding, http.client's own
+    # read1() keeps the per-read deadline; with it, fall back to read(n), whose
+    # reads are each bounded by the socket timeout but not in total.
+    fp = getattr(raw, "_fp", None)
+    if fp is not None and not raw.headers.get("Content-Encoding") and hasattr(fp, "read1"):
+        return fp.read1  # type: ignore[no-any-return]
+    return raw.read
 
 
 class AsyncTransport:

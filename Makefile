@@ -10,7 +10,7 @@ EXTRAS := flask,django,asgi,dev
 # Only the folders that exist (bench/ may not yet).
 LINT_PATHS := $(wildcard hr_middleware tests examples bench .ci)
 
-.PHONY: venv test lint demo demo-asgi bench dist-check clean
+.PHONY: venv test lint demo demo-asgi bench load throughput test-all dist-check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,3 +54,11 @@ bench: $(STAMP)
 test-all: $(STAMP)
 	PYENV_VERSION="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[0-3]\.' | paste -sd: -)" \
 		$(BIN)/nox $(NOX_ARGS)
+
+# Real servers (gunicorn, uvicorn) under load against a failing fake Hello Retail: correctness, latency, memory.
+load: $(STAMP)
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
+
+# Requests/s of real servers with and without the middleware (needs wrk: apt-get install wrk).
+throughput: $(STAMP)
+	$(BIN)/python -m bench.throughput $(THROUGHPUT_ARGS)

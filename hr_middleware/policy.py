@@ -89,6 +89,11 @@ class Visit:
         self.mint: Callable[[], str | None] | None = None
         self.amint: Callable[[], Awaitable[str | None]] | None = None
 
+    def read_id(self) -> str | None:
+        """The id as the app reads it: marks the visit accessed (its response varies on Cookie)."""
+        self.accessed = True
+        return self.tracking_user_id
+
     @property
     def needs_response_patch(self) -> bool:
         """True when the response start must be rewritten (cookies or Vary)."""

@@ -113,6 +113,11 @@ def seen_now(native_id: Any) -> dict[str, Any]:
     }
 
 
+def as_config(settings: Settings, prefix: str = "") -> dict[str, Any]:
+    """*settings* as upper-case config keys: Flask's ``HELLO_RETAIL_*``, Django's ``HELLO_RETAIL``."""
+    return {prefix + name.upper(): getattr(settings, name) for name in Settings.option_names()}
+
+
 def header_query(query: Mapping[str, str]) -> list[tuple[str, str]]:
     """``/headers?cc=...&vary=...&set_cookie=...`` -> the headers the app answers with."""
     out = []
@@ -191,8 +196,7 @@ class FlaskDriver(WSGIDriver):
         from hr_middleware.flask import HelloRetail
 
         app = Flask("flask_driver")
-        options = {f.upper(): getattr(settings, f) for f in Settings.option_names()}
-        app.config.update({"HELLO_RETAIL_" + k: v for k, v in options.items()})
+        app.config.update(as_config(settings, prefix="HELLO_RETAIL_"))
         HelloRetail(app)
 
         @app.route("/", methods=["GET", "POST", "HEAD"])
@@ -215,7 +219,138 @@ class FlaskDriver(WSGIDriver):
         self.app = app
 
 
-DRIVERS: dict[str, Callable[[Settings], Any]] = {"wsgi": WSGIDriver, "flask": FlaskDriver}
+# -- Django ----------------------------------------------------------------------------
+
+
+class DjangoDriver:
+    """Sync views through ``django.test.Client``: the middleware runs on a sync stack."""
+
+    name = "django"
+    urlconf = "tests.django_site.urls"
+
+    def __init__(self, settings: Settings) -> None:
+        from django.test import Client
+
+        from .django_site import configure
+
+        configure()
+        self._config = as_config(settings)
+        with self.settings():
+            self.client = Client()
+            self.client.handler.load_middleware()
+        # Django keeps only the chain; its outermost (our only) middleware is what it wraps.
+        self.middleware = self.client.handler._middleware_chain.__wrapped__
+
+    def settings(self) -> Any:
+        """This driver's settings, active around each request.
+
+        Re-entering the same ``HELLO_RETAIL`` does not rebuild the middleware
+        (it compares the options), so pools and breaker state persist.
+        """
+        from django.test import override_settings
+
+        return override_settings(HELLO_RETAIL=self._config, ROOT_URLCONF=self.urlconf)
+
+    def get(
+        self,
+        path: str = "/",
+        *,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | str | None = None,
+        method: str = "GET",
+        scheme: str = "http",
+    ) -> Result:
+        extra = {}
+        cookie = cookie_header(cookies)
+        if cookie is not None:
+            # Into META directly: the client's cookie jar would quote hostile values.
+            extra["HTTP_COOKIE"] = cookie
+        self.client.cookies.clear()  # stateless, like the other drivers
+        with self.settings():
+            response = self.client.generic(
+                method,
+                path,
+                secure=scheme == "https",
+                headers=dict(headers if headers is not None else PAGE),
+                **extra,
+            )
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        return make_result(response.status_code, body, django_response_headers(response))
+
+    def close(self) -> None:
+        self.middleware.close()
+
+
+def django_response_headers(response: Any) -> list[tuple[str, str]]:
+    """The header lines Django's handlers send for *response* (its headers, then its cookies)."""
+    cookies = [("Set-Cookie", morsel.output(header="").strip()) for morsel in response.cookies.values()]
+    return [*response.items(), *cookies]
+
+
+class DjangoAsyncDriver(DjangoDriver):
+    """Async views through Django's real ASGI handler: the middleware runs on an async stack."""
+
+    name = "django_async"
+    urlconf = "tests.django_site.async_urls"
+
+    def __init__(self, settings: Settings) -> None:
+        import asyncio
+
+        import httpx
+        from django.core.handlers.asgi import ASGIHandler
+
+        from .django_site import configure
+
+        configure()
+        self._config = as_config(settings)
+        with self.settings():
+            self.handler = ASGIHandler()
+        self.middleware = self.handler._middleware_chain.__wrapped__
+        self._transport = httpx.ASGITransport(app=self.handler)  # type: ignore[arg-type]
+        self._loop = asyncio.new_event_loop()
+
+    def get(
+        self,
+        path: str = "/",
+        *,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | str | None = None,
+        method: str = "GET",
+        scheme: str = "http",
+    ) -> Result:
+        import httpx
+
+        lines = [(k, v.encode("latin-1")) for k, v in (headers if headers is not None else PAGE).items()]
+        cookie = cookie_header(cookies)
+        if cookie is not None:
+            # One raw header, as a server passes it; httpx's client would add its own defaults.
+            lines.append(("Cookie", cookie.encode("latin-1")))
+        request = httpx.Request(method, f"{scheme}://shop.test{path}", headers=lines)
+
+        async def send() -> Result:
+            response = await self._transport.handle_async_request(request)
+            body = await response.aread()
+            return make_result(response.status_code, body, response.headers.multi_items())
+
+        with self.settings():
+            return self._loop.run_until_complete(send())
+
+    def close(self) -> None:
+        loop = self._loop
+        try:
+            loop.run_until_complete(self.middleware.aclose())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+
+
+DRIVERS: dict[str, Callable[[Settings], Any]] = {
+    "wsgi": WSGIDriver,
+    "flask": FlaskDriver,
+    "django": DjangoDriver,
+    "django_async": DjangoAsyncDriver,
+}
 
 
 def drivers(settings: Settings, names: list[str]) -> Iterator[Any]:

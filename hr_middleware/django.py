@@ -412,6 +412,16 @@ def _middleware_installed() -> bool:
 
 
 _UUID_HINT = "Find the website UUID in Hello Retail's dashboard (Settings > Website)."
+_UUID_SHAPE = "A website UUID looks like '12345678-90ab-4cde-8f01-234567890abc' (a string)."
+
+
+def _reason(exc: Exception, name: str) -> str:
+    """*exc*'s message without the leading ``option:`` the core puts there."""
+    return str(exc).removeprefix(f"{name}: ")
+
+
+def _option_hint(key: str) -> str:
+    return f"See {key} in the option table of docs/django.md."
 
 
 @checks.register("hr_middleware")
@@ -442,7 +452,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         try:
             _read_settings(config)
         except (TypeError, ValueError) as exc:  # options that conflict with each other
-            errors.append(checks.Error(f"HELLO_RETAIL: {exc}.", id="hr_middleware.E007"))
+            errors.append(
+                checks.Error(f"HELLO_RETAIL: {exc}.", hint="These options conflict.", id="hr_middleware.E007")
+            )
     if not installed:
         errors.append(
             checks.Warning(
@@ -466,9 +478,8 @@ def _check_options(config: Mapping[Any, Any]) -> list[checks.CheckMessage]:
         try:
             Settings(website_uuid=config["WEBSITE_UUID"])
         except (TypeError, ValueError) as exc:
-            errors.append(
-                checks.Error(f"HELLO_RETAIL['WEBSITE_UUID']: {exc}.", hint=_UUID_HINT, id="hr_middleware.E004")
-            )
+            message = f"HELLO_RETAIL['WEBSITE_UUID']: {_reason(exc, 'website_uuid')}."
+            errors.append(checks.Error(message, hint=_UUID_SHAPE, id="hr_middleware.E004"))
     valid_uuid = "00000000-0000-4000-8000-000000000000"
     for key, value in config.items():
         if key == "WEBSITE_UUID":
@@ -498,7 +509,9 @@ def _check_options(config: Mapping[Any, Any]) -> list[checks.CheckMessage]:
         try:
             Settings(website_uuid=valid_uuid, **{name: option})
         except TypeError as exc:
-            errors.append(checks.Error(f"HELLO_RETAIL[{key!r}]: {exc}.", id="hr_middleware.E006"))
+            message = f"HELLO_RETAIL[{key!r}]: {_reason(exc, name)}."
+            errors.append(checks.Error(message, hint=_option_hint(key), id="hr_middleware.E006"))
         except ValueError as exc:
-            errors.append(checks.Error(f"HELLO_RETAIL[{key!r}]: {exc}.", id="hr_middleware.E007"))
+            message = f"HELLO_RETAIL[{key!r}]: {_reason(exc, name)}."
+            errors.append(checks.Error(message, hint=_option_hint(key), id="hr_middleware.E007"))
     return errors

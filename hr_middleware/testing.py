@@ -198,6 +198,9 @@ class FakeHelloRetail:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of new
+    # connections; the client retries after 1 s, which looks like a slow mint.
+    request_queue_size = 128
     fake: FakeHelloRetail
 
 

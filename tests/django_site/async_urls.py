@@ -11,5 +11,6 @@ urlpatterns = [
     path("asset.png", views.aindex),
     path("headers", views.awith_headers),
     path("silent", views.asilent),
+    path("stream", views.astream),
     path("sync/", views.index),
 ]

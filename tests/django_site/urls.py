@@ -14,5 +14,4 @@ urlpatterns = [
     path("page", views.page),
     path("stream", views.stream),
     path("async/", views.aindex),
-    path("async/stream", views.astream),
 ]

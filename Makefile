@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 8000
 EXTRAS := flask,django,asgi,dev
 
-.PHONY: venv test lint demo bench dist-check clean
+.PHONY: venv test lint demo bench dist-check clean test-django-versions
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,24 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	PORT=$(PORT) $(BIN)/python -m examples.flask_app
+
+# The Django adapter under Django 4.2 LTS on the oldest Python and the newest Django
+# pip offers on the newest Python, each in a throwaway venv under build/. A Python
+# that is not installed falls back to $(PYTHON) (whose newest Django may be older).
+DJANGO_OLD    ?= django==4.2.*
+DJANGO_NEW    ?= django
+DJANGO_OLD_PY ?= $(shell python3.10 -c '' 2>/dev/null && echo python3.10 || echo $(PYTHON))
+DJANGO_NEW_PY ?= $(shell python3.13 -c '' 2>/dev/null && echo python3.13 || echo $(PYTHON))
+
+test-django-versions:
+	@set -e; for pair in '$(DJANGO_OLD)@$(DJANGO_OLD_PY)' '$(DJANGO_NEW)@$(DJANGO_NEW_PY)'; do \
+	  spec="$${pair%%@*}"; py="$${pair#*@}"; venv="build/django-venv-$$(echo "$$spec" | tr -c 'a-z0-9.\n' '_')"; \
+	  rm -rf "$$venv"; "$$py" -m venv "$$venv"; \
+	  "$$venv/bin/python" -m pip install --quiet --upgrade pip; \
+	  "$$venv/bin/python" -m pip install --quiet -e '.[django]' "$$spec" pytest anyio; \
+	  "$$venv/bin/python" -c 'import django, sys; print(f"== Django {django.__version__}, Python {sys.version.split()[0]}")'; \
+	  "$$venv/bin/python" -m pytest -q tests/test_django.py tests/test_behaviour.py -k django; \
+	done
 
 # Build the wheel and sdist, install the wheel into a fresh venv, import every module.
 dist-check: $(STAMP)

@@ -150,6 +150,22 @@ def test_streamed_content_sees_the_id(make_driver: Any, fake_hello_retail: FakeH
     assert result.set_cookies
 
 
+@pytest.mark.parametrize("adapter", ["django", "django_async"])
+def test_declined_consent_deletes_the_cookies(make_driver: Any, adapter: str) -> None:
+    driver = make_driver(adapter, consent=lambda facts: False, secure=True)
+
+    result = driver.get("/", cookies={"helloRetailTrackingUserId": A, "hello_retail_id": A})
+
+    assert result.seen == {"id": "0" * 24, "native": "0" * 24, "origin": "opt_out"}
+    assert set(result.set_cookies) == {"helloRetailTrackingUserId", "hello_retail_id"}
+    for cookie in result.set_cookies.values():
+        assert cookie.deleted
+        assert cookie.value in ("", '""')
+        assert cookie.attributes["path"] == "/"
+        assert cookie.attributes["samesite"] == "Lax"
+    assert result.header("cache-control") == "private"
+
+
 def test_template_reading_request_tracking_user_id_marks_the_response_vary_cookie(make_driver: Any) -> None:
     result = make_driver("django").get("/page", cookies={"helloRetailTrackingUserId": A, "hello_retail_id": A})
 
@@ -293,6 +309,9 @@ CHECKS = [
     pytest.param({"WEBSITE_UUID": UUID, "API_URL": "core.helloretail.com"}, OURS, ["hr_middleware.E007"], id="bad-url"),
     pytest.param(
         {"WEBSITE_UUID": UUID, "COOKIE_NAME": "hello_retail_id"}, OURS, ["hr_middleware.E007"], id="conflicting"
+    ),
+    pytest.param(
+        {"WEBSITE_UUID": UUID, "SAMESITE": "None", "SECURE": False}, OURS, ["hr_middleware.E007"], id="samesite-none"
     ),
     pytest.param({"WEBSITE_UUID": UUID, "CONSENT": "shop.nowhere.consent"}, OURS, ["hr_middleware.E008"], id="import"),
     pytest.param(

@@ -150,12 +150,11 @@ def plain_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) 
     return [body]
 
 
-class WSGIDriver:
-    name = "wsgi"
+class Driver:
+    """What every driver offers: ``get()`` one request, ``middleware``, ``close()``."""
 
-    def __init__(self, settings: Settings, app: Callable[..., Any] = plain_wsgi_app) -> None:
-        self.middleware = TrackingUserMiddleware(app, settings=settings)
-        self.app: Callable[..., Any] = self.middleware
+    name: str
+    middleware: Any
 
     def get(
         self,
@@ -166,10 +165,28 @@ class WSGIDriver:
         method: str = "GET",
         scheme: str = "http",
     ) -> Result:
-        builder = EnvironBuilder(path, method=method, headers=dict(headers if headers is not None else PAGE))
+        """One request; *headers* default to a browser's page navigation (:data:`PAGE`)."""
+        return self.send(method, path, dict(headers if headers is not None else PAGE), cookie_header(cookies), scheme)
+
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+        """One request with exactly these headers and this raw Cookie header (None: none)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.middleware.close()
+
+
+class WSGIDriver(Driver):
+    name = "wsgi"
+
+    def __init__(self, settings: Settings, app: Callable[..., Any] = plain_wsgi_app) -> None:
+        self.middleware = TrackingUserMiddleware(app, settings=settings)
+        self.app: Callable[..., Any] = self.middleware
+
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+        builder = EnvironBuilder(path, method=method, headers=headers)
         builder.base_url = f"{scheme}://shop.test/"
         environ = builder.get_environ()
-        cookie = cookie_header(cookies)
         if cookie is not None:
             # Set on the environ directly: werkzeug's client refuses some of the
             # hostile values the tests send.
@@ -182,9 +199,6 @@ class WSGIDriver:
             if close is not None:
                 close()
         return make_result(int(status.split()[0]), body, list(response_headers.items()))
-
-    def close(self) -> None:
-        self.middleware.close()
 
 
 class FlaskDriver(WSGIDriver):
@@ -222,24 +236,27 @@ class FlaskDriver(WSGIDriver):
 # -- Django ----------------------------------------------------------------------------
 
 
-class DjangoDriver:
+class DjangoDriver(Driver):
     """Sync views through ``django.test.Client``: the middleware runs on a sync stack."""
 
     name = "django"
     urlconf = "tests.django_site.urls"
 
     def __init__(self, settings: Settings) -> None:
-        from django.test import Client
-
         from .django_site import configure
 
         configure()
         self._config = as_config(settings)
         with self.settings():
-            self.client = Client()
-            self.client.handler.load_middleware()
-        # Django keeps only the chain; its outermost (our only) middleware is what it wraps.
-        self.middleware = self.client.handler._middleware_chain.__wrapped__
+            self.middleware = self._build()
+
+    def _build(self) -> Any:
+        """Build this driver's Django handler; return its middleware."""
+        from django.test import Client
+
+        self.client = Client()
+        self.client.handler.load_middleware()
+        return middleware_in(self.client.handler)
 
     def settings(self) -> Any:
         """This driver's settings, active around each request.
@@ -251,34 +268,29 @@ class DjangoDriver:
 
         return override_settings(HELLO_RETAIL=self._config, ROOT_URLCONF=self.urlconf)
 
-    def get(
-        self,
-        path: str = "/",
-        *,
-        headers: Mapping[str, str] | None = None,
-        cookies: Mapping[str, str] | str | None = None,
-        method: str = "GET",
-        scheme: str = "http",
-    ) -> Result:
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+        with self.settings():
+            return self._send(method, path, headers, cookie, scheme)
+
+    def _send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
         extra = {}
-        cookie = cookie_header(cookies)
         if cookie is not None:
             # Into META directly: the client's cookie jar would quote hostile values.
             extra["HTTP_COOKIE"] = cookie
         self.client.cookies.clear()  # stateless, like the other drivers
-        with self.settings():
-            response = self.client.generic(
-                method,
-                path,
-                secure=scheme == "https",
-                headers=dict(headers if headers is not None else PAGE),
-                **extra,
-            )
+        response = self.client.generic(method, path, secure=scheme == "https", headers=headers, **extra)
         body = b"".join(response.streaming_content) if response.streaming else response.content
         return make_result(response.status_code, body, django_response_headers(response))
 
-    def close(self) -> None:
-        self.middleware.close()
+
+def middleware_in(handler: Any) -> Any:
+    """Our middleware in a Django *handler*: Django keeps only the chain, whose
+    outermost wrapper wraps the first middleware of ``MIDDLEWARE`` (ours, in the tests)."""
+    from hr_middleware.django import TrackingUserMiddleware
+
+    middleware = handler._middleware_chain.__wrapped__
+    assert isinstance(middleware, TrackingUserMiddleware)
+    return middleware
 
 
 def django_response_headers(response: Any) -> list[tuple[str, str]]:
@@ -293,35 +305,21 @@ class DjangoAsyncDriver(DjangoDriver):
     name = "django_async"
     urlconf = "tests.django_site.async_urls"
 
-    def __init__(self, settings: Settings) -> None:
+    def _build(self) -> Any:
         import asyncio
 
         import httpx
         from django.core.handlers.asgi import ASGIHandler
 
-        from .django_site import configure
-
-        configure()
-        self._config = as_config(settings)
-        with self.settings():
-            self.handler = ASGIHandler()
-        self.middleware = self.handler._middleware_chain.__wrapped__
-        self._transport = httpx.ASGITransport(app=self.handler)  # type: ignore[arg-type]
+        handler = ASGIHandler()
+        self._transport = httpx.ASGITransport(app=handler)  # type: ignore[arg-type]
         self._loop = asyncio.new_event_loop()
+        return middleware_in(handler)
 
-    def get(
-        self,
-        path: str = "/",
-        *,
-        headers: Mapping[str, str] | None = None,
-        cookies: Mapping[str, str] | str | None = None,
-        method: str = "GET",
-        scheme: str = "http",
-    ) -> Result:
+    def _send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
         import httpx
 
-        lines = [(k, v.encode("latin-1")) for k, v in (headers if headers is not None else PAGE).items()]
-        cookie = cookie_header(cookies)
+        lines = [(k, v.encode("latin-1")) for k, v in headers.items()]
         if cookie is not None:
             # One raw header, as a server passes it; httpx's client would add its own defaults.
             lines.append(("Cookie", cookie.encode("latin-1")))
@@ -332,8 +330,7 @@ class DjangoAsyncDriver(DjangoDriver):
             body = await response.aread()
             return make_result(response.status_code, body, response.headers.multi_items())
 
-        with self.settings():
-            return self._loop.run_until_complete(send())
+        return self._loop.run_until_complete(send())
 
     def close(self) -> None:
         loop = self._loop

@@ -24,14 +24,13 @@ configure()
 from django.conf import settings  # noqa: E402 - needs configure()
 from django.core import checks  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
-from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.test import Client, RequestFactory, override_settings  # noqa: E402
 
 from hr_middleware import is_valid_id  # noqa: E402
 from hr_middleware.django import CONFIG_INVALID, TrackingUserMiddleware  # noqa: E402
 from hr_middleware.testing import FakeHelloRetail  # noqa: E402
 
-from .drivers import ASSET, PAGE  # noqa: E402
+from .drivers import ASSET, PAGE, middleware_in  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ASYNC_URLS = "tests.django_site.async_urls"
@@ -51,19 +50,17 @@ def hello_retail(fake_hello_retail: FakeHelloRetail) -> dict[str, Any]:
     return {"WEBSITE_UUID": fake_hello_retail.website_uuid, "API_URL": fake_hello_retail.url}
 
 
-def middleware_of(handler: Any) -> TrackingUserMiddleware:
-    """Our middleware in *handler*'s chain (the outermost, so the one the chain wraps)."""
-    middleware = handler._middleware_chain.__wrapped__
-    assert isinstance(middleware, TrackingUserMiddleware)
-    return middleware
-
-
 @asynccontextmanager
-async def asgi_client(app: ASGIHandler) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
-        yield client
-    await middleware_of(app).aclose()
+async def asgi_client(config: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client of ``get_asgi_application()``, with *config* as ``HELLO_RETAIL``."""
+    with override_settings(HELLO_RETAIL=config, ROOT_URLCONF=ASYNC_URLS):
+        app = get_asgi_application()
+        middleware: TrackingUserMiddleware = middleware_in(app)
+        assert middleware.is_async, "an ASGI handler with only async-capable middleware is an async stack"
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+            yield client
+        await middleware.aclose()
 
 
 # -- through Django's real ASGI handler ----------------------------------------------------
@@ -73,21 +70,18 @@ async def asgi_client(app: ASGIHandler) -> AsyncIterator[httpx.AsyncClient]:
 async def test_asgi_handler_mints_once_then_reads_the_cookie(
     fake_hello_retail: FakeHelloRetail, hello_retail: dict[str, Any]
 ) -> None:
-    with override_settings(HELLO_RETAIL=hello_retail, ROOT_URLCONF=ASYNC_URLS):
-        app = get_asgi_application()
-        assert middleware_of(app).is_async
-        async with asgi_client(app) as client:
-            first = await client.get("/", headers=PAGE)
-            new = fake_hello_retail.minted[0]
-            assert first.json() == {"id": new, "native": new, "origin": "minted"}
-            assert first.headers["vary"] == "Cookie"
-            assert first.headers["cache-control"] == "private"
-            assert {c.name: c.value for c in first.cookies.jar} == {
-                "helloRetailTrackingUserId": new,
-                "hello_retail_id": new,
-            }
+    async with asgi_client(hello_retail) as client:
+        first = await client.get("/", headers=PAGE)
+        new = fake_hello_retail.minted[0]
+        assert first.json() == {"id": new, "native": new, "origin": "minted"}
+        assert first.headers["vary"] == "Cookie"
+        assert first.headers["cache-control"] == "private"
+        assert {c.name: c.value for c in first.cookies.jar} == {
+            "helloRetailTrackingUserId": new,
+            "hello_retail_id": new,
+        }
 
-            again = await client.get("/sync/", headers=PAGE)  # the client sends the cookies back
+        again = await client.get("/sync/", headers=PAGE)  # the client sends the cookies back
 
     assert again.json() == {"id": new, "native": new, "origin": "cookie"}
     assert "set-cookie" not in again.headers
@@ -99,14 +93,12 @@ async def test_concurrent_first_visits_mint_concurrently(
     fake_hello_retail: FakeHelloRetail, hello_retail: dict[str, Any]
 ) -> None:
     visits, delay = 10, 0.2
-    with override_settings(HELLO_RETAIL=hello_retail, ROOT_URLCONF=ASYNC_URLS):
-        app = get_asgi_application()
-        async with asgi_client(app) as client:
-            await client.get("/", headers=ASSET)  # warm up Django (URL resolver, signals); no mint
-            fake_hello_retail.delay = delay
-            started = time.perf_counter()
-            responses = await asyncio.gather(*(client.get("/", headers=PAGE) for _ in range(visits)))
-            elapsed = time.perf_counter() - started
+    async with asgi_client(hello_retail) as client:
+        await client.get("/", headers=ASSET)  # warm up Django (URL resolver, signals); no mint
+        fake_hello_retail.delay = delay
+        started = time.perf_counter()
+        responses = await asyncio.gather(*(client.get("/", headers=PAGE) for _ in range(visits)))
+        elapsed = time.perf_counter() - started
 
     ids = {response.json()["id"] for response in responses}
     assert len(ids) == visits
@@ -190,7 +182,7 @@ def client_for(config: dict[str, Any]) -> tuple[Client, TrackingUserMiddleware]:
     with override_settings(HELLO_RETAIL=config):
         client = Client()
         client.handler.load_middleware()
-    return client, middleware_of(client.handler)
+    return client, middleware_in(client.handler)
 
 
 def first_visit(client: Client) -> Any:
@@ -264,13 +256,11 @@ def test_a_missing_setting_serves_the_site_without_ids(hr_log: pytest.LogCapture
 async def test_override_settings_under_the_asgi_handler(
     fake_hello_retail: FakeHelloRetail, hello_retail: dict[str, Any]
 ) -> None:
-    with override_settings(HELLO_RETAIL=hello_retail, ROOT_URLCONF=ASYNC_URLS):
-        app = get_asgi_application()
-        async with asgi_client(app) as client:
-            both = await client.get("/", headers=PAGE)
-            client.cookies.clear()
-            with override_settings(HELLO_RETAIL={**hello_retail, "SHARE_WITH_SDK": False}):
-                one = await client.get("/", headers=PAGE)
+    async with asgi_client(hello_retail) as client:
+        both = await client.get("/", headers=PAGE)
+        client.cookies.clear()
+        with override_settings(HELLO_RETAIL={**hello_retail, "SHARE_WITH_SDK": False}):
+            one = await client.get("/", headers=PAGE)
 
     assert {c.name for c in both.cookies.jar} == {"helloRetailTrackingUserId", "hello_retail_id"}
     assert {c.name for c in one.cookies.jar} == {"helloRetailTrackingUserId"}

@@ -1,16 +1,10 @@
-"""Async views at the driver endpoints (the ROOT_URLCONF of the async driver)."""
+"""Async views at the driver endpoints (the ROOT_URLCONF of the async driver), a sync one under ``/sync/``."""
 
 from __future__ import annotations
 
 from django.urls import path
 
 from . import views
+from .urls import endpoints
 
-urlpatterns = [
-    path("", views.aindex),
-    path("asset.png", views.aindex),
-    path("headers", views.awith_headers),
-    path("silent", views.asilent),
-    path("stream", views.astream),
-    path("sync/", views.index),
-]
+urlpatterns = [*endpoints("a"), path("sync/", views.index)]

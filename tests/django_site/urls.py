@@ -1,17 +1,20 @@
-"""Sync views at the driver endpoints; the async ones under ``/async/``."""
+"""The driver endpoints as sync views (this module) or async views (``async_urls``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.urls import path
 
 from . import views
 
-urlpatterns = [
-    path("", views.index),
-    path("asset.png", views.index),
-    path("headers", views.with_headers),
-    path("silent", views.silent),
-    path("page", views.page),
-    path("stream", views.stream),
-    path("async/", views.aindex),
-]
+#: route -> view name; the async twin of ``name`` is ``"a" + name``.
+ENDPOINTS = {"": "index", "asset.png": "index", "headers": "with_headers", "silent": "silent", "stream": "stream"}
+
+
+def endpoints(prefix: str = "") -> list[Any]:
+    """The driver endpoints, served by the views named *prefix* + name."""
+    return [path(route, getattr(views, prefix + name)) for route, name in ENDPOINTS.items()]
+
+
+urlpatterns = [*endpoints(), path("page", views.page), path("async/", views.aindex)]

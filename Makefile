@@ -10,7 +10,7 @@ EXTRAS := flask,django,asgi,dev
 # Only the folders that exist (bench/ may not yet).
 LINT_PATHS := $(wildcard hr_middleware tests examples bench .ci)
 
-.PHONY: venv test lint demo demo-asgi bench load throughput test-all dist-check clean
+.PHONY: venv test lint demo demo-asgi bench load throughput test-all test-django-versions dist-check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,8 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Only the directories that exist on this branch (bench/ may not yet).
+
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
@@ -33,6 +35,24 @@ demo: $(STAMP)
 
 demo-asgi: $(STAMP)
 	PORT=$(ASGI_PORT) $(BIN)/python -m examples.starlette_app
+
+# The Django adapter under Django 4.2 LTS on the oldest Python and the newest Django
+# pip offers on the newest Python, each in a throwaway venv under build/. A Python
+# that is not installed falls back to $(PYTHON) (whose newest Django may be older).
+DJANGO_OLD    ?= django==4.2.*
+DJANGO_NEW    ?= django
+DJANGO_OLD_PY ?= $(shell python3.10 -c '' 2>/dev/null && echo python3.10 || echo $(PYTHON))
+DJANGO_NEW_PY ?= $(shell python3.13 -c '' 2>/dev/null && echo python3.13 || echo $(PYTHON))
+
+test-django-versions:
+	@set -e; for pair in '$(DJANGO_OLD)@$(DJANGO_OLD_PY)' '$(DJANGO_NEW)@$(DJANGO_NEW_PY)'; do \
+	  spec="$${pair%%@*}"; py="$${pair#*@}"; venv="build/django-venv-$$(echo "$$spec" | tr -c 'a-z0-9.\n' '_')"; \
+	  rm -rf "$$venv"; "$$py" -m venv "$$venv"; \
+	  "$$venv/bin/python" -m pip install --quiet --upgrade pip; \
+	  "$$venv/bin/python" -m pip install --quiet -e '.[django]' "$$spec" pytest anyio; \
+	  "$$venv/bin/python" -c 'import django, sys; print(f"== Django {django.__version__}, Python {sys.version.split()[0]}")'; \
+	  "$$venv/bin/python" -m pytest -q tests/test_django.py tests/test_behaviour.py -k django; \
+	done
 
 # Build the wheel and sdist, install the wheel into a fresh venv, import every module.
 dist-check: $(STAMP)

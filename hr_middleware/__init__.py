@@ -1,7 +1,7 @@
 """hr-middleware: one stable Hello Retail trackingUserId per visitor, on the server.
 
 Add the middleware for your framework (:mod:`hr_middleware.wsgi`,
-:mod:`hr_middleware.flask`), then call :func:`get_tracking_user_id` wherever
+:mod:`hr_middleware.flask`, :mod:`hr_middleware.django`), then call :func:`get_tracking_user_id` wherever
 the request is served.
 """
 

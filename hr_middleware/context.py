@@ -36,10 +36,7 @@ def get_tracking_user_id() -> str | None:
     Reading it marks the response ``Vary: Cookie``.
     """
     visit = _visit.get()
-    if visit is None:
-        return None
-    visit.accessed = True
-    return visit.tracking_user_id
+    return None if visit is None else visit.read_id()
 
 
 def get_tracking_user() -> TrackingUser:

@@ -94,6 +94,11 @@ class Visit:
         #: The policy that decided this visit, for the consent helpers.
         self.policy = policy
 
+    def read_id(self) -> str | None:
+        """The id as the app reads it: marks the visit accessed (its response varies on Cookie)."""
+        self.accessed = True
+        return self.tracking_user_id
+
     @property
     def needs_response_patch(self) -> bool:
         """True when the response start must be rewritten (cookies or Vary)."""

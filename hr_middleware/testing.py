@@ -256,8 +256,8 @@ class FakeHelloRetail:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    # socketserver's default backlog of 5 resets connections when many
-    # visitors mint at once (50 concurrent first visits lost ~20 of them).
+    # socketserver's default backlog of 5 drops or resets connections when many
+    # visitors mint at once (a burst of 50 first visits lost ~20 of them).
     request_queue_size = 128
     fake: FakeHelloRetail
 

@@ -125,6 +125,11 @@ def seen_now(native_id: Any) -> dict[str, Any]:
     }
 
 
+def as_config(settings: Settings, prefix: str = "") -> dict[str, Any]:
+    """*settings* as upper-case config keys: Flask's ``HELLO_RETAIL_*``, Django's ``HELLO_RETAIL``."""
+    return {prefix + name.upper(): getattr(settings, name) for name in Settings.option_names()}
+
+
 def header_query(query: Mapping[str, str]) -> list[tuple[str, str]]:
     """``/headers?cc=...&vary=...&set_cookie=...`` -> the headers the app answers with."""
     out = []
@@ -161,12 +166,11 @@ def plain_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) 
     return [body]
 
 
-class WSGIDriver:
-    name = "wsgi"
+class Driver:
+    """What every driver offers: ``get()`` one request, ``middleware``, ``close()``."""
 
-    def __init__(self, settings: Settings, app: Callable[..., Any] = plain_wsgi_app) -> None:
-        self.middleware = TrackingUserMiddleware(app, settings=settings)
-        self.app: Callable[..., Any] = self.middleware
+    name: str
+    middleware: Any
 
     def get(
         self,
@@ -177,10 +181,28 @@ class WSGIDriver:
         method: str = "GET",
         scheme: str = "http",
     ) -> Result:
-        builder = EnvironBuilder(path, method=method, headers=dict(headers if headers is not None else PAGE))
+        """One request; *headers* default to a browser's page navigation (:data:`PAGE`)."""
+        return self.send(method, path, dict(headers if headers is not None else PAGE), cookie_header(cookies), scheme)
+
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+        """One request with exactly these headers and this raw Cookie header (None: none)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.middleware.close()
+
+
+class WSGIDriver(Driver):
+    name = "wsgi"
+
+    def __init__(self, settings: Settings, app: Callable[..., Any] = plain_wsgi_app) -> None:
+        self.middleware = TrackingUserMiddleware(app, settings=settings)
+        self.app: Callable[..., Any] = self.middleware
+
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+        builder = EnvironBuilder(path, method=method, headers=headers)
         builder.base_url = f"{scheme}://shop.test/"
         environ = builder.get_environ()
-        cookie = cookie_header(cookies)
         if cookie is not None:
             # Set on the environ directly: werkzeug's client refuses some of the
             # hostile values the tests send.
@@ -194,9 +216,6 @@ class WSGIDriver:
                 close()
         return make_result(int(status.split()[0]), body, list(response_headers.items()))
 
-    def close(self) -> None:
-        self.middleware.close()
-
 
 class FlaskDriver(WSGIDriver):
     name = "flask"
@@ -207,8 +226,7 @@ class FlaskDriver(WSGIDriver):
         from hr_middleware.flask import HelloRetail
 
         app = Flask("flask_driver")
-        options = {f.upper(): getattr(settings, f) for f in Settings.option_names()}
-        app.config.update({"HELLO_RETAIL_" + k: v for k, v in options.items()})
+        app.config.update(as_config(settings, prefix="HELLO_RETAIL_"))
         HelloRetail(app)
 
         @app.route("/", methods=["GET", "POST", "HEAD"])
@@ -379,11 +397,122 @@ class FastAPIDriver(ASGIDriver):
         self._serve(app)
 
 
+# -- Django ----------------------------------------------------------------------------
+
+
+class DjangoDriver(Driver):
+    """Sync views through ``django.test.Client``: the middleware runs on a sync stack."""
+
+    name = "django"
+    urlconf = "tests.django_site.urls"
+
+    def __init__(self, settings: Settings) -> None:
+        from .django_site import configure
+
+        configure()
+        self._config = as_config(settings)
+        with self.settings():
+            self.middleware = self._build()
+
+    def _build(self) -> Any:
+        """Build this driver's Django handler; return its middleware."""
+        from django.test import Client
+
+        self.client = Client()
+        self.client.handler.load_middleware()
+        return middleware_in(self.client.handler)
+
+    def settings(self) -> Any:
+        """This driver's settings, active around each request.
+
+        Re-entering the same ``HELLO_RETAIL`` does not rebuild the middleware
+        (it compares the options), so pools and breaker state persist.
+        """
+        from django.test import override_settings
+
+        return override_settings(HELLO_RETAIL=self._config, ROOT_URLCONF=self.urlconf)
+
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+        with self.settings():
+            return self._send(method, path, headers, cookie, scheme)
+
+    def _send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+        extra = {}
+        if cookie is not None:
+            # Into META directly: the client's cookie jar would quote hostile values.
+            extra["HTTP_COOKIE"] = cookie
+        self.client.cookies.clear()  # stateless, like the other drivers
+        response = self.client.generic(method, path, secure=scheme == "https", headers=headers, **extra)
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        return make_result(response.status_code, body, django_response_headers(response))
+
+
+def middleware_in(handler: Any) -> Any:
+    """Our middleware in a Django *handler*: Django keeps only the chain, whose
+    outermost wrapper wraps the first middleware of ``MIDDLEWARE`` (ours, in the tests)."""
+    from hr_middleware.django import TrackingUserMiddleware
+
+    middleware = handler._middleware_chain.__wrapped__
+    assert isinstance(middleware, TrackingUserMiddleware)
+    return middleware
+
+
+def django_response_headers(response: Any) -> list[tuple[str, str]]:
+    """The header lines Django's handlers send for *response* (its headers, then its cookies)."""
+    cookies = [("Set-Cookie", morsel.output(header="").strip()) for morsel in response.cookies.values()]
+    return [*response.items(), *cookies]
+
+
+class DjangoAsyncDriver(DjangoDriver):
+    """Async views through Django's real ASGI handler: the middleware runs on an async stack."""
+
+    name = "django_async"
+    urlconf = "tests.django_site.async_urls"
+
+    def _build(self) -> Any:
+        import asyncio
+
+        import httpx
+        from django.core.handlers.asgi import ASGIHandler
+
+        handler = ASGIHandler()
+        self._transport = httpx.ASGITransport(app=handler)  # type: ignore[arg-type]
+        self._loop = asyncio.new_event_loop()
+        return middleware_in(handler)
+
+    def _send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+        import httpx
+
+        lines = [(k, v.encode("latin-1")) for k, v in headers.items()]
+        if cookie is not None:
+            # One raw header, as a server passes it; httpx's client would add its own defaults.
+            lines.append(("Cookie", cookie.encode("latin-1")))
+        request = httpx.Request(method, f"{scheme}://shop.test{path}", headers=lines)
+
+        async def send() -> Result:
+            response = await self._transport.handle_async_request(request)
+            body = await response.aread()
+            return make_result(response.status_code, body, response.headers.multi_items())
+
+        return self._loop.run_until_complete(send())
+
+    def close(self) -> None:
+        loop = self._loop
+        try:
+            loop.run_until_complete(self.middleware.aclose())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+
+
 DRIVERS: dict[str, Callable[[Settings], Any]] = {
     "wsgi": WSGIDriver,
     "flask": FlaskDriver,
     "asgi": ASGIDriver,
     "fastapi": FastAPIDriver,
+    "django": DjangoDriver,
+    "django_async": DjangoAsyncDriver,
 }
 
 

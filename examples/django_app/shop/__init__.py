@@ -1,0 +1,1 @@
+"""The example Django shop: a page and an async view that show the visitor's trackingUserId."""

@@ -1,0 +1,28 @@
+"""The driver endpoints as sync views (this module) or async views (``async_urls``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import path
+
+from . import views
+
+#: route -> view name; the async twin of ``name`` is ``"a" + name``.
+ENDPOINTS = {
+    "": "index",
+    "asset.png": "index",
+    "headers": "with_headers",
+    "silent": "silent",
+    "stream": "stream",
+    "grant": "grant",
+    "revoke": "revoke",
+}
+
+
+def endpoints(prefix: str = "") -> list[Any]:
+    """The driver endpoints, served by the views named *prefix* + name."""
+    return [path(route, getattr(views, prefix + name)) for route, name in ENDPOINTS.items()]
+
+
+urlpatterns = [*endpoints(), path("page", views.page), path("async/", views.aindex)]

@@ -1,0 +1,79 @@
+"""The driver endpoints (see tests/drivers.py) as Django views, sync and async, plus streaming and a template."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import render
+
+import hr_middleware
+from hr_middleware import consent
+from tests.drivers import header_query, seen_now
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    return JsonResponse(seen_now(request.tracking_user_id))  # type: ignore[attr-defined]
+
+
+def silent(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(b"silent", content_type="text/plain")
+
+
+def with_headers(request: HttpRequest) -> HttpResponse:
+    response = JsonResponse(seen_now(request.tracking_user_id))  # type: ignore[attr-defined]
+    for key, value in header_query(request.GET):
+        response.headers[key] = value
+    return response
+
+
+def grant(request: HttpRequest) -> HttpResponse:
+    consent.grant()
+    return index(request)
+
+
+def revoke(request: HttpRequest) -> HttpResponse:
+    consent.revoke()
+    return index(request)
+
+
+def page(request: HttpRequest) -> HttpResponse:
+    return render(request, "page.html")
+
+
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    def chunks() -> Iterator[str]:
+        for _ in range(2):
+            yield f"{hr_middleware.get_tracking_user_id()}\n"
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+async def aindex(request: HttpRequest) -> HttpResponse:
+    return index(request)
+
+
+async def asilent(request: HttpRequest) -> HttpResponse:
+    return silent(request)
+
+
+async def awith_headers(request: HttpRequest) -> HttpResponse:
+    return with_headers(request)
+
+
+async def agrant(request: HttpRequest) -> HttpResponse:
+    await consent.agrant()
+    return index(request)
+
+
+async def arevoke(request: HttpRequest) -> HttpResponse:
+    consent.revoke()
+    return index(request)
+
+
+async def astream(request: HttpRequest) -> StreamingHttpResponse:
+    async def chunks() -> AsyncIterator[str]:
+        for _ in range(2):
+            yield f"{hr_middleware.get_tracking_user_id()}\n"
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")

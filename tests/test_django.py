@@ -1,0 +1,355 @@
+"""The Django adapter beyond the shared behaviour table: ASGI, concurrency, checks, settings changes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.django_site import configure
+
+configure()
+
+from django.conf import settings  # noqa: E402 - needs configure()
+from django.core import checks  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+from django.test import Client, RequestFactory, override_settings  # noqa: E402
+
+from hr_middleware import is_valid_id  # noqa: E402
+from hr_middleware.django import CONFIG_INVALID, TrackingUserMiddleware  # noqa: E402
+from hr_middleware.testing import FakeHelloRetail  # noqa: E402
+
+from .drivers import ASSET, PAGE, middleware_in  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+ASYNC_URLS = "tests.django_site.async_urls"
+A = "62a0317d17698aa57d369db9"
+RETURNING = {"Cookie": f"helloRetailTrackingUserId={A}; hello_retail_id={A}"}
+UUID = "12345678-90ab-4cde-8f01-234567890abc"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # Django's ASGI handler and our async transport run on asyncio
+
+
+@pytest.fixture
+def hello_retail(fake_hello_retail: FakeHelloRetail) -> dict[str, Any]:
+    """A ``HELLO_RETAIL`` pointing at the fake server."""
+    return {"WEBSITE_UUID": fake_hello_retail.website_uuid, "API_URL": fake_hello_retail.url}
+
+
+@asynccontextmanager
+async def asgi_client(config: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client of ``get_asgi_application()``, with *config* as ``HELLO_RETAIL``."""
+    with override_settings(HELLO_RETAIL=config, ROOT_URLCONF=ASYNC_URLS):
+        app = get_asgi_application()
+        middleware: TrackingUserMiddleware = middleware_in(app)
+        assert middleware.is_async, "an ASGI handler with only async-capable middleware is an async stack"
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+            yield client
+        await middleware.aclose()
+
+
+# -- through Django's real ASGI handler ----------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_asgi_handler_mints_once_then_reads_the_cookie(
+    fake_hello_retail: FakeHelloRetail, hello_retail: dict[str, Any]
+) -> None:
+    async with asgi_client(hello_retail) as client:
+        first = await client.get("/", headers=PAGE)
+        new = fake_hello_retail.minted[0]
+        assert first.json() == {"id": new, "native": new, "origin": "minted"}
+        assert first.headers["vary"] == "Cookie"
+        assert first.headers["cache-control"] == "private"
+        assert {c.name: c.value for c in first.cookies.jar} == {
+            "helloRetailTrackingUserId": new,
+            "hello_retail_id": new,
+        }
+
+        again = await client.get("/sync/", headers=PAGE)  # the client sends the cookies back
+
+    assert again.json() == {"id": new, "native": new, "origin": "cookie"}
+    assert "set-cookie" not in again.headers
+    assert fake_hello_retail.mint_count == 1
+
+
+@pytest.mark.anyio
+async def test_concurrent_first_visits_mint_concurrently(
+    fake_hello_retail: FakeHelloRetail, hello_retail: dict[str, Any]
+) -> None:
+    visits, delay = 10, 0.2
+    async with asgi_client(hello_retail) as client:
+        await client.get("/", headers=ASSET)  # warm up Django (URL resolver, signals); no mint
+        fake_hello_retail.delay = delay
+        started = time.perf_counter()
+        responses = await asyncio.gather(*(client.get("/", headers=PAGE) for _ in range(visits)))
+        elapsed = time.perf_counter() - started
+
+    ids = {response.json()["id"] for response in responses}
+    assert len(ids) == visits
+    assert ids == set(fake_hello_retail.minted)
+    # One after another they would take visits * delay = 2 s.
+    print(f"\n{visits} concurrent first visits x {delay}s mint: {elapsed:.3f}s")
+    assert elapsed < 1.2, f"{visits} mints of {delay}s took {elapsed:.2f}s: they were not concurrent"
+
+
+# -- both stacks, both kinds of view ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("adapter", "path"),
+    [
+        pytest.param("django", "/", id="sync-stack-sync-view"),
+        pytest.param("django", "/async/", id="sync-stack-async-view"),
+        pytest.param("django_async", "/", id="async-stack-async-view"),
+        pytest.param("django_async", "/sync/", id="async-stack-sync-view"),
+    ],
+)
+def test_sync_and_async_views_see_the_id(
+    make_driver: Any, fake_hello_retail: FakeHelloRetail, adapter: str, path: str
+) -> None:
+    first = make_driver(adapter).get(path)
+
+    new = fake_hello_retail.minted[0]
+    assert first.seen == {"id": new, "native": new, "origin": "minted"}
+    assert {name: c.value for name, c in first.set_cookies.items()} == {
+        "helloRetailTrackingUserId": new,
+        "hello_retail_id": new,
+    }
+
+
+@pytest.mark.parametrize("adapter", ["django", "django_async"])
+def test_streamed_content_sees_the_id(make_driver: Any, fake_hello_retail: FakeHelloRetail, adapter: str) -> None:
+    result = make_driver(adapter).get("/stream")
+
+    new = fake_hello_retail.minted[0]
+    assert result.body == f"{new}\n{new}\n".encode()
+    assert result.set_cookies
+
+
+@pytest.mark.parametrize("adapter", ["django", "django_async"])
+def test_declined_consent_deletes_the_cookies(make_driver: Any, adapter: str) -> None:
+    driver = make_driver(adapter, consent=lambda facts: False, secure=True)
+
+    result = driver.get("/", cookies={"helloRetailTrackingUserId": A, "hello_retail_id": A})
+
+    assert result.seen == {"id": "0" * 24, "native": "0" * 24, "origin": "opt_out"}
+    assert set(result.set_cookies) == {"helloRetailTrackingUserId", "hello_retail_id"}
+    for cookie in result.set_cookies.values():
+        assert cookie.deleted
+        assert cookie.value in ("", '""')
+        assert cookie.attributes["path"] == "/"
+        assert cookie.attributes["samesite"] == "Lax"
+    assert result.header("cache-control") == "private"
+
+
+def test_template_reading_request_tracking_user_id_marks_the_response_vary_cookie(make_driver: Any) -> None:
+    result = make_driver("django").get("/page", cookies={"helloRetailTrackingUserId": A, "hello_retail_id": A})
+
+    assert result.body == f"<p>{A}</p>".encode()
+    assert result.set_cookies == {}
+    assert result.header("vary") == "Cookie"
+
+
+def test_request_tracking_user_id_is_a_plain_value() -> None:
+    request = RequestFactory().get("/")
+
+    assert request.tracking_user_id is None  # type: ignore[attr-defined]
+    request.tracking_user_id = A  # type: ignore[attr-defined]
+    assert request.tracking_user_id == A  # type: ignore[attr-defined]
+    assert json.dumps(request.tracking_user_id) == f'"{A}"'  # type: ignore[attr-defined]
+
+
+# -- settings: when they are read ------------------------------------------------------------------
+
+
+def client_for(config: dict[str, Any]) -> tuple[Client, TrackingUserMiddleware]:
+    with override_settings(HELLO_RETAIL=config):
+        client = Client()
+        client.handler.load_middleware()
+    return client, middleware_in(client.handler)
+
+
+def first_visit(client: Client) -> Any:
+    client.cookies.clear()
+    return client.get("/", headers=PAGE)
+
+
+def test_override_settings_applies_to_a_middleware_already_built(
+    fake_hello_retail: FakeHelloRetail, hello_retail: dict[str, Any]
+) -> None:
+    client, middleware = client_for(hello_retail)
+    try:
+        with override_settings(HELLO_RETAIL=hello_retail):
+            assert set(first_visit(client).cookies) == {"helloRetailTrackingUserId", "hello_retail_id"}
+            with override_settings(HELLO_RETAIL={**hello_retail, "SHARE_WITH_SDK": False}):
+                assert set(first_visit(client).cookies) == {"helloRetailTrackingUserId"}
+                assert middleware.settings is not None
+                assert middleware.settings.share_with_sdk is False
+            assert set(first_visit(client).cookies) == {"helloRetailTrackingUserId", "hello_retail_id"}
+    finally:
+        middleware.close()
+    assert fake_hello_retail.mint_count == 3
+
+
+def test_the_same_options_again_keep_the_pool_and_the_breaker(hello_retail: dict[str, Any]) -> None:
+    client, middleware = client_for(hello_retail)
+    try:
+        configuration = middleware._configuration
+        with override_settings(HELLO_RETAIL=dict(hello_retail)):
+            first_visit(client)
+        assert middleware._configuration is configuration
+    finally:
+        middleware.close()
+
+
+def test_invalid_settings_serve_the_site_without_ids(
+    fake_hello_retail: FakeHelloRetail, hello_retail: dict[str, Any], hr_log: pytest.LogCaptureFixture
+) -> None:
+    client, middleware = client_for(hello_retail)
+    try:
+        with override_settings(HELLO_RETAIL=hello_retail):
+            with override_settings(HELLO_RETAIL={**hello_retail, "TIMEOUT": "soon"}):
+                response = first_visit(client)
+                assert response.status_code == 200
+                assert response.json() == {"id": None, "native": None, "origin": None}
+                assert not response.cookies
+                first_visit(client)  # logged once per reading of the settings, not per request
+            errors = [r for r in hr_log.records if r.levelno == logging.ERROR]
+            assert [r.msg for r in errors] == [CONFIG_INVALID]
+            assert "timeout: expected a number of seconds, got str" in errors[0].getMessage()
+            assert is_valid_id(first_visit(client).json()["id"])  # valid again after the override
+    finally:
+        middleware.close()
+    assert fake_hello_retail.mint_count == 1
+
+
+def test_a_missing_setting_serves_the_site_without_ids(hr_log: pytest.LogCaptureFixture) -> None:
+    with override_settings():
+        del settings.HELLO_RETAIL
+        client = Client()
+        response = first_visit(client)
+
+    assert response.status_code == 200
+    assert response.json()["id"] is None
+    assert [r.getMessage() for r in hr_log.records if r.levelno == logging.ERROR] == [
+        CONFIG_INVALID % "settings.HELLO_RETAIL is missing"
+    ]
+
+
+@pytest.mark.anyio
+async def test_override_settings_under_the_asgi_handler(
+    fake_hello_retail: FakeHelloRetail, hello_retail: dict[str, Any]
+) -> None:
+    async with asgi_client(hello_retail) as client:
+        both = await client.get("/", headers=PAGE)
+        client.cookies.clear()
+        with override_settings(HELLO_RETAIL={**hello_retail, "SHARE_WITH_SDK": False}):
+            one = await client.get("/", headers=PAGE)
+
+    assert {c.name for c in both.cookies.jar} == {"helloRetailTrackingUserId", "hello_retail_id"}
+    assert {c.name for c in one.cookies.jar} == {"helloRetailTrackingUserId"}
+    assert fake_hello_retail.mint_count == 2
+
+
+# -- system checks -----------------------------------------------------------------------------
+
+MISSING = object()
+OURS = ["hr_middleware.django.TrackingUserMiddleware"]
+
+
+def consent_granted(request: Any) -> bool:
+    return True
+
+
+CHECKS = [
+    pytest.param({"WEBSITE_UUID": UUID}, OURS, [], id="valid"),
+    pytest.param(
+        {"WEBSITE_UUID": UUID, "TIMEOUT": 0.5, "CONSENT": "tests.test_django.consent_granted"},
+        OURS,
+        [],
+        id="valid-with-dotted-path",
+    ),
+    pytest.param(MISSING, OURS, ["hr_middleware.E001"], id="setting-missing"),
+    pytest.param(MISSING, [], [], id="not-used-at-all"),
+    pytest.param(UUID, OURS, ["hr_middleware.E002"], id="not-a-dict"),
+    pytest.param({}, OURS, ["hr_middleware.E003"], id="uuid-missing"),
+    pytest.param({"WEBSITE_UUID": "shop-1"}, OURS, ["hr_middleware.E004"], id="uuid-malformed"),
+    pytest.param({"WEBSITE_UUID": 42}, OURS, ["hr_middleware.E004"], id="uuid-not-a-string"),
+    pytest.param({"WEBSITE_UUID": UUID, "TIMEOUTT": 1}, OURS, ["hr_middleware.E005"], id="unknown-key"),
+    pytest.param({"WEBSITE_UUID": UUID, "timeout": 1}, OURS, ["hr_middleware.E005"], id="lower-case-key"),
+    pytest.param({"WEBSITE_UUID": UUID, "TIMEOUT": "1"}, OURS, ["hr_middleware.E006"], id="wrong-type"),
+    pytest.param({"WEBSITE_UUID": UUID, "SECURE": "yes"}, OURS, ["hr_middleware.E006"], id="wrong-type-secure"),
+    pytest.param({"WEBSITE_UUID": UUID, "TIMEOUT": 120}, OURS, ["hr_middleware.E007"], id="out-of-range"),
+    pytest.param({"WEBSITE_UUID": UUID, "API_URL": "core.helloretail.com"}, OURS, ["hr_middleware.E007"], id="bad-url"),
+    pytest.param(
+        {"WEBSITE_UUID": UUID, "COOKIE_NAME": "hello_retail_id"}, OURS, ["hr_middleware.E007"], id="conflicting"
+    ),
+    pytest.param(
+        {"WEBSITE_UUID": UUID, "SAMESITE": "None", "SECURE": False}, OURS, ["hr_middleware.E007"], id="samesite-none"
+    ),
+    pytest.param({"WEBSITE_UUID": UUID, "CONSENT": "shop.nowhere.consent"}, OURS, ["hr_middleware.E008"], id="import"),
+    pytest.param(
+        {"WEBSITE_UUID": "shop-1", "TIMEOUTT": 1, "MAX_AGE": "1"},
+        OURS,
+        ["hr_middleware.E004", "hr_middleware.E005", "hr_middleware.E006"],
+        id="every-problem-at-once",
+    ),
+    pytest.param({"WEBSITE_UUID": UUID}, [], ["hr_middleware.W001"], id="middleware-not-installed"),
+]
+
+
+@pytest.mark.parametrize(("config", "middleware", "expected"), CHECKS)
+def test_system_checks(config: Any, middleware: list[str], expected: list[str]) -> None:
+    with override_settings(MIDDLEWARE=middleware):
+        if config is MISSING:
+            del settings.HELLO_RETAIL
+        else:
+            settings.HELLO_RETAIL = config
+        messages = checks.run_checks(tags=["hr_middleware"])
+
+    assert [m.id for m in messages] == expected
+    assert all(m.hint for m in messages)
+
+
+def test_unknown_key_hint_names_the_closest_option() -> None:
+    with override_settings(HELLO_RETAIL={"WEBSITE_UUID": UUID, "timout": 1}):
+        (message,) = checks.run_checks(tags=["hr_middleware"])
+
+    assert message.hint == "Did you mean 'TIMEOUT'?"
+
+
+def test_manage_py_check_reports_the_error_ids() -> None:
+    """The optional app registers the checks before ``manage.py check`` runs."""
+    manage = ROOT / "examples" / "django_app" / "manage.py"
+    env = {**os.environ, "HELLO_RETAIL_WEBSITE_UUID": "shop-1"}
+
+    done = subprocess.run(
+        [sys.executable, str(manage), "check"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 1
+    assert "(hr_middleware.E004) HELLO_RETAIL['WEBSITE_UUID']: 'shop-1' is not a UUID" in done.stderr
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_visit() -> Iterator[None]:
+    yield
+    import hr_middleware
+
+    assert hr_middleware.get_tracking_user_id() is None  # every visit was reset

@@ -98,12 +98,15 @@ class SyncTransport:
                     sock.settimeout(remaining)
                 chunk = read1(65536)
                 if not chunk:
+                    # Back to the pool for keep-alive (urllib3 2 does it by itself;
+                    # the fallback reader of older ones bypasses its bookkeeping).
+                    raw.release_conn()
                     return b"".join(chunks)
                 size += len(chunk)
                 if size > self.max_bytes:
                     raise InvalidResponseError(f"answer larger than {self.max_bytes} bytes")
                 chunks.append(chunk)
-        except urllib3.exceptions.ReadTimeoutError as exc:
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
             raise RequestTimeoutError(f"answer not read within {timeout:g}s") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise TransportError(_describe(exc)) from exc

@@ -321,7 +321,7 @@ def starlette_app() -> Starlette:
     )
 
 
-class ASGIDriver:
+class ASGIDriver(Driver):
     """The Starlette test app wrapped by the middleware, driven through ``httpx.ASGITransport``.
 
     Requests run on one event loop in a portal thread for the driver's lifetime,
@@ -339,23 +339,14 @@ class ASGIDriver:
         self._portal_cm = start_blocking_portal()
         self.portal = self._portal_cm.__enter__()
 
-    def get(
-        self,
-        path: str = "/",
-        *,
-        headers: Mapping[str, str] | None = None,
-        cookies: Mapping[str, str] | str | None = None,
-        method: str = "GET",
-        scheme: str = "http",
-    ) -> Result:
-        raw = [(k.encode(), v.encode()) for k, v in (headers if headers is not None else PAGE).items()]
-        cookie = cookie_header(cookies)
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+        raw = [(k.encode(), v.encode()) for k, v in headers.items()]
         if cookie is not None:
             raw.append((b"cookie", cookie.encode()))  # what a browser sends: UTF-8, unchecked
         request = httpx.Request(method, f"{scheme}://shop.test{path}", headers=raw)
-        return self.portal.call(functools.partial(self.send, request))
+        return self.portal.call(functools.partial(self.serve, request))
 
-    async def send(self, request: httpx.Request) -> Result:
+    async def serve(self, request: httpx.Request) -> Result:
         """Serve *request* (without httpx's default headers) and read the response."""
         response = await httpx.ASGITransport(app=self.app).handle_async_request(request)
         body = await response.aread()

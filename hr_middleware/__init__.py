@@ -1,8 +1,11 @@
 """hr-middleware: one stable Hello Retail trackingUserId per visitor, on the server.
 
-Add the middleware for your framework (:mod:`hr_middleware.wsgi`,
-:mod:`hr_middleware.flask`, :mod:`hr_middleware.django`), then call :func:`get_tracking_user_id` wherever
-the request is served.
+Add the middleware for your framework (:mod:`hr_middleware.flask`,
+:mod:`hr_middleware.django`, :mod:`hr_middleware.asgi` for Starlette and
+FastAPI, :mod:`hr_middleware.wsgi`), then call :func:`get_tracking_user_id`
+wherever the request is served. :mod:`hr_middleware.client` calls Hello Retail
+with that id; :mod:`hr_middleware.consent` reads consent banners and acts on
+consent changes; :mod:`hr_middleware.testing` is a fake Hello Retail for tests.
 """
 
 from __future__ import annotations

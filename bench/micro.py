@@ -187,8 +187,9 @@ def session_cookie(secret: str) -> str:
 def bench_asgi(rounds: int, n: int) -> dict[str, float] | None:
     try:
         from asgi_correlation_id import CorrelationIdMiddleware
-        from hr_middleware.asgi import TrackingUserMiddleware as ASGITracking
         from starlette.middleware.sessions import SessionMiddleware
+
+        from hr_middleware.asgi import TrackingUserMiddleware as ASGITracking
     except ImportError as exc:  # pragma: no cover - the [asgi] and [dev] extras are missing
         print(f"\nASGI: skipped ({exc})")
         return None
@@ -223,6 +224,77 @@ def bench_asgi(rounds: int, n: int) -> dict[str, float] | None:
     ours, peer = added["hr-middleware (returning visitor)"], added["asgi-correlation-id"]
     print(f"  result: {'met' if ours <= peer / 4 else 'NOT met'} ({ours / peer:.2f} of the peer's added cost)")
     return added
+
+
+# -- Django -------------------------------------------------------------------------------
+
+
+def _django_view(request: Any) -> Any:
+    from django.http import HttpResponse
+
+    return HttpResponse(b"ok", content_type="text/plain")
+
+
+urlpatterns: list[Any] = []
+
+
+def bench_django(rounds: int, n: int) -> dict[str, float] | None:
+    try:
+        import django
+        from django.conf import settings as django_settings
+    except ImportError:  # pragma: no cover - the [django] extra is missing
+        print("\nDjango: skipped (not installed)")
+        return None
+    from django.urls import path
+
+    if not django_settings.configured:
+        django_settings.configure(
+            DEBUG=False,
+            ALLOWED_HOSTS=["*"],
+            ROOT_URLCONF=__name__,
+            MIDDLEWARE=[],
+            HELLO_RETAIL={"WEBSITE_UUID": UUID, "API_URL": "http://127.0.0.1:9"},
+            USE_TZ=True,
+        )
+        django.setup()
+    urlpatterns[:] = [path("products/42", _django_view)]
+    from django.core.handlers.base import BaseHandler
+    from django.core.handlers.wsgi import WSGIRequest
+    from django.test import override_settings
+
+    def handler(middleware: list[str]) -> BaseHandler:
+        with override_settings(MIDDLEWARE=middleware):
+            built = BaseHandler()
+            built.load_middleware()
+        return built
+
+    variants = {
+        "bare app": handler([]),
+        "hr-middleware (returning visitor)": handler(["hr_middleware.django.TrackingUserMiddleware"]),
+    }
+    environ = wsgi_environ(COOKIE)
+    environ.update({"wsgi.input": __import__("io").BytesIO(b""), "SCRIPT_NAME": ""})
+
+    def time_django(built: BaseHandler, count: int) -> float:
+        started = time.perf_counter_ns()
+        for _ in range(count):
+            response = built.get_response(WSGIRequest(environ.copy()))
+            response.close()
+        return (time.perf_counter_ns() - started) / count
+
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for built in variants.values():
+        time_django(built, n // 10)
+    for _ in range(rounds):
+        for name, built in variants.items():
+            samples[name].append(time_django(built, n // 4))
+    rows = [(name, median_ns(values)) for name, values in samples.items()]
+    return report(
+        f"Django {django.__version__} request cycle (BaseHandler.get_response), {rounds} rounds x {n // 4} requests",
+        rows,
+        None,
+        "none set; for scale: the added cost against the whole Django request cycle",
+    )
 
 
 # -- first visit ------------------------------------------------------------------------
@@ -284,6 +356,7 @@ def main() -> None:
     started = time.monotonic()
     bench_wsgi(rounds, n)
     bench_asgi(rounds, n)
+    bench_django(rounds, n)
     bench_first_visit(delay=0.02, visits=40 if not args.quick else 10)
     print(f"\n(bench took {time.monotonic() - started:.0f} s)")
 

@@ -44,7 +44,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
-from .context import reset_visit, set_visit
+from .context import VISIT_KEY, reset_visit, set_visit
 from .facts import RequestFacts
 from .mint import AsyncMinter
 from .policy import INTERNAL_ERROR, TrackingPolicy, Visit
@@ -200,6 +200,10 @@ class TrackingUserMiddleware:
             await self.app(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, *, http: bool) -> None:
+        if VISIT_KEY in scope:
+            # Another instance outside this one has decided already: one visit, one mint.
+            await self.app(scope, receive, send)
+            return
         visit: Visit | None
         try:
             facts = ASGIRequestFacts(scope)
@@ -266,3 +270,4 @@ def _expose(scope: Scope, visit: Visit) -> None:
     if state is None:
         state = scope["state"] = {}
     state[STATE_KEY] = visit.tracking_user_id
+    scope[VISIT_KEY] = visit

@@ -20,6 +20,7 @@ consent endpoint), act on it in the same request::
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Container
 from urllib.parse import unquote
@@ -134,16 +135,26 @@ def grant() -> str | None:
         if visit.mint is not None:
             policy.adopt_minted(visit, visit.mint())
         elif visit.amint is not None:
-            # A sync endpoint of an async app (run in a worker thread by anyio).
-            from anyio.from_thread import run
-
-            amint = visit.amint
-
-            async def mint_on_the_loop() -> str | None:
-                return await amint()
-
-            policy.adopt_minted(visit, run(mint_on_the_loop))
+            policy.adopt_minted(visit, _mint_on_the_loop(visit))
     return visit.tracking_user_id
+
+
+def _mint_on_the_loop(visit: Visit) -> str | None:
+    """A sync endpoint of an async app (Starlette's threadpool, Django's
+    sync_to_async): mint on the request's event loop and wait for it here."""
+    loop, amint = visit.loop, visit.amint
+    assert amint is not None
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if loop is None or running is loop:
+        raise RuntimeError("grant() would block the event loop here: use `await agrant()` in async code")
+
+    async def mint() -> str | None:
+        return await amint()
+
+    return asyncio.run_coroutine_threadsafe(mint(), loop).result()
 
 
 async def agrant() -> str | None:
@@ -153,9 +164,7 @@ async def agrant() -> str | None:
         if visit.amint is not None:
             policy.adopt_minted(visit, await visit.amint())
         elif visit.mint is not None:
-            from anyio.to_thread import run_sync
-
-            policy.adopt_minted(visit, await run_sync(visit.mint))
+            policy.adopt_minted(visit, await asyncio.to_thread(visit.mint))
     return visit.tracking_user_id
 
 

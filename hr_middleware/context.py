@@ -7,9 +7,14 @@ from typing import NamedTuple
 
 from .policy import Origin, Visit
 
-__all__ = ["TrackingUser", "current_visit", "get_tracking_user", "get_tracking_user_id"]
+__all__ = ["VISIT_KEY", "TrackingUser", "current_visit", "get_tracking_user", "get_tracking_user_id"]
 
 _visit: ContextVar[Visit | None] = ContextVar("hr_middleware.visit", default=None)
+
+#: Where an adapter leaves the request's :class:`Visit` in the WSGI environ or
+#: ASGI scope, so that a second instance (nested, or Django's inside ours) uses
+#: it instead of deciding again: one visit, one mint.
+VISIT_KEY = "hello_retail.visit"
 
 
 class TrackingUser(NamedTuple):

@@ -42,7 +42,7 @@ from django.http import FileResponse, HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.module_loading import import_string
 
-from .context import reset_visit, set_visit
+from .context import VISIT_KEY, reset_visit, set_visit
 from .facts import RequestFacts
 from .mint import AsyncMinter, Minter
 from .policy import TrackingPolicy, Visit
@@ -57,6 +57,7 @@ __all__ = [
     "DjangoRequestFacts",
     "TrackingUserMiddleware",
     "check_settings",
+    "read_settings",
 ]
 
 logger = logging.getLogger("hr_middleware")
@@ -150,8 +151,19 @@ def _import_callables(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _read_settings(config: object) -> Settings:
-    """The :class:`Settings` of a ``HELLO_RETAIL`` value; raises what ``manage.py check`` reports."""
+_UNSET = object()
+
+
+def read_settings(config: object = _UNSET) -> Settings:
+    """The :class:`~hr_middleware.Settings` of ``settings.HELLO_RETAIL`` (or of *config*).
+
+    Dotted paths of ``MINT_WHEN`` / ``CONSENT`` are imported. Use it to build a
+    client with the middleware's options:
+    ``HelloRetailClient.from_settings(read_settings())``. Raises ``ValueError``
+    or ``TypeError`` (what ``manage.py check`` reports) when they are invalid.
+    """
+    if config is _UNSET:
+        config = getattr(django_settings, SETTING, None)
     if config is None:
         raise ValueError("settings.HELLO_RETAIL is missing")
     if not isinstance(config, Mapping):
@@ -186,7 +198,7 @@ class _Configuration:
         self.minter: Minter | PrefetchingMinter | None = None
         self.aminter: AsyncMinter | AsyncPrefetchingMinter | None = None
         try:
-            settings = _read_settings(source)
+            settings = read_settings(source)
             # Under an async stack the mint must not block the loop: httpx.
             if is_async:
                 self.aminter = make_async_minter(settings)
@@ -331,6 +343,8 @@ class TrackingUserMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
+        if _decided_outside(request):
+            return self.get_response(request)
         configuration, replaced = self._current()
         if replaced is not None:
             replaced.close()
@@ -343,6 +357,8 @@ class TrackingUserMiddleware:
         return configuration.finish(visit, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        if _decided_outside(request):
+            return await self.get_response(request)  # type: ignore[no-any-return]
         configuration, replaced = self._current()
         if replaced is not None:
             await replaced.aclose()
@@ -361,6 +377,16 @@ class TrackingUserMiddleware:
     async def aclose(self) -> None:
         """Close the pooled connections to Hello Retail (either stack)."""
         await self._configuration.aclose()
+
+
+def _decided_outside(request: HttpRequest) -> bool:
+    """Did hr_middleware's WSGI or ASGI middleware, wrapped around Django, decide this
+    request already? Then its visit is the request's: one visit, one mint."""
+    outer = request.META.get(VISIT_KEY) or getattr(request, "scope", {}).get(VISIT_KEY)
+    if outer is None:
+        return False
+    request.__dict__[_VISIT_ATTRIBUTE] = outer
+    return True
 
 
 def _expose(request: HttpRequest, visit: Visit | None) -> Any:
@@ -458,7 +484,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     errors = _check_options(config)
     if not errors:
         try:
-            _read_settings(config)
+            read_settings(config)
         except (TypeError, ValueError) as exc:  # options that conflict with each other
             errors.append(
                 checks.Error(f"HELLO_RETAIL: {exc}.", hint="These options conflict.", id="hr_middleware.E007")

@@ -31,6 +31,10 @@ BREAKER_OPENED = "Hello Retail mint circuit opened after %d failed mints; no min
 BREAKER_CLOSED = "Hello Retail mint circuit closed; minting again"
 
 
+#: A mint answer is ~50 bytes: no compression, so the size cap counts what is read.
+MINT_HEADERS = {"Accept-Encoding": "identity"}
+
+
 def mint_body(settings: Settings) -> bytes:
     """The JSON body of ``POST /serve/trackingUser``."""
     return json.dumps({"websiteUuid": settings.website_uuid}).encode()
@@ -39,19 +43,20 @@ def mint_body(settings: Settings) -> bytes:
 def parse_mint_answer(answer: Answer) -> str:
     """The new id from a mint *answer*; raises a :class:`HelloRetailError` otherwise.
 
-    Success is only: 2xx, a JSON object, ``success`` not false, and an ``id``
+    Success is only: 2xx, a JSON object, ``success: true``, and an ``id``
     that is a valid id. Nothing of a bad answer is echoed beyond its status.
     """
     if not 200 <= answer.status < 300:
         raise APIError(answer.status)
     try:
         document = json.loads(answer.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
         raise InvalidResponseError("answer is not JSON", status=answer.status) from None
     if not isinstance(document, dict):
         raise InvalidResponseError("answer is not a JSON object", status=answer.status)
-    if document.get("success", True) is False:
-        raise InvalidResponseError("answer says success: false", status=answer.status)
+    if document.get("success") is not True:
+        said = "success: false" if document.get("success") is False else "no success: true"
+        raise InvalidResponseError(f"answer says {said}", status=answer.status)
     tracking_user_id = document.get("id")
     if tracking_user_id is None:
         raise InvalidResponseError("answer has no id", status=answer.status)
@@ -84,6 +89,7 @@ class CircuitBreaker:
         self._failures = 0
         self._state = BreakerState.CLOSED
         self._opened_at = 0.0
+        self._probe_started = 0.0
 
     @property
     def state(self) -> BreakerState:
@@ -99,8 +105,14 @@ class CircuitBreaker:
             return True
         with self._lock:
             state = cast(BreakerState, self._state)  # re-read under the lock
-            if state is BreakerState.OPEN and self._clock() - self._opened_at >= self.cooldown:
+            now = self._clock()
+            if (state is BreakerState.OPEN and now - self._opened_at >= self.cooldown) or (
+                # A probe that never reported (a bug, a killed thread) must not
+                # stop minting for good: after another cool-down, probe again.
+                state is BreakerState.HALF_OPEN and now - self._probe_started >= self.cooldown + 60
+            ):
                 self._state = BreakerState.HALF_OPEN
+                self._probe_started = now
                 return True
             # Another thread may have closed it since the unlocked read.
             return state is BreakerState.CLOSED
@@ -112,6 +124,16 @@ class CircuitBreaker:
             if self._state is not BreakerState.CLOSED:
                 self._state = BreakerState.CLOSED
                 logger.info(BREAKER_CLOSED)
+
+    def record_abandoned(self) -> None:
+        """A mint was cancelled before it ended: no verdict on Hello Retail.
+
+        A probe abandoned this way lets the next caller probe at once.
+        """
+        with self._lock:
+            if self._state is BreakerState.HALF_OPEN:
+                self._state = BreakerState.OPEN
+                self._opened_at = self._clock() - self.cooldown
 
     def record_failure(self) -> None:
         """A mint failed."""
@@ -138,7 +160,7 @@ class _MintCall:
         """The new id from *answer*, or None after logging why not."""
         try:
             tracking_user_id = parse_mint_answer(answer)
-        except HelloRetailError as exc:
+        except Exception as exc:
             self.failed(exc)
             return None
         self.breaker.record_success()
@@ -171,10 +193,13 @@ class Minter(_MintCall):
         if not self.breaker.allow():
             return None
         try:
-            answer = self.transport.post(self.url, self.body, timeout=self.settings.timeout)
+            answer = self.transport.post(self.url, self.body, timeout=self.settings.timeout, headers=MINT_HEADERS)
         except Exception as exc:
             self.failed(exc)
             return None
+        except BaseException:
+            self.breaker.record_abandoned()
+            raise
         return self.verdict(answer)
 
     def close(self) -> None:
@@ -200,10 +225,13 @@ class AsyncMinter(_MintCall):
         if not self.breaker.allow():
             return None
         try:
-            answer = await self.transport.post(self.url, self.body, timeout=self.settings.timeout)
+            answer = await self.transport.post(self.url, self.body, timeout=self.settings.timeout, headers=MINT_HEADERS)
         except Exception as exc:
             self.failed(exc)
             return None
+        except BaseException:  # cancelled: the visitor left, or the server shuts down
+            self.breaker.record_abandoned()
+            raise
         return self.verdict(answer)
 
     async def aclose(self) -> None:

@@ -13,6 +13,7 @@ Every adapter runs the same three steps around its framework's request:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from enum import Enum
@@ -68,6 +69,7 @@ class Visit:
         "request",
         "mint",
         "amint",
+        "loop",
         "policy",
     )
 
@@ -91,6 +93,8 @@ class Visit:
         #: How this request's adapter mints, for ``grant()`` / ``agrant()``.
         self.mint: Callable[[], str | None] | None = None
         self.amint: Callable[[], Awaitable[str | None]] | None = None
+        #: The event loop an async adapter serves this request on (for a sync ``grant()``).
+        self.loop: asyncio.AbstractEventLoop | None = None
         #: The policy that decided this visit, for the consent helpers.
         self.policy = policy
 
@@ -151,6 +155,10 @@ class TrackingPolicy:
         if self._check_consent and not self._consents(request):
             self._opt_out(visit, header)
             return
+        self._from_cookies(visit, header, may_mint=may_mint)
+
+    def _from_cookies(self, visit: Visit, header: str, *, may_mint: bool) -> None:
+        """The behaviour table's rows, once consent allows tracking."""
         if not header:
             if may_mint:
                 self._first_visit(visit)
@@ -199,6 +207,7 @@ class TrackingPolicy:
         """:meth:`begin`, then the mint it asks for, with an awaitable *amint*."""
         visit = self.begin(request)
         visit.amint = amint
+        visit.loop = asyncio.get_running_loop()
         if visit.must_mint:
             self.adopt_minted(visit, await amint())
         return visit
@@ -259,12 +268,16 @@ class TrackingPolicy:
         written; one without an id needs a mint unless this request already
         tried one.
         """
-        if visit.tracking_user_id is not None and visit.origin is not Origin.OPT_OUT:
+        if visit.origin is Origin.OPT_OUT:
+            # Consent was missing when the request began: the cookies were not
+            # read then. An id they hold is the visitor's; a mint would split them.
+            visit.tracking_user_id = None
+            visit.origin = None
+            visit.cookies.clear()
+            self._from_cookies(visit, visit.request.cookie_header, may_mint=False)
+        if visit.tracking_user_id is not None:
             self._write_both(visit, visit.tracking_user_id)
             return False
-        visit.tracking_user_id = None
-        visit.origin = None
-        visit.cookies.clear()
         return not visit.minted
 
     # -- response phase ---------------------------------------------------

@@ -29,6 +29,9 @@ __all__ = ["AsyncPrefetchingMinter", "IdPool", "PrefetchingMinter", "make_async_
 
 logger = logging.getLogger("hr_middleware")
 
+#: Logged (with the traceback) when a refill fails unexpectedly; the pool tries again on the next visit.
+REFILL_FAILED = "prefetch refill failed; retrying on the next first visit"
+
 
 class IdPool:
     """A bounded, thread-safe pool of (id, minted_at), oldest first."""
@@ -86,10 +89,13 @@ class PrefetchingMinter:
         return tracking_user_id if tracking_user_id is not None else self.minter.mint()
 
     def _ensure_refilling(self) -> None:
-        if self._thread is not None or self._stopped.is_set():
+        thread = self._thread
+        if (thread is not None and thread.is_alive()) or self._stopped.is_set():
             return
         with self._start_lock:
-            if self._thread is None and not self._stopped.is_set():
+            thread = self._thread
+            if (thread is None or not thread.is_alive()) and not self._stopped.is_set():
+                # Also after a fork (gunicorn --preload): the child has no thread.
                 self._thread = threading.Thread(target=self._refill, name="hr-middleware-prefetch", daemon=True)
                 self._thread.start()
 
@@ -97,10 +103,13 @@ class PrefetchingMinter:
         while not self._stopped.is_set():
             self._wanted.wait()
             self._wanted.clear()
-            while self.pool.wants_more and not self._stopped.is_set():
-                tracking_user_id = self.minter.mint()  # None at once while the breaker is open
-                if tracking_user_id is None or not self.pool.put(tracking_user_id):
-                    break
+            try:
+                while self.pool.wants_more and not self._stopped.is_set():
+                    tracking_user_id = self.minter.mint()  # None at once while the breaker is open
+                    if tracking_user_id is None or not self.pool.put(tracking_user_id):
+                        break
+            except Exception:  # a bug must not end prefetching for good; the next visit retries
+                logger.exception(REFILL_FAILED)
 
     @property
     def refilling(self) -> bool:
@@ -150,10 +159,13 @@ class AsyncPrefetchingMinter:
         while True:
             await wanted.wait()
             wanted.clear()
-            while self.pool.wants_more:
-                tracking_user_id = await self.minter.amint()
-                if tracking_user_id is None or not self.pool.put(tracking_user_id):
-                    break
+            try:
+                while self.pool.wants_more:
+                    tracking_user_id = await self.minter.amint()
+                    if tracking_user_id is None or not self.pool.put(tracking_user_id):
+                        break
+            except Exception:
+                logger.exception(REFILL_FAILED)
 
     @property
     def refilling(self) -> bool:

@@ -83,6 +83,8 @@ class Mode(str, Enum):
     RESET = "reset"
     #: 200 whose (good) body arrives one byte per ``drip_interval`` seconds.
     DRIP = "drip"
+    #: 200 whose status line and headers arrive one byte per ``drip_interval`` seconds.
+    DRIP_HEADERS = "drip_headers"
     #: 200 with a 16 MiB body.
     HUGE = "huge"
 
@@ -337,6 +339,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, "application/json", b" " * (16 * 1024 * 1024))
         elif mode is Mode.DRIP:
             self._drip(json.dumps(answer()[1]).encode(), self.server.fake.drip_interval, release)
+        elif mode is Mode.DRIP_HEADERS:
+            self._drip_headers(json.dumps(answer()[1]).encode(), self.server.fake.drip_interval, release)
         else:
             self._json(*answer())
 
@@ -351,6 +355,20 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 if release.wait(interval):
                     break
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def _drip_headers(self, body: bytes, interval: float, release: threading.Event) -> None:
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        try:
+            for i in range(len(head)):
+                self.wfile.write(head[i : i + 1])
+                self.wfile.flush()
+                if release.wait(interval):
+                    break
+            else:
+                self.wfile.write(body)
         except OSError:
             pass
         self.close_connection = True

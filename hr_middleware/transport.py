@@ -11,8 +11,13 @@ for another visitor.
 from __future__ import annotations
 
 import asyncio
+import ssl
+import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -47,9 +52,15 @@ def _no_cookies() -> CookieJar:
 
 
 class SyncTransport:
-    """Blocking POSTs with requests: a pooled ``Session``, safe to share between threads."""
+    """Blocking POSTs with requests: a pooled ``Session``, safe to share between threads.
 
-    def __init__(self, *, pool_size: int = 10, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
+    The exchange runs on a small pool of worker threads while the caller waits
+    at most *timeout*: nothing (a resolver that hangs, a server dripping its
+    headers) can hold the request thread longer. The workers bound their own
+    socket reads by the same deadline, so they free themselves soon after.
+    """
+
+    def __init__(self, *, pool_size: int = 16, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self.max_bytes = max_bytes
         session = requests.Session()
         session.cookies = _no_cookies()  # type: ignore[assignment]
@@ -57,18 +68,33 @@ class SyncTransport:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._session = session
+        # Threads start on the first call, never at import or construction.
+        self._workers = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="hr-middleware-http")
 
-    def post(self, url: str, body: bytes, *, timeout: float) -> Answer:
-        """POST *body* as JSON to *url*; the whole exchange takes at most *timeout* seconds."""
+    def post(self, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str] | None = None) -> Answer:
+        """POST *body* as JSON to *url*; the caller waits at most *timeout* seconds."""
         deadline = time.monotonic() + timeout
+        future = self._workers.submit(self._exchange, url, body, deadline, timeout, headers)
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeout:
+            future.cancel()
+            raise RequestTimeoutError(f"no answer within {timeout:g}s") from None
+
+    def _exchange(
+        self, url: str, body: bytes, deadline: float, timeout: float, headers: Mapping[str, str] | None
+    ) -> Answer:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RequestTimeoutError(f"no answer within {timeout:g}s")
         try:
             # Timeout(total=...) makes the wait for the status line use what is
             # left after connecting, not a fresh budget.
             response = self._session.post(
                 url,
                 data=body,
-                headers=_JSON_HEADERS,
-                timeout=urllib3.Timeout(total=timeout),  # type: ignore[arg-type]
+                headers={**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS,
+                timeout=urllib3.Timeout(total=remaining),  # type: ignore[arg-type]
                 stream=True,
                 allow_redirects=False,
             )
@@ -112,7 +138,8 @@ class SyncTransport:
             raise TransportError(_describe(exc)) from exc
 
     def close(self) -> None:
-        """Close the pooled connections."""
+        """Close the pooled connections; calls still running finish on their own."""
+        self._workers.shutdown(wait=False, cancel_futures=True)
         self._session.close()
 
 
@@ -139,37 +166,41 @@ class AsyncTransport:
         self._httpx = httpx
         self.max_bytes = max_bytes
         self._pool_size = pool_size
-        self._client: httpx.AsyncClient | None = None
-        self._loop: object = None
+        self._clients: weakref.WeakKeyDictionary[object, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        # Loading the CA bundle takes 50-90 ms: once here, not on an event loop
+        # in the middle of a visitor's request.
+        self._ssl = _ssl_context()
 
     def _client_for_loop(self) -> httpx.AsyncClient:
-        # A pooled connection belongs to the loop that opened it; a second loop
-        # (a test runner's, a worker restarted in-process) gets its own client.
-        try:
-            loop: object = asyncio.get_running_loop()
-        except RuntimeError:  # pragma: no cover - trio: one client
-            loop = None
-        if self._client is None or self._loop is not loop:
+        # A pooled connection belongs to the loop that opened it: each loop (a
+        # worker's, a test runner's, async_to_sync's) gets its own client.
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
             httpx = self._httpx
-            self._client = httpx.AsyncClient(
+            client = httpx.AsyncClient(
                 cookies=httpx.Cookies(_no_cookies()),
                 follow_redirects=False,
+                verify=self._ssl,
                 limits=httpx.Limits(
                     max_connections=self._pool_size,
                     max_keepalive_connections=min(self._pool_size, 20),
                 ),
             )
-            self._loop = loop
-        return self._client
+            with self._lock:
+                client = self._clients.setdefault(loop, client)
+        return client
 
-    async def post(self, url: str, body: bytes, *, timeout: float) -> Answer:
+    async def post(self, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str] | None = None) -> Answer:
         """POST *body* as JSON to *url*; the whole exchange takes at most *timeout* seconds."""
         httpx = self._httpx
         client = self._client_for_loop()
+        sent = {**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS
         try:
             # wait_for bounds the whole exchange; httpx's own timeout bounds
             # each phase and is only the second line of defence.
-            return await asyncio.wait_for(self._exchange(client, url, body, timeout), timeout)
+            return await asyncio.wait_for(self._exchange(client, url, body, sent, timeout), timeout)
         except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
             raise RequestTimeoutError(f"no answer within {timeout:g}s") from exc
         except httpx.HTTPError as exc:
@@ -177,8 +208,10 @@ class AsyncTransport:
         except OSError as exc:  # pragma: no cover - httpx maps these; defensive
             raise TransportError(_describe(exc)) from exc
 
-    async def _exchange(self, client: httpx.AsyncClient, url: str, body: bytes, timeout: float) -> Answer:
-        async with client.stream("POST", url, content=body, headers=_JSON_HEADERS, timeout=timeout) as response:
+    async def _exchange(
+        self, client: httpx.AsyncClient, url: str, body: bytes, headers: Mapping[str, str], timeout: float
+    ) -> Answer:
+        async with client.stream("POST", url, content=body, headers=headers, timeout=timeout) as response:
             chunks: list[bytes] = []
             size = 0
             async for chunk in response.aiter_bytes():
@@ -190,9 +223,18 @@ class AsyncTransport:
 
     async def aclose(self) -> None:
         """Close the pooled connections of the current loop's client."""
-        client, self._client = self._client, None
+        with self._lock:
+            client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+
+
+def _ssl_context() -> ssl.SSLContext:
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - httpx and requests bring certifi
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _describe(exc: BaseException) -> str:

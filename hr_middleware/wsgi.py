@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import Token
 from typing import TYPE_CHECKING, Any
 
-from .context import reset_visit, set_visit
+from .context import VISIT_KEY, reset_visit, set_visit
 from .facts import RequestFacts
 from .mint import Minter
 from .policy import INTERNAL_ERROR, TrackingPolicy, Visit
@@ -135,6 +135,9 @@ class TrackingUserMiddleware:
         self._native_request = native_request
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if VISIT_KEY in environ:
+            # Another instance outside this one has decided already: one visit, one mint.
+            return self.app(environ, start_response)
         visit: Visit | None
         try:
             visit = self.policy.resolve(WSGIRequestFacts(environ, self._native_request), self.minter.mint)
@@ -145,13 +148,14 @@ class TrackingUserMiddleware:
             # Outside the except block, so the app's own errors are not chained to ours.
             return self.app(environ, start_response)
         environ[ENVIRON_KEY] = visit.tracking_user_id
+        environ[VISIT_KEY] = visit
         token = set_visit(visit)
         try:
             result = self.app(environ, self._start_response(visit, start_response))
         except BaseException:
             reset_visit(token)
             raise
-        if type(result) is list or type(result) is tuple or isinstance(result, environ.get("wsgi.file_wrapper", ())):
+        if type(result) is list or type(result) is tuple or _is_file_wrapper(result, environ):
             # Consuming these runs no app code: the request is over already.
             reset_visit(token)
             return result
@@ -173,6 +177,12 @@ class TrackingUserMiddleware:
     def close(self) -> None:
         """Stop the prefetch thread (if any) and close the connections to Hello Retail."""
         self.minter.close()
+
+
+def _is_file_wrapper(result: object, environ: WSGIEnvironment) -> bool:
+    # PEP 3333 only promises a callable: uWSGI's is a function, not a class.
+    wrapper = environ.get("wsgi.file_wrapper")
+    return isinstance(wrapper, type) and isinstance(result, wrapper)
 
 
 class _ResponseInVisit:

@@ -548,3 +548,18 @@ def test_request_facts_headers() -> None:
     assert "sec-fetch-dest" not in request.headers
     assert request.headers["user-agent"] == "Mozilla Ã©"  # latin-1, as in WSGI
     assert len(request.headers) == 4
+
+
+@pytest.mark.anyio
+async def test_nested_instances_decide_once(fake_hello_retail: FakeHelloRetail) -> None:
+    inner = TrackingUserMiddleware(starlette_app(), settings=fake_hello_retail.settings())
+    outer = TrackingUserMiddleware(inner, settings=fake_hello_retail.settings())
+    try:
+        sent = await serve(outer, scope_of(headers=PAGE))
+    finally:
+        await inner.aclose()
+        await outer.aclose()
+
+    assert fake_hello_retail.mint_count == 1
+    assert json.loads(sent[1]["body"])["id"] == fake_hello_retail.minted[0]
+    assert set_cookie_names(sent[0]) == ["helloRetailTrackingUserId", "hello_retail_id"]

@@ -320,6 +320,7 @@ ERRORS = [
     pytest.param(Mode.RESET, TransportError, {}, id="reset"),
     pytest.param(Mode.HANG, RequestTimeoutError, {}, id="hangs"),
     pytest.param(Mode.DRIP, RequestTimeoutError, {}, id="drips"),
+    pytest.param(Mode.DRIP_HEADERS, RequestTimeoutError, {}, id="drips-headers"),
 ]
 #: Modes about mints only: the other endpoints answer normally in them.
 MINT_ONLY_MODES = {Mode.NO_ID, Mode.INVALID_ID}

@@ -353,3 +353,52 @@ def _no_stray_visit() -> Iterator[None]:
     import hr_middleware
 
     assert hr_middleware.get_tracking_user_id() is None  # every visit was reset
+
+
+@pytest.mark.anyio
+async def test_grant_in_a_sync_view_under_the_asgi_handler(
+    hello_retail: dict[str, Any], fake_hello_retail: FakeHelloRetail
+) -> None:
+    """A sync view runs in sync_to_async's thread: grant() mints on the request's loop."""
+    async with asgi_client(hello_retail) as client:
+        response = await client.post("/sync-grant/", headers={"User-Agent": "Mozilla/5.0"})
+
+    assert response.status_code == 200
+    assert response.json()["id"] == fake_hello_retail.minted[0]
+    assert set(response.cookies) == {"helloRetailTrackingUserId", "hello_retail_id"}
+
+
+@pytest.mark.anyio
+async def test_under_our_asgi_middleware_the_django_one_decides_nothing(
+    hello_retail: dict[str, Any], fake_hello_retail: FakeHelloRetail
+) -> None:
+    from hr_middleware.asgi import TrackingUserMiddleware as ASGIMiddleware
+
+    with override_settings(HELLO_RETAIL=hello_retail, ROOT_URLCONF=ASYNC_URLS):
+        app = ASGIMiddleware(get_asgi_application(), settings=fake_hello_retail.settings())
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+            response = await client.get("/", headers=PAGE)
+        await app.aclose()
+
+    assert fake_hello_retail.mint_count == 1
+    assert response.json()["id"] == fake_hello_retail.minted[0]  # request.tracking_user_id: the outer visit
+    assert len(response.headers.get_list("set-cookie")) == 2
+
+
+def test_under_our_wsgi_middleware_the_django_one_decides_nothing(
+    hello_retail: dict[str, Any], fake_hello_retail: FakeHelloRetail
+) -> None:
+    from django.core.wsgi import get_wsgi_application
+    from werkzeug.test import Client as WerkzeugClient
+
+    from hr_middleware.wsgi import TrackingUserMiddleware as WSGIMiddleware
+
+    with override_settings(HELLO_RETAIL=hello_retail, ROOT_URLCONF="tests.django_site.urls"):
+        app = WSGIMiddleware(get_wsgi_application(), settings=fake_hello_retail.settings())
+        response = WerkzeugClient(app, use_cookies=False).get("/", headers=PAGE, buffered=True)
+
+    assert fake_hello_retail.mint_count == 1
+    assert response.json is not None
+    assert response.json["id"] == fake_hello_retail.minted[0]
+    assert len(response.headers.getlist("Set-Cookie")) == 2

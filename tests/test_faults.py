@@ -145,3 +145,26 @@ def test_dns_failure_is_a_failed_mint(
     assert result.app_id is None
     (warning,) = [r for r in hr_log.records if r.levelname == "WARNING"]
     assert warning.msg == MINT_FAILED
+
+
+def test_abandoned_probe_lets_the_next_caller_probe() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=1, cooldown=10, clock=clock)
+    breaker.record_failure()
+    clock.now = 10
+    assert breaker.allow()  # the probe
+    breaker.record_abandoned()  # cancelled: the visitor left
+
+    assert breaker.allow()  # someone else probes at once
+
+
+def test_a_probe_that_never_reports_does_not_stop_minting_for_good() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=1, cooldown=10, clock=clock)
+    breaker.record_failure()
+    clock.now = 10
+    assert breaker.allow()
+    assert not breaker.allow()
+    clock.now = 10 + 10 + 60
+
+    assert breaker.allow()

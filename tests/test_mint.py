@@ -64,6 +64,7 @@ REASONS = [
     pytest.param(Mode.HUGE, "answer larger than", id="huge"),
     pytest.param(Mode.HANG, "within 0.3s", id="hang"),
     pytest.param(Mode.DRIP, "within 0.3s", id="drip"),
+    pytest.param(Mode.DRIP_HEADERS, "within 0.3s", id="drip-headers"),
     pytest.param(Mode.DROP, "", id="drop"),  # the wording is the transport's
     pytest.param(Mode.RESET, "", id="reset"),
 ]
@@ -89,7 +90,7 @@ def test_failure_is_none_and_one_warning_with_the_reason(
     assert "<script>" not in record.getMessage()
 
 
-@pytest.mark.parametrize("mode", [Mode.HANG, Mode.DRIP])
+@pytest.mark.parametrize("mode", [Mode.HANG, Mode.DRIP, Mode.DRIP_HEADERS])
 def test_time_budget_holds_when_the_server_stalls(
     mint: Callable[..., str | None], fake_hello_retail: FakeHelloRetail, mode: Mode
 ) -> None:
@@ -181,3 +182,21 @@ def test_the_minter_keeps_no_cookies_from_hello_retail(fake_hello_retail: FakeHe
 
     assert "cookie" not in fake_hello_retail.mint_requests()[1].headers
     minter.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(b"[" * 100_000, "answer is not JSON", id="nested-too-deep"),
+        pytest.param(b'{"id": "62a0317d17698aa57d369db9"}', "answer says no success: true", id="no-success"),
+        pytest.param(b'{"id": "62a0317d17698aa57d369db9", "success": "yes"}', "no success: true", id="success-str"),
+        pytest.param(b'["62a0317d17698aa57d369db9"]', "answer is not a JSON object", id="list"),
+    ],
+)
+def test_parse_refuses_what_is_not_a_clear_success(body: bytes, reason: str) -> None:
+    from hr_middleware.errors import InvalidResponseError
+    from hr_middleware.mint import parse_mint_answer
+    from hr_middleware.transport import Answer
+
+    with pytest.raises(InvalidResponseError, match=reason):
+        parse_mint_answer(Answer(200, "application/json", body))

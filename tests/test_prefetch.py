@@ -176,3 +176,17 @@ def test_concurrent_first_visits_share_the_pool_without_duplicates(
         thread.join()
 
     assert len(set(seen)) == 12
+
+
+def test_a_dead_refill_thread_is_replaced(make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
+    driver = make_driver("wsgi", prefetch=2)
+    minter = prefetching(driver)
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    minter._thread = dead  # as after a fork, or a thread that died
+
+    driver.get("/")
+
+    assert eventually(lambda: len(minter.pool) == 2)
+    assert minter.refilling

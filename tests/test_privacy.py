@@ -327,3 +327,15 @@ def test_opt_out_id_is_never_written_as_a_cookie(adapter: str, make_driver: Any)
 
     assert all(c.value != OPT_OUT_ID for c in result.set_cookies.values())
     assert is_valid_id(A)
+
+
+def test_grant_after_unknown_consent_keeps_the_id_the_cookies_hold(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    driver = make_driver(adapter, consent=consent_from(None))  # unknown: declined when the request began
+
+    result = driver.get("/grant", method="POST", cookies={SERVER: A, SDK: A})
+
+    assert result.app_id == A
+    assert fake_hello_retail.mint_attempts == 0
+    assert {n: c.value for n, c in result.set_cookies.items()} == {SERVER: A, SDK: A}

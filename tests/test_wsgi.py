@@ -208,3 +208,42 @@ def test_options_may_be_given_next_to_settings(fake_hello_retail: FakeHelloRetai
 def test_bad_option_fails_at_construction() -> None:
     with pytest.raises(ValueError, match="website_uuid"):
         TrackingUserMiddleware(plain_wsgi_app, website_uuid="not-a-uuid")
+
+
+def test_a_file_wrapper_that_is_a_function_is_fine(fake_hello_retail: FakeHelloRetail) -> None:
+    """uWSGI's wsgi.file_wrapper is a built-in function, not a class (PEP 3333 allows it)."""
+
+    def uwsgi_sendfile(filelike: Any, blksize: int = 8192) -> Any:
+        return iter([filelike.read()])
+
+    body = Streamed()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Streamed:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return body
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "wsgi.url_scheme": "http",
+        "wsgi.file_wrapper": uwsgi_sendfile,
+        "HTTP_COOKIE": f"{SERVER}={A}",
+    }
+
+    result = middleware(environ, lambda *a: None)
+    assert b"".join(result) == b"chunk;chunk;chunk;"
+    result.close()  # type: ignore[attr-defined]
+    assert body.closed
+
+
+def test_nested_instances_decide_once(fake_hello_retail: FakeHelloRetail) -> None:
+    inner = TrackingUserMiddleware(plain_wsgi_app, settings=fake_hello_retail.settings())
+    outer = TrackingUserMiddleware(inner, settings=fake_hello_retail.settings())
+
+    response = Client(outer, use_cookies=False).get("/", headers=PAGE, buffered=True)
+
+    assert fake_hello_retail.mint_count == 1
+    assert response.json is not None
+    assert response.json["id"] == fake_hello_retail.minted[0]
+    assert len(response.headers.getlist("Set-Cookie")) == 2

@@ -7,4 +7,4 @@ from django.urls import path
 from . import views
 from .urls import endpoints
 
-urlpatterns = [*endpoints("a"), path("sync/", views.index)]
+urlpatterns = [*endpoints("a"), path("sync/", views.index), path("sync-grant/", views.grant)]

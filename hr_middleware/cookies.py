@@ -11,7 +11,7 @@ from werkzeug.http import dump_cookie
 from .identity import OPT_OUT_ID, is_valid_id
 from .settings import Settings
 
-__all__ = ["CookieWrite", "IdCookieReader", "find_cookie", "render_set_cookie"]
+__all__ = ["CookieWrite", "find_cookie", "id_cookie_reader", "render_set_cookie"]
 
 T = TypeVar("T")
 
@@ -58,34 +58,35 @@ def _valid_or_none(value: str) -> str | None:
     return value if is_valid_id(value) else None
 
 
-class IdCookieReader:
-    """Finds the first valid id in cookie *name* of a Cookie header.
+def id_cookie_reader(name: str) -> Callable[[str], str | None]:
+    """A function finding the first valid id in cookie *name* of a Cookie header.
 
-    The same answer as ``find_cookie(header, name + "=", valid_id)``, but the
-    common case is one regular-expression search in C: the pattern accepts
-    exactly the values ``find_cookie`` would (blanks, optional quotes, 24
-    lower-case hex characters, then ``;`` or the end). Only when its first
-    match is not at a cookie boundary or is the opt-out sentinel does the
-    general scan run. Measured on a 321-byte header: about 3x faster than the
-    general scan (bench/micro.py).
+    It answers as ``find_cookie(header, name + "=", valid_id)`` does, faster
+    in the common case: one ``str.find`` for the name and one anchored match
+    for the value (blanks, optional quotes, 24 lower-case hex characters, then
+    ``;`` or the end). Only an unusual header (the name first found inside
+    another cookie, an invalid first value, no blank after ``;``) takes the
+    general scan. A closure, not an object with ``__call__``: about 6,500 CPU
+    instructions per call on a 321-byte header, against 8,600 for the object,
+    10,000 for a regex search and 16,000 for the general scan
+    (``valgrind --tool=callgrind``; it runs twice on every request).
     """
+    key = name + "="
+    offset = len(key)
+    # (")? ... (?(1)") : the closing quote only if there was an opening one.
+    match_value = re.compile(r'[ \t]*(")?([0-9a-f]{24})(?(1)")[ \t]*(?:;|\Z)').match
+    opt_out = OPT_OUT_ID
 
-    __slots__ = ("key", "_search")
+    def read(header: str) -> str | None:
+        i = header.find(key)
+        if i < 0:
+            return None  # the name is nowhere: the general scan finds nothing either
+        match = match_value(header, i + offset)
+        if match is not None and (i == 0 or header[i - 2 : i] == "; ") and match[2] != opt_out:
+            return match[2]
+        return find_cookie(header, key, _valid_or_none)
 
-    def __init__(self, name: str) -> None:
-        self.key = name + "="
-        self._search = re.compile(
-            re.escape(self.key) + r'[ \t]*(?:"([0-9a-f]{24})"|([0-9a-f]{24}))[ \t]*(?:;|\Z)'
-        ).search
-
-    def __call__(self, header: str) -> str | None:
-        match = self._search(header)
-        if match is None:
-            return None  # no "name=<24 hex>" anywhere: the general scan finds nothing either
-        value = match.group(1) or match.group(2)
-        if value != OPT_OUT_ID and _at_boundary(header, match.start()):
-            return value
-        return find_cookie(header, self.key, _valid_or_none)
+    return read
 
 
 class CookieWrite(NamedTuple):

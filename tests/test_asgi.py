@@ -432,7 +432,7 @@ async def test_a_middleware_failure_is_logged_and_the_request_served(
 
     middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
     scope = scope_of()
-    scope["headers"].append((b"cookie", None))  # a broken server
+    scope["headers"].append((b"cookie", 12345))  # a broken server
 
     start, body = await serve(middleware, scope)
 

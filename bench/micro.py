@@ -13,13 +13,15 @@ import asyncio
 import base64
 import json
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from hr_middleware import Settings
 from hr_middleware.mint import Minter
-from hr_middleware.testing import FakeHelloRetail
 from hr_middleware.wsgi import TrackingUserMiddleware as WSGITracking
 
 A = "62a0317d17698aa57d369db9"
@@ -300,10 +302,23 @@ def bench_django(rounds: int, n: int) -> dict[str, float] | None:
 # -- first visit ------------------------------------------------------------------------
 
 
+@contextmanager
+def fake_in_another_process(delay: float) -> Iterator[str]:
+    """A fake Hello Retail in its own process, so that it does not share our GIL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hr_middleware.testing", "--delay", str(delay)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def bench_first_visit(delay: float, visits: int) -> None:
-    with FakeHelloRetail() as fake:
-        fake.delay = delay
-        settings = fake.settings()
+    with fake_in_another_process(delay) as url:
+        settings = Settings(website_uuid=UUID, api_url=url)
         environ = wsgi_environ(None)
 
         def one(app: Callable[..., Iterable[bytes]]) -> float:
@@ -329,20 +344,33 @@ def bench_first_visit(delay: float, visits: int) -> None:
         warm_ms = [one(prefetching) for _ in range(visits)]
         prefetching.close()
         pooled.close()
+        direct = Minter(settings)
+        direct.mint()
+        raw_ms = []
+        for _ in range(visits):  # the fake's answer time alone, with no middleware around the call
+            started = time.perf_counter_ns()
+            direct.transport._exchange(direct.url, direct.body, time.monotonic() + 5, 5, None)
+            raw_ms.append((time.perf_counter_ns() - started) / 1e6)
+        direct.close()
 
     delay_ms = delay * 1000
-    print(f"\nFirst visit (WSGI), fake Hello Retail answering after {delay_ms:.0f} ms, {visits} visits, medians")
-    print(f"  {'variant':<42}{'ms/request':>12}{'added over delay':>18}")
-    for name, values, subtract in [
-        ("bare app (no middleware)", [bare], 0.0),
-        ("mint, pooled keep-alive connection", pooled_ms, delay_ms),
-        ("mint, fresh connection per mint", fresh_ms, delay_ms),
-        ("prefetch pool warm (no mint waited)", warm_ms, 0.0),
+    raw = statistics.median(raw_ms)
+    print(f"\nFirst visit (WSGI), fake Hello Retail in another process answering after {delay_ms:.0f} ms,")
+    print(f"{visits} visits, medians. The HTTP call alone takes {raw:.2f} ms: the fake's Python http.server")
+    print(f"adds {raw - delay_ms:.2f} ms to its delay; what the middleware adds is measured against that call.")
+    print(f"  {'variant':<42}{'ms/request':>12}{'added over the call':>21}")
+    for name, values, reference in [
+        ("bare app (no middleware, no call)", [bare], None),
+        ("the HTTP call alone (requests, same thread)", raw_ms, None),
+        ("mint, pooled keep-alive connection", pooled_ms, raw),
+        ("mint, fresh connection per mint", fresh_ms, raw),
+        ("prefetch pool warm (no call waited)", warm_ms, bare),
     ]:
         median = statistics.median(values)
-        print(f"  {name:<42}{median:>12.2f}{median - bare - subtract:>17.2f}" + ("" if subtract else " (added)"))
-    added_pooled = statistics.median(pooled_ms) - bare - delay_ms
-    print("  target: pooled mint adds <= 1 ms over the fake server's delay")
+        added = "" if reference is None else f"{median - reference:>20.2f}"
+        print(f"  {name:<42}{median:>12.2f}{added}")
+    added_pooled = statistics.median(pooled_ms) - raw
+    print("  target: a pooled mint adds <= 1 ms to the fake server's own answer time")
     print(f"  result: {'met' if added_pooled <= 1.0 else 'NOT met'} ({added_pooled:.2f} ms)")
 
 

@@ -240,6 +240,16 @@ def _django_view(request: Any) -> Any:
 urlpatterns: list[Any] = []
 
 
+class NoopMiddleware:
+    """The smallest Django middleware: what Django itself charges for one."""
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        return self.get_response(request)
+
+
 def bench_django(rounds: int, n: int) -> dict[str, float] | None:
     try:
         import django
@@ -273,6 +283,7 @@ def bench_django(rounds: int, n: int) -> dict[str, float] | None:
     variants = {
         "bare app": handler([]),
         "hr-middleware (returning visitor)": handler(["hr_middleware.django.TrackingUserMiddleware"]),
+        "a no-op middleware": handler([f"{__name__}.NoopMiddleware"]),
     }
     environ = wsgi_environ(COOKIE)
     environ.update({"wsgi.input": __import__("io").BytesIO(b""), "SCRIPT_NAME": ""})
@@ -294,8 +305,8 @@ def bench_django(rounds: int, n: int) -> dict[str, float] | None:
     return report(
         f"Django {django.__version__} request cycle (BaseHandler.get_response), {rounds} rounds x {n // 4} requests",
         rows,
-        None,
-        "none set; for scale: the added cost against the whole Django request cycle",
+        "a no-op middleware",
+        "none set; the no-op row is what Django charges for any middleware",
     )
 
 

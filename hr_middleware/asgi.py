@@ -302,4 +302,4 @@ def _expose(scope: Scope, visit: Visit) -> None:
     if state is None:
         state = scope["state"] = {}
     state[STATE_KEY] = visit.tracking_user_id
-    scope[VISIT_KEY] = visit
+    scope[VISIT_KEY] = True

@@ -11,10 +11,12 @@ __all__ = ["VISIT_KEY", "TrackingUser", "current_visit", "get_tracking_user", "g
 
 _visit: ContextVar[Visit | None] = ContextVar("hr_middleware.visit", default=None)
 
-#: Where an adapter leaves the request's :class:`Visit` in the WSGI environ or
-#: ASGI scope, so that a second instance (nested, or Django's inside ours) uses
-#: it instead of deciding again: one visit, one mint.
-VISIT_KEY = "hello_retail.visit"
+#: The mark an adapter leaves in the WSGI environ or ASGI scope of a request
+#: it decided, so that a second instance (nested, or Django's inside ours)
+#: takes that visit from the context instead of deciding again: one visit, one
+#: mint. A mark, not the visit: the visit refers to the environ, and a cycle
+#: would leave every request to the garbage collector.
+VISIT_KEY = "hello_retail.decided"
 
 
 class TrackingUser(NamedTuple):

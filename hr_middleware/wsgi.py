@@ -148,7 +148,7 @@ class TrackingUserMiddleware:
             # Outside the except block, so the app's own errors are not chained to ours.
             return self.app(environ, start_response)
         environ[ENVIRON_KEY] = visit.tracking_user_id
-        environ[VISIT_KEY] = visit
+        environ[VISIT_KEY] = True
         token = set_visit(visit)
         try:
             result = self.app(environ, self._start_response(visit, start_response))

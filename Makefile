@@ -10,7 +10,7 @@ EXTRAS := flask,django,asgi,dev
 # Only the folders that exist (bench/ may not yet).
 LINT_PATHS := $(wildcard hr_middleware tests examples bench .ci)
 
-.PHONY: venv test lint demo demo-asgi bench load throughput test-all test-django-versions dist-check clean
+.PHONY: venv test lint demo demo-asgi bench load throughput test-all test-compat test-django-versions dist-check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ clean:
 # In-process cost per request next to peers, and first-visit latency (prints a report; < 5 min).
 bench: $(STAMP)
 	$(BIN)/python -m bench.micro
+
+# The two corners of the matrix (oldest Python with the oldest frameworks, newest with newest): CI runs these.
+test-compat: $(STAMP)
+	PYENV_VERSION="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[0-3]\.' | paste -sd: -)" \
+		$(BIN)/nox -s "tests-3.10(frameworks='oldest')" "tests-3.13(frameworks='newest')" $(NOX_ARGS)
 
 # The compatibility matrix: every Python 3.10-3.13 on this machine x oldest/newest frameworks.
 # pyenv keeps one Python active; list them all so that nox finds python3.10 ... python3.13.

@@ -52,19 +52,20 @@ async def _bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def _build_wsgi() -> Any:
-    if BARE:
-        return _bare_wsgi
     from hr_middleware.wsgi import TrackingUserMiddleware
 
-    return TrackingUserMiddleware(_bare_wsgi, **_options())
+    # Built in the bare variant too, unused: both processes then load the same
+    # modules, and compare per-request cost, not heap size (a bigger heap makes
+    # every garbage collection of the server dearer).
+    middleware = TrackingUserMiddleware(_bare_wsgi, **_options())
+    return _bare_wsgi if BARE else middleware
 
 
 def _build_asgi() -> Any:
-    if BARE:
-        return _bare_asgi
     from hr_middleware.asgi import TrackingUserMiddleware
 
-    return TrackingUserMiddleware(_bare_asgi, **_options())
+    middleware = TrackingUserMiddleware(_bare_asgi, **_options())
+    return _bare_asgi if BARE else middleware
 
 
 wsgi_app = _build_wsgi()

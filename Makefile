@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 8000
 # `make demo-asgi` defaults to 8001 so it can run next to `make demo`; PORT=... wins.
 ASGI_PORT := $(if $(filter file,$(origin PORT)),8001,$(PORT))
-EXTRAS := flask,django,asgi,dev
+EXTRAS := flask,django,asgi,fastapi,dev
 # Only the folders that exist (bench/ may not yet).
 LINT_PATHS := $(wildcard hr_middleware tests examples bench .ci)
 
@@ -59,7 +59,7 @@ dist-check: $(STAMP)
 	rm -rf dist build/dist-venv
 	$(BIN)/python -m build --outdir dist . >/dev/null
 	$(PYTHON) -m venv build/dist-venv
-	build/dist-venv/bin/python -m pip install --quiet "$$(ls dist/*.whl)[flask,django,asgi]" pytest
+	build/dist-venv/bin/python -m pip install --quiet "$$(ls dist/*.whl)[flask,django,asgi,fastapi]" pytest
 	cd build && dist-venv/bin/python ../.ci/check_dist.py ../dist
 
 clean:

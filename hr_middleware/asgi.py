@@ -176,8 +176,10 @@ class TrackingUserMiddleware:
         app: the ASGI application to wrap.
         settings: a ready :class:`~hr_middleware.Settings`; or pass its
             options as keyword arguments (``website_uuid`` is required).
-        minter: the :class:`~hr_middleware.mint.AsyncMinter` to mint with;
-            default: one of its own, with a pooled httpx client.
+        minter: what mints: an :class:`~hr_middleware.mint.AsyncMinter` or an
+            :class:`~hr_middleware.prefetch.AsyncPrefetchingMinter`; default:
+            one of its own (with a pooled httpx client), prefetching when the
+            ``prefetch`` option says so.
         **options: the options of :class:`~hr_middleware.Settings`.
     """
 
@@ -235,9 +237,10 @@ class TrackingUserMiddleware:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A websocket handshake's response cannot carry our cookies: observe only."""
+        visit: Visit | None
         try:
-            visit: Visit | None = self.policy.observe(ASGIRequestFacts(scope))
-            _expose(scope, visit)  # type: ignore[arg-type]
+            visit = self.policy.observe(ASGIRequestFacts(scope))
+            _expose(scope, visit)
         except Exception:
             logger.exception(INTERNAL_ERROR)
             visit = None
@@ -282,6 +285,7 @@ class _PatchingSend:
 
     async def __call__(self, message: Message) -> None:
         visit = self.visit
+        # visit.needs_response_patch, without the property call: every message passes here.
         if (visit.cookies or visit.accessed) and message["type"] == "http.response.start":
             try:
                 headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", ())]

@@ -248,10 +248,10 @@ def parse_answer(answer: Answer) -> Any:
         InvalidResponseError: a 2xx answer that is not JSON.
     """
     try:
-        document = json.loads(answer.body)
-    except ValueError:
+        document = answer.json()
+    except InvalidResponseError:
         if 200 <= answer.status < 300:
-            raise InvalidResponseError("answer is not JSON", status=answer.status) from None
+            raise
         raise APIError(answer.status) from None
     if not 200 <= answer.status < 300 or (isinstance(document, dict) and document.get("success") is False):
         if not isinstance(document, dict):

@@ -35,6 +35,17 @@ __all__ = ["agrant", "cookie_consent", "cookiebot", "cookieyes", "grant", "onetr
 ConsentReader = Callable[[RequestFacts], "bool | None"]
 
 
+def _reading(cookie: str, answer: Callable[[str], bool | None]) -> ConsentReader:
+    """A consent reader: *answer* on cookie *cookie*'s (unquoted) value; None without it."""
+
+    def read(request: RequestFacts) -> bool | None:
+        value = request.cookies.get(cookie)
+        return None if value is None else answer(unquote(value))
+
+    read.__qualname__ = f"consent reader of cookie {cookie!r}"
+    return read
+
+
 def cookie_consent(name: str, allowed: str | Container[str] | Callable[[str], bool] = "1") -> ConsentReader:
     """Consent read from one cookie: allowed when cookie *name* has an *allowed* value.
 
@@ -51,66 +62,46 @@ def cookie_consent(name: str, allowed: str | Container[str] | Callable[[str], bo
         check = allowed
     else:
         check = allowed.__contains__
-
-    def read(request: RequestFacts) -> bool | None:
-        value = request.cookies.get(name)
-        if value is None:
-            return None
-        return bool(check(unquote(value)))
-
-    read.__qualname__ = f"cookie_consent({name!r})"
-    return read
+    return _reading(name, lambda value: bool(check(value)))
 
 
 def cookiebot(category: str = "marketing") -> ConsentReader:
     """Cookiebot's ``CookieConsent`` cookie (``{...,marketing:true,...}``; ``-1`` = no consent needed)."""
     pattern = re.compile(rf"(?:^|[{{,]){re.escape(category)}:(true|false)\b")
 
-    def read(request: RequestFacts) -> bool | None:
-        value = request.cookies.get("CookieConsent")
-        if value is None:
-            return None
-        value = unquote(value)
+    def answer(value: str) -> bool | None:
         if value == "-1":  # Cookiebot: the visitor is outside the regions that need consent
             return True
         match = pattern.search(value)
         return None if match is None else match.group(1) == "true"
 
-    return read
+    return _reading("CookieConsent", answer)
+
+
+def _flag(entries: str, key: str, allowed: str) -> bool | None:
+    """In ``"a:1,b:0"``, whether *key*'s flag is *allowed*; None when *key* is not there."""
+    for entry in entries.split(","):
+        name, _, flag = entry.partition(":")
+        if name.strip() == key:
+            return flag.strip() == allowed
+    return None
 
 
 def onetrust(group: str = "C0004") -> ConsentReader:
     """OneTrust's ``OptanonConsent`` cookie (``...&groups=C0001:1,C0004:0&...``); C0004 is targeting."""
 
-    def read(request: RequestFacts) -> bool | None:
-        value = request.cookies.get("OptanonConsent")
-        if value is None:
-            return None
-        for part in unquote(value).split("&"):
+    def answer(value: str) -> bool | None:
+        for part in value.split("&"):
             if part.startswith("groups="):
-                for entry in part[len("groups=") :].split(","):
-                    key, _, flag = entry.partition(":")
-                    if key == group:
-                        return flag == "1"
+                return _flag(part[len("groups=") :], group, "1")
         return None
 
-    return read
+    return _reading("OptanonConsent", answer)
 
 
 def cookieyes(category: str = "advertisement") -> ConsentReader:
     """CookieYes's ``cookieyes-consent`` cookie (``...,advertisement:yes,...``)."""
-
-    def read(request: RequestFacts) -> bool | None:
-        value = request.cookies.get("cookieyes-consent")
-        if value is None:
-            return None
-        for entry in unquote(value).split(","):
-            key, _, flag = entry.partition(":")
-            if key.strip() == category:
-                return flag.strip() == "yes"
-        return None
-
-    return read
+    return _reading("cookieyes-consent", lambda value: _flag(value, category, "yes"))
 
 
 # -- acting on a consent change within a request --------------------------------------
@@ -118,7 +109,7 @@ def cookieyes(category: str = "advertisement") -> ConsentReader:
 
 def _visit() -> tuple[Visit, TrackingPolicy]:
     visit = current_visit()
-    if visit is None or visit.policy is None:
+    if visit is None:
         raise LookupError("no Hello Retail visit here: call this while a request passes through the middleware")
     return visit, visit.policy
 

@@ -1,4 +1,4 @@
-"""The contextvar behind :func:`get_tracking_user_id`, and the app's consent helpers."""
+"""The contextvar behind :func:`get_tracking_user_id`: the visit of the request being served."""
 
 from __future__ import annotations
 
@@ -51,8 +51,7 @@ def get_tracking_user() -> TrackingUser:
     visit = _visit.get()
     if visit is None:
         return TrackingUser(None, None)
-    visit.accessed = True
-    return TrackingUser(visit.tracking_user_id, visit.origin)
+    return TrackingUser(visit.read_id(), visit.origin)
 
 
 def current_visit() -> Visit | None:

@@ -11,7 +11,7 @@ from werkzeug.http import dump_cookie
 from .identity import OPT_OUT_ID, is_valid_id
 from .settings import Settings
 
-__all__ = ["CookieWrite", "find_cookie", "id_cookie_reader", "render_set_cookie"]
+__all__ = ["CookieWrite", "find_cookie", "id_cookie_holds", "id_cookie_reader", "render_set_cookie"]
 
 T = TypeVar("T")
 
@@ -54,6 +54,11 @@ def _at_boundary(header: str, i: int) -> bool:
     return k < 0 or header[k] == ";"
 
 
+#: How browsers separate cookies; the fast paths only take a cookie that
+#: starts the header or follows it, and leave anything else to find_cookie().
+_SEPARATOR = "; "
+
+
 def _valid_or_none(value: str) -> str | None:
     return value if is_valid_id(value) else None
 
@@ -82,11 +87,31 @@ def id_cookie_reader(name: str) -> Callable[[str], str | None]:
         if i < 0:
             return None  # the name is nowhere: the general scan finds nothing either
         match = match_value(header, i + offset)
-        if match is not None and (i == 0 or header[i - 2 : i] == "; ") and match[2] != opt_out:
+        if match is not None and (i == 0 or header[i - 2 : i] == _SEPARATOR) and match[2] != opt_out:
             return match[2]
         return find_cookie(header, key, _valid_or_none)
 
     return read
+
+
+def id_cookie_holds(name: str) -> Callable[[str, str], bool]:
+    """A function telling whether the first cookie *name* of a header is exactly a given id.
+
+    True only where ``id_cookie_reader(name)(header) == tracking_user_id``; at
+    a third of its cost, for the usual returning visitor whose two cookies
+    agree. False (an unusual header too) sends the caller the long way.
+    """
+    key = name + "="
+    offset = len(key)
+
+    def holds(header: str, tracking_user_id: str) -> bool:
+        i = header.find(key)
+        if i < 0 or not (i == 0 or header[i - 2 : i] == _SEPARATOR):
+            return False
+        end = i + offset + 24
+        return header.startswith(tracking_user_id, i + offset) and (end == len(header) or header[end] == ";")
+
+    return holds
 
 
 class CookieWrite(NamedTuple):

@@ -48,10 +48,7 @@ def parse_mint_answer(answer: Answer) -> str:
     """
     if not 200 <= answer.status < 300:
         raise APIError(answer.status)
-    try:
-        document = json.loads(answer.body)
-    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
-        raise InvalidResponseError("answer is not JSON", status=answer.status) from None
+    document = answer.json()
     if not isinstance(document, dict):
         raise InvalidResponseError("answer is not a JSON object", status=answer.status)
     if document.get("success") is not True:

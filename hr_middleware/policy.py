@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
 
-from .cookies import CookieWrite, find_cookie, id_cookie_reader, render_set_cookie
+from .cookies import CookieWrite, find_cookie, id_cookie_holds, id_cookie_reader, render_set_cookie
 from .facts import RequestFacts
 from .identity import OPT_OUT_ID, is_valid_id
 from .settings import Settings
@@ -73,7 +73,7 @@ class Visit:
         "policy",
     )
 
-    def __init__(self, request: RequestFacts, policy: TrackingPolicy | None = None) -> None:
+    def __init__(self, request: RequestFacts, policy: TrackingPolicy) -> None:
         #: The visitor's id, :data:`OPT_OUT_ID`, or None.
         self.tracking_user_id: str | None = None
         #: Where the id came from; None when there is no id.
@@ -140,13 +140,14 @@ def _accept_any(value: str) -> str:
 class TrackingPolicy:
     """The behaviour table of DESIGN.md as code, for one :class:`Settings`."""
 
-    __slots__ = ("settings", "_server_key", "_read_server", "_read_sdk", "_check_consent")
+    __slots__ = ("settings", "_server_key", "_read_server", "_server_holds", "_read_sdk", "_check_consent")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         # Precomputed once: the cookie lookups run on every request.
         self._server_key = settings.cookie_name + "="
         self._read_server = id_cookie_reader(settings.cookie_name)
+        self._server_holds = id_cookie_holds(settings.cookie_name)
         self._read_sdk = id_cookie_reader(settings.sdk_cookie_name)
         self._check_consent = settings.consent is not None or settings.respect_gpc
 
@@ -202,7 +203,7 @@ class TrackingPolicy:
         settings = self.settings
         sdk = self._read_sdk(header)
         if settings.signer is None:
-            if sdk is not None and self._server_cookie_is(header, sdk):
+            if sdk is not None and self._server_holds(header, sdk):
                 # The usual returning visitor: both cookies hold one id.
                 visit.tracking_user_id = sdk
                 visit.origin = Origin.COOKIE
@@ -226,19 +227,6 @@ class TrackingPolicy:
                 self._write(visit, settings.sdk_cookie_name, server)
         elif may_mint:
             self._first_visit(visit)
-
-    def _server_cookie_is(self, header: str, tracking_user_id: str) -> bool:
-        """Is the first server cookie of *header* exactly *tracking_user_id*?
-
-        What ``_read_server(header) == tracking_user_id`` says for a well-formed
-        header, at a third of its cost; False sends the caller the long way.
-        """
-        key = self._server_key
-        i = header.find(key)
-        if i < 0 or not (i == 0 or header[i - 2 : i] == "; "):
-            return False
-        end = i + len(key) + 24
-        return header.startswith(tracking_user_id, i + len(key)) and (end == len(header) or header[end] == ";")
 
     def _read_signed_cookie(self, header: str) -> tuple[str | None, bool]:
         """The signed server cookie's id (None if absent or invalid) and whether to re-sign it."""

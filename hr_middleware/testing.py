@@ -338,40 +338,30 @@ class _Handler(BaseHTTPRequestHandler):
         elif mode is Mode.HUGE:
             self._send(200, "application/json", b" " * (16 * 1024 * 1024))
         elif mode is Mode.DRIP:
-            self._drip(json.dumps(answer()[1]).encode(), self.server.fake.drip_interval, release)
+            self._drip(json.dumps(answer()[1]).encode(), self.server.fake.drip_interval, release, headers=False)
         elif mode is Mode.DRIP_HEADERS:
-            self._drip_headers(json.dumps(answer()[1]).encode(), self.server.fake.drip_interval, release)
+            self._drip(json.dumps(answer()[1]).encode(), self.server.fake.drip_interval, release, headers=True)
         else:
             self._json(*answer())
 
-    def _drip(self, body: bytes, interval: float, release: threading.Event) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+    def _drip(self, body: bytes, interval: float, release: threading.Event, *, headers: bool) -> None:
+        """A 200 with *body*, one byte per *interval*: of the status line and headers
+        when *headers*, else of the body."""
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         try:
-            for i in range(len(body)):
-                self.wfile.write(body[i : i + 1])
-                self.wfile.flush()
-                if release.wait(interval):
-                    break
+            for data, slow in ((head.encode(), headers), (body, not headers)):
+                if not slow:
+                    self.wfile.write(data)
+                    continue
+                for i in range(len(data)):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    if release.wait(interval):
+                        return  # stopping or reset
         except OSError:
             pass
-        self.close_connection = True
-
-    def _drip_headers(self, body: bytes, interval: float, release: threading.Event) -> None:
-        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-        try:
-            for i in range(len(head)):
-                self.wfile.write(head[i : i + 1])
-                self.wfile.flush()
-                if release.wait(interval):
-                    break
-            else:
-                self.wfile.write(body)
-        except OSError:
-            pass
-        self.close_connection = True
+        finally:
+            self.close_connection = True
 
     def _json(self, status: int, document: Any) -> None:
         self._send(status, "application/json", json.dumps(document).encode())

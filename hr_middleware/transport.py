@@ -11,6 +11,7 @@ for another visitor.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import threading
 import time
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import requests
 import urllib3
@@ -45,6 +46,13 @@ class Answer(NamedTuple):
     status: int
     content_type: str
     body: bytes
+
+    def json(self) -> Any:
+        """The decoded body; :class:`InvalidResponseError` if it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
+            raise InvalidResponseError("answer is not JSON", status=self.status) from None
 
 
 def _no_cookies() -> CookieJar:

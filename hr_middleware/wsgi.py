@@ -116,6 +116,10 @@ class TrackingUserMiddleware:
             options as keyword arguments (``website_uuid`` is required).
         native_request: builds the framework's request object from the environ
             for hooks (``RequestFacts.native``); default: the environ itself.
+        minter: what mints: a :class:`~hr_middleware.mint.Minter` or a
+            :class:`~hr_middleware.prefetch.PrefetchingMinter`; default: one of
+            its own (a pooled requests session), prefetching when the
+            ``prefetch`` option says so.
         **options: the options of :class:`~hr_middleware.Settings`.
     """
 
@@ -132,6 +136,7 @@ class TrackingUserMiddleware:
         self.settings = Settings.merge(settings, options)
         self.policy = TrackingPolicy(self.settings)
         self.minter = minter or make_minter(self.settings)
+        self._mint = self.minter.mint
         self._native_request = native_request
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -140,7 +145,7 @@ class TrackingUserMiddleware:
             return self.app(environ, start_response)
         visit: Visit | None
         try:
-            visit = self.policy.resolve(WSGIRequestFacts(environ, self._native_request), self.minter.mint)
+            visit = self.policy.resolve(WSGIRequestFacts(environ, self._native_request), self._mint)
         except Exception:
             logger.exception(INTERNAL_ERROR)
             visit = None

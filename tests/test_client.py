@@ -530,3 +530,10 @@ def test_a_first_visit_s_new_id_reaches_the_call_in_the_same_request(fake_hello_
     (minted,) = fake_hello_retail.minted
     first, second = fake_hello_retail.api_requests("/serve/recoms")
     assert first.json["trackingUserId"] == second.json["trackingUserId"] == minted
+
+
+def test_a_document_nested_too_deep_is_an_invalid_response_not_a_crash() -> None:
+    from hr_middleware.transport import Answer
+
+    with pytest.raises(InvalidResponseError, match="not JSON"):
+        parse_answer(Answer(200, "application/json", b"[" * 100_000))

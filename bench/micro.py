@@ -18,9 +18,10 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-from hr_middleware import Settings
+from hr_middleware import Settings, get_tracking_user_id
 from hr_middleware.mint import Minter
 from hr_middleware.wsgi import TrackingUserMiddleware as WSGITracking
 
@@ -164,6 +165,43 @@ def asgi_scope(cookie: str) -> dict[str, Any]:
     }
 
 
+async def reading_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The bare app, but it reads the id, as a page with recommendations does (the response gets Vary: Cookie)."""
+    get_tracking_user_id()
+    await bare_asgi(scope, receive, send)
+
+
+_floor_var: ContextVar[object] = ContextVar("floor")
+
+
+class _Passing:
+    """``send`` passed on, as a bound method (the cheapest wrapper CPython calls)."""
+
+    __slots__ = ("send",)
+
+    def __init__(self, send: Any) -> None:
+        self.send = send
+
+    async def passing(self, message: dict[str, Any]) -> None:
+        await self.send(message)
+
+
+class FloorMiddleware:
+    """The least an ASGI middleware does to expose a per-request value and
+    change the response afterwards: set a contextvar, wrap ``send``. No cookie
+    is read. Its cost is the floor under any middleware of our kind."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        token = _floor_var.set(scope)
+        try:
+            await self.app(scope, receive, _Passing(send).passing)
+        finally:
+            _floor_var.reset(token)
+
+
 async def receive() -> dict[str, Any]:
     return {"type": "http.request", "body": b"", "more_body": False}
 
@@ -203,6 +241,8 @@ def bench_asgi(rounds: int, n: int) -> dict[str, float] | None:
         "hr-middleware (returning visitor)": ASGITracking(bare_asgi, settings=settings),
         "asgi-correlation-id": CorrelationIdMiddleware(bare_asgi),
         "starlette SessionMiddleware": SessionMiddleware(bare_asgi, secret_key=secret),
+        "hr-middleware, app reads the id": ASGITracking(reading_asgi, settings=settings),
+        "floor: contextvar + send wrapper": FloorMiddleware(bare_asgi),
     }
     scope = asgi_scope(cookie)
 

@@ -43,6 +43,15 @@ class RequestFacts:
         raise NotImplementedError
 
     @property
+    def cookie_bytes(self) -> bytes:
+        """The raw ``Cookie`` header in bytes (latin-1), ``b""`` when there is none.
+
+        The usual returning visitor is read from it. An adapter whose server
+        hands bytes (ASGI) provides them as they came.
+        """
+        return self.cookie_header.encode("latin-1", "replace")
+
+    @property
     def method(self) -> str:
         raise NotImplementedError
 

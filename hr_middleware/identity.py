@@ -12,7 +12,7 @@ __all__ = ["OPT_OUT_ID", "CookieSigner", "is_valid_id"]
 #: ever *sent* (to the app, to Hello Retail); it is never stored in a cookie.
 OPT_OUT_ID = "000000000000000000000000"
 
-_HEX_DIGITS = "0123456789abcdef"
+HEX_DIGITS = "0123456789abcdef"
 
 
 def is_valid_id(value: object) -> bool:
@@ -23,7 +23,7 @@ def is_valid_id(value: object) -> bool:
     """
     # ``not value.strip(digits)`` is True only when every character is a hex
     # digit; it is about 3x faster than a compiled regex's fullmatch().
-    return type(value) is str and len(value) == 24 and not value.strip(_HEX_DIGITS) and value != OPT_OUT_ID
+    return type(value) is str and len(value) == 24 and not value.strip(HEX_DIGITS) and value != OPT_OUT_ID
 
 
 class CookieSigner:

@@ -17,8 +17,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
+from typing import Generic, TypeVar
 
-from .cookies import CookieWrite, find_cookie, id_cookie_holds, id_cookie_reader, render_set_cookie
+from .cookies import CookieWrite, agreeing_id_reader, find_cookie, id_cookie_reader, render_set_cookie
 from .facts import RequestFacts
 from .identity import OPT_OUT_ID, is_valid_id
 from .settings import Settings
@@ -26,6 +27,8 @@ from .settings import Settings
 __all__ = ["INTERNAL_ERROR", "Origin", "TrackingPolicy", "Visit", "private_cache_control", "vary_on_cookie"]
 
 logger = logging.getLogger("hr_middleware")
+
+T = TypeVar("T", str, bytes)
 
 #: Log messages, exported so that tests (ours and yours) can assert them exactly.
 BAD_SIGNATURE = "server cookie %s has no valid signature; treated as absent"
@@ -73,7 +76,14 @@ class Visit:
         "policy",
     )
 
-    def __init__(self, request: RequestFacts, policy: TrackingPolicy) -> None:
+    def __init__(
+        self,
+        request: RequestFacts,
+        policy: TrackingPolicy,
+        mint: Callable[[], str | None] | None = None,
+        amint: Callable[[], Awaitable[str | None]] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         #: The visitor's id, :data:`OPT_OUT_ID`, or None.
         self.tracking_user_id: str | None = None
         #: Where the id came from; None when there is no id.
@@ -91,10 +101,10 @@ class Visit:
         #: The request facts, for hooks that run later (``grant()``).
         self.request = request
         #: How this request's adapter mints, for ``grant()`` / ``agrant()``.
-        self.mint: Callable[[], str | None] | None = None
-        self.amint: Callable[[], Awaitable[str | None]] | None = None
+        self.mint = mint
+        self.amint = amint
         #: The event loop an async adapter serves this request on (for a sync ``grant()``).
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop = loop
         #: The policy that decided this visit, for the consent helpers.
         self.policy = policy
 
@@ -140,15 +150,19 @@ def _accept_any(value: str) -> str:
 class TrackingPolicy:
     """The behaviour table of DESIGN.md as code, for one :class:`Settings`."""
 
-    __slots__ = ("settings", "_server_key", "_read_server", "_server_holds", "_read_sdk", "_check_consent")
+    __slots__ = ("settings", "_server_key", "_read_server", "_read_sdk", "_read_agreeing", "_check_consent")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         # Precomputed once: the cookie lookups run on every request.
         self._server_key = settings.cookie_name + "="
         self._read_server = id_cookie_reader(settings.cookie_name)
-        self._server_holds = id_cookie_holds(settings.cookie_name)
         self._read_sdk = id_cookie_reader(settings.sdk_cookie_name)
+        # The usual returning visitor, decided in one step; not with signing
+        # (the server cookie holds a signature then, not the bare id).
+        self._read_agreeing = (
+            agreeing_id_reader(settings.cookie_name, settings.sdk_cookie_name) if settings.signer is None else None
+        )
         self._check_consent = settings.consent is not None or settings.respect_gpc
 
     # -- request phase ---------------------------------------------------
@@ -165,12 +179,8 @@ class TrackingPolicy:
         ``grant()``. Then, if ``visit.must_mint``: ``adopt_minted(visit, mint())``
         or ``await amint_into(visit)``; :meth:`resolve` / :meth:`aresolve` do both.
         """
-        visit = Visit(request, self)
-        visit.mint = mint
-        if amint is not None:
-            visit.amint = amint
-            # For a sync grant() from a worker thread: it mints on this loop.
-            visit.loop = asyncio.get_running_loop()
+        # An async adapter's loop, for a sync grant() from a worker thread: it mints on this loop.
+        visit = Visit(request, self, mint, amint, None if amint is None else asyncio.get_running_loop())
         self._decide(visit, may_mint=True)
         return visit
 
@@ -188,11 +198,17 @@ class TrackingPolicy:
 
     def _decide(self, visit: Visit, *, may_mint: bool) -> None:
         request = visit.request
-        header = request.cookie_header
         if self._check_consent and not self._consents(request):
-            self._opt_out(visit, header)
+            self._opt_out(visit, request.cookie_header)
             return
-        self._from_cookies(visit, header, may_mint=may_mint)
+        if self._read_agreeing is not None:
+            # The usual returning visitor: both cookies hold one id, nothing to write.
+            tracking_user_id = self._read_agreeing(request.cookie_bytes)
+            if tracking_user_id is not None:
+                visit.tracking_user_id = tracking_user_id
+                visit.origin = Origin.COOKIE
+                return
+        self._from_cookies(visit, request.cookie_header, may_mint=may_mint)
 
     def _from_cookies(self, visit: Visit, header: str, *, may_mint: bool) -> None:
         """The behaviour table's rows, once consent allows tracking."""
@@ -203,11 +219,6 @@ class TrackingPolicy:
         settings = self.settings
         sdk = self._read_sdk(header)
         if settings.signer is None:
-            if sdk is not None and self._server_holds(header, sdk):
-                # The usual returning visitor: both cookies hold one id.
-                visit.tracking_user_id = sdk
-                visit.origin = Origin.COOKIE
-                return
             server, resign = self._read_server(header), False
         else:
             server, resign = self._read_signed_cookie(header)
@@ -352,16 +363,37 @@ class TrackingPolicy:
         """
         if not visit.needs_response_patch:
             return headers
-        cache_control = _joined(headers, "cache-control")
-        vary = _joined(headers, "vary")
-        new_cc, new_vary = self.cache_headers(visit, cache_control, vary)
-        replaced = {name: value for name, value in (("cache-control", new_cc), ("vary", new_vary)) if value is not None}
-        out = [(k, v) for k, v in headers if k.lower() not in replaced]
+        return self._patched(visit, headers, _TEXT_HEADERS)
+
+    def patch_raw_headers(self, visit: Visit, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """:meth:`patch_headers` for raw headers, as ASGI has them: bytes, names
+        in lower case. Only the values of ``Cache-Control`` and ``Vary`` are
+        decoded (latin-1); the other headers pass as they are."""
+        if not visit.needs_response_patch:
+            return headers
+        return self._patched(visit, headers, _RAW_HEADERS)
+
+    def _patched(self, visit: Visit, headers: list[tuple[T, T]], form: _HeaderForm[T]) -> list[tuple[T, T]]:
+        cache_control: list[T] = []
+        vary: list[T] = []
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == form.cache_control_lower:
+                cache_control.append(value)
+            elif lowered == form.vary_lower:
+                vary.append(value)
+        new_cc, new_vary = self.cache_headers(visit, form.joined(cache_control), form.joined(vary))
+        replaced = []
         if new_cc is not None:
-            out.append(("Cache-Control", new_cc))
+            replaced.append(form.cache_control_lower)
         if new_vary is not None:
-            out.append(("Vary", new_vary))
-        out.extend(("Set-Cookie", value) for value in self.set_cookie_values(visit))
+            replaced.append(form.vary_lower)
+        out = [(k, v) for k, v in headers if k.lower() not in replaced] if replaced else list(headers)
+        if new_cc is not None:
+            out.append((form.cache_control, form.encode(new_cc)))
+        if new_vary is not None:
+            out.append((form.vary, form.encode(new_vary)))
+        out.extend((form.set_cookie, form.encode(value)) for value in self.set_cookie_values(visit))
         return out
 
     # -- cookies ---------------------------------------------------------------
@@ -381,9 +413,39 @@ class TrackingPolicy:
         visit.cookies[name] = CookieWrite(name, value, visit.secure)
 
 
-def _joined(headers: list[tuple[str, str]], name: str) -> str | None:
-    values = [v for k, v in headers if k.lower() == name]
-    return ", ".join(values) if values else None
+class _HeaderForm(Generic[T]):
+    """How response headers are spelt in one kind of framework: ``str`` (WSGI) or raw ``bytes`` (ASGI)."""
+
+    __slots__ = ("cache_control", "vary", "set_cookie", "cache_control_lower", "vary_lower", "encode", "decode")
+
+    def __init__(self, names: tuple[T, T, T], encode: Callable[[str], T], decode: Callable[[T], str]) -> None:
+        self.cache_control: T = names[0]
+        self.vary: T = names[1]
+        self.set_cookie: T = names[2]
+        self.cache_control_lower: T = names[0].lower()
+        self.vary_lower: T = names[1].lower()
+        self.encode: Callable[[str], T] = encode
+        self.decode: Callable[[T], str] = decode
+
+    def joined(self, values: list[T]) -> str | None:
+        """Several lines of one header as one value (RFC 9110 5.3), None for none."""
+        return ", ".join(self.decode(value) for value in values) if values else None
+
+
+def _latin1(value: str) -> bytes:
+    return value.encode("latin-1")
+
+
+def _unlatin1(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+def _same(value: str) -> str:
+    return value
+
+
+_TEXT_HEADERS = _HeaderForm(("Cache-Control", "Vary", "Set-Cookie"), _same, _same)
+_RAW_HEADERS = _HeaderForm((b"cache-control", b"vary", b"set-cookie"), _latin1, _unlatin1)
 
 
 def _directives(value: str | None) -> list[str]:

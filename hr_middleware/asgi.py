@@ -300,7 +300,7 @@ class _PatchingSend:
         if (visit.cookies or visit.accessed) and message["type"] == "http.response.start":
             try:
                 # A new message: the app's own is left as it was.
-                message = {**message, "headers": self.policy.patch_raw_headers(visit, list(message.get("headers", ())))}
+                message = {**message, "headers": self.policy.patch_raw_headers(visit, message.get("headers", []))}
             except Exception:
                 logger.exception(INTERNAL_ERROR)
         await self.downstream(message)

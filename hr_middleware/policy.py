@@ -374,26 +374,34 @@ class TrackingPolicy:
         return self._patched(visit, headers, _RAW_HEADERS)
 
     def _patched(self, visit: Visit, headers: list[tuple[T, T]], form: _HeaderForm[T]) -> list[tuple[T, T]]:
+        # Runs on every response of a page that read the id: a page with
+        # recommendations adds Vary and nothing else, so the loop lower-cases
+        # only names of the right length (len() is a fifth of lower()).
         cache_control: list[T] = []
         vary: list[T] = []
         for name, value in headers:
-            lowered = name.lower()
-            if lowered == form.cache_control_lower:
-                cache_control.append(value)
-            elif lowered == form.vary_lower:
-                vary.append(value)
+            if len(name) in _PATCHED_LENGTHS:
+                lowered = name.lower()
+                if lowered == form.cache_control_lower:
+                    cache_control.append(value)
+                elif lowered == form.vary_lower:
+                    vary.append(value)
         new_cc, new_vary = self.cache_headers(visit, form.joined(cache_control), form.joined(vary))
         replaced = []
-        if new_cc is not None:
+        if new_cc is not None and cache_control:
             replaced.append(form.cache_control_lower)
-        if new_vary is not None:
+        if new_vary is not None and vary:
             replaced.append(form.vary_lower)
-        out = [(k, v) for k, v in headers if k.lower() not in replaced] if replaced else list(headers)
+        if replaced:
+            out = [(k, v) for k, v in headers if len(k) not in _PATCHED_LENGTHS or k.lower() not in replaced]
+        else:
+            out = list(headers)
         if new_cc is not None:
             out.append((form.cache_control, form.encode(new_cc)))
         if new_vary is not None:
             out.append((form.vary, form.encode(new_vary)))
-        out.extend((form.set_cookie, form.encode(value)) for value in self.set_cookie_values(visit))
+        if visit.cookies:
+            out.extend((form.set_cookie, form.encode(value)) for value in self.set_cookie_values(visit))
         return out
 
     # -- cookies ---------------------------------------------------------------
@@ -444,6 +452,8 @@ def _same(value: str) -> str:
     return value
 
 
+#: The lengths of "cache-control" and "vary": only names of these are lower-cased and compared.
+_PATCHED_LENGTHS = frozenset((13, 4))
 _TEXT_HEADERS = _HeaderForm(("Cache-Control", "Vary", "Set-Cookie"), _same, _same)
 _RAW_HEADERS = _HeaderForm((b"cache-control", b"vary", b"set-cookie"), _latin1, _unlatin1)
 
@@ -468,6 +478,8 @@ def private_cache_control(value: str | None) -> str | None:
 
 def vary_on_cookie(value: str | None) -> str | None:
     """``Vary`` with ``Cookie`` added; None if it already varies on it (or on ``*``)."""
+    if not value:
+        return "Cookie"
     fields = _directives(value)
     lowered = {f.lower() for f in fields}
     if "cookie" in lowered or "*" in lowered:

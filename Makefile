@@ -10,7 +10,7 @@ EXTRAS := flask,django,asgi,fastapi,dev
 # Only the folders that exist (bench/ may not yet).
 LINT_PATHS := $(wildcard hr_middleware tests examples bench .ci)
 
-.PHONY: venv test lint demo demo-asgi bench load throughput test-all test-compat test-django-versions dist-check clean
+.PHONY: venv test lint demo demo-asgi bench bench-instructions load throughput test-all test-compat test-django-versions dist-check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ clean:
 # In-process cost per request next to peers, and first-visit latency (prints a report; < 5 min).
 bench: $(STAMP)
 	$(BIN)/python -m bench.micro
+
+# CPU instructions per request, in-process and in real servers (needs valgrind: apt-get install valgrind).
+bench-instructions: $(STAMP)
+	$(BIN)/python -m bench.instructions $(INSTRUCTIONS_ARGS)
 
 # The two corners of the matrix (oldest Python with the oldest frameworks, newest with newest): CI runs these.
 test-compat: $(STAMP)

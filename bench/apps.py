@@ -1,6 +1,8 @@
 """Apps for real servers in the load and throughput runs, configured by environment.
 
-``HR_BENCH_BARE=1`` serves the same app without the middleware. Otherwise the
+``HR_BENCH_BARE=1`` serves the same app without the middleware;
+``HR_BENCH_BARE=vary`` too, its pages sending the ``Vary: Cookie`` header that
+the middleware adds to a page that reads the id. Otherwise the
 middleware talks to ``HELLO_RETAIL_API_URL`` (the fake server of the run).
 
     gunicorn bench.apps:wsgi_app        uvicorn bench.apps:asgi_app
@@ -13,7 +15,9 @@ from typing import Any
 
 from hr_middleware import get_tracking_user_id
 
-BARE = os.environ.get("HR_BENCH_BARE") == "1"
+BARE = os.environ.get("HR_BENCH_BARE") in ("1", "vary")
+#: The page headers; the bare app with "vary" sends what ours adds.
+_VARY = os.environ.get("HR_BENCH_BARE") == "vary"
 
 
 def _options() -> dict[str, Any]:
@@ -33,7 +37,8 @@ def _bare_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
     body = _page(get_tracking_user_id())
-    start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
+    headers = [("Content-Type", "text/html"), ("Content-Length", str(len(body)))]
+    start_response("200 OK", [*headers, ("Vary", "Cookie")] if _VARY else headers)
     return [body]
 
 
@@ -46,8 +51,13 @@ async def _bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    body = b"ok" if scope["path"] == "/health" else _page(get_tracking_user_id())
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+    if scope["path"] == "/health":
+        body, headers = b"ok", [(b"content-type", b"text/plain")]
+    else:
+        body, headers = _page(get_tracking_user_id()), [(b"content-type", b"text/html")]
+        if _VARY:
+            headers.append((b"vary", b"Cookie"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

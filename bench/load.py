@@ -43,7 +43,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def server_argv(kind: str, port: int) -> list[str]:
+def server_argv(kind: str, port: int, workers: int = 2) -> list[str]:
     bind = f"127.0.0.1:{port}"
     if kind == "gunicorn":
         return [
@@ -51,7 +51,7 @@ def server_argv(kind: str, port: int) -> list[str]:
             "-m",
             "gunicorn",
             "-w",
-            "2",
+            str(workers),
             "--threads",
             "8",
             "-b",
@@ -71,7 +71,7 @@ def server_argv(kind: str, port: int) -> list[str]:
         "--port",
         str(port),
         "--workers",
-        "2",
+        str(workers),
         "--log-level",
         "warning",
         "--no-access-log",

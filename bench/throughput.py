@@ -32,9 +32,7 @@ def start(kind: str, bare: bool) -> tuple[subprocess.Popen[bytes], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELLO_RETAIL_")}
     env["HR_BENCH_BARE"] = "1" if bare else "0"
     env["HELLO_RETAIL_API_URL"] = "http://127.0.0.1:9"  # returning visitors never mint
-    argv = server_argv(kind, port)
-    argv[argv.index("2", argv.index("-w" if kind == "gunicorn" else "--workers"))] = "1"  # one worker: 2 cores
-    argv = pinned(SERVER_CPU, argv)
+    argv = pinned(SERVER_CPU, server_argv(kind, port, workers=1))  # one worker: 2 cores
     process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

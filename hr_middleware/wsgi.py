@@ -43,7 +43,8 @@ class WSGIRequestFacts(RequestFacts):
     __slots__ = ("environ", "_make_native", "_native")
 
     def __init__(self, environ: WSGIEnvironment, make_native: Callable[[WSGIEnvironment], Any] | None = None) -> None:
-        super().__init__()
+        # RequestFacts.__init__ inlined: this runs on every request.
+        self._cookies = None
         self.environ = environ
         self._make_native = make_native
         self._native: Any = None
@@ -51,6 +52,11 @@ class WSGIRequestFacts(RequestFacts):
     @property
     def cookie_header(self) -> str:
         return self.environ.get("HTTP_COOKIE", "")  # type: ignore[no-any-return]
+
+    @property
+    def cookie_bytes(self) -> bytes:
+        # RequestFacts.cookie_bytes without the cookie_header call: every request reads it.
+        return self.environ.get("HTTP_COOKIE", "").encode("latin-1", "replace")  # type: ignore[no-any-return]
 
     @property
     def method(self) -> str:

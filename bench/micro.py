@@ -48,13 +48,13 @@ def report(title: str, rows: list[tuple[str, float]], peer: str | None, target: 
     bare = dict(rows)["bare app"]
     added = {name: value - bare for name, value in rows}
     print(f"\n{title}")
-    print(f"  {'variant':<34}{'ns/request':>12}{'added ns':>11}" + (f"{'vs ' + peer:>22}" if peer else ""))
+    print(f"  {'variant':<34}{'ns/request':>12}{'added ns':>11}" + (f"  {'vs ' + peer:>22}" if peer else ""))
     for name, value in rows:
         line = f"  {name:<34}{value:>12,.0f}"
         if name != "bare app":
             line += f"{added[name]:>11,.0f}"
             if peer and name != peer and added[peer] > 0:
-                line += f"{added[name] / added[peer]:>21.2f}x"
+                line += f"{added[name] / added[peer]:>23.2f}x"
         print(line)
     print(f"  target: {target}")
     return added

@@ -383,6 +383,40 @@ async def test_only_the_response_start_is_changed(
         assert (b"vary", b"Cookie") in sent[0]["headers"]
 
 
+@pytest.mark.anyio
+async def test_raw_header_names_in_any_case_are_merged_not_duplicated(fake_hello_retail: FakeHelloRetail) -> None:
+    # A bare ASGI app may send names as it likes, in lists; several lines of one header are one value.
+    app_headers = [
+        [b"Content-Type", b"text/html"],
+        [b"Cache-Control", b"public"],
+        [b"cache-control", b"max-age=60"],
+        [b"VARY", b"Accept-Encoding"],
+        [b"x-vary-ish", b"kept"],
+        [b"ETag", b'"v1"'],  # as long as "vary"
+        [b"content-range", b"bytes 0-1/2"],  # as long as "cache-control"
+    ]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": app_headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    sent = await serve(middleware, scope_of())  # a first page view: cookies are set
+    await middleware.aclose()
+
+    headers = [(bytes(name), bytes(value)) for name, value in sent[0]["headers"]]
+    lines = [(name.lower(), value) for name, value in headers]
+    assert lines[:4] == [
+        (b"content-type", b"text/html"),
+        (b"x-vary-ish", b"kept"),
+        (b"etag", b'"v1"'),
+        (b"content-range", b"bytes 0-1/2"),
+    ]
+    assert [v for n, v in lines if n == b"cache-control"] == [b"private, max-age=60"]
+    assert [v for n, v in lines if n == b"vary"] == [b"Accept-Encoding, Cookie"]
+    assert len([v for n, v in lines if n == b"set-cookie"]) == 2
+
+
 @pytest.mark.parametrize("when", ["before-start", "after-start"])
 @pytest.mark.anyio
 async def test_app_exceptions_propagate_and_the_context_is_reset(fake_hello_retail: FakeHelloRetail, when: str) -> None:

@@ -98,6 +98,7 @@ def in_process_variants() -> dict[str, Callable[[], Callable[[int], None]]]:
         "wsgi: bare app": wsgi(lambda: micro.bare_wsgi),
         "wsgi: hr-middleware (returning visitor)": wsgi(ours_wsgi),
         "wsgi: werkzeug ProxyFix": wsgi(proxy_fix),
+        "wsgi: floor: contextvar + start_response": wsgi(lambda: micro.FloorWSGI(micro.bare_wsgi)),
     }
 
 

@@ -283,8 +283,8 @@ class _PatchingSend:
     """The app's ``send`` (a bound ``send`` method), with our headers added to
     ``http.response.start`` when there are any.
 
-    A bound method, not an object with ``__call__``: CPython calls it with
-    about 2,500 fewer CPU instructions per message (callgrind).
+    A bound method, not an object with ``__call__``: about 3,000 fewer CPU
+    instructions per request of two messages (callgrind).
     """
 
     __slots__ = ("policy", "visit", "downstream")

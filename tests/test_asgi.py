@@ -417,6 +417,21 @@ async def test_raw_header_names_in_any_case_are_merged_not_duplicated(fake_hello
     assert len([v for n, v in lines if n == b"set-cookie"]) == 2
 
 
+@pytest.mark.anyio
+async def test_headers_given_as_a_generator_are_all_kept(fake_hello_retail: FakeHelloRetail) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        get_tracking_user_id()
+        headers = ((name, value) for name, value in [(b"content-type", b"text/plain"), (b"x-app", b"1")])
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    sent = await serve(middleware, scope_of(cookies={"helloRetailTrackingUserId": A, "hello_retail_id": A}))
+    await middleware.aclose()
+
+    assert list(sent[0]["headers"]) == [(b"content-type", b"text/plain"), (b"x-app", b"1"), (b"vary", b"Cookie")]
+
+
 @pytest.mark.parametrize("when", ["before-start", "after-start"])
 @pytest.mark.anyio
 async def test_app_exceptions_propagate_and_the_context_is_reset(fake_hello_retail: FakeHelloRetail, when: str) -> None:

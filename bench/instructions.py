@@ -130,7 +130,8 @@ def report_in_process(n1: int, n2: int) -> None:
                 continue
             reference = figures["asgi: bare app that reads the id"] if "app reads the id" in name else bare
             added = value - reference
-            ratio = f"{added / (figures[peer] - bare):>9.2f}x" if value != bare and name != peer else ""
+            shown = name not in (f"{stack}: bare app", peer)
+            ratio = f"{added / (figures[peer] - bare):>9.2f}x" if shown else ""
             print(f"  {name:<44}{value:>14,.0f}{added:>10,.0f}{ratio}")
         print()
     print("  (the reads-the-id row is measured against the bare app that reads it too)")

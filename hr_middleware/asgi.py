@@ -299,12 +299,13 @@ class _PatchingSend:
         # visit.needs_response_patch, without the property call: every message passes here.
         if (visit.cookies or visit.accessed) and message["type"] == "http.response.start":
             try:
-                # A new message: the app's own is left as it was. ASGI allows any
-                # iterable of headers (a generator too): it is read once, here.
+                # ASGI allows any iterable of headers (a generator too): it is read once, here.
                 headers = list(message.get("headers", ()))
-                message = {**message, "headers": self.policy.patch_raw_headers(visit, headers)}
             except Exception:
                 logger.exception(INTERNAL_ERROR)
+            else:
+                # A new message: the app's own is left as it was. The patch never raises.
+                message = {**message, "headers": self.policy.patch_raw_headers(visit, headers)}
         await self.downstream(message)
 
 

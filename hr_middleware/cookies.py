@@ -33,9 +33,7 @@ def find_cookie(header: str, key: str, parse: Callable[[str], T | None]) -> T | 
             i = header.find(key, i + 1)
             continue
         start = i + n
-        end = header.find(";", start)
-        if end < 0:
-            end = len(header)
+        end = _value_end(header, start)
         value = header[start:end].strip(" \t")
         if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
             value = value[1:-1]
@@ -47,11 +45,25 @@ def find_cookie(header: str, key: str, parse: Callable[[str], T | None]) -> T | 
 
 
 def _at_boundary(header: str, i: int) -> bool:
-    """Does a cookie start at *i*: only blanks between it and the previous ';' or the start?"""
+    """Does a cookie start at *i*: only blanks between it and the previous separator or the start?
+
+    The separator is ``;``, or ``,`` where a server joined two Cookie header
+    lines (gunicorn, werkzeug and wsgiref join repeated headers with ``", "``).
+    """
     k = i - 1
     while k >= 0 and header[k] in " \t":
         k -= 1
-    return k < 0 or header[k] == ";"
+    return k < 0 or header[k] in ";,"
+
+
+def _value_end(header: str, start: int) -> int:
+    """Where the value starting at *start* ends: at the next ``;`` or ``,`` (which no
+    id or signed id holds, and which ends a cookie on a joined header line), or the end."""
+    end = header.find(";", start)
+    if end < 0:
+        end = len(header)
+    comma = header.find(",", start, end)
+    return end if comma < 0 else comma
 
 
 #: How browsers separate cookies; the fast paths only take a cookie that
@@ -81,7 +93,7 @@ def id_cookie_reader(name: str) -> Callable[[str], str | None]:
     key = name + "="
     offset = len(key)
     # (")? ... (?(1)") : the closing quote only if there was an opening one.
-    match_value = re.compile(r'[ \t]*(")?([0-9a-f]{24})(?(1)")[ \t]*(?:;|\Z)').match
+    match_value = re.compile(r'[ \t]*(")?([0-9a-f]{24})(?(1)")[ \t]*(?:[;,]|\Z)').match
     opt_out = OPT_OUT_ID
 
     def read(header: str) -> str | None:

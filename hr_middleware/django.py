@@ -45,7 +45,7 @@ from django.utils.module_loading import import_string
 from .context import VISIT_KEY, current_visit, reset_visit, set_visit
 from .facts import RequestFacts
 from .mint import AsyncMinter, Minter
-from .policy import TrackingPolicy, Visit
+from .policy import CACHING_HEADERS, FAIL_SAFE_CACHE_CONTROL, FAIL_SAFE_DROPPED, TrackingPolicy, Visit
 from .prefetch import AsyncPrefetchingMinter, PrefetchingMinter, make_async_minter, make_minter
 from .settings import Settings
 from .wsgi import INTERNAL_ERROR
@@ -234,9 +234,9 @@ class _Configuration:
         """Write what the core decided onto *response*; keep the visit readable while it streams."""
         if visit is None:
             return response
+        if visit.needs_response_patch:
+            self._patch(visit, response)
         try:
-            if visit.needs_response_patch:
-                self._patch(visit, response)
             if isinstance(response, StreamingHttpResponse) and not isinstance(response, FileResponse):
                 # A FileResponse runs no app code while it streams; wrapping it
                 # would lose wsgi.file_wrapper (sendfile).
@@ -250,27 +250,34 @@ class _Configuration:
         settings = cast(Settings, self.settings)
         policy = cast(TrackingPolicy, self.policy)
         headers = response.headers
-        cache_control, vary = policy.cache_headers(visit, headers.get("Cache-Control"), headers.get("Vary"))
-        if cache_control is not None:
-            headers["Cache-Control"] = cache_control
-        if vary is not None:
-            headers["Vary"] = vary
-        for cookie in visit.cookies.values():
-            if cookie.value is None:
-                response.delete_cookie(
-                    cookie.name, path=settings.path, domain=settings.domain, samesite=settings.samesite
-                )
-            else:
-                response.set_cookie(
-                    cookie.name,
-                    cookie.value,
-                    max_age=settings.max_age,
-                    path=settings.path,
-                    domain=settings.domain,
-                    secure=cookie.secure,
-                    httponly=settings.httponly,
-                    samesite=settings.samesite,
-                )
+        try:
+            current = {name: headers.get(name) for name in CACHING_HEADERS}
+            for name, value in policy.cache_headers(visit, current).items():
+                headers[name] = value
+            for cookie in policy.cookies_to_set(visit, response.cookies):
+                if cookie.value is None:
+                    response.delete_cookie(
+                        cookie.name, path=settings.path, domain=settings.domain, samesite=settings.samesite
+                    )
+                else:
+                    response.set_cookie(
+                        cookie.name,
+                        cookie.value,
+                        max_age=settings.max_age,
+                        path=settings.path,
+                        domain=settings.domain,
+                        secure=cookie.secure,
+                        httponly=settings.httponly,
+                        samesite=settings.samesite,
+                    )
+        except Exception:
+            logger.exception(INTERNAL_ERROR)
+            try:
+                for name in FAIL_SAFE_DROPPED:
+                    headers.pop(name, None)
+                headers["Cache-Control"] = FAIL_SAFE_CACHE_CONTROL
+            except Exception:
+                logger.exception(INTERNAL_ERROR)
 
     def close(self) -> None:
         if self.minter is not None:

@@ -10,9 +10,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from werkzeug.http import parse_cookie
+from werkzeug.sansio.http import parse_cookie
 
-__all__ = ["RequestFacts", "is_bot", "is_page_navigation"]
+__all__ = ["RequestFacts", "is_bot", "is_page_navigation", "parse_cookies"]
 
 
 class RequestFacts:
@@ -75,18 +75,46 @@ class RequestFacts:
     @property
     def cookies(self) -> Mapping[str, str]:
         if self._cookies is None:
-            self._cookies = parse_cookie(self.cookie_header).to_dict()
+            self._cookies = parse_cookies(self.cookie_header)
         return self._cookies
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.method} {self.path!r}>"
 
 
+#: A "," that starts another cookie: where a server joined two Cookie header
+#: lines with ", " (gunicorn, werkzeug, wsgiref). A "," inside a value
+#: (Cookiebot's "{necessary:true,marketing:false}") is not followed by "name=".
+_JOINED_LINE = re.compile(r",[ \t]*(?=[!#$%&'*+\-.^_`|~0-9A-Za-z]+=)")
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    """The cookies of a raw Cookie *header*, first value of each name; never raises.
+
+    *header* is as WSGI and ASGI servers hand it (bytes read as latin-1): it is
+    decoded as UTF-8, any byte that is not UTF-8 replaced, so one odd byte in
+    another site's cookie does not hide the others (werkzeug's ``parse_cookie``
+    raises on it). Two header lines joined with ", " are read as two lines.
+    """
+    try:
+        text = header.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # already text beyond latin-1: decoded by the framework
+        text = header
+    if "," in text:
+        text = _JOINED_LINE.sub("; ", text)
+    return parse_cookie(text).to_dict()
+
+
 # Link previews, crawlers, monitors, headless automation and HTTP libraries: a
 # mint for them would create a Hello Retail visitor that never comes back.
+# In-app browsers carry their app's name too (Telegram-Android/10.5, [Pinterest/iOS]):
+# those are people, so only the apps' fetchers are named (TelegramBot, Pinterestbot).
+# Google's fetchers without "bot" in their names are listed one by one.
 _BOT_RE = re.compile(
     r"(?<!cu)bot\b|bot/|crawl|spider|slurp|archiver|scrap|fetch|preview|embedly|"
-    r"facebookexternalhit|facebookcatalog|whatsapp|telegram|vkshare|pinterest|"
+    r"facebookexternalhit|facebookcatalog|whatsapp|telegrambot|vkshare|pinterest/0\.|"
+    r"googleother|google-inspectiontool|mediapartners-google|google-safety|apis-google|"
+    r"google-site-verification|google favicon|"
     r"headless|phantomjs|lighthouse|pagespeed|pingdom|uptime|monitor|"
     r"curl/|wget/|python-|httpx|aiohttp|go-http-client|java/|okhttp|libwww|"
     r"apache-httpclient|node-fetch|axios|postman",

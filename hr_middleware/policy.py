@@ -7,17 +7,19 @@ Every adapter runs the same three steps around its framework's request:
    ``policy.adopt_minted(visit, new_id_or_none)``. ``resolve(facts, mint)``
    and ``await aresolve(facts, amint)`` do 1 and 2.
 3. When the response starts: ``policy.patch_headers(visit, headers)`` (or
-   ``cache_headers`` plus ``visit.cookies`` where a framework has its own
-   cookie API) adds the Set-Cookie, Cache-Control and Vary headers.
+   ``cache_headers`` plus ``cookies_to_set`` where a framework has its own
+   cookie API) adds the Set-Cookie and caching headers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Container, Mapping
 from enum import Enum
 from typing import Generic, TypeVar
+
+from werkzeug.http import parse_list_header
 
 from .cookies import CookieWrite, agreeing_id_reader, find_cookie, id_cookie_reader, render_set_cookie
 from .facts import RequestFacts
@@ -339,69 +341,113 @@ class TrackingPolicy:
 
     # -- response phase ---------------------------------------------------
 
-    def cache_headers(self, visit: Visit, cache_control: str | None, vary: str | None) -> tuple[str | None, str | None]:
-        """New ``Cache-Control`` and ``Vary`` values for the response (None = leave as is).
+    def cache_headers(self, visit: Visit, current: Mapping[str, str | None]) -> dict[str, str]:
+        """New values of the response's caching headers: only those that change.
+
+        *current* maps the lower-case names of ``Cache-Control``, ``Vary``,
+        ``CDN-Cache-Control`` and ``Surrogate-Control`` to the response's value
+        (several lines joined) or None; the answer maps the canonical names of
+        those to change to their new value.
 
         A response that sets or deletes an id cookie must not be stored by a
-        shared cache (every later visitor would get the id): it becomes
-        ``private``. A response the app built after reading the id may
-        differ per visitor: it gets ``Vary: Cookie``.
+        shared cache (every later visitor would get the id): its
+        ``Cache-Control`` becomes ``private``. A response the app built after
+        reading the id may differ per visitor: it gets ``Vary: Cookie``. Either
+        way a ``CDN-Cache-Control`` or ``Surrogate-Control`` (which CDNs obey
+        instead of Cache-Control, and most CDNs ignore ``Vary: Cookie``) that
+        lets the CDN store the page becomes ``no-store``.
         """
-        new_cc = private_cache_control(cache_control) if visit.cookies else None
-        new_vary = vary_on_cookie(vary) if visit.cookies or visit.accessed else None
-        return new_cc, new_vary
+        changes: dict[str, str] = {}
+        if not (visit.cookies or visit.accessed):
+            return changes
+        if visit.cookies:
+            cache_control = private_cache_control(current.get("cache-control"))
+            if cache_control is not None:
+                changes[CACHE_CONTROL] = cache_control
+        vary = vary_on_cookie(current.get("vary"))
+        if vary is not None:
+            changes[VARY] = vary
+        for name in CDN_HEADERS:
+            value = current.get(name.lower())
+            if value is not None and not _keeps_out_of_shared_caches(value):
+                changes[name] = "no-store"
+        return changes
 
-    def set_cookie_values(self, visit: Visit) -> list[str]:
-        """The ``Set-Cookie`` header values for *visit*."""
-        return [render_set_cookie(self.settings, cookie) for cookie in visit.cookies.values()]
+    def cookies_to_set(self, visit: Visit, set_by_app: Container[str] = ()) -> list[CookieWrite]:
+        """The cookies this response must carry, leaving out any the app set itself.
+
+        An app that sets a cookie of one of our names knows better (a login
+        that restores a known visitor's id): one ``Set-Cookie`` per name, the app's.
+        """
+        return [cookie for name, cookie in visit.cookies.items() if name not in set_by_app]
 
     def patch_headers(self, visit: Visit, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Return *headers* with this visit's Set-Cookie, Cache-Control and Vary applied.
+        """Return *headers* with this visit's Set-Cookie and caching headers applied.
 
         The app's own headers keep their order and values, except that several
-        ``Cache-Control`` or ``Vary`` lines are merged into one when changed.
+        lines of a caching header are merged into one when changed. Never
+        raises: if the headers cannot be patched (an app sending headers of
+        the wrong type), that is logged and they are returned kept out of
+        shared caches (``Cache-Control: private, no-store``; CDN-Cache-Control
+        and Surrogate-Control dropped), since the page may carry an id that
+        its cookies do not.
         """
         if not visit.needs_response_patch:
             return headers
-        return self._patched(visit, headers, _TEXT_HEADERS)
+        return self._patched_or_fail_safe(visit, headers, _TEXT_HEADERS)
 
     def patch_raw_headers(self, visit: Visit, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """:meth:`patch_headers` for raw headers, as ASGI has them: bytes, names
-        in lower case. Only the values of ``Cache-Control`` and ``Vary`` are
-        decoded (latin-1); the other headers pass as they are."""
+        in lower case. Only the values of the headers it may change are decoded
+        (latin-1); the other headers pass as they are."""
         if not visit.needs_response_patch:
             return headers
-        return self._patched(visit, headers, _RAW_HEADERS)
+        return self._patched_or_fail_safe(visit, headers, _RAW_HEADERS)
+
+    def _patched_or_fail_safe(
+        self, visit: Visit, headers: list[tuple[T, T]], form: _HeaderForm[T]
+    ) -> list[tuple[T, T]]:
+        try:
+            return self._patched(visit, headers, form)
+        except Exception:
+            logger.exception(INTERNAL_ERROR)
+        try:
+            kind = type(form.set_cookie)
+            kept: list[tuple[T, T]] = [
+                line
+                for line in headers
+                if not (isinstance(line[0], kind) and form.decode(line[0]).lower() in FAIL_SAFE_DROPPED)
+            ]
+            kept.append((form.name(CACHE_CONTROL), form.encode(FAIL_SAFE_CACHE_CONTROL)))
+            return kept
+        except Exception:  # headers that cannot even be read: the server will refuse them anyway
+            logger.exception(INTERNAL_ERROR)
+            return headers
 
     def _patched(self, visit: Visit, headers: list[tuple[T, T]], form: _HeaderForm[T]) -> list[tuple[T, T]]:
-        # Runs on every response of a page that read the id: a page with
-        # recommendations adds Vary and nothing else, so the loop lower-cases
-        # only names of the right length (len() is a fifth of lower()).
-        cache_control: list[T] = []
-        vary: list[T] = []
+        # Runs on every response of a page that read the id: only names of the
+        # right lengths are lower-cased (len() is a fifth of lower()).
+        found: dict[str, list[T]] = {}
+        set_by_app: list[str] = []
         for name, value in headers:
-            if len(name) in _PATCHED_LENGTHS:
-                lowered = name.lower()
-                if lowered == form.cache_control_lower:
-                    cache_control.append(value)
-                elif lowered == form.vary_lower:
-                    vary.append(value)
-        new_cc, new_vary = self.cache_headers(visit, form.joined(cache_control), form.joined(vary))
-        replaced = []
-        if new_cc is not None and cache_control:
-            replaced.append(form.cache_control_lower)
-        if new_vary is not None and vary:
-            replaced.append(form.vary_lower)
+            if len(name) in _WATCHED_LENGTHS:
+                lowered = form.decode(name).lower()
+                if lowered == "set-cookie":
+                    set_by_app.append(form.decode(value).partition("=")[0].strip())
+                elif lowered in CACHING_HEADERS:
+                    found.setdefault(lowered, []).append(value)
+        current = {name: form.joined(values) for name, values in found.items()}
+        changes = self.cache_headers(visit, current)
+        replaced = {name.lower() for name in changes if name.lower() in found}
         if replaced:
-            out = [(k, v) for k, v in headers if len(k) not in _PATCHED_LENGTHS or k.lower() not in replaced]
+            out = [
+                (k, v) for k, v in headers if len(k) not in _WATCHED_LENGTHS or form.decode(k).lower() not in replaced
+            ]
         else:
             out = list(headers)
-        if new_cc is not None:
-            out.append((form.cache_control, form.encode(new_cc)))
-        if new_vary is not None:
-            out.append((form.vary, form.encode(new_vary)))
-        if visit.cookies:
-            out.extend((form.set_cookie, form.encode(value)) for value in self.set_cookie_values(visit))
+        out.extend((form.name(name), form.encode(value)) for name, value in changes.items())
+        for cookie in self.cookies_to_set(visit, set_by_app):
+            out.append((form.set_cookie, form.encode(render_set_cookie(self.settings, cookie))))
         return out
 
     # -- cookies ---------------------------------------------------------------
@@ -424,20 +470,22 @@ class TrackingPolicy:
 class _HeaderForm(Generic[T]):
     """How response headers are spelt in one kind of framework: ``str`` (WSGI) or raw ``bytes`` (ASGI)."""
 
-    __slots__ = ("cache_control", "vary", "set_cookie", "cache_control_lower", "vary_lower", "encode", "decode")
+    __slots__ = ("set_cookie", "encode", "decode", "raw")
 
-    def __init__(self, names: tuple[T, T, T], encode: Callable[[str], T], decode: Callable[[T], str]) -> None:
-        self.cache_control: T = names[0]
-        self.vary: T = names[1]
-        self.set_cookie: T = names[2]
-        self.cache_control_lower: T = names[0].lower()
-        self.vary_lower: T = names[1].lower()
+    def __init__(self, set_cookie: T, encode: Callable[[str], T], decode: Callable[[T], str]) -> None:
+        self.set_cookie: T = set_cookie
         self.encode: Callable[[str], T] = encode
         self.decode: Callable[[T], str] = decode
+        #: Raw headers (ASGI) have lower-case names.
+        self.raw = isinstance(set_cookie, bytes)
 
-    def joined(self, values: list[T]) -> str | None:
-        """Several lines of one header as one value (RFC 9110 5.3), None for none."""
-        return ", ".join(self.decode(value) for value in values) if values else None
+    def name(self, canonical: str) -> T:
+        """A header name in this form's spelling."""
+        return self.encode(canonical.lower() if self.raw else canonical)
+
+    def joined(self, values: list[T]) -> str:
+        """Several lines of one header as one value (RFC 9110 5.3)."""
+        return ", ".join(self.decode(value) for value in values)
 
 
 def _latin1(value: str) -> bytes:
@@ -452,27 +500,50 @@ def _same(value: str) -> str:
     return value
 
 
-#: The lengths of "cache-control" and "vary": only names of these are lower-cased and compared.
-_PATCHED_LENGTHS = frozenset((13, 4))
-_TEXT_HEADERS = _HeaderForm(("Cache-Control", "Vary", "Set-Cookie"), _same, _same)
-_RAW_HEADERS = _HeaderForm((b"cache-control", b"vary", b"set-cookie"), _latin1, _unlatin1)
+CACHE_CONTROL = "Cache-Control"
+VARY = "Vary"
+#: Read by CDNs instead of Cache-Control (RFC 9213; Fastly, Akamai and others).
+CDN_HEADERS = ("CDN-Cache-Control", "Surrogate-Control")
+#: The lower-case names of the response headers the middleware may change.
+CACHING_HEADERS = frozenset(name.lower() for name in (CACHE_CONTROL, VARY, *CDN_HEADERS))
+#: The lengths of the names the patch reads: only names of these are lower-cased and compared.
+_WATCHED_LENGTHS = frozenset(len(name) for name in (*CACHING_HEADERS, "set-cookie"))
+#: What a response gets when patching it failed (:meth:`TrackingPolicy.fail_safe_headers`);
+#: its CDN-Cache-Control and Surrogate-Control are dropped.
+FAIL_SAFE_CACHE_CONTROL = "private, no-store"
+FAIL_SAFE_DROPPED = frozenset(name.lower() for name in (CACHE_CONTROL, *CDN_HEADERS))
+_TEXT_HEADERS = _HeaderForm("Set-Cookie", _same, _same)
+_RAW_HEADERS = _HeaderForm(b"set-cookie", _latin1, _unlatin1)
 
 
 def _directives(value: str | None) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()] if value else []
+    """The directives of a Cache-Control or Vary value (quoted lists kept whole)."""
+    return [part for part in parse_list_header(value) if part] if value else []
+
+
+def _directive_names(directives: list[str]) -> list[str]:
+    # A qualified directive (private="Set-Cookie") gets its name with "=": it is not the plain one.
+    return [d.split("=", 1)[0].strip().lower() + ("=" if "=" in d else "") for d in directives]
+
+
+def _keeps_out_of_shared_caches(value: str) -> bool:
+    names = _directive_names(_directives(value))
+    # private="Set-Cookie" only keeps that header out of the stored copy (RFC 9111 5.2.2.7).
+    return "private" in names or "no-store" in names
 
 
 def private_cache_control(value: str | None) -> str | None:
     """``Cache-Control`` made safe from shared caches; None if it already is.
 
     ``private`` or ``no-store`` already present: unchanged (never weakened).
-    ``public`` is replaced by ``private``; other directives are kept.
+    ``public`` and the qualified ``private="..."`` (which lets a shared cache
+    store the page) are replaced by ``private``; other directives are kept.
     """
     directives = _directives(value)
-    names = [d.split("=", 1)[0].strip().lower() for d in directives]
+    names = _directive_names(directives)
     if "private" in names or "no-store" in names:
         return None
-    kept = [d for d, name in zip(directives, names, strict=True) if name != "public"]
+    kept = [d for d, name in zip(directives, names, strict=True) if name not in ("public", "private=")]
     return ", ".join(["private", *kept])
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
@@ -13,13 +12,24 @@ from urllib.parse import urlsplit
 from .facts import RequestFacts, is_page_navigation
 from .identity import CookieSigner
 
-__all__ = ["DEFAULT_API_URL", "ONE_YEAR", "Settings"]
+__all__ = ["DEFAULT_API_URL", "MAX_COOKIE_AGE", "ONE_YEAR", "Settings"]
 
 DEFAULT_API_URL = "https://core.helloretail.com"
 ONE_YEAR = 365 * 24 * 60 * 60
 
+#: The longest cookie lifetime accepted, in seconds: what browsers keep at most (400 days).
+MAX_COOKIE_AGE = 400 * 24 * 60 * 60
+
 # RFC 6265 cookie-name token: printable ASCII except separators.
 _COOKIE_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 6265 path-value: any printable ASCII but ";" (and no blank, which would be trimmed).
+_COOKIE_PATH_RE = re.compile(r"[!-:<-~]+")
+# A host name, optionally with a leading dot: labels of letters, digits and "-".
+_COOKIE_DOMAIN_RE = re.compile(
+    r"\.?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+)
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_PLACEHOLDER_UUIDS = frozenset(("00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"))
 
 MintWhen = Callable[[RequestFacts], bool]
 Consent = Callable[[RequestFacts], Union[bool, None]]
@@ -85,19 +95,8 @@ class Settings:
     signer: CookieSigner | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_str("website_uuid", self.website_uuid)
-        try:
-            uuid.UUID(self.website_uuid)
-        except ValueError:
-            raise ValueError(
-                f"website_uuid: {self.website_uuid!r} is not a UUID "
-                "(find it in Hello Retail's dashboard under Settings > Website)"
-            ) from None
-        _check_str("api_url", self.api_url)
-        parts = urlsplit(self.api_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"api_url: {self.api_url!r} is not an http(s) URL")
-        object.__setattr__(self, "api_url", self.api_url.rstrip("/"))
+        object.__setattr__(self, "website_uuid", _canonical_uuid(self.website_uuid))
+        object.__setattr__(self, "api_url", _checked_api_url(self.api_url))
         _check_number("timeout", self.timeout, low=0.001, high=60)
         for name in ("cookie_name", "sdk_cookie_name"):
             value = getattr(self, name)
@@ -108,14 +107,19 @@ class Settings:
             raise ValueError("cookie_name and sdk_cookie_name must differ")
         for name in ("share_with_sdk", "httponly", "consent_unknown", "respect_gpc", "trust_sdk_cookie"):
             _check_bool(name, getattr(self, name))
-        _check_int("max_age", self.max_age, low=1)
+        # Browsers cap a cookie's lifetime at 400 days (RFC 6265bis); far more
+        # overflows the Expires date and no cookie could be written at all.
+        _check_int("max_age", self.max_age, low=1, high=MAX_COOKIE_AGE)
         _check_str("path", self.path)
-        if not self.path.startswith("/") or any(c in self.path for c in ";\r\n"):
-            raise ValueError(f"path: {self.path!r} must start with '/' and hold no ';'")
+        if not self.path.startswith("/") or not _COOKIE_PATH_RE.fullmatch(self.path):
+            raise ValueError(f"path: {self.path!r} must start with '/' and hold no ';', blank or control character")
         if self.domain is not None:
             _check_str("domain", self.domain)
-            if not self.domain or any(c in self.domain for c in "; \r\n/"):
-                raise ValueError(f"domain: {self.domain!r} is not a cookie domain")
+            if not _COOKIE_DOMAIN_RE.fullmatch(self.domain):
+                raise ValueError(
+                    f"domain: {self.domain!r} is not a cookie domain: a host name such as 'shop.example' or "
+                    "'.shop.example', ASCII (punycode for an international name), with no port"
+                )
         if self.secure != "auto" and not isinstance(self.secure, bool):
             raise TypeError(f"secure: expected 'auto', True or False, got {self.secure!r}")
         if self.samesite not in ("Lax", "Strict", "None", None):
@@ -191,6 +195,48 @@ class Settings:
         if "website_uuid" not in options:
             raise ValueError(f"{prefix}WEBSITE_UUID: required, the shop's Hello Retail website UUID")
         return cls(**options)
+
+
+def _canonical_uuid(value: object) -> str:
+    """The website UUID in the form Hello Retail shows and expects: lower-case, dashed."""
+    _check_str("website_uuid", value)
+    assert isinstance(value, str)
+    if not _UUID_RE.fullmatch(value):
+        raise ValueError(
+            f"website_uuid: {value[:60]!r} is not a UUID in its usual form: 36 characters such as "
+            "'12345678-90ab-4cde-8f01-234567890abc' (copy it from Hello Retail's dashboard under Settings > Website)"
+        )
+    canonical = value.lower()
+    if canonical in _PLACEHOLDER_UUIDS:
+        raise ValueError(f"website_uuid: {value!r} is a placeholder; use your shop's website UUID from Hello Retail")
+    return canonical
+
+
+def _checked_api_url(value: object) -> str:
+    """*value* as the base URL of Hello Retail's API: http(s), a host, no query, fragment or credentials."""
+    _check_str("api_url", value)
+    assert isinstance(value, str)
+    problem = None
+    if any(c <= " " or c == "\x7f" for c in value):
+        problem = "holds a blank or control character"
+    else:
+        try:
+            parts = urlsplit(value)
+            port = parts.port  # raises ValueError for a port out of range
+        except ValueError as exc:  # an unclosed IPv6 bracket, a port that is not a number
+            problem = f"cannot be read ({exc})"
+        else:
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                problem = "is not an http(s) URL with a host"
+            elif parts.query or parts.fragment or value.endswith(("?", "#")):
+                problem = "must not have a query or fragment"
+            elif parts.username is not None or parts.password is not None:
+                problem = "must not hold credentials"
+            elif port == 0:
+                problem = "has port 0"
+    if problem is not None:
+        raise ValueError(f"api_url: {value[:100]!r} {problem}; e.g. 'https://core.helloretail.com'")
+    return value.rstrip("/")
 
 
 def _check_str(name: str, value: object) -> None:

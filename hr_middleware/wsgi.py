@@ -177,10 +177,7 @@ class TrackingUserMiddleware:
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], object]:
             if visit.needs_response_patch:
-                try:
-                    headers = policy.patch_headers(visit, headers)
-                except Exception:
-                    logger.exception(INTERNAL_ERROR)
+                headers = policy.patch_headers(visit, headers)  # never raises
             return start_response(status, headers, exc_info)
 
         return start

@@ -109,8 +109,9 @@ def make_result(status: int, body: bytes, headers: list[tuple[str, str]]) -> Res
     return result
 
 
-def cookie_header(cookies: Mapping[str, str] | str | None) -> str | None:
-    if cookies is None or isinstance(cookies, str):
+def cookie_header(cookies: Mapping[str, str] | str | bytes | None) -> str | bytes | None:
+    """The Cookie header to send: a str as a browser sends it (UTF-8), bytes as they are."""
+    if cookies is None or isinstance(cookies, (str, bytes)):
         return cookies
     return "; ".join(f"{k}={v}" for k, v in cookies.items())
 
@@ -131,12 +132,16 @@ def as_config(settings: Settings, prefix: str = "") -> dict[str, Any]:
 
 
 def header_query(query: Mapping[str, str]) -> list[tuple[str, str]]:
-    """``/headers?cc=...&vary=...&set_cookie=...`` -> the headers the app answers with."""
+    """``/headers?cc=...&vary=...&cdn=...&surrogate=...&set_cookie=...`` -> the headers the app answers with."""
     out = []
     if "cc" in query:
         out.append(("Cache-Control", query["cc"]))
     if "vary" in query:
         out.append(("Vary", query["vary"]))
+    if "cdn" in query:
+        out.append(("CDN-Cache-Control", query["cdn"]))
+    if "surrogate" in query:
+        out.append(("Surrogate-Control", query["surrogate"]))
     if "set_cookie" in query:
         out.append(("Set-Cookie", query["set_cookie"]))
     return out
@@ -177,14 +182,14 @@ class Driver:
         path: str = "/",
         *,
         headers: Mapping[str, str] | None = None,
-        cookies: Mapping[str, str] | str | None = None,
+        cookies: Mapping[str, str] | str | bytes | None = None,
         method: str = "GET",
         scheme: str = "http",
     ) -> Result:
         """One request; *headers* default to a browser's page navigation (:data:`PAGE`)."""
         return self.send(method, path, dict(headers if headers is not None else PAGE), cookie_header(cookies), scheme)
 
-    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
         """One request with exactly these headers and this raw Cookie header (None: none)."""
         raise NotImplementedError
 
@@ -199,14 +204,14 @@ class WSGIDriver(Driver):
         self.middleware = TrackingUserMiddleware(app, settings=settings)
         self.app: Callable[..., Any] = self.middleware
 
-    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
         builder = EnvironBuilder(path, method=method, headers=headers)
         builder.base_url = f"{scheme}://shop.test/"
         environ = builder.get_environ()
         if cookie is not None:
             # Set on the environ directly: werkzeug's client refuses some of the
-            # hostile values the tests send.
-            environ["HTTP_COOKIE"] = cookie
+            # hostile values the tests send. Bytes reach the environ as servers put them: latin-1.
+            environ["HTTP_COOKIE"] = cookie.decode("latin-1") if isinstance(cookie, bytes) else cookie
         app_iter, status, response_headers = run_wsgi_app(self.app, environ)
         try:
             body = b"".join(app_iter)
@@ -339,10 +344,11 @@ class ASGIDriver(Driver):
         self._portal_cm = start_blocking_portal()
         self.portal = self._portal_cm.__enter__()
 
-    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
         raw = [(k.encode(), v.encode()) for k, v in headers.items()]
         if cookie is not None:
-            raw.append((b"cookie", cookie.encode()))  # what a browser sends: UTF-8, unchecked
+            # What a browser sends: UTF-8, unchecked; bytes as they are.
+            raw.append((b"cookie", cookie if isinstance(cookie, bytes) else cookie.encode()))
         request = httpx.Request(method, f"{scheme}://shop.test{path}", headers=raw)
         return self.portal.call(functools.partial(self.serve, request))
 
@@ -423,15 +429,15 @@ class DjangoDriver(Driver):
 
         return override_settings(HELLO_RETAIL=self._config, ROOT_URLCONF=self.urlconf)
 
-    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
         with self.settings():
             return self._send(method, path, headers, cookie, scheme)
 
-    def _send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+    def _send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
         extra = {}
         if cookie is not None:
             # Into META directly: the client's cookie jar would quote hostile values.
-            extra["HTTP_COOKIE"] = cookie
+            extra["HTTP_COOKIE"] = cookie.decode("latin-1") if isinstance(cookie, bytes) else cookie
         self.client.cookies.clear()  # stateless, like the other drivers
         response = self.client.generic(method, path, secure=scheme == "https", headers=headers, **extra)
         body = b"".join(response.streaming_content) if response.streaming else response.content
@@ -471,13 +477,13 @@ class DjangoAsyncDriver(DjangoDriver):
         self._loop = asyncio.new_event_loop()
         return middleware_in(handler)
 
-    def _send(self, method: str, path: str, headers: dict[str, str], cookie: str | None, scheme: str) -> Result:
+    def _send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
         import httpx
 
         lines = [(k, v.encode("latin-1")) for k, v in headers.items()]
         if cookie is not None:
             # One raw header, as a server passes it; httpx's client would add its own defaults.
-            lines.append(("Cookie", cookie.encode("latin-1")))
+            lines.append(("Cookie", cookie if isinstance(cookie, bytes) else cookie.encode("latin-1")))
         request = httpx.Request(method, f"{scheme}://shop.test{path}", headers=lines)
 
         async def send() -> Result:

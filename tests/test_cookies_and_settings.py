@@ -107,6 +107,34 @@ def test_defaults() -> None:
         pytest.param({"secret_key": []}, TypeError, "secret_key", id="secret-empty"),
         pytest.param({"breaker_threshold": 0}, ValueError, "breaker_threshold", id="breaker"),
         pytest.param({"prefetch": -1}, ValueError, "prefetch", id="prefetch"),
+        # Accepted once, then sent or written wrong:
+        pytest.param({"website_uuid": "{" + UUID + "}"}, ValueError, "website_uuid", id="uuid-braces"),
+        pytest.param({"website_uuid": "urn:uuid:" + UUID}, ValueError, "website_uuid", id="uuid-urn"),
+        pytest.param({"website_uuid": UUID.replace("-", "")}, ValueError, "website_uuid", id="uuid-32-hex"),
+        pytest.param({"website_uuid": " " + UUID}, ValueError, "website_uuid", id="uuid-blank"),
+        pytest.param(
+            {"website_uuid": "0" * 8 + "-0000-0000-0000-" + "0" * 12}, ValueError, "placeholder", id="uuid-nil"
+        ),
+        pytest.param({"api_url": "https://core.helloretail.com?x=1"}, ValueError, "api_url", id="url-query"),
+        pytest.param({"api_url": "https://core.helloretail.com/#top"}, ValueError, "api_url", id="url-fragment"),
+        pytest.param({"api_url": "http://127.0.0.1:99999"}, ValueError, "api_url", id="url-port-range"),
+        pytest.param({"api_url": "http://127.0.0.1:0"}, ValueError, "api_url", id="url-port-zero"),
+        pytest.param({"api_url": "http://127.0.0.1:x"}, ValueError, "api_url", id="url-port-text"),
+        pytest.param({"api_url": "https://core.hello retail.com"}, ValueError, "api_url", id="url-space"),
+        pytest.param({"api_url": "http://[::1"}, ValueError, "api_url", id="url-ipv6-unclosed"),
+        pytest.param(
+            {"api_url": "https://user:secret@core.helloretail.com"}, ValueError, "api_url", id="url-credentials"
+        ),
+        pytest.param({"api_url": "https://"}, ValueError, "api_url", id="url-no-host"),
+        pytest.param({"domain": "shop.example:8000"}, ValueError, "domain", id="domain-port"),
+        pytest.param({"domain": "a.example,b.example"}, ValueError, "domain", id="domain-comma"),
+        pytest.param({"domain": "shop.example\x00"}, ValueError, "domain", id="domain-nul"),
+        pytest.param({"domain": ""}, ValueError, "domain", id="domain-empty"),
+        pytest.param({"domain": "bücher.example"}, ValueError, "domain", id="domain-not-punycode"),
+        pytest.param({"path": "/shop\x00"}, ValueError, "path", id="path-nul"),
+        pytest.param({"path": "/a b"}, ValueError, "path", id="path-blank"),
+        pytest.param({"max_age": 10**12}, ValueError, "max_age", id="max-age-overflows"),
+        pytest.param({"max_age": 401 * 24 * 3600}, ValueError, "max_age", id="max-age-over-400-days"),
     ],
 )
 def test_bad_options_name_the_option(options: dict[str, Any], error: type[Exception], names: str) -> None:
@@ -143,3 +171,30 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         settings.timeout = 3  # type: ignore[misc]
     assert settings.replace(timeout=3).timeout == 3
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        pytest.param(UUID, UUID, id="canonical"),
+        pytest.param(UUID.upper(), UUID, id="upper-case"),
+    ],
+)
+def test_website_uuid_is_kept_in_canonical_form(given: str, kept: str) -> None:
+    assert Settings(website_uuid=given).website_uuid == kept
+
+
+@pytest.mark.parametrize(
+    ("options", "attribute", "kept"),
+    [
+        pytest.param({"domain": ".shop.example"}, "domain", ".shop.example", id="domain-leading-dot"),
+        pytest.param({"domain": "xn--bcher-kva.example"}, "domain", "xn--bcher-kva.example", id="domain-punycode"),
+        pytest.param({"domain": "localhost"}, "domain", "localhost", id="domain-single-label"),
+        pytest.param({"api_url": "http://[::1]:8080/"}, "api_url", "http://[::1]:8080", id="url-ipv6"),
+        pytest.param({"api_url": "https://proxy.example/hr/"}, "api_url", "https://proxy.example/hr", id="url-path"),
+        pytest.param({"max_age": 400 * 24 * 3600}, "max_age", 400 * 24 * 3600, id="max-age-400-days"),
+        pytest.param({"path": "/shop/"}, "path", "/shop/", id="path"),
+    ],
+)
+def test_good_options_are_kept(options: dict[str, Any], attribute: str, kept: Any) -> None:
+    assert getattr(Settings(website_uuid=UUID, **options), attribute) == kept

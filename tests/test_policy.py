@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from hr_middleware import OPT_OUT_ID, Settings
-from hr_middleware.facts import RequestFacts
-from hr_middleware.policy import Origin, TrackingPolicy, private_cache_control, vary_on_cookie
+from hr_middleware.facts import RequestFacts, is_bot
+from hr_middleware.policy import INTERNAL_ERROR, Origin, TrackingPolicy, private_cache_control, vary_on_cookie
 
 UUID = "00000000-0000-4000-8000-000000000001"
 A = "62a0317d17698aa57d369db9"
@@ -139,6 +139,10 @@ def test_secure_is_resolved_from_the_request_only_when_writing() -> None:
         pytest.param("No-Store, no-cache", None, id="case-insensitive"),
         pytest.param("PUBLIC", "private", id="public-upper"),
         pytest.param("", "private", id="empty"),
+        # RFC 9111 5.2.2.7: the qualified form lets a shared cache store the page without that header.
+        pytest.param('private="Set-Cookie", max-age=60', "private, max-age=60", id="qualified-private"),
+        pytest.param('private="Set-Cookie, X-A", public', "private", id="qualified-private-list"),
+        pytest.param('no-cache="Set-Cookie"', 'private, no-cache="Set-Cookie"', id="qualified-no-cache"),
     ],
 )
 def test_private_cache_control(app_value: str | None, expected_value: str | None) -> None:
@@ -185,3 +189,137 @@ def test_patch_headers_is_a_no_op_for_an_untouched_returning_visit() -> None:
     headers = [("Content-Type", "text/plain")]
 
     assert policy.patch_headers(visit, headers) is headers
+
+
+@pytest.mark.parametrize(
+    ("cookies", "accessed", "current", "changes"),
+    [
+        pytest.param(True, False, {}, {"Cache-Control": "private", "Vary": "Cookie"}, id="writes-nothing-said"),
+        pytest.param(False, True, {"cache-control": "public"}, {"Vary": "Cookie"}, id="read-only"),
+        pytest.param(False, False, {"cdn-cache-control": "max-age=60"}, {}, id="untouched"),
+        pytest.param(
+            True,
+            False,
+            {"cdn-cache-control": "max-age=600", "surrogate-control": "max-age=600", "vary": "Cookie"},
+            {"Cache-Control": "private", "CDN-Cache-Control": "no-store", "Surrogate-Control": "no-store"},
+            id="cdn-headers-on-a-write",
+        ),
+        pytest.param(
+            False,
+            True,
+            {"cdn-cache-control": "public, max-age=600"},
+            {"Vary": "Cookie", "CDN-Cache-Control": "no-store"},
+            id="cdn-on-a-read",
+        ),
+        pytest.param(
+            True,
+            True,
+            {"cdn-cache-control": "private", "surrogate-control": "no-store", "cache-control": "no-store"},
+            {"Vary": "Cookie"},
+            id="cdn-already-safe",
+        ),
+        pytest.param(
+            False,
+            True,
+            {"cdn-cache-control": 'private="Set-Cookie"'},
+            {"Vary": "Cookie", "CDN-Cache-Control": "no-store"},
+            id="cdn-qualified-private",
+        ),
+    ],
+)
+def test_cache_headers(cookies: bool, accessed: bool, current: dict[str, str], changes: dict[str, str]) -> None:
+    policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: True))
+    visit = policy.resolve(Facts(), lambda: NEW) if cookies else policy.begin(Facts(f"{SERVER}={A}; {SDK}={A}"))
+    if accessed:
+        visit.read_id()
+
+    assert policy.cache_headers(visit, current) == changes
+
+
+def test_cookies_the_app_set_itself_are_left_to_it() -> None:
+    policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: True))
+    visit = policy.resolve(Facts(), lambda: NEW)
+    app_headers = [("Set-Cookie", f"{SERVER}={B}; Path=/"), ("Content-Type", "text/html")]
+
+    out = policy.patch_headers(visit, app_headers)
+
+    assert [v for k, v in out if k == "Set-Cookie" and v.startswith(SERVER)] == [f"{SERVER}={B}; Path=/"]
+    assert [v.split("=")[0] for k, v in out if k == "Set-Cookie"] == [SERVER, SDK]
+    assert ("Cache-Control", "private") in out
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param(
+            [("Cache-Control", b"public, max-age=600"), ("CDN-Cache-Control", "max-age=600")], id="bytes-value"
+        ),
+        pytest.param([("Vary", None), ("Surrogate-Control", "max-age=600")], id="none-value"),
+    ],
+)
+def test_headers_that_cannot_be_patched_are_kept_out_of_shared_caches(
+    headers: list[tuple[str, Any]], hr_log: pytest.LogCaptureFixture
+) -> None:
+    policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: True))
+    visit = policy.resolve(Facts(), lambda: NEW)
+
+    out = policy.patch_headers(visit, headers)
+
+    assert ("Cache-Control", "private, no-store") in out
+    assert not [k for k, _ in out if k.lower() in ("cdn-cache-control", "surrogate-control")]
+    assert [k for k, _ in out].count("Cache-Control") == 1
+    assert [r.message for r in hr_log.records] == [INTERNAL_ERROR]
+
+
+CHROME_ANDROID = (
+    "Mozilla/5.0 (Linux; Android 13; SM-G991B; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Version/4.0 Chrome/120.0.6099.230 Mobile Safari/537.36"
+)
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "bot"),
+    [
+        # People, some in apps' own browsers:
+        pytest.param(
+            CHROME_ANDROID + " Telegram-Android/10.5.0 (Samsung SM-G991B; Android 13; SDK 33; AVERAGE)",
+            False,
+            id="telegram-in-app",
+        ),
+        pytest.param(IPHONE + " [Pinterest/iOS]", False, id="pinterest-in-app-ios"),
+        pytest.param(CHROME_ANDROID + " [Pinterest/Android]", False, id="pinterest-in-app-android"),
+        pytest.param(
+            IPHONE + " Instagram 305.0.0.21.110 (iPhone14,5; iOS 17_0; en_US; en; scale=3.00)",
+            False,
+            id="instagram-in-app",
+        ),
+        pytest.param(IPHONE + " [FBAN/FBIOS;FBAV/440.0.0.33.110;FBBV/551234567]", False, id="facebook-in-app"),
+        pytest.param("Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0", False, id="firefox"),
+        # Fetchers, crawlers and libraries:
+        pytest.param("TelegramBot (like TwitterBot)", True, id="telegram-preview"),
+        pytest.param("Pinterest/0.2 (+https://www.pinterest.com/bot.html)", True, id="pinterest-fetcher"),
+        pytest.param(
+            "Mozilla/5.0 (compatible; Pinterestbot/1.0; +https://www.pinterest.com/bot.html)", True, id="pinterestbot"
+        ),
+        pytest.param("Mozilla/5.0 (compatible; GoogleOther)", True, id="googleother"),
+        pytest.param("GoogleOther-Image/1.0", True, id="googleother-image"),
+        pytest.param(CHROME_ANDROID + " (compatible; Google-InspectionTool/1.0;)", True, id="google-inspectiontool"),
+        pytest.param("Mediapartners-Google", True, id="mediapartners-google"),
+        pytest.param("Google-Safety", True, id="google-safety"),
+        pytest.param(
+            "APIs-Google (+https://developers.google.com/webmasters/APIs-Google.html)", True, id="apis-google"
+        ),
+        pytest.param("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", True, id="googlebot"),
+        pytest.param("Mozilla/5.0 (compatible; Storebot-Google/1.0)", True, id="storebot-google"),
+        pytest.param("AdsBot-Google (+http://www.google.com/adsbot.html)", True, id="adsbot-google"),
+        pytest.param("WhatsApp/2.23.20.0", True, id="whatsapp-preview"),
+        pytest.param("facebookexternalhit/1.1", True, id="facebook-preview"),
+        pytest.param("curl/8.5.0", True, id="curl"),
+        pytest.param("python-requests/2.32.3", True, id="requests"),
+        pytest.param("", True, id="empty"),
+        pytest.param(None, True, id="missing"),
+    ],
+)
+def test_is_bot(user_agent: str | None, bot: bool) -> None:
+    assert is_bot(user_agent) is bot

@@ -23,7 +23,11 @@ def silent(request: HttpRequest) -> HttpResponse:
 def with_headers(request: HttpRequest) -> HttpResponse:
     response = JsonResponse(seen_now(request.tracking_user_id))  # type: ignore[attr-defined]
     for key, value in header_query(request.GET):
-        response.headers[key] = value
+        if key == "Set-Cookie":  # the Django way: through response.cookies
+            name, _, rest = value.partition("=")
+            response.set_cookie(name, rest.partition(";")[0])
+        else:
+            response.headers[key] = value
     return response
 
 

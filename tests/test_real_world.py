@@ -1,0 +1,220 @@
+"""What real deployments send, on every adapter: odd bytes, joined header lines, the app's own cookies, CDNs."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from hr_middleware import asgi, wsgi
+from hr_middleware.consent import cookie_consent, cookiebot
+from hr_middleware.policy import INTERNAL_ERROR
+from hr_middleware.testing import FakeHelloRetail
+
+from .drivers import PAGE
+from .servers import free_port, running
+
+A = "62a0317d17698aa57d369db9"
+B = "0123456789abcdef01234567"
+SERVER = "helloRetailTrackingUserId"
+SDK = "hello_retail_id"
+COOKIEBOT_YES = "CookieConsent={stamp:%27x%27%2Cnecessary:true%2Cmarketing:true}"
+
+
+@pytest.mark.parametrize(
+    ("consent", "consenting"),
+    [
+        pytest.param(cookiebot("marketing"), COOKIEBOT_YES, id="cookiebot"),
+        pytest.param(cookie_consent("tracking_ok"), "tracking_ok=1", id="cookie-consent"),
+    ],
+)
+def test_a_byte_that_is_not_utf8_in_another_cookie_changes_nothing(
+    adapter: str, make_driver: Any, consent: Any, consenting: str, hr_log: pytest.LogCaptureFixture
+) -> None:
+    """An old site's latin-1 cookie (``caf\\xe9``) once made consent unknown: the
+    visitor was opted out, their cookies deleted, a traceback logged per request."""
+    driver = make_driver(adapter, consent=consent)
+    header = f"legacy=caf\xe9; {consenting}; {SERVER}={A}; {SDK}={A}".encode("latin-1")
+
+    result = driver.get("/", cookies=header)
+
+    assert result.status == 200
+    assert (result.app_id, result.seen["origin"]) == (A, "cookie")
+    assert result.set_cookies == {}
+    assert [r for r in hr_log.records if r.levelname in ("WARNING", "ERROR")] == []
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param(f"a=1; {SERVER}={A}, {SDK}={A}; b=2", id="ids-on-two-lines"),
+        pytest.param(f"{SERVER}={A}; a=1, b=2; {SDK}={A}", id="ids-beside-joined-lines"),
+        pytest.param(f"a=1, {SERVER}={A}; {SDK}={A}", id="ids-on-the-second-line"),
+    ],
+)
+def test_two_cookie_lines_joined_by_the_server_keep_the_visitor(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail, header: str
+) -> None:
+    """gunicorn, werkzeug and wsgiref join two Cookie lines with ", " (HTTP/2 splits
+    the header; a proxy may pass the pieces on as lines)."""
+    result = make_driver(adapter).get("/", cookies=header)
+
+    assert result.app_id == A
+    assert result.set_cookies == {}
+    assert fake_hello_retail.mint_count == 0
+
+
+def test_consent_on_the_second_of_two_joined_lines_is_read(adapter: str, make_driver: Any) -> None:
+    driver = make_driver(adapter, consent=cookie_consent("tracking_ok"))
+
+    result = driver.get("/", cookies=f"{SERVER}={A}; {SDK}={A}, tracking_ok=1")
+
+    assert (result.app_id, result.set_cookies) == (A, {})
+
+
+def test_the_apps_own_id_cookie_is_the_only_one_of_its_name(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    """A login that restores a known visitor's id sets our cookie itself: one Set-Cookie per name, the app's."""
+    driver = make_driver(adapter)
+
+    result = driver.get(f"/headers?set_cookie={SERVER}={B}")
+
+    names = [line.partition("=")[0].strip() for line in result.header_lines("set-cookie")]
+    assert names.count(SERVER) == 1
+    assert result.set_cookies[SERVER].value == B
+    assert result.set_cookies[SDK].value == fake_hello_retail.minted[0]  # ours: the app left it alone
+    assert "private" in (result.header("cache-control") or "")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        pytest.param(
+            {"cc": 'private="Set-Cookie", max-age=600'},
+            {"cache-control": "private, max-age=600"},
+            id="qualified-private-is-not-private",
+        ),
+        pytest.param(
+            {"cdn": "max-age=600", "surrogate": "max-age=600, stale-while-revalidate=60"},
+            {"cdn-cache-control": "no-store", "surrogate-control": "no-store", "cache-control": "private"},
+            id="cdn-headers",
+        ),
+    ],
+)
+def test_a_page_that_sets_the_id_is_kept_out_of_every_shared_cache(
+    adapter: str, make_driver: Any, query: dict[str, str], expected: dict[str, str]
+) -> None:
+    from urllib.parse import urlencode
+
+    result = make_driver(adapter).get("/headers?" + urlencode(query))
+
+    assert result.set_cookies  # a first visit: the id is set
+    assert {name: result.header(name) for name in expected} == expected
+
+
+def test_a_returning_visitors_page_tells_cdns_not_to_store_it(adapter: str, make_driver: Any) -> None:
+    """Most CDNs ignore ``Vary: Cookie``: a page built for one visitor must not be stored for the next."""
+    result = make_driver(adapter).get("/headers?cdn=public,max-age=600", cookies={SERVER: A, SDK: A})
+
+    assert result.app_id == A
+    assert result.header("cdn-cache-control") == "no-store"
+    assert result.header("vary") == "Cookie"
+
+
+# -- the response cannot be patched: it still stays out of shared caches ----------------
+
+
+def test_wsgi_headers_that_cannot_be_patched_still_make_the_page_private(
+    fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
+) -> None:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        # A buggy app: a bytes value where PEP 3333 wants str.
+        start_response("200 OK", [("Content-Type", "text/html"), ("Cache-Control", b"public, max-age=600")])
+        return [b"<p>page</p>"]
+
+    middleware = wsgi.TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    sent: list[tuple[str, list[tuple[str, Any]]]] = []
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "wsgi.url_scheme": "http"}
+    environ.update({"HTTP_" + k.upper().replace("-", "_"): v for k, v in PAGE.items()})
+    try:
+        body = b"".join(middleware(environ, lambda status, headers, exc_info=None: sent.append((status, headers))))
+    finally:
+        middleware.close()
+
+    assert body == b"<p>page</p>"
+    assert fake_hello_retail.mint_count == 1
+    status, headers = sent[0]
+    assert status == "200 OK"
+    assert [v for k, v in headers if k.lower() == "cache-control"] == ["private, no-store"]
+    assert INTERNAL_ERROR in [r.message for r in hr_log.records]
+
+
+def test_asgi_headers_that_cannot_be_patched_still_make_the_page_private(
+    fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # A buggy app: a str value where ASGI wants bytes.
+        headers = [(b"content-type", b"text/html"), (b"cache-control", "public, max-age=600")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"<p>page</p>"})
+
+    middleware = asgi.TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    sent: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "scheme": "http",
+            "headers": [(k.lower().encode(), v.encode()) for k, v in PAGE.items()],
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        try:
+            await middleware(scope, receive, send)
+        finally:
+            await middleware.aclose()
+
+    asyncio.run(run())
+
+    assert fake_hello_retail.mint_count == 1
+    assert sent[0]["status"] == 200
+    assert [v for k, v in sent[0]["headers"] if k == b"cache-control"] == [b"private, no-store"]
+    assert sent[1]["body"] == b"<p>page</p>"
+    assert INTERNAL_ERROR in [r.message for r in hr_log.records]
+
+
+# -- a real server ------------------------------------------------------------------------
+
+
+def test_gunicorn_joins_two_cookie_lines_and_the_visitor_keeps_the_id(fake_hello_retail: FakeHelloRetail) -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", "bench.apps:wsgi_app"]
+    with running(argv, port=port, env={"HELLO_RETAIL_API_URL": fake_hello_retail.url}):
+        request = (
+            "GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in PAGE.items())
+            + f"Cookie: a=1; {SERVER}={A}\r\nCookie: {SDK}={A}; b=2\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(request)
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert A.encode() in body
+    assert b"set-cookie" not in head.lower()
+    assert fake_hello_retail.mint_count == 0

@@ -31,6 +31,7 @@ from __future__ import annotations
 import difflib
 import logging
 import threading
+from functools import partial
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
@@ -352,7 +353,10 @@ class TrackingUserMiddleware:
         if self.is_async:
             return self.__acall__(request)
         if _decided_outside(request):
-            return self.get_response(request)
+            try:
+                return self.get_response(request)
+            finally:
+                _done_outside(request)
         configuration, replaced = self._current()
         if replaced is not None:
             replaced.close()
@@ -366,7 +370,10 @@ class TrackingUserMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         if _decided_outside(request):
-            return await self.get_response(request)  # type: ignore[no-any-return]
+            try:
+                return await self.get_response(request)  # type: ignore[no-any-return]
+            finally:
+                _done_outside(request)
         configuration, replaced = self._current()
         if replaced is not None:
             await replaced.aclose()
@@ -393,13 +400,37 @@ def _decided_outside(request: HttpRequest) -> bool:
     # vars(): a WSGIRequest has no scope, and getattr's AttributeError costs ~1 us.
     if VISIT_KEY not in request.META and VISIT_KEY not in vars(request).get("scope", ()):
         return False
-    request.__dict__[_VISIT_ATTRIBUTE] = current_visit()
+    visit = current_visit()
+    request.__dict__[_VISIT_ATTRIBUTE] = visit
+    if visit is not None:
+        visit.on_read = partial(_not_for_the_cache, request)
     return True
+
+
+def _done_outside(request: HttpRequest) -> None:
+    """The outer middleware's visit outlives this request's Django part: let go of the request."""
+    visit = request.__dict__.get(_VISIT_ATTRIBUTE)
+    if visit is not None:
+        visit.on_read = None
 
 
 def _expose(request: HttpRequest, visit: Visit | None) -> Any:
     request.__dict__[_VISIT_ATTRIBUTE] = visit
+    if visit is not None:
+        visit.on_read = partial(_not_for_the_cache, request)
     return set_visit(visit)
+
+
+def _not_for_the_cache(request: HttpRequest) -> None:
+    """The page read the visitor's id: Django's cache framework must not store it.
+
+    ``@cache_page`` and the site-wide cache middleware store the view's response
+    before this middleware adds ``Vary: Cookie`` (or when it stands outside
+    them), under a key that ignores the visitor's cookie: every later visitor
+    would get this one's id and recommendations. Both ask this flag, which
+    they set when the request begins (so a read in the view comes after).
+    """
+    request._cache_update_cache = False  # type: ignore[attr-defined]
 
 
 _END: Any = object()

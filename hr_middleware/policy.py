@@ -76,6 +76,7 @@ class Visit:
         "amint",
         "loop",
         "policy",
+        "on_read",
     )
 
     def __init__(
@@ -109,10 +110,15 @@ class Visit:
         self.loop = loop
         #: The policy that decided this visit, for the consent helpers.
         self.policy = policy
+        #: Called whenever the app reads the id: an adapter's way to tell its
+        #: framework that the response now depends on the visitor (Django's cache).
+        self.on_read: Callable[[], None] | None = None
 
     def read_id(self) -> str | None:
         """The id as the app reads it: marks the visit accessed (its response varies on Cookie)."""
         self.accessed = True
+        if self.on_read is not None:
+            self.on_read()
         return self.tracking_user_id
 
     def detach(self) -> None:
@@ -120,6 +126,7 @@ class Visit:
         (Django's ``request.tracking_user_id``): no reference cycle, so the
         request is freed at once rather than by the garbage collector."""
         self.request = _DETACHED
+        self.on_read = None
 
     @property
     def needs_response_patch(self) -> bool:

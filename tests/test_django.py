@@ -27,7 +27,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 from django.test import Client, RequestFactory, override_settings  # noqa: E402
 
 from hr_middleware import is_valid_id  # noqa: E402
-from hr_middleware.django import CONFIG_INVALID, TrackingUserMiddleware  # noqa: E402
+from hr_middleware.django import CONFIG_INVALID, MIDDLEWARE_PATH, TrackingUserMiddleware  # noqa: E402
 from hr_middleware.testing import FakeHelloRetail  # noqa: E402
 
 from .drivers import ASSET, PAGE, middleware_in  # noqa: E402
@@ -37,6 +37,7 @@ ASYNC_URLS = "tests.django_site.async_urls"
 A = "62a0317d17698aa57d369db9"
 RETURNING = {"Cookie": f"helloRetailTrackingUserId={A}; hello_retail_id={A}"}
 UUID = "12345678-90ab-4cde-8f01-234567890abc"
+SERVER, SDK = "helloRetailTrackingUserId", "hello_retail_id"
 
 
 @pytest.fixture
@@ -402,3 +403,94 @@ def test_under_our_wsgi_middleware_the_django_one_decides_nothing(
     assert response.json is not None
     assert response.json["id"] == fake_hello_retail.minted[0]
     assert len(response.headers.getlist("Set-Cookie")) == 2
+
+
+# -- Django's cache framework ----------------------------------------------------------------
+
+VISITORS = ["62a0317d17698aa57d369db9", "0123456789abcdef01234567", "fedcba9876543210fedcba98"]
+
+
+@pytest.mark.parametrize("adapter", ["django", "django_async"])
+def test_cache_page_never_serves_one_visitors_page_to_another(
+    make_driver: Any, adapter: str, fake_hello_retail: FakeHelloRetail
+) -> None:
+    """``@cache_page`` stores the view's response before the middleware adds ``Vary: Cookie``."""
+    from django.core.cache import cache
+
+    cache.clear()
+    driver = make_driver(adapter)
+
+    seen = [driver.get("/cached", cookies={SERVER: v, SDK: v}).app_id for v in VISITORS]
+    first_visits = [driver.get("/cached") for _ in range(2)]
+
+    assert seen == VISITORS
+    assert [r.app_id for r in first_visits] == fake_hello_retail.minted
+    assert len(set(fake_hello_retail.minted)) == 2
+    assert "max-age" not in (first_visits[0].header("cache-control") or "")
+    # The cache is at work for a page that does not read the id.
+    assert "max-age=60" in (
+        driver.get("/cached-silent", cookies={SERVER: VISITORS[0], SDK: VISITORS[0]}).header("cache-control") or ""
+    )
+
+
+UPDATE_CACHE = "django.middleware.cache.UpdateCacheMiddleware"
+FETCH_FROM_CACHE = "django.middleware.cache.FetchFromCacheMiddleware"
+
+
+@pytest.mark.parametrize(
+    "middleware",
+    [
+        pytest.param([MIDDLEWARE_PATH, UPDATE_CACHE, FETCH_FROM_CACHE], id="ours-outside"),
+        pytest.param([UPDATE_CACHE, MIDDLEWARE_PATH, FETCH_FROM_CACHE], id="ours-between"),
+        pytest.param([UPDATE_CACHE, FETCH_FROM_CACHE, MIDDLEWARE_PATH], id="ours-inside"),
+    ],
+)
+def test_the_site_wide_cache_in_any_order_never_serves_one_visitors_page_to_another(
+    hello_retail: dict[str, Any], fake_hello_retail: FakeHelloRetail, middleware: list[str]
+) -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+    with override_settings(HELLO_RETAIL=hello_retail, MIDDLEWARE=middleware, CACHE_MIDDLEWARE_SECONDS=60):
+        client = Client()
+        seen = []
+        for visitor in VISITORS:
+            client.cookies.clear()
+            response = client.get("/", headers={**PAGE, "Cookie": f"{SERVER}={visitor}; {SDK}={visitor}"})
+            seen.append(response.json()["id"])
+        minted = []
+        for _ in range(2):
+            client.cookies.clear()
+            minted.append(client.get("/", headers=PAGE).json()["id"])
+        client.cookies.clear()
+        silent = client.get("/silent", headers={**PAGE, "Cookie": f"{SERVER}={VISITORS[0]}; {SDK}={VISITORS[0]}"})
+
+    assert seen == VISITORS
+    assert minted == fake_hello_retail.minted
+    assert len(set(minted)) == 2
+    assert "max-age=60" in silent.headers.get("Cache-Control", "")  # the cache is at work
+
+
+def test_cache_page_under_our_wsgi_middleware_never_serves_one_visitors_page_to_another(
+    hello_retail: dict[str, Any], fake_hello_retail: FakeHelloRetail
+) -> None:
+    """The outer WSGI middleware decides; reading the id in the view still keeps the page out of Django's cache."""
+    from django.core.cache import cache
+    from django.core.wsgi import get_wsgi_application
+    from werkzeug.test import Client as WerkzeugClient
+
+    from hr_middleware.wsgi import TrackingUserMiddleware as WSGIMiddleware
+
+    cache.clear()
+    with override_settings(HELLO_RETAIL=hello_retail, ROOT_URLCONF="tests.django_site.urls"):
+        app = WSGIMiddleware(get_wsgi_application(), settings=fake_hello_retail.settings())
+        client = WerkzeugClient(app, use_cookies=False)
+        seen = []
+        for visitor in VISITORS:
+            cookie = f"{SERVER}={visitor}; {SDK}={visitor}"
+            response = client.get("/cached", headers={**PAGE, "Cookie": cookie}, buffered=True)
+            assert response.json is not None
+            seen.append(response.json["id"])
+        app.close()
+
+    assert seen == VISITORS

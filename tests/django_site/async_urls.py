@@ -7,4 +7,11 @@ from django.urls import path
 from . import views
 from .urls import endpoints
 
-urlpatterns = [*endpoints("a"), path("sync/", views.index), path("sync-grant/", views.grant)]
+urlpatterns = [
+    *endpoints("a"),
+    path("sync/", views.index),
+    path("sync-grant/", views.grant),
+    # cache_page wraps sync views on every Django we support (async ones only since 5.x).
+    path("cached", views.cached),
+    path("cached-silent", views.cached_silent),
+]

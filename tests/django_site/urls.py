@@ -25,4 +25,10 @@ def endpoints(prefix: str = "") -> list[Any]:
     return [path(route, getattr(views, prefix + name)) for route, name in ENDPOINTS.items()]
 
 
-urlpatterns = [*endpoints(), path("page", views.page), path("async/", views.aindex)]
+urlpatterns = [
+    *endpoints(),
+    path("page", views.page),
+    path("async/", views.aindex),
+    path("cached", views.cached),
+    path("cached-silent", views.cached_silent),
+]

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import cache_page
 
 import hr_middleware
 from hr_middleware import consent
@@ -39,6 +40,11 @@ def grant(request: HttpRequest) -> HttpResponse:
 def revoke(request: HttpRequest) -> HttpResponse:
     consent.revoke()
     return index(request)
+
+
+#: ``/cached``: the index page under ``@cache_page``; ``/cached-silent`` does not read the id.
+cached = cache_page(60)(index)
+cached_silent = cache_page(60)(silent)
 
 
 def page(request: HttpRequest) -> HttpResponse:

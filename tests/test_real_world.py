@@ -218,3 +218,101 @@ def test_gunicorn_joins_two_cookie_lines_and_the_visitor_keeps_the_id(fake_hello
     assert A.encode() in body
     assert b"set-cookie" not in head.lower()
     assert fake_hello_retail.mint_count == 0
+
+
+# -- error pages: the minted id is delivered wherever the error page passes through the middleware --
+
+
+def test_a_flask_500_page_carries_the_minted_id(fake_hello_retail: FakeHelloRetail) -> None:
+    from flask import Flask
+
+    from hr_middleware import get_tracking_user_id
+    from hr_middleware.flask import HelloRetail
+
+    app = Flask("errors")
+    app.config.update(
+        HELLO_RETAIL_WEBSITE_UUID=fake_hello_retail.website_uuid, HELLO_RETAIL_API_URL=fake_hello_retail.url
+    )
+    HelloRetail(app)
+
+    @app.get("/")
+    def broken() -> str:
+        get_tracking_user_id()
+        raise RuntimeError("the shop's bug")
+
+    try:
+        response = app.test_client().get("/", headers=PAGE)
+    finally:
+        HelloRetail.middleware(app).close()
+
+    assert response.status_code == 500
+    assert {c.split("=")[0] for c in response.headers.getlist("Set-Cookie")} == {SERVER, SDK}
+    assert "private" in response.headers["Cache-Control"]
+
+
+@pytest.mark.parametrize("path", ["/error", "/aerror"])
+def test_a_django_500_page_carries_the_minted_id(fake_hello_retail: FakeHelloRetail, path: str) -> None:
+    from .django_site import configure
+
+    configure()
+    from django.test import Client, override_settings
+
+    config = {"WEBSITE_UUID": fake_hello_retail.website_uuid, "API_URL": fake_hello_retail.url}
+    with override_settings(HELLO_RETAIL=config, ROOT_URLCONF="tests.django_site.urls"):
+        response = Client(raise_request_exception=False).get(path, headers=PAGE)
+
+    assert response.status_code == 500
+    assert set(response.cookies) == {SERVER, SDK}
+    assert response.cookies[SERVER].value == fake_hello_retail.minted[0]
+
+
+def _starlette_app_that_fails() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    from hr_middleware import get_tracking_user_id
+
+    async def broken(request: Request) -> Any:
+        get_tracking_user_id()
+        raise RuntimeError("the shop's bug")
+
+    return Starlette(routes=[Route("/", broken)])
+
+
+def _get(app: Any) -> Any:
+    import httpx
+
+    async def get() -> Any:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+            return await client.get("/", headers=PAGE)
+
+    return asyncio.run(get())
+
+
+def test_a_starlette_500_page_carries_the_minted_id_when_the_middleware_wraps_the_app(
+    fake_hello_retail: FakeHelloRetail,
+) -> None:
+    """Wrapped around the app, the middleware sees Starlette's error page (made by its outermost layer)."""
+    app = asgi.TrackingUserMiddleware(_starlette_app_that_fails(), settings=fake_hello_retail.settings())
+
+    response = _get(app)
+
+    assert response.status_code == 500
+    assert set(response.cookies) == {SERVER, SDK}
+
+
+def test_a_starlette_500_page_made_outside_add_middleware_cannot_carry_the_id(
+    fake_hello_retail: FakeHelloRetail,
+) -> None:
+    """Under ``add_middleware`` Starlette makes its 500 page outside every user middleware: the
+    README's recipe (wrap the app) is the way to deliver the id there. The page is still served."""
+    app = _starlette_app_that_fails()
+    app.add_middleware(asgi.TrackingUserMiddleware, settings=fake_hello_retail.settings())
+
+    response = _get(app)
+
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+    assert "set-cookie" not in response.headers

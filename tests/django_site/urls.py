@@ -31,4 +31,6 @@ urlpatterns = [
     path("async/", views.aindex),
     path("cached", views.cached),
     path("cached-silent", views.cached_silent),
+    path("error", views.error),
+    path("aerror", views.aerror),
 ]

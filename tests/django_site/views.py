@@ -47,6 +47,15 @@ cached = cache_page(60)(index)
 cached_silent = cache_page(60)(silent)
 
 
+def error(request: HttpRequest) -> HttpResponse:
+    hr_middleware.get_tracking_user_id()
+    raise RuntimeError("the shop's bug")
+
+
+async def aerror(request: HttpRequest) -> HttpResponse:
+    return error(request)
+
+
 def page(request: HttpRequest) -> HttpResponse:
     return render(request, "page.html")
 

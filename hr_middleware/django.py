@@ -31,8 +31,8 @@ from __future__ import annotations
 import difflib
 import logging
 import threading
-from functools import partial
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from functools import partial
 from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction

@@ -40,10 +40,11 @@ without it; exceptions raised by the app are never caught.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from itertools import product
-from typing import Any
+from typing import Any, cast
 
 from .context import VISIT_KEY, reset_visit, set_visit
 from .facts import RequestFacts
@@ -54,6 +55,7 @@ from .settings import Settings
 
 __all__ = [
     "INTERNAL_ERROR",
+    "MISCONFIGURED",
     "STATE_KEY",
     "ASGIApp",
     "ASGIRequestFacts",
@@ -189,6 +191,26 @@ class TrackingUserMiddleware:
         **options: the options of :class:`~hr_middleware.Settings`.
     """
 
+    def __new__(
+        cls,
+        app: ASGIApp,
+        *,
+        settings: Settings | None = None,
+        minter: AsyncMinter | AsyncPrefetchingMinter | None = None,
+        **options: Any,
+    ) -> TrackingUserMiddleware:
+        try:
+            Settings.merge(settings, options)
+        except (TypeError, ValueError) as exc:
+            if not _inside_a_running_app():
+                raise
+            # Starlette and FastAPI build their middleware stack lazily, in the
+            # first ASGI call (the lifespan start-up): an exception there reads
+            # to uvicorn's default `--lifespan auto` as "no lifespan", and then
+            # every request would fail. Refuse the start-up instead.
+            return cast(TrackingUserMiddleware, _Misconfigured(app, f"hr-middleware: {exc}"))
+        return super().__new__(cls)
+
     def __init__(
         self,
         app: ASGIApp,
@@ -307,6 +329,44 @@ class _PatchingSend:
                 # A new message: the app's own is left as it was. The patch never raises.
                 message = {**message, "headers": self.policy.patch_raw_headers(visit, headers)}
         await self.downstream(message)
+
+
+def _inside_a_running_app() -> bool:
+    """Is the middleware being built while an event loop runs (by a framework, lazily)?"""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+#: Logged (ERROR) once when requests reach a middleware whose options are invalid.
+MISCONFIGURED = "%s; serving requests without tracking ids"
+
+
+class _Misconfigured:
+    """What a lazily built middleware with invalid options is: the server's
+    start-up is refused with the reason; requests that arrive all the same
+    (a server without lifespan) are served without ids."""
+
+    def __init__(self, app: ASGIApp, reason: str) -> None:
+        self.app = app
+        self.reason = reason
+        self._logged = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            if (await receive())["type"] == "lifespan.startup":  # always the first message
+                logger.error(self.reason)
+                await send({"type": "lifespan.startup.failed", "message": self.reason})
+            return
+        if not self._logged:
+            self._logged = True
+            logger.error(MISCONFIGURED, self.reason)
+        await self.app(scope, receive, send)
+
+    async def aclose(self) -> None:
+        """Nothing to close: no connection was opened."""
 
 
 def _expose(scope: Scope, visit: Visit) -> None:

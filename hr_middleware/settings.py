@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -164,8 +165,18 @@ class Settings:
 
     @classmethod
     def merge(cls, settings: Settings | None, options: Mapping[str, Any]) -> Settings:
-        """What a middleware's ``settings=`` and ``**options`` make together (options win)."""
+        """What a middleware's ``settings=`` and ``**options`` make together (options win).
+
+        An unknown option raises :class:`TypeError` naming it, with the closest
+        option's name when it looks like a typo.
+        """
+        known = cls.option_names()
+        for name in options:
+            if name not in known:
+                raise TypeError(f"{name}: not an option of hr-middleware{_did_you_mean(name, known)}")
         if settings is None:
+            if "website_uuid" not in options:
+                raise TypeError("website_uuid: required, the shop's Hello Retail website UUID")
             return cls(**options)
         return settings.replace(**options) if options else settings
 
@@ -189,12 +200,22 @@ class Settings:
                 continue
             name = known.get(key[len(prefix) :])
             if name is None:
-                raise ValueError(f"{key}: unknown Hello Retail option (known: {', '.join(known)})")
+                hint = _did_you_mean(key, [prefix + option for option in known])
+                raise ValueError(f"{key}: unknown Hello Retail option{hint or ' (known: ' + ', '.join(known) + ')'}")
             options[name] = value
         options.update(overrides)
         if "website_uuid" not in options:
             raise ValueError(f"{prefix}WEBSITE_UUID: required, the shop's Hello Retail website UUID")
         return cls(**options)
+
+
+def _did_you_mean(name: str, known: Sequence[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of *known*, or ``""``."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
+        close = [k for k in known if k.lower() in close]
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _canonical_uuid(value: object) -> str:

@@ -1,0 +1,15 @@
+"""A FastAPI app with a misspelt option (``timout``), for the start-up tests under real servers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from hr_middleware.asgi import TrackingUserMiddleware
+
+app = FastAPI()
+app.add_middleware(TrackingUserMiddleware, website_uuid="00000000-0000-4000-8000-000000000001", timout=0.5)
+
+
+@app.get("/")
+async def index() -> dict[str, str]:
+    return {"page": "served"}

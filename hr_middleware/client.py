@@ -6,7 +6,7 @@ Usage::
 
     client = HelloRetailClient.from_settings(settings)   # once, at start-up
     ...
-    answer = client.recommendations([{"key": "frontpage-1", "format": "json"}])
+    answer = client.recommendations([{"key": "frontpage-1", "format": "json", "context": {}}])
 
 :class:`HelloRetailClient` (blocking, requests) and
 :class:`AsyncHelloRetailClient` (``await``, httpx) have the same methods; they
@@ -19,20 +19,29 @@ Every method fills in ``trackingUserId`` from
 :func:`hr_middleware.get_tracking_user_id` unless ``tracking_user_id=`` is
 given, and ``websiteUuid`` where the endpoint takes it. Keyword arguments are
 body fields in Hello Retail's own (camelCase) names and are sent untouched.
-Errors raise :class:`~hr_middleware.errors.HelloRetailError` subclasses; see
-``docs/client.md``.
+With ``api_key=``, the shop's API key goes along as ``?apiKey=`` on the calls
+that name the visitor by ``email`` or ``customerId``, and nowhere else; it never
+appears in a repr, an exception or a log line. Answers are Hello Retail's
+decoded JSON, untouched; :func:`tracked`, :func:`paging`, :func:`next_page`,
+:func:`facets` and :func:`with_filter` read them. Errors raise
+:class:`~hr_middleware.errors.HelloRetailError` subclasses; see ``docs/client.md``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
+import math
+import threading
 from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Generic, Literal, NamedTuple, TypedDict, TypeVar, Union
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from .context import get_tracking_user_id
-from .errors import APIError, InvalidResponseError
+from .errors import APIError, HelloRetailError, InvalidResponseError, TransportError
 from .identity import OPT_OUT_ID, is_valid_id
 from .settings import DEFAULT_API_URL, Settings
 from .transport import Answer, AsyncTransport, SyncTransport
@@ -43,7 +52,7 @@ __all__ = [
     "CONVERSION",
     "DEFAULT_TIMEOUT",
     "FROM_CONTEXT",
-    "NOT_TRACKED",
+    "NOT_TRACKED_MESSAGE",
     "PAGES",
     "PAGEVIEW",
     "RECOMMENDATIONS",
@@ -52,23 +61,34 @@ __all__ = [
     "CartBody",
     "ConversionBody",
     "Endpoint",
+    "Facet",
+    "FacetValue",
     "HelloRetailClient",
     "PageBody",
     "PageviewBody",
+    "Paging",
     "ProductsQuery",
     "RecommendationRequest",
     "RecommendationsBody",
     "SearchBody",
     "build_body",
+    "facets",
+    "next_page",
+    "paging",
     "parse_answer",
+    "tracked",
+    "with_filter",
 ]
 
 #: Total time budget of one call, in seconds, unless given: the mint's default.
 DEFAULT_TIMEOUT = 1.0
 
-#: The answer to cart and conversion tracking for the opt-out id (or no id):
-#: a normal result, returned like any other.
-NOT_TRACKED = "Not tracked for anonymous user"
+#: The ``message`` of a tracking answer that Hello Retail accepted but did not
+#: track: ``{"success": true, "message": "Not tracked for anonymous user"}``
+#: (cart and conversion of the opt-out id or no id, and any collect call that
+#: names the visitor by ``email``/``customerId`` without the API key). Test
+#: answers with :func:`tracked`.
+NOT_TRACKED_MESSAGE = "Not tracked for anonymous user"
 
 
 class _Default(Enum):
@@ -97,15 +117,18 @@ class Endpoint(NamedTuple):
     takes_website_uuid: bool
     #: Body fields that name the visitor *instead of* ``trackingUserId``.
     identified_by: tuple[str, ...] = ()
+    #: Body fields that, when present, need the shop's API key as ``?apiKey=``.
+    needs_api_key: tuple[str, ...] = ()
 
 
-RECOMMENDATIONS = Endpoint("/serve/recoms", True, ("email", "customerId"))
+_BY_CUSTOMER = ("email", "customerId")
+RECOMMENDATIONS = Endpoint("/serve/recoms", True, _BY_CUSTOMER, _BY_CUSTOMER)
 SEARCH = Endpoint("/serve/search", False)
 PAGES = Endpoint("/serve/pages/", False)
-PAGEVIEW = Endpoint("/serve/collect/pageview", True)
-CLICK = Endpoint("/serve/collect/click", True)
-CART = Endpoint("/serve/collect/cart", True)
-CONVERSION = Endpoint("/serve/collect/conversion", True)
+PAGEVIEW = Endpoint("/serve/collect/pageview", True, (), _BY_CUSTOMER)
+CLICK = Endpoint("/serve/collect/click", True, (), _BY_CUSTOMER)
+CART = Endpoint("/serve/collect/cart", True, (), _BY_CUSTOMER)
+CONVERSION = Endpoint("/serve/collect/conversion", True, (), _BY_CUSTOMER)
 
 
 # -- request shapes, for IDEs: the bodies stay plain dicts --------------------------
@@ -118,6 +141,7 @@ class RecommendationRequest(TypedDict, total=False):
     key: str
     format: str
     fields: list[str]
+    deviceType: str
     context: dict[str, Any]
     trackingKey: str
     count: int
@@ -137,8 +161,9 @@ class ProductsQuery(TypedDict, total=False):
     start: int
     count: int
     fields: list[str]
-    filters: list[Any]
-    sorting: list[Any]
+    filters: list[str]
+    sorting: list[str]
+    returnFilters: bool
 
 
 class SearchBody(TypedDict, total=False):
@@ -152,16 +177,16 @@ class SearchBody(TypedDict, total=False):
 class PageBody(TypedDict, total=False):
     """Extra body fields of ``page()``."""
 
+    format: str
     firstLoad: bool
     params: dict[str, Any]
     products: ProductsQuery
 
 
 class PageviewBody(TypedDict, total=False):
-    """Extra body fields of ``track_pageview()``."""
+    """Extra body fields of ``track_pageview()`` (besides its keyword arguments)."""
 
-    referrer: str
-    productNumber: str
+    customerId: str
 
 
 class CartBody(TypedDict, total=False):
@@ -187,10 +212,15 @@ class ConversionBody(TypedDict, total=False):
 
 
 class PreparedRequest(NamedTuple):
-    """A request ready for a transport."""
+    """A request ready for a transport; *secret* is the API key in *url*, if any."""
 
     url: str
     body: bytes
+    secret: str | None = None
+
+    def __repr__(self) -> str:
+        url = self.url if self.secret is None else _redact(self.url, _forms(self.secret))
+        return f"PreparedRequest(url={url!r}, body=<{len(self.body)} bytes>)"
 
 
 def build_body(
@@ -256,9 +286,240 @@ def parse_answer(answer: Answer) -> Any:
     if not 200 <= answer.status < 300 or (isinstance(document, dict) and document.get("success") is False):
         if not isinstance(document, dict):
             raise APIError(answer.status)
-        message = document.get("message")
-        raise APIError(answer.status, code=document.get("code"), message=message if isinstance(message, str) else None)
+        code, message = document.get("code"), document.get("message")
+        raise APIError(
+            answer.status,
+            code=code if isinstance(code, str) else None,
+            message=message if isinstance(message, str) else None,
+        )
     return document
+
+
+# -- reading answers ----------------------------------------------------------------
+
+
+def tracked(answer: object) -> bool:
+    """Whether a tracking *answer* says the event was stored.
+
+    Hello Retail accepts some events without tracking them: cart and
+    conversion of an anonymous or opted-out visitor, and calls naming the
+    visitor by ``email``/``customerId`` without the API key. It answers those
+    HTTP 200 ``{"success": true, "message": "Not tracked for anonymous user"}``
+    (:data:`NOT_TRACKED_MESSAGE`). This is False for such an answer (and for
+    anything that is not a successful answer), True for ``{"success": true,
+    "message": "Cart tracked"}`` and the like.
+    """
+    return (
+        isinstance(answer, Mapping) and answer.get("success") is True and answer.get("message") != NOT_TRACKED_MESSAGE
+    )
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Where a page of results sits in the whole: from :func:`paging`."""
+
+    #: Offset of the first result of this page.
+    start: int
+    #: The page size that was asked for.
+    count: int
+    #: How many results match in all.
+    total: int
+
+    @property
+    def page(self) -> int:
+        """This page's number, from 1."""
+        return self.start // self.count + 1 if self.count else 1
+
+    @property
+    def pages(self) -> int:
+        """How many pages of ``count`` results there are (at least 1)."""
+        return max(1, math.ceil(self.total / self.count)) if self.count else 1
+
+    @property
+    def has_next(self) -> bool:
+        """Whether results follow this page."""
+        return self.count > 0 and self.start + self.count < self.total
+
+
+def _section(answer: object, content: str) -> Mapping[str, Any]:
+    section = answer.get(content) if isinstance(answer, Mapping) else None
+    if not isinstance(section, Mapping):
+        raise InvalidResponseError(f"answer has no {content!r} results")
+    return section
+
+
+def _int(section: Mapping[str, Any], *names: str) -> int:
+    for name in names:
+        value = section.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    raise InvalidResponseError(f"answer has no {' or '.join(names)}")
+
+
+def paging(answer: object, content: str = "products") -> Paging:
+    """The :class:`Paging` of *content* in a search or page *answer*.
+
+    Search answers give ``start``, ``requestedCount`` and ``totalCount``;
+    page answers give ``start``, ``count`` and ``total``. Both work.
+
+    Raises:
+        InvalidResponseError: the answer has no such content or no counts.
+    """
+    section = _section(answer, content)
+    return Paging(
+        _int(section, "start"), _int(section, "requestedCount", "count"), _int(section, "totalCount", "total")
+    )
+
+
+def next_page(
+    query: ProductsQuery | Mapping[str, Any], answer: object, content: str = "products"
+) -> ProductsQuery | None:
+    """The *query* (a ``products={...}`` of the request) for the page after *answer*, or None on the last page.
+
+    Example: ``while query: answer = client.search(key, q, products=query); ...; query = next_page(query, answer)``.
+    """
+    where = paging(answer, content)
+    if not where.has_next:
+        return None
+    following: dict[str, Any] = {**query, "start": where.start + where.count, "count": where.count}
+    return following  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    """One choice of a facet: show ``title`` (``count`` results); filter with ``query``."""
+
+    title: str
+    count: int
+    #: The filter string to put in the next request's ``products["filters"]``, verbatim.
+    query: str
+    #: Whether the request filtered by it.
+    selected: bool
+
+
+@dataclass(frozen=True)
+class Facet:
+    """A facet of a search or page answer (``returnFilters``), from :func:`facets`."""
+
+    #: The field, e.g. ``"brand"``.
+    name: str
+    #: ``"LIST"``, ``"RANGE"`` or ``"BOOLEAN"``.
+    type: str
+    #: The shop's label for it.
+    title: str
+    #: The choices of a LIST or BOOLEAN facet.
+    values: tuple[FacetValue, ...]
+    #: The bounds of a RANGE facet: numeric strings, as Hello Retail sends them.
+    min: str | None = None
+    max: str | None = None
+
+
+def facets(answer: object, content: str = "products") -> list[Facet]:
+    """The facets of a search answer (asked for with ``returnFilters: True``) or of a first-load page answer.
+
+    Entries that are not in Hello Retail's ``{name, settings{type, title},
+    values[{title, count, query, selected}]}`` shape are skipped.
+    """
+    section = _section(answer, content)
+    found = []
+    for entry in section.get("filters") or ():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            continue
+        settings = entry.get("settings")
+        if not isinstance(settings, Mapping):
+            settings = {}
+        values = tuple(
+            FacetValue(str(v.get("title", "")), _count(v.get("count")), v["query"], v.get("selected") is True)
+            for v in entry.get("values") or ()
+            if isinstance(v, Mapping) and isinstance(v.get("query"), str)
+        )
+        bounds = [entry.get(name) for name in ("min", "max")]
+        found.append(
+            Facet(
+                entry["name"],
+                str(settings.get("type", "LIST")),
+                str(settings.get("title") or entry["name"]),
+                values,
+                *(str(b) if isinstance(b, (str, int, float)) and not isinstance(b, bool) else None for b in bounds),
+            )
+        )
+    return found
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def with_filter(query: ProductsQuery | Mapping[str, Any], facet_query: str) -> ProductsQuery:
+    """A copy of *query* (a ``products={...}``) filtered by *facet_query* too, back on the first page.
+
+    *facet_query* is a :class:`FacetValue`'s ``query`` (``"brand:Acme"``) or a
+    range you built from a RANGE facet's bounds (``"price:10,50"``). Given a
+    filter it already has, it removes it instead: a facet value toggles.
+    """
+    filters = [f for f in query.get("filters") or () if isinstance(f, str)]
+    filters = [f for f in filters if f != facet_query] if facet_query in filters else [*filters, facet_query]
+    changed: dict[str, Any] = {**query, "filters": filters, "start": 0}
+    return changed  # type: ignore[return-value]
+
+
+# -- keeping the API key out of logs and errors -------------------------------------
+
+_REDACTED = "***"
+# The API keys of every client made in this process, in the forms they take in a URL.
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+#: The loggers that write request URLs: urllib3 (DEBUG) and httpx (INFO).
+_URL_LOGGERS = ("urllib3.connectionpool", "httpx")
+
+
+def _forms(secret: str) -> tuple[str, ...]:
+    return tuple({secret, quote(secret, safe=""), urlencode({"k": secret})[2:]})
+
+
+def _redact(text: str, secrets: Sequence[str] | set[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, _REDACTED)
+    return text
+
+
+class _RedactSecrets(logging.Filter):
+    """Replaces the API keys in a record's message: HTTP libraries log the URLs they fetch."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = _secrets
+        if secrets:
+            message = record.getMessage()
+            redacted = _redact(message, secrets)
+            if redacted != message:
+                record.msg, record.args = redacted, None
+        return True
+
+
+_redactor = _RedactSecrets()
+
+
+def _keep_secret(secret: str) -> None:
+    with _secrets_lock:
+        _secrets.update(_forms(secret))
+        for name in _URL_LOGGERS:
+            logger = logging.getLogger(name)
+            if _redactor not in logger.filters:
+                logger.addFilter(_redactor)
+
+
+def _scrubbed(exc: Exception, secret: str) -> HelloRetailError:
+    """*exc* with the API key taken out of its text and attributes, and without its cause chain
+    (the HTTP library's exception there holds the URL)."""
+    secrets = _forms(secret)
+    if not isinstance(exc, HelloRetailError):
+        return TransportError(_redact(f"{type(exc).__name__}: {exc}", secrets))
+    clean = copy.copy(exc)  # a copy has no __cause__, __context__ or __traceback__
+    clean.args = tuple(_redact(a, secrets) if isinstance(a, str) else a for a in exc.args)
+    for name, value in vars(clean).items():
+        if isinstance(value, str):
+            setattr(clean, name, _redact(value, secrets))
+    return clean
 
 
 # -- the clients --------------------------------------------------------------------
@@ -277,15 +538,20 @@ class _Client(Generic[_R, _T]):
         website_uuid: str,
         api_url: str = DEFAULT_API_URL,
         timeout: float = DEFAULT_TIMEOUT,
+        api_key: str | None = None,
         transport: _T | None = None,
     ) -> None:
-        checked = Settings(website_uuid=website_uuid, api_url=api_url, timeout=timeout)  # one validation
+        # One validation, the middleware's.
+        checked = Settings(website_uuid=website_uuid, api_url=api_url, timeout=timeout, api_key=api_key)
         #: The shop's website UUID.
         self.website_uuid = checked.website_uuid
         #: Base URL of Hello Retail's API, without a trailing slash.
         self.api_url = checked.api_url
         #: Total time budget of one call, in seconds.
         self.timeout = checked.timeout
+        self._api_key = checked.api_key
+        if self._api_key is not None:
+            _keep_secret(self._api_key)
         #: What sends the requests; the client closes it.
         self.transport: _T = transport if transport is not None else self._new_transport()
         self.closed = False
@@ -298,12 +564,15 @@ class _Client(Generic[_R, _T]):
         """A client for the shop of *settings* (the middleware's), with its API URL and time budget.
 
         Flask: ``HelloRetailClient.from_settings(HelloRetail.settings(app))``;
-        any middleware object: ``from_settings(middleware.settings)``.
+        any middleware object: ``from_settings(middleware.settings)``. The
+        settings' ``api_key`` (Flask ``HELLO_RETAIL_API_KEY``, Django
+        ``"API_KEY"``) comes along.
         """
         return cls(
             website_uuid=settings.website_uuid,
             api_url=settings.api_url,
             timeout=settings.timeout if timeout is None else timeout,
+            api_key=settings.api_key,
         )
 
     def __repr__(self) -> str:
@@ -316,7 +585,12 @@ class _Client(Generic[_R, _T]):
         if self.closed:
             raise RuntimeError(f"{type(self).__name__} is closed")
         body = build_body(endpoint, fields, website_uuid=self.website_uuid, tracking_user_id=tracking_user_id)
-        return PreparedRequest(self.api_url + endpoint.path + path, json.dumps(body).encode())
+        url = self.api_url + endpoint.path + path
+        if self._api_key is not None and any(body.get(name) for name in endpoint.needs_api_key):
+            return PreparedRequest(
+                url + "?" + urlencode({"apiKey": self._api_key}), json.dumps(body).encode(), self._api_key
+            )
+        return PreparedRequest(url, json.dumps(body).encode())
 
     def _send(self, request: PreparedRequest) -> _R:
         raise NotImplementedError
@@ -337,9 +611,12 @@ class _Client(Generic[_R, _T]):
     ) -> _R:
         """``POST /serve/recoms``: product recommendations, one response per request, in order.
 
-        Example: ``client.recommendations([{"key": "frontpage-1", "format": "json"}])``
-        answers ``{"success": true, "responses": [{"products": [...], ...}]}``.
-        Passing ``email=`` or ``customerId=`` names the visitor instead of the id.
+        Example: ``client.recommendations([{"key": "frontpage-1", "format": "json", "context": {}}])``
+        answers ``{"success": true, "responses": [{"key": ..., "success": true, "products": [...]}]}``.
+        One bad request (an unknown key) fails the whole batch with an
+        :class:`~hr_middleware.errors.APIError`. Passing ``email=`` or
+        ``customerId=`` names the visitor instead of the id; Hello Retail then
+        wants the client's ``api_key``.
         """
         if isinstance(requests, (str, bytes, Mapping)):
             raise TypeError("requests: expected a list of request dicts")
@@ -348,22 +625,51 @@ class _Client(Generic[_R, _T]):
     def search(self, key: str, query: str, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, **body: Any) -> _R:
         """``POST /serve/search`` with the search configuration *key* and the visitor's *query*.
 
-        Example: ``client.search("search-key", "shoes", products={"start": 0, "count": 12})``.
+        Example: ``client.search("search-key", "shoes", products={"start": 0, "count": 12})``
+        answers ``{"success": true, "query": "shoes", "products": {"start", "requestedCount",
+        "returnedCount", "totalCount", "results": [...]}}``: see :func:`paging`,
+        :func:`next_page`, :func:`facets` and :func:`with_filter`.
         """
         return self._call(SEARCH, {"key": key, "query": query, **body}, tracking_user_id)
 
     def page(self, key: str, url: str, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, **body: Any) -> _R:
         """``POST /serve/pages/{key}``: a category or landing page's products for the page at *url*.
 
-        Example: ``client.page("category-page-key", "https://shop.example/shoes", firstLoad=True)``.
+        Asks for JSON (``format: "json"``) unless ``format=`` says otherwise:
+        Hello Retail's own default is rendered HTML.
+
+        Example: ``client.page("category-page-key", "https://shop.example/shoes", firstLoad=True)``
+        answers ``{"success": true, "firstLoad": true, "errors": [], "products": {"start", "count",
+        "total", "result": [...], "filters": [...], "sorting": [...], "html": null, ...}}``.
         """
         if not isinstance(key, str) or not key:
             raise ValueError("key: expected the page's key, a non-empty string")
-        return self._call(PAGES, {"url": url, **body}, tracking_user_id, quote(key, safe=""))
+        return self._call(PAGES, {"url": url, "format": "json", **body}, tracking_user_id, quote(key, safe=""))
 
-    def track_pageview(self, url: str, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, **body: Any) -> _R:
-        """``POST /serve/collect/pageview``: the visitor viewed *url* (a product page: add ``productNumber=``)."""
-        return self._call(PAGEVIEW, {"url": url, **body}, tracking_user_id)
+    def track_pageview(
+        self,
+        location: str,
+        *,
+        url: str | None = None,
+        referrer: str | None = None,
+        product_number: str | None = None,
+        tracking_user_id: TrackingUserIdArg = FROM_CONTEXT,
+        **body: Any,
+    ) -> _R:
+        """``POST /serve/collect/pageview``: the visitor viewed the page at *location* (its full URL).
+
+        *url* is the product's canonical URL, sent only when it differs from
+        *location*; *product_number* names the product (preferred over URLs);
+        *referrer* is where the visitor came from.
+        """
+        fields: dict[str, Any] = {"location": location}
+        if url is not None and url != location:
+            fields["url"] = url
+        if referrer is not None:
+            fields["referrer"] = referrer
+        if product_number is not None:
+            fields["productNumber"] = product_number
+        return self._call(PAGEVIEW, {**fields, **body}, tracking_user_id)
 
     def track_click(self, source: str, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, **body: Any) -> _R:
         """``POST /serve/collect/click``: the visitor clicked a product; *source* is its tracking code."""
@@ -372,14 +678,16 @@ class _Client(Generic[_R, _T]):
     def track_cart(self, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, **body: Any) -> _R:
         """``POST /serve/collect/cart``: the whole cart (``productNumbers=`` or ``urls=``, ``total=``, ``url=``).
 
-        For the opt-out id Hello Retail answers the string ``"Not tracked for anonymous user"``.
+        For the opt-out id (or no id) Hello Retail answers ``{"success": true,
+        "message": "Not tracked for anonymous user"}``: :func:`tracked` tells.
         """
         return self._call(CART, body, tracking_user_id)
 
     def track_conversion(self, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, **body: Any) -> _R:
         """``POST /serve/collect/conversion``: an order (``total=``, ``orderNumber=``, ``products=``, ...).
 
-        For the opt-out id Hello Retail answers the string ``"Not tracked for anonymous user"``.
+        For the opt-out id (or no id) Hello Retail answers ``{"success": true,
+        "message": "Not tracked for anonymous user"}``: :func:`tracked` tells.
         """
         return self._call(CONVERSION, body, tracking_user_id)
 
@@ -391,6 +699,8 @@ class HelloRetailClient(_Client[Any, SyncTransport]):
         website_uuid: the shop's Hello Retail website UUID.
         api_url: base URL of Hello Retail's API (the fake server's in tests).
         timeout: total time budget of one call, in seconds.
+        api_key: the shop's API key, sent as ``?apiKey=`` only where ``email``
+            or ``customerId`` name the visitor; never shown.
         transport: the transport to send with (default: a new one); the client closes it.
     """
 
@@ -398,7 +708,14 @@ class HelloRetailClient(_Client[Any, SyncTransport]):
         return SyncTransport()
 
     def _send(self, request: PreparedRequest) -> Any:
-        return parse_answer(self.transport.post(request.url, request.body, timeout=self.timeout))
+        if request.secret is None:
+            return parse_answer(self.transport.post(request.url, request.body, timeout=self.timeout))
+        failure: HelloRetailError
+        try:
+            return parse_answer(self.transport.post(request.url, request.body, timeout=self.timeout))
+        except Exception as exc:
+            failure = _scrubbed(exc, request.secret)
+        raise failure  # outside the except block: no chain back to the URL
 
     def close(self) -> None:
         """Close the pooled connections; the client cannot be used afterwards."""
@@ -425,7 +742,14 @@ class AsyncHelloRetailClient(_Client[Coroutine[Any, Any, Any], AsyncTransport]):
         return AsyncTransport()
 
     async def _send(self, request: PreparedRequest) -> Any:
-        return parse_answer(await self.transport.post(request.url, request.body, timeout=self.timeout))
+        if request.secret is None:
+            return parse_answer(await self.transport.post(request.url, request.body, timeout=self.timeout))
+        failure: HelloRetailError
+        try:
+            return parse_answer(await self.transport.post(request.url, request.body, timeout=self.timeout))
+        except Exception as exc:
+            failure = _scrubbed(exc, request.secret)
+        raise failure  # outside the except block: no chain back to the URL
 
     async def aclose(self) -> None:
         """Close the pooled connections; the client cannot be used afterwards."""

@@ -92,6 +92,9 @@ class Settings:
     prefetch: int = 0
     #: Seconds a prefetched id may wait before it is discarded.
     prefetch_max_age: float = 600.0
+    #: The shop's Hello Retail API key: the client sends it as ``?apiKey=`` when
+    #: ``email``/``customerId`` name the visitor. A secret: never shown in a repr.
+    api_key: str | None = field(default=None, repr=False)
 
     signer: CookieSigner | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -135,6 +138,12 @@ class Settings:
         _check_number("breaker_cooldown", self.breaker_cooldown, low=0, high=86_400)
         _check_int("prefetch", self.prefetch, low=0, high=10_000)
         _check_number("prefetch_max_age", self.prefetch_max_age, low=1, high=86_400)
+        if self.api_key is not None:
+            # The messages never hold the value: it is a secret.
+            if not isinstance(self.api_key, str):
+                raise TypeError(f"api_key: expected a string or None, got {type(self.api_key).__name__}")
+            if not self.api_key or not self.api_key.isprintable() or any(c.isspace() for c in self.api_key):
+                raise ValueError("api_key: expected the shop's API key, a non-empty string without spaces")
         object.__setattr__(self, "signer", self._make_signer())
 
     def _make_signer(self) -> CookieSigner | None:

@@ -20,7 +20,7 @@ import pytest
 from werkzeug.test import Client, EnvironBuilder
 
 from hr_middleware import OPT_OUT_ID, get_tracking_user_id
-from hr_middleware.client import AsyncHelloRetailClient, HelloRetailClient, parse_answer
+from hr_middleware.client import AsyncHelloRetailClient, HelloRetailClient, parse_answer, tracked
 from hr_middleware.context import reset_visit, set_visit
 from hr_middleware.errors import APIError, HelloRetailError, InvalidResponseError, RequestTimeoutError, TransportError
 from hr_middleware.policy import TrackingPolicy, Visit
@@ -36,7 +36,8 @@ pytestmark = pytest.mark.anyio
 A = "62a0317d17698aa57d369db9"
 B = "0123456789abcdef01234567"
 W = DEFAULT_WEBSITE_UUID
-NOT_TRACKED = "Not tracked for anonymous user"
+NOT_TRACKED = {"success": True, "message": "Not tracked for anonymous user"}
+API_KEY = "test-shop-api-key"
 TIMEOUT = 0.5
 
 
@@ -48,7 +49,7 @@ def anyio_backend() -> str:
 @pytest.fixture(params=["sync", "async"])
 async def client(request: pytest.FixtureRequest, fake_hello_retail: FakeHelloRetail) -> AsyncIterator[Any]:
     """Each client in turn, pointed at the fake; call its methods through :func:`call`."""
-    settings = fake_hello_retail.settings(timeout=TIMEOUT)
+    settings = fake_hello_retail.settings(timeout=TIMEOUT, api_key=API_KEY)
     if request.param == "sync":
         with HelloRetailClient.from_settings(settings) as sync_client:
             yield sync_client
@@ -125,14 +126,14 @@ ENDPOINTS = [
         "page",
         ("category/shoes & boots", "https://shop.test/shoes"),
         "/serve/pages/category%2Fshoes%20%26%20boots",
-        {"url": "https://shop.test/shoes"},
+        {"url": "https://shop.test/shoes", "format": "json"},
         id="page",
     ),
     pytest.param(
         "track_pageview",
         ("https://shop.test/p/1",),
         "/serve/collect/pageview",
-        {"url": "https://shop.test/p/1", "websiteUuid": W},
+        {"location": "https://shop.test/p/1", "websiteUuid": W},
         id="pageview",
     ),
     pytest.param(
@@ -180,8 +181,10 @@ async def test_body(
     assert request.headers["content-type"] == "application/json"
     expected = dict(fields) if sent_id is None else {**fields, "trackingUserId": sent_id}
     assert request.json == expected
+    assert request.query == ""  # the API key goes only with email/customerId
     if method in ("track_cart", "track_conversion") and sent_id in (None, OPT_OUT_ID):
         assert answer == NOT_TRACKED  # a result, not an error
+        assert not tracked(answer)
     else:
         assert isinstance(answer, dict)
         assert answer["success"] is True
@@ -205,6 +208,7 @@ async def test_recommendations_by_email_or_customer_id_send_no_tracking_user_id(
 
     (request,) = fake_hello_retail.api_requests()
     assert request.json == {"requests": [{"key": "k"}], "websiteUuid": W, field: "42"}
+    assert request.params == {"apiKey": API_KEY}
     assert answer["success"] is True
 
 
@@ -277,6 +281,7 @@ async def test_unknown_fields_pass_through_untouched(client: Any, fake_hello_ret
     (request,) = fake_hello_retail.api_requests()
     assert request.json == {"key": "search-key", "query": "æbler", **extra, "trackingUserId": A}
     assert answer["products"]["start"] == 10
+    assert answer["products"]["requestedCount"] == answer["products"]["returnedCount"] == 2
     assert len(answer["products"]["results"]) == 2
 
 
@@ -285,16 +290,22 @@ async def test_a_website_uuid_of_the_caller_wins(client: Any, fake_hello_retail:
     await call(client, "track_pageview", "https://shop.test/", websiteUuid=other, tracking_user_id=None)
 
     (request,) = fake_hello_retail.api_requests()
-    assert request.json == {"url": "https://shop.test/", "websiteUuid": other}
+    assert request.json == {"location": "https://shop.test/", "websiteUuid": other}
 
 
 async def test_recommendations_answer_in_request_order(client: Any, fake_hello_retail: FakeHelloRetail) -> None:
-    answer = await call(client, "recommendations", [{"key": "a"}, {"trackingKey": "b", "count": 2}], tracking_user_id=A)
+    answer = await call(
+        client,
+        "recommendations",
+        [{"key": "a"}, {"trackingKey": "b", "count": 2, "sources": [{"type": "TOP"}]}],
+        tracking_user_id=A,
+    )
 
-    assert [response["key"] for response in answer["responses"]] == ["a", "b"]
+    assert [response.get("key") or response["trackingKey"] for response in answer["responses"]] == ["a", "b"]
+    assert answer["responses"][1]["countAfterSource"] == "0. TOP (1ms): 2"
     assert [len(response["products"]) for response in answer["responses"]] == [4, 2]
     product = answer["responses"][0]["products"][0]
-    assert set(product) == {"title", "url", "price", "productNumber", "imgUrl", "trackingCode"}
+    assert set(product) == {"title", "url", "price", "productNumber", "imgUrl", "brand", "trackingCode"}
 
 
 # -- errors: every failure mode of the fake, for both clients -----------------------
@@ -302,7 +313,10 @@ async def test_recommendations_answer_in_request_order(client: Any, fake_hello_r
 # the fake's api_mode, the exception (exactly this class), its attributes
 ERRORS = [
     pytest.param(
-        Mode.SERVER_ERROR, APIError, {"status": 500, "code": 500, "message": "Unexpected error"}, id="http-500-json"
+        Mode.SERVER_ERROR,
+        APIError,
+        {"status": 500, "code": "UNEXPECTED ERROR", "message": "Unexpected error, please contact Hello Retail support"},
+        id="http-500-json",
     ),
     pytest.param(
         Mode.BAD_REQUEST, APIError, {"status": 400, "code": None, "message": "Bad request"}, id="http-400-json"
@@ -311,7 +325,7 @@ ERRORS = [
     pytest.param(
         Mode.SUCCESS_FALSE,
         APIError,
-        {"status": 200, "code": 7, "message": "Request could not be served"},
+        {"status": 200, "code": "INVALID REQUEST", "message": "Request could not be served"},
         id="http-200-success-false",
     ),
     pytest.param(Mode.NOT_JSON, InvalidResponseError, {"status": 200}, id="http-200-html"),
@@ -323,7 +337,7 @@ ERRORS = [
     pytest.param(Mode.DRIP_HEADERS, RequestTimeoutError, {}, id="drips-headers"),
 ]
 #: Modes about mints only: the other endpoints answer normally in them.
-MINT_ONLY_MODES = {Mode.NO_ID, Mode.INVALID_ID}
+MINT_ONLY_MODES = {Mode.NO_ID, Mode.INVALID_ID, Mode.ID_ONLY}
 
 
 def test_the_error_table_covers_every_failure_mode() -> None:
@@ -360,7 +374,7 @@ async def test_mint_only_modes_do_not_affect_other_endpoints(
     client: Any, fake_hello_retail: FakeHelloRetail, mode: Mode
 ) -> None:
     fake_hello_retail.api_mode = mode
-    assert (await call(client, "track_click", "abc", tracking_user_id=A)) == {"success": True}
+    assert (await call(client, "track_click", "abc", tracking_user_id=A)) == CLICK_TRACKED
 
 
 async def test_the_client_works_again_after_a_failure(client: Any, fake_hello_retail: FakeHelloRetail) -> None:
@@ -368,7 +382,10 @@ async def test_the_client_works_again_after_a_failure(client: Any, fake_hello_re
     with pytest.raises(TransportError):
         await call(client, "track_click", "abc", tracking_user_id=A)
     fake_hello_retail.api_mode = Mode.OK
-    assert (await call(client, "track_click", "abc", tracking_user_id=A)) == {"success": True}
+    assert (await call(client, "track_click", "abc", tracking_user_id=A)) == CLICK_TRACKED
+
+
+CLICK_TRACKED = {"success": True, "message": "Click tracked"}
 
 
 def test_every_error_is_a_hello_retail_error() -> None:
@@ -398,11 +415,15 @@ def test_collect_endpoints_answer_400_to_a_malformed_id(
         post_raw(fake_hello_retail, f"/serve/collect/{endpoint}", {"websiteUuid": W, "trackingUserId": bad})
 
     assert caught.value.status == 400
-    assert caught.value.message is not None
-    assert caught.value.message.endswith("must be 24-character hex string")
+    # Hello Retail's conversion endpoint leaves out the last word.
+    wording = "must be 24-character hex" if endpoint == "conversion" else "must be 24-character hex string"
+    assert caught.value.message == f"Invalid trackingUserId: {wording}"
 
 
-@pytest.mark.parametrize(("endpoint", "expected"), [("pageview", {"success": True}), ("cart", NOT_TRACKED)])
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [("pageview", {"success": True, "message": "Page view tracked"}), ("cart", NOT_TRACKED)],
+)
 def test_collect_endpoints_accept_the_opt_out_id(
     fake_hello_retail: FakeHelloRetail, endpoint: str, expected: Any
 ) -> None:
@@ -416,7 +437,8 @@ def test_recommendations_reject_two_ways_of_naming_the_visitor(fake_hello_retail
         post_raw(fake_hello_retail, "/serve/recoms", body)
 
     assert caught.value.status == 500
-    assert caught.value.message == "trackingUserId, email and customerId are mutually exclusive"
+    assert caught.value.code == "INVALID REQUEST"
+    assert caught.value.message == "Only one of email, customerId, or trackingUserId can be provided"
 
 
 async def test_canned_products_follow_the_visitor(client: Any) -> None:

@@ -71,3 +71,28 @@ def test_the_page_renders_without_the_section_when_hello_retail_fails(
     html = response.get_data(as_text=True)
     assert "Recommended for you" not in html
     assert fake_hello_retail.minted[0] in html  # the rest of the page is all there
+
+
+def test_the_search_box_shows_hello_retail_s_results_pages_and_facets(
+    shop: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    browser = shop.test_client()
+
+    first = browser.get("/?q=teapot", headers=PAGE).get_data(as_text=True)
+    brand_link = re.search(r'<a class="facet" href="([^"]+)">Acme \(25\)</a>', first)
+    assert brand_link is not None
+    filtered = browser.get(brand_link.group(1).replace("&amp;", "&"), headers=PAGE).get_data(as_text=True)
+    next_link = re.search(r'<a id="next-page" href="([^"]+)">', filtered)
+    assert next_link is not None
+    second_page = browser.get(next_link.group(1).replace("&amp;", "&"), headers=PAGE).get_data(as_text=True)
+
+    assert "100 results for &ldquo;teapot&rdquo;" in first  # products.totalCount
+    assert "Page 1 of 13" in first
+    assert "50 results" in filtered
+    assert "Page 2 of 7" in second_page
+    searches = [r.json for r in fake_hello_retail.api_requests("/serve/search")]
+    assert [s["query"] for s in searches] == ["teapot"] * 3
+    assert [s["products"]["filters"] for s in searches] == [[], ["brand:Acme"], ["brand:Acme"]]
+    assert [s["products"]["start"] for s in searches] == [0, 0, 8]
+    assert len(re.findall(r'<section id="search-results">.*?</section>', second_page, re.S)) == 1
+    assert len(re.findall(r'class="product"', second_page)) == 8 + 4  # results and recommendations

@@ -47,7 +47,18 @@ def mint(request: pytest.FixtureRequest, fake_hello_retail: FakeHelloRetail) -> 
     return call
 
 
-def test_success_returns_the_minted_id(mint: Callable[..., str | None], fake_hello_retail: FakeHelloRetail) -> None:
+# The good answers: what the live service sends, and what the public documentation shows.
+GOOD_ANSWERS = [
+    pytest.param(Mode.OK, id="id-and-success"),
+    pytest.param(Mode.ID_ONLY, id="id-without-success"),
+]
+
+
+@pytest.mark.parametrize("mode", GOOD_ANSWERS)
+def test_success_returns_the_minted_id(
+    mint: Callable[..., str | None], fake_hello_retail: FakeHelloRetail, mode: Mode
+) -> None:
+    fake_hello_retail.mode = mode
     tracking_user_id = mint()
 
     assert is_valid_id(tracking_user_id)
@@ -188,8 +199,12 @@ def test_the_minter_keeps_no_cookies_from_hello_retail(fake_hello_retail: FakeHe
     ("body", "reason"),
     [
         pytest.param(b"[" * 100_000, "answer is not JSON", id="nested-too-deep"),
-        pytest.param(b'{"id": "62a0317d17698aa57d369db9"}', "answer says no success: true", id="no-success"),
-        pytest.param(b'{"id": "62a0317d17698aa57d369db9", "success": "yes"}', "no success: true", id="success-str"),
+        pytest.param(
+            b'{"id": "62a0317d17698aa57d369db9", "success": false}', "says success: false", id="success-false"
+        ),
+        pytest.param(b'{"id": "62a0317d17698aa57d369db9", "success": "yes"}', "success is not true", id="success-str"),
+        pytest.param(b'{"id": "62a0317d17698aa57d369db9", "success": null}', "success is not true", id="success-null"),
+        pytest.param(b'{"success": true}', "answer has no id", id="no-id"),
         pytest.param(b'["62a0317d17698aa57d369db9"]', "answer is not a JSON object", id="list"),
     ],
 )
@@ -200,3 +215,17 @@ def test_parse_refuses_what_is_not_a_clear_success(body: bytes, reason: str) -> 
 
     with pytest.raises(InvalidResponseError, match=reason):
         parse_mint_answer(Answer(200, "application/json", body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"id": "62a0317d17698aa57d369db9"}', id="documented-id-only"),
+        pytest.param(b'{"id": "62a0317d17698aa57d369db9", "success": true}', id="live-id-and-success"),
+    ],
+)
+def test_parse_accepts_a_valid_id_with_or_without_success(body: bytes) -> None:
+    from hr_middleware.mint import parse_mint_answer
+    from hr_middleware.transport import Answer
+
+    assert parse_mint_answer(Answer(200, "application/json", body)) == "62a0317d17698aa57d369db9"

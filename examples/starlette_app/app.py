@@ -1,4 +1,4 @@
-"""A tiny Starlette shop page: the visitor's Hello Retail trackingUserId and "Recommended for you"."""
+"""A tiny Starlette shop page: the visitor's Hello Retail trackingUserId, a search box and "Recommended for you"."""
 
 from __future__ import annotations
 
@@ -14,7 +14,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from examples.shop_page import RECOMMENDATIONS_KEY, products_of, recommendation_requests, render_page
+from examples.shop_page import (
+    RECOMMENDATIONS_KEY,
+    SEARCH_KEY,
+    SearchForm,
+    products_of,
+    recommendation_requests,
+    render_page,
+    search_html,
+)
 from hr_middleware import HelloRetailError, Settings, get_tracking_user
 from hr_middleware.asgi import TrackingUserMiddleware
 from hr_middleware.client import AsyncHelloRetailClient
@@ -26,6 +34,7 @@ def create_app(**options: Any) -> Starlette:
     """The demo app; *options* are the middleware's (``website_uuid`` at least)."""
     settings = Settings(**options)
     key = os.environ.get("RECOMMENDATIONS_KEY", RECOMMENDATIONS_KEY)
+    search_key = os.environ.get("SEARCH_KEY", SEARCH_KEY)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -36,8 +45,11 @@ def create_app(**options: Any) -> Starlette:
 
     async def index(request: Request) -> HTMLResponse:
         # request.state.tracking_user_id holds the id too; get_tracking_user() adds its origin.
-        products = await recommended_for_you(request.app.state.hello_retail, key)
-        return HTMLResponse(render_page(get_tracking_user(), "Starlette", products))
+        form = SearchForm(request.query_params, request.query_params.getlist("filter"))
+        client = request.app.state.hello_retail
+        products = await recommended_for_you(client, key)
+        search = await search_results(client, search_key, form)
+        return HTMLResponse(render_page(get_tracking_user(), "Starlette", products, query=form.query, search=search))
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -56,3 +68,14 @@ async def recommended_for_you(hello_retail: AsyncHelloRetailClient, key: str) ->
     except HelloRetailError as exc:
         logger.warning("no recommendations: %s", exc)
         return []
+
+
+async def search_results(hello_retail: AsyncHelloRetailClient, key: str, form: SearchForm) -> str:
+    """The search results' HTML; "" without a query or when Hello Retail fails."""
+    if not form.query:
+        return ""
+    try:
+        return search_html(form, await hello_retail.search(key, form.query, format="json", products=form.products()))
+    except HelloRetailError as exc:
+        logger.warning("no search results: %s", exc)
+        return ""

@@ -8,7 +8,12 @@ Retail on 127.0.0.1 hands out ids, so the demo runs offline.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 from typing import Any
+
+# The repository root, for the page code the demos share (examples/shop_page.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-a-secret")
 DEBUG = True

@@ -21,9 +21,13 @@ other I/O of a sync view does.
 
 The settings are read when Django builds its middleware chain (once per
 handler: at server start, per test ``Client``), and again after
-``override_settings`` changes ``HELLO_RETAIL``. An invalid ``HELLO_RETAIL`` is
-logged and the site is served without tracking ids; the system checks
-(``hr_middleware.E001``...) report it at ``manage.py check``. See docs/django.md.
+``override_settings`` changes ``HELLO_RETAIL``. A missing or invalid
+``HELLO_RETAIL`` stops the start with ``ImproperlyConfigured``, saying what
+the system checks (``hr_middleware.E001``...) say; one that becomes invalid
+later (``override_settings``) is logged and the site is served without
+tracking ids. The checks are registered when this module is imported, so
+``manage.py check`` runs them when ``"hr_middleware"`` is in INSTALLED_APPS
+(or the module is imported otherwise). See docs/django.md.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Any, cast
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings as django_settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.http import FileResponse, HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -189,7 +194,7 @@ setting_changed.connect(_on_setting_changed, dispatch_uid="hr_middleware.django.
 class _Configuration:
     """One reading of ``HELLO_RETAIL``: its policy and minter, or nothing when invalid."""
 
-    __slots__ = ("source", "generation", "settings", "policy", "minter", "aminter")
+    __slots__ = ("source", "generation", "settings", "policy", "minter", "aminter", "error")
 
     def __init__(self, source: object, generation: int, *, is_async: bool) -> None:
         self.source = source
@@ -198,6 +203,8 @@ class _Configuration:
         self.policy: TrackingPolicy | None = None
         self.minter: Minter | PrefetchingMinter | None = None
         self.aminter: AsyncMinter | AsyncPrefetchingMinter | None = None
+        #: Why ``HELLO_RETAIL`` cannot be used (None when it can).
+        self.error: Exception | None = None
         try:
             settings = read_settings(source)
             # Under an async stack the mint must not block the loop: httpx.
@@ -206,7 +213,7 @@ class _Configuration:
             else:
                 self.minter = make_minter(settings)
         except Exception as exc:
-            logger.error(CONFIG_INVALID, exc)
+            self.error = exc
             return
         self.settings = settings
         self.policy = TrackingPolicy(settings)
@@ -312,16 +319,27 @@ class TrackingUserMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
         self._lock = threading.Lock()
-        self._configuration = self._read(None)
+        configuration = _Configuration(
+            getattr(django_settings, SETTING, None), _Generation.value, is_async=self.is_async
+        )
+        if configuration.error is not None:
+            # Django loads middleware when the application starts: refuse to
+            # start, with what `manage.py check` says.
+            raise ImproperlyConfigured(_check_report() or f"settings.HELLO_RETAIL: {configuration.error}")
+        self._configuration = configuration
 
-    def _read(self, current: _Configuration | None) -> _Configuration:
+    def _read(self, current: _Configuration) -> _Configuration:
         """The configuration for the settings now; *current* again if ``HELLO_RETAIL`` is unchanged."""
         generation = _Generation.value
         source = getattr(django_settings, SETTING, None)
-        if current is not None and current.source == source:
+        if current.source == source:
             current.generation = generation  # same options: keep the pool and the breaker's state
             return current
-        return _Configuration(source, generation, is_async=self.is_async)
+        configuration = _Configuration(source, generation, is_async=self.is_async)
+        if configuration.error is not None:
+            # Changed while the site runs (override_settings): serve on without ids.
+            logger.error(CONFIG_INVALID, configuration.error)
+        return configuration
 
     def _current(self) -> tuple[_Configuration, _Configuration | None]:
         """This request's configuration, and the replaced one to close, if the settings changed."""
@@ -470,6 +488,11 @@ async def _achunks(content: AsyncIterator[bytes], visit: Visit) -> AsyncIterator
 
 
 # -- system checks ----------------------------------------------------------------------
+
+
+def _check_report() -> str:
+    """The errors ``manage.py check`` reports for ``HELLO_RETAIL``, as it prints them."""
+    return "\n".join(str(message) for message in check_settings() if message.is_serious())
 
 
 def _middleware_installed() -> bool:

@@ -240,17 +240,42 @@ def test_invalid_settings_serve_the_site_without_ids(
     assert fake_hello_retail.mint_count == 1
 
 
-def test_a_missing_setting_serves_the_site_without_ids(hr_log: pytest.LogCaptureFixture) -> None:
-    with override_settings():
-        del settings.HELLO_RETAIL
-        client = Client()
-        response = first_visit(client)
+@pytest.mark.parametrize(
+    ("config", "reported"),
+    [
+        pytest.param(None, "(hr_middleware.E001) settings.HELLO_RETAIL is missing.", id="missing"),
+        pytest.param(
+            {"WEBSITE_UUID": "shop-1"},
+            "(hr_middleware.E004) HELLO_RETAIL['WEBSITE_UUID']: 'shop-1' is not a UUID",
+            id="bad-uuid",
+        ),
+        pytest.param(
+            {"WEBSITE_UUID": UUID, "TIMOUT": 1},
+            "(hr_middleware.E005) HELLO_RETAIL['TIMOUT'] is not an option.\n\tHINT: Did you mean 'TIMEOUT'?",
+            id="typo",
+        ),
+    ],
+)
+@pytest.mark.parametrize("stack", ["sync", "async"])
+def test_a_missing_or_invalid_setting_stops_the_start_as_the_checks_say(
+    config: Any, reported: str, stack: str, hr_log: pytest.LogCaptureFixture
+) -> None:
+    """Django loads middleware when the application starts: it refuses to start, saying what
+    ``manage.py check`` says, with or without "hr_middleware" in INSTALLED_APPS."""
+    from django.core.exceptions import ImproperlyConfigured
 
-    assert response.status_code == 200
-    assert response.json()["id"] is None
-    assert [r.getMessage() for r in hr_log.records if r.levelno == logging.ERROR] == [
-        CONFIG_INVALID % "settings.HELLO_RETAIL is missing"
-    ]
+    with override_settings(
+        INSTALLED_APPS=[], ROOT_URLCONF=ASYNC_URLS if stack == "async" else "tests.django_site.urls"
+    ):
+        if config is None:
+            del settings.HELLO_RETAIL
+        else:
+            settings.HELLO_RETAIL = config
+        start = (lambda: Client().get("/", headers=PAGE)) if stack == "sync" else get_asgi_application
+        with pytest.raises(ImproperlyConfigured) as raised:
+            start()
+
+    assert reported in str(raised.value)
 
 
 @pytest.mark.anyio

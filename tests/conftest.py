@@ -41,3 +41,14 @@ def hr_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """Captured records of the ``hr_middleware`` logger (DEBUG and up)."""
     caplog.set_level(logging.DEBUG, logger="hr_middleware")
     return caplog
+
+
+@pytest.fixture(autouse=True)
+def no_visit_left_behind() -> Iterator[None]:
+    """Every test ends with no visit in the context: a leaked one would be the next test's "current visitor"."""
+    from hr_middleware.context import current_visit, set_visit
+
+    yield
+    if current_visit() is not None:
+        set_visit(None)  # one leak fails one test, not every later one
+        pytest.fail("the test left a visit in the context (a WSGI response never closed?)")

@@ -32,7 +32,7 @@ def test_one_line_setup_reads_app_config(fake_hello_retail: FakeHelloRetail) -> 
     app = make_app(fake_hello_retail, HELLO_RETAIL_TIMEOUT=0.5, HELLO_RETAIL_SHARE_WITH_SDK=False)
     HelloRetail(app)
 
-    response = app.test_client().get("/", headers=PAGE)
+    response = app.test_client().get("/", headers=PAGE, buffered=True)
 
     assert response.json is not None
     assert is_valid_id(response.json["id"])
@@ -52,7 +52,10 @@ def test_application_factory_with_init_app(fake_hello_retail: FakeHelloRetail) -
     with apps[1].app_context():
         assert HelloRetail.settings().cookie_name == "hrid"
         assert HelloRetail.settings().timeout == 0.25  # keyword arguments win over config
-    cookie_names = [c.split("=")[0] for c in apps[1].test_client().get("/", headers=PAGE).headers.getlist("Set-Cookie")]
+    cookie_names = [
+        c.split("=")[0]
+        for c in apps[1].test_client().get("/", headers=PAGE, buffered=True).headers.getlist("Set-Cookie")
+    ]
     assert cookie_names == ["hrid", "hello_retail_id"]
 
 
@@ -61,7 +64,7 @@ def test_returning_visitor_keeps_one_id_across_visits(fake_hello_retail: FakeHel
     HelloRetail(app)
     client = app.test_client()  # keeps cookies like a browser
 
-    ids = {client.get("/", headers=PAGE).json["id"] for _ in range(4)}  # type: ignore[index]
+    ids = {client.get("/", headers=PAGE, buffered=True).json["id"] for _ in range(4)}  # type: ignore[index]
 
     assert len(ids) == 1
     assert fake_hello_retail.mint_count == 1
@@ -71,7 +74,7 @@ def test_id_in_templates(fake_hello_retail: FakeHelloRetail) -> None:
     app = make_app(fake_hello_retail)
     HelloRetail(app)
 
-    body = app.test_client().get("/template", headers=PAGE).get_data(as_text=True)
+    body = app.test_client().get("/template", headers=PAGE, buffered=True).get_data(as_text=True)
 
     assert body == f"id={fake_hello_retail.minted[0]}"
 
@@ -110,7 +113,7 @@ def test_native_request_for_hooks_is_a_flask_request(fake_hello_retail: FakeHell
 
     app = make_app(fake_hello_retail)
     HelloRetail(app, mint_when=mint_when)
-    app.test_client().get("/?q=shoes", headers=PAGE)
+    app.test_client().get("/?q=shoes", headers=PAGE, buffered=True)
 
     assert isinstance(seen[0], app.request_class)
     assert seen[0].args["q"] == "shoes"  # type: ignore[attr-defined]

@@ -28,7 +28,7 @@ def shop(fake_hello_retail: FakeHelloRetail) -> Any:
 
 def visit(browser: FlaskClient) -> tuple[str, list[str]]:
     """Load the page as a browser; the id it shows and the recommended product numbers."""
-    response = browser.get("/", headers=PAGE)
+    response = browser.get("/", headers=PAGE, buffered=True)
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     shown_id = re.search(r'<code id="tracking-user-id">([^<]*)</code>', html)
@@ -65,7 +65,7 @@ def test_the_page_renders_without_the_section_when_hello_retail_fails(
     shop: Any, fake_hello_retail: FakeHelloRetail, mode: Mode
 ) -> None:
     fake_hello_retail.api_mode = mode
-    response = shop.test_client().get("/", headers=PAGE)
+    response = shop.test_client().get("/", headers=PAGE, buffered=True)
 
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -78,13 +78,17 @@ def test_the_search_box_shows_hello_retail_s_results_pages_and_facets(
 ) -> None:
     browser = shop.test_client()
 
-    first = browser.get("/?q=teapot", headers=PAGE).get_data(as_text=True)
+    first = browser.get("/?q=teapot", headers=PAGE, buffered=True).get_data(as_text=True)
     brand_link = re.search(r'<a class="facet" href="([^"]+)">Acme \(25\)</a>', first)
     assert brand_link is not None
-    filtered = browser.get(brand_link.group(1).replace("&amp;", "&"), headers=PAGE).get_data(as_text=True)
+    filtered = browser.get(brand_link.group(1).replace("&amp;", "&"), headers=PAGE, buffered=True).get_data(
+        as_text=True
+    )
     next_link = re.search(r'<a id="next-page" href="([^"]+)">', filtered)
     assert next_link is not None
-    second_page = browser.get(next_link.group(1).replace("&amp;", "&"), headers=PAGE).get_data(as_text=True)
+    second_page = browser.get(next_link.group(1).replace("&amp;", "&"), headers=PAGE, buffered=True).get_data(
+        as_text=True
+    )
 
     assert "100 results for &ldquo;teapot&rdquo;" in first  # products.totalCount
     assert "Page 1 of 13" in first

@@ -241,7 +241,7 @@ def test_a_flask_500_page_carries_the_minted_id(fake_hello_retail: FakeHelloReta
         raise RuntimeError("the shop's bug")
 
     try:
-        response = app.test_client().get("/", headers=PAGE)
+        response = app.test_client().get("/", headers=PAGE, buffered=True)
     finally:
         HelloRetail.middleware(app).close()
 

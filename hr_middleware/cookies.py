@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import NamedTuple, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 from werkzeug.http import dump_cookie
 
 from .identity import HEX_DIGITS, OPT_OUT_ID, is_valid_id
-from .settings import Settings
 
 __all__ = ["CookieWrite", "agreeing_id_reader", "find_cookie", "id_cookie_reader", "render_set_cookie"]
 
@@ -154,24 +153,36 @@ def agreeing_id_reader(server_name: str, sdk_name: str) -> Callable[[bytes], str
 
 
 class CookieWrite(NamedTuple):
-    """One cookie the response must carry: set to *value*, or deleted when *value* is None."""
+    """One cookie the response must carry, every attribute decided: set to
+    *value*, or deleted when *value* is None (``Max-Age=0``, expired, with the
+    same Path, Domain, Secure, HttpOnly and SameSite it was written with)."""
 
     name: str
     value: str | None
     secure: bool
+    max_age: int
+    path: str
+    domain: str | None
+    httponly: bool
+    samesite: Literal["Lax", "Strict", "None"] | None
+
+    @property
+    def deletes(self) -> bool:
+        """True for a deletion."""
+        return self.value is None
 
 
-def render_set_cookie(settings: Settings, cookie: CookieWrite) -> str:
-    """The ``Set-Cookie`` header value for *cookie*, with the configured attributes."""
+def render_set_cookie(cookie: CookieWrite) -> str:
+    """The ``Set-Cookie`` header value for *cookie*."""
     deleting = cookie.value is None
     return dump_cookie(
         cookie.name,
         cookie.value or "",
-        max_age=0 if deleting else settings.max_age,
+        max_age=0 if deleting else cookie.max_age,
         expires=0 if deleting else None,
-        path=settings.path,
-        domain=settings.domain,
+        path=cookie.path,
+        domain=cookie.domain,
         secure=cookie.secure,
-        httponly=settings.httponly,
-        samesite=settings.samesite,
+        httponly=cookie.httponly,
+        samesite=cookie.samesite,
     )

@@ -75,6 +75,8 @@ MIDDLEWARE_PATH = "hr_middleware.django.TrackingUserMiddleware"
 #: Logged (ERROR) when ``HELLO_RETAIL`` cannot be used; requests are then served without ids.
 CONFIG_INVALID = "settings.HELLO_RETAIL is invalid (%s); serving requests without tracking ids"
 
+#: The Expires of a deleted cookie (what Django's delete_cookie() sends).
+_EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
 #: Options that may be given as a dotted path to a callable.
 _IMPORTABLE = ("MINT_WHEN", "CONSENT")
 #: Where the middleware keeps the request's visit (read by ``request.tracking_user_id``).
@@ -255,7 +257,6 @@ class _Configuration:
         return response
 
     def _patch(self, visit: Visit, response: HttpResponseBase) -> None:
-        settings = cast(Settings, self.settings)
         policy = cast(TrackingPolicy, self.policy)
         headers = response.headers
         try:
@@ -263,21 +264,18 @@ class _Configuration:
             for name, value in policy.cache_headers(visit, current).items():
                 headers[name] = value
             for cookie in policy.cookies_to_set(visit, response.cookies):
-                if cookie.value is None:
-                    response.delete_cookie(
-                        cookie.name, path=settings.path, domain=settings.domain, samesite=settings.samesite
-                    )
-                else:
-                    response.set_cookie(
-                        cookie.name,
-                        cookie.value,
-                        max_age=settings.max_age,
-                        path=settings.path,
-                        domain=settings.domain,
-                        secure=cookie.secure,
-                        httponly=settings.httponly,
-                        samesite=settings.samesite,
-                    )
+                # set_cookie for deletions too: delete_cookie() would drop Secure and HttpOnly.
+                response.set_cookie(
+                    cookie.name,
+                    cookie.value or "",
+                    max_age=0 if cookie.deletes else cookie.max_age,
+                    expires=_EXPIRED if cookie.deletes else None,
+                    path=cookie.path,
+                    domain=cookie.domain,
+                    secure=cookie.secure,
+                    httponly=cookie.httponly,
+                    samesite=cookie.samesite,
+                )
         except Exception:
             logger.exception(INTERNAL_ERROR)
             try:

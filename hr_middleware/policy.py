@@ -454,7 +454,7 @@ class TrackingPolicy:
             out = list(headers)
         out.extend((form.name(name), form.encode(value)) for name, value in changes.items())
         for cookie in self.cookies_to_set(visit, set_by_app):
-            out.append((form.set_cookie, form.encode(render_set_cookie(self.settings, cookie))))
+            out.append((form.set_cookie, form.encode(render_set_cookie(cookie))))
         return out
 
     # -- cookies ---------------------------------------------------------------
@@ -471,7 +471,17 @@ class TrackingPolicy:
         value = tracking_user_id
         if value is not None and name == self.settings.cookie_name and self.settings.signer is not None:
             value = self.settings.signer.sign(value)
-        visit.cookies[name] = CookieWrite(name, value, visit.secure)
+        settings = self.settings
+        visit.cookies[name] = CookieWrite(
+            name,
+            value,
+            visit.secure,
+            settings.max_age,
+            settings.path,
+            settings.domain,
+            settings.httponly,
+            settings.samesite,
+        )
 
 
 class _HeaderForm(Generic[T]):

@@ -141,6 +141,35 @@ def test_revoke_deletes_both_cookies(adapter: str, make_driver: Any, fake_hello_
     assert result.header("cache-control") == "private"
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"secure": True, "httponly": True, "samesite": "Strict", "domain": "shop.test", "path": "/shop"}),
+        pytest.param({"secure": False, "httponly": False, "samesite": None}),
+        pytest.param({"samesite": "None"}),
+    ],
+    ids=["secure-httponly-strict-domain-path", "plain", "samesite-none-auto-secure"],
+)
+def test_a_deletion_carries_the_attributes_of_the_write(
+    adapter: str, make_driver: Any, options: dict[str, Any]
+) -> None:
+    """Deleting a cookie with other attributes than it was written with may leave it in place
+    (a browser may refuse to touch a Secure cookie from a non-Secure Set-Cookie)."""
+    driver = make_driver(adapter, **options)
+
+    written = driver.get("/", scheme="https")
+    deleted = driver.get("/revoke", scheme="https", cookies={SERVER: A, SDK: A})
+
+    for name in (SERVER, SDK):
+        attributes = dict(written.set_cookies[name].attributes)
+        assert deleted.set_cookies[name].deleted
+        gone = dict(deleted.set_cookies[name].attributes)
+        for key in ("max-age", "expires"):
+            attributes.pop(key, None)
+            gone.pop(key, None)
+        assert gone == attributes
+
+
 CACHE = [
     pytest.param({}, "private", "Cookie", id="nothing"),
     pytest.param({"cc": "no-store"}, "no-store", "Cookie", id="no-store-kept"),

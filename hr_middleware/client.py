@@ -108,7 +108,7 @@ TrackingUserIdArg = Union[str, None, Literal[_Default.FROM_CONTEXT]]
 
 
 class Endpoint(NamedTuple):
-    """One downstream endpoint, as HELLO_RETAIL_API.md describes its body."""
+    """One downstream endpoint of Hello Retail's API and how its body names the visitor."""
 
     #: The path below ``api_url`` (for pages, the key is appended).
     path: str

@@ -157,7 +157,7 @@ def _accept_any(value: str) -> str:
 
 
 class TrackingPolicy:
-    """The behaviour table of DESIGN.md as code, for one :class:`Settings`."""
+    """The behaviour table (the README's "What it does on each request") as code, for one :class:`Settings`."""
 
     __slots__ = ("settings", "_server_key", "_read_server", "_read_sdk", "_read_agreeing", "_check_consent")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -511,8 +511,3 @@ DRIVERS: dict[str, Callable[[Settings], Any]] = {
     "django": DjangoDriver,
     "django_async": DjangoAsyncDriver,
 }
-
-
-def drivers(settings: Settings, names: list[str]) -> Iterator[Any]:
-    for name in names:
-        yield DRIVERS[name](settings)

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from hr_middleware.fastapi import TrackingUserId
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE, cookie_header, make_result, starlette_app
+from .servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 A = "62a0317d17698aa57d369db9"
@@ -163,12 +163,6 @@ async def test_concurrent_first_visits_mint_concurrently(fake_hello_retail: Fake
 
 
 # -- a real server ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""DESIGN.md's behaviour table, run against every adapter through its own test client."""
+"""The README's behaviour table ("What it does on each request"), run against each adapter's test client."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ SDK_STATES = {"absent": None, "invalid": "X" * 24, "A": A, "B": B}
 
 
 def expected(server: str, sdk: str, mint_when: bool, mint_ok: bool, share: bool) -> dict[str, Any]:
-    """The behaviour table of DESIGN.md, written out independently of the code."""
+    """The behaviour table of the README, written out independently of the code."""
     server_id, sdk_id = SERVER_STATES[server], SDK_STATES[sdk]
     server_valid = server in ("A", "B")
     sdk_valid = sdk in ("A", "B")

@@ -188,7 +188,9 @@ class AsyncTransport:
         if client is None:
             httpx = self._httpx
             client = httpx.AsyncClient(
-                cookies=httpx.Cookies(_no_cookies()),
+                # The jar itself: httpx.Cookies(jar) would be copied into a
+                # jar with the default policy, which keeps every cookie.
+                cookies=_no_cookies(),
                 follow_redirects=False,
                 verify=self._ssl,
                 limits=httpx.Limits(

@@ -17,6 +17,7 @@ from enum import Enum
 from typing import cast
 
 from .errors import APIError, HelloRetailError, InvalidResponseError
+from .forks import PerProcess
 from .identity import is_valid_id
 from .settings import Settings
 from .transport import Answer, AsyncTransport, SyncTransport
@@ -72,56 +73,67 @@ class BreakerState(str, Enum):
     HALF_OPEN = "half_open"
 
 
+class _Tally:
+    """A breaker's count and state in one process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.failures = 0
+        self.state = BreakerState.CLOSED
+        self.opened_at = 0.0
+        self.probe_started = 0.0
+
+
 class CircuitBreaker:
     """Skips mints after *threshold* consecutive failures, for *cooldown* seconds.
 
     After the cool-down one caller is let through as a probe; its outcome
     closes the breaker or opens it again. Thread-safe; never awaits, so it is
-    task-safe too. State changes are logged once each.
+    task-safe too. State changes are logged once each. A forked child starts
+    closed: its parent's verdict (or a probe the parent had running) is not its own.
     """
 
     def __init__(self, threshold: int, cooldown: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.threshold = threshold
         self.cooldown = cooldown
         self._clock = clock
-        self._lock = threading.Lock()
-        self._failures = 0
-        self._state = BreakerState.CLOSED
-        self._opened_at = 0.0
-        self._probe_started = 0.0
+        self._tally = PerProcess(_Tally)
 
     @property
     def state(self) -> BreakerState:
         """The current state (an open breaker past its cool-down reads as half-open)."""
-        with self._lock:
-            if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self.cooldown:
+        tally = self._tally.get()
+        with tally.lock:
+            if tally.state is BreakerState.OPEN and self._clock() - tally.opened_at >= self.cooldown:
                 return BreakerState.HALF_OPEN
-            return self._state
+            return tally.state
 
     def allow(self) -> bool:
         """May a mint be tried now? A True in the half-open state is the one probe."""
-        if self._state is BreakerState.CLOSED:  # the common case, without the lock
+        tally = self._tally.get()
+        if tally.state is BreakerState.CLOSED:  # the common case, without the lock
             return True
-        with self._lock:
-            state = cast(BreakerState, self._state)  # re-read under the lock
+        with tally.lock:
+            state = cast(BreakerState, tally.state)  # re-read under the lock
             now = self._clock()
-            if (state is BreakerState.OPEN and now - self._opened_at >= self.cooldown) or (
+            if (state is BreakerState.OPEN and now - tally.opened_at >= self.cooldown) or (
                 # A probe that never reported (a bug, a killed thread) must not
                 # stop minting for good: after another cool-down, probe again.
-                state is BreakerState.HALF_OPEN and now - self._probe_started >= self.cooldown + 60
+                state is BreakerState.HALF_OPEN and now - tally.probe_started >= self.cooldown + 60
             ):
-                self._state = BreakerState.HALF_OPEN
-                self._probe_started = now
+                tally.state = BreakerState.HALF_OPEN
+                tally.probe_started = now
                 return True
             # Another thread may have closed it since the unlocked read.
             return state is BreakerState.CLOSED
 
     def record_success(self) -> None:
         """A mint succeeded."""
-        with self._lock:
-            self._failures = 0
-            if self._state is not BreakerState.CLOSED:
-                self._state = BreakerState.CLOSED
+        tally = self._tally.get()
+        with tally.lock:
+            tally.failures = 0
+            if tally.state is not BreakerState.CLOSED:
+                tally.state = BreakerState.CLOSED
                 logger.info(BREAKER_CLOSED)
 
     def record_abandoned(self) -> None:
@@ -129,21 +141,23 @@ class CircuitBreaker:
 
         A probe abandoned this way lets the next caller probe at once.
         """
-        with self._lock:
-            if self._state is BreakerState.HALF_OPEN:
-                self._state = BreakerState.OPEN
-                self._opened_at = self._clock() - self.cooldown
+        tally = self._tally.get()
+        with tally.lock:
+            if tally.state is BreakerState.HALF_OPEN:
+                tally.state = BreakerState.OPEN
+                tally.opened_at = self._clock() - self.cooldown
 
     def record_failure(self) -> None:
         """A mint failed."""
-        with self._lock:
-            self._failures += 1
-            if self._state is BreakerState.HALF_OPEN or (
-                self._state is BreakerState.CLOSED and self._failures >= self.threshold
+        tally = self._tally.get()
+        with tally.lock:
+            tally.failures += 1
+            if tally.state is BreakerState.HALF_OPEN or (
+                tally.state is BreakerState.CLOSED and tally.failures >= self.threshold
             ):
-                self._state = BreakerState.OPEN
-                self._opened_at = self._clock()
-                logger.warning(BREAKER_OPENED, self._failures, self.cooldown)
+                tally.state = BreakerState.OPEN
+                tally.opened_at = self._clock()
+                logger.warning(BREAKER_OPENED, tally.failures, self.cooldown)
 
 
 class _MintCall:

@@ -6,7 +6,8 @@ thread for WSGI and sync Django, a task on the event loop for ASGI and async
 Django), never on the request path. An empty pool falls back to minting
 inline. Nothing is minted before the first request, refilling stops while the
 circuit breaker is open, ids older than ``prefetch_max_age`` are discarded,
-and ``close()`` / ``aclose()`` stop the refill.
+a forked worker starts with an empty pool of its own, and ``close()`` /
+``aclose()`` stop the refill.
 
 The price: ids minted and never used (at most N per idle period longer than
 ``prefetch_max_age``, and N when the process stops). Hello Retail ids cost
@@ -22,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from .forks import PerProcess
 from .mint import AsyncMinter, CircuitBreaker, Minter
 from .settings import Settings
 
@@ -33,78 +35,112 @@ logger = logging.getLogger("hr_middleware")
 REFILL_FAILED = "prefetch refill failed; retrying on the next first visit"
 
 
+class _Ids:
+    """A pool's ids in one process."""
+
+    def __init__(self) -> None:
+        self.queue: deque[tuple[str, float]] = deque()
+        self.lock = threading.Lock()
+
+
 class IdPool:
-    """A bounded, thread-safe pool of (id, minted_at), oldest first."""
+    """A bounded, thread-safe pool of (id, minted_at), oldest first.
+
+    A forked child starts with an empty pool: its parent's ids are the
+    parent's to hand out, and handing them out again would give two visitors
+    one id.
+    """
 
     def __init__(self, size: int, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
         self.max_age = max_age
         self._clock = clock
-        self._ids: deque[tuple[str, float]] = deque()
-        self._lock = threading.Lock()
+        self._per_process = PerProcess(_Ids)
+
+    @property
+    def _ids(self) -> deque[tuple[str, float]]:
+        return self._per_process.get().queue
 
     def __len__(self) -> int:
         return len(self._ids)
 
     def take(self) -> str | None:
         """A fresh id, or None when the pool has none; stale ids are dropped."""
-        with self._lock:
+        ids = self._per_process.get()
+        with ids.lock:
             limit = self._clock() - self.max_age
-            while self._ids:
-                tracking_user_id, minted_at = self._ids.popleft()
+            while ids.queue:
+                tracking_user_id, minted_at = ids.queue.popleft()
                 if minted_at >= limit:
                     return tracking_user_id
         return None
 
     def put(self, tracking_user_id: str) -> bool:
         """Add a new id; False (and the id is not kept) when the pool is full."""
-        with self._lock:
-            if len(self._ids) >= self.size:
+        ids = self._per_process.get()
+        with ids.lock:
+            if len(ids.queue) >= self.size:
                 return False
-            self._ids.append((tracking_user_id, self._clock()))
+            ids.queue.append((tracking_user_id, self._clock()))
             return True
 
     @property
     def wants_more(self) -> bool:
+        """True while the pool holds fewer than *size* ids."""
         return len(self._ids) < self.size
 
 
+class _Refiller:
+    """A :class:`PrefetchingMinter`'s refill thread and its signals, in one process."""
+
+    def __init__(self) -> None:
+        self.wanted = threading.Event()
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.start_lock = threading.Lock()
+
+
 class PrefetchingMinter:
-    """A :class:`~hr_middleware.mint.Minter` with a pool refilled by one background thread."""
+    """A :class:`~hr_middleware.mint.Minter` with a pool refilled by one background thread.
+
+    After a fork the child has no refill thread and an empty pool; its first
+    mint starts its own thread.
+    """
 
     def __init__(self, minter: Minter, size: int, max_age: float) -> None:
         self.minter = minter
         self.breaker: CircuitBreaker = minter.breaker
         self.pool = IdPool(size, max_age)
-        self._wanted = threading.Event()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._refiller = PerProcess(_Refiller)
+        self._closed = False
 
     def mint(self) -> str | None:
         """An id from the pool, or minted inline when it is empty."""
-        self._ensure_refilling()
+        refiller = self._ensure_refilling()
         tracking_user_id = self.pool.take()
-        self._wanted.set()
+        refiller.wanted.set()
         return tracking_user_id if tracking_user_id is not None else self.minter.mint()
 
-    def _ensure_refilling(self) -> None:
-        thread = self._thread
-        if (thread is not None and thread.is_alive()) or self._stopped.is_set():
-            return
-        with self._start_lock:
-            thread = self._thread
-            if (thread is None or not thread.is_alive()) and not self._stopped.is_set():
-                # Also after a fork (gunicorn --preload): the child has no thread.
-                self._thread = threading.Thread(target=self._refill, name="hr-middleware-prefetch", daemon=True)
-                self._thread.start()
+    def _ensure_refilling(self) -> _Refiller:
+        refiller = self._refiller.get()
+        thread = refiller.thread
+        if (thread is not None and thread.is_alive()) or self._closed:
+            return refiller
+        with refiller.start_lock:
+            thread = refiller.thread
+            if (thread is None or not thread.is_alive()) and not self._closed:
+                refiller.thread = threading.Thread(
+                    target=self._refill, args=(refiller,), name="hr-middleware-prefetch", daemon=True
+                )
+                refiller.thread.start()
+        return refiller
 
-    def _refill(self) -> None:
-        while not self._stopped.is_set():
-            self._wanted.wait()
-            self._wanted.clear()
+    def _refill(self, refiller: _Refiller) -> None:
+        while not refiller.stopped.is_set():
+            refiller.wanted.wait()
+            refiller.wanted.clear()
             try:
-                while self.pool.wants_more and not self._stopped.is_set():
+                while self.pool.wants_more and not refiller.stopped.is_set():
                     tracking_user_id = self.minter.mint()  # None at once while the breaker is open
                     if tracking_user_id is None or not self.pool.put(tracking_user_id):
                         break
@@ -113,28 +149,42 @@ class PrefetchingMinter:
 
     @property
     def refilling(self) -> bool:
-        """True while the background thread runs."""
-        return self._thread is not None and self._thread.is_alive()
+        """True while this process's background thread runs."""
+        refiller = self._refiller.peek()
+        return refiller is not None and refiller.thread is not None and refiller.thread.is_alive()
 
     def close(self) -> None:
         """Stop the refill thread and close the connections."""
-        self._stopped.set()
-        self._wanted.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(self.minter.settings.timeout + 1)
+        self._closed = True
+        refiller = self._refiller.peek()
+        if refiller is not None:
+            refiller.stopped.set()
+            refiller.wanted.set()
+            thread, refiller.thread = refiller.thread, None
+            if thread is not None:
+                thread.join(self.minter.settings.timeout + 1)
         self.minter.close()
 
 
+class _RefillTask:
+    """An :class:`AsyncPrefetchingMinter`'s refill task and its signal, in one process."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self.wanted: asyncio.Event | None = None
+
+
 class AsyncPrefetchingMinter:
-    """An :class:`~hr_middleware.mint.AsyncMinter` with a pool refilled by one task on the loop."""
+    """An :class:`~hr_middleware.mint.AsyncMinter` with a pool refilled by one task on the loop.
+
+    After a fork the child has no refill task and an empty pool.
+    """
 
     def __init__(self, minter: AsyncMinter, size: int, max_age: float) -> None:
         self.minter = minter
         self.breaker: CircuitBreaker = minter.breaker
         self.pool = IdPool(size, max_age)
-        self._task: asyncio.Task[None] | None = None
-        self._wanted: asyncio.Event | None = None
+        self._refill_task = PerProcess(_RefillTask)
         self._closed = False
 
     async def amint(self) -> str | None:
@@ -148,12 +198,13 @@ class AsyncPrefetchingMinter:
     def _ensure_refilling(self) -> asyncio.Event | None:
         if self._closed:
             return None
-        task = self._task
+        refill = self._refill_task.get()
+        task = refill.task
         loop = asyncio.get_running_loop()
         if task is None or task.done() or task.get_loop() is not loop:
-            self._wanted = asyncio.Event()
-            self._task = loop.create_task(self._refill(self._wanted), name="hr-middleware-prefetch")
-        return self._wanted
+            refill.wanted = asyncio.Event()
+            refill.task = loop.create_task(self._refill(refill.wanted), name="hr-middleware-prefetch")
+        return refill.wanted
 
     async def _refill(self, wanted: asyncio.Event) -> None:
         while True:
@@ -169,13 +220,17 @@ class AsyncPrefetchingMinter:
 
     @property
     def refilling(self) -> bool:
-        """True while the refill task runs."""
-        return self._task is not None and not self._task.done()
+        """True while this process's refill task runs."""
+        refill = self._refill_task.peek()
+        return refill is not None and refill.task is not None and not refill.task.done()
 
     async def aclose(self) -> None:
         """Cancel the refill task and close the connections."""
         self._closed = True
-        task, self._task = self._task, None
+        refill = self._refill_task.peek()
+        task = None
+        if refill is not None:
+            task, refill.task = refill.task, None
         if task is not None and not task.done():
             task.cancel()
             if task.get_loop() is asyncio.get_running_loop():

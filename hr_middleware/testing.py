@@ -26,6 +26,7 @@ import json
 import secrets
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -143,6 +144,9 @@ class FakeHelloRetail:
         self._release = threading.Event()
         # Not reset between tests: connections outlive them.
         self._open_peers: set[tuple[str, int]] = set()
+        # Each open connection's socket and thread, so that stop() can end them.
+        self._connections: dict[tuple[str, int], tuple[socket.socket, threading.Thread]] = {}
+        self._stopping = False
         self._server = _Server((host, port), _Handler)
         self._server.fake = self
         self._thread: threading.Thread | None = None
@@ -169,13 +173,25 @@ class FakeHelloRetail:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release hanging requests."""
-        self._release.set()
+        """Stop serving: release hanging requests and close every open connection.
+
+        A kept-alive connection from a pooled client is closed too, so after
+        ``stop()`` nothing answers: Hello Retail is down for every client.
+        """
+        with self._lock:
+            self._stopping = True
+            self._release.set()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(5)
             self._thread = None
         self._server.server_close()
+        with self._lock:
+            connections = list(self._connections.values())
+        for sock, _ in connections:
+            _shut(sock)
+        for _, thread in connections:
+            thread.join(5)
 
     def __enter__(self) -> FakeHelloRetail:
         return self.start()
@@ -263,14 +279,28 @@ class FakeHelloRetail:
         with self._lock:
             self.requests.append(request)
 
-    def _connected(self, peer: tuple[str, int]) -> None:
+    def _connected(self, peer: tuple[str, int], sock: socket.socket) -> bool:
+        """Count a new connection; False when the server is stopping (the connection must end)."""
         with self._lock:
+            if self._stopping:
+                return False
             self.connections += 1
             self._open_peers.add(peer)
+            self._connections[peer] = (sock, threading.current_thread())
+            return True
 
     def _disconnected(self, peer: tuple[str, int]) -> None:
         with self._lock:
             self._open_peers.discard(peer)
+            self._connections.pop(peer, None)
+
+
+def _shut(sock: socket.socket) -> None:
+    """End a connection from another thread: its blocked read returns at once."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed by its thread
+        pass
 
 
 class _Server(ThreadingHTTPServer):
@@ -281,6 +311,12 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
     fake: FakeHelloRetail
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A connection closed under an answer (by the client, or by stop()) is
+        # not worth a traceback; anything else is a bug in the fake.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so that pooling can be observed
@@ -290,7 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.fake._connected(self.client_address)
+        if not self.server.fake._connected(self.client_address, self.connection):
+            _shut(self.connection)  # accepted while stop() ran: answer nothing
 
     def finish(self) -> None:
         try:

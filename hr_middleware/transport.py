@@ -27,6 +27,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from .errors import InvalidResponseError, RequestTimeoutError, TransportError
+from .forks import PerProcess
 
 if TYPE_CHECKING:
     import httpx
@@ -55,6 +56,13 @@ class Answer(NamedTuple):
             raise InvalidResponseError("answer is not JSON", status=self.status) from None
 
 
+class _Connections(NamedTuple):
+    """What a :class:`SyncTransport` owns in one process."""
+
+    session: requests.Session
+    workers: ThreadPoolExecutor
+
+
 def _no_cookies() -> CookieJar:
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
@@ -70,19 +78,25 @@ class SyncTransport:
 
     def __init__(self, *, pool_size: int = 16, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self.max_bytes = max_bytes
+        self._pool_size = pool_size
+        # A forked child must not use its parent's sockets or worker threads.
+        self._connections = PerProcess(self._connect)
+
+    def _connect(self) -> _Connections:
         session = requests.Session()
         session.cookies = _no_cookies()  # type: ignore[assignment]
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self._pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        self._session = session
         # Threads start on the first call, never at import or construction.
-        self._workers = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="hr-middleware-http")
+        workers = ThreadPoolExecutor(max_workers=self._pool_size, thread_name_prefix="hr-middleware-http")
+        return _Connections(session, workers)
 
     def post(self, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str] | None = None) -> Answer:
         """POST *body* as JSON to *url*; the caller waits at most *timeout* seconds."""
         deadline = time.monotonic() + timeout
-        future = self._workers.submit(self._exchange, url, body, deadline, timeout, headers)
+        session, workers = self._connections.get()
+        future = workers.submit(self._exchange, session, url, body, headers, deadline=deadline, timeout=timeout)
         try:
             return future.result(timeout=timeout)
         except FutureTimeout:
@@ -90,7 +104,14 @@ class SyncTransport:
             raise RequestTimeoutError(f"no answer within {timeout:g}s") from None
 
     def _exchange(
-        self, url: str, body: bytes, deadline: float, timeout: float, headers: Mapping[str, str] | None
+        self,
+        session: requests.Session,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str] | None,
+        *,
+        deadline: float,
+        timeout: float,
     ) -> Answer:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -98,7 +119,7 @@ class SyncTransport:
         try:
             # Timeout(total=...) makes the wait for the status line use what is
             # left after connecting, not a fresh budget.
-            response = self._session.post(
+            response = session.post(
                 url,
                 data=body,
                 headers={**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS,
@@ -147,8 +168,10 @@ class SyncTransport:
 
     def close(self) -> None:
         """Close the pooled connections; calls still running finish on their own."""
-        self._workers.shutdown(wait=False, cancel_futures=True)
-        self._session.close()
+        connections = self._connections.peek()
+        if connections is not None:
+            connections.workers.shutdown(wait=False, cancel_futures=True)
+            connections.session.close()
 
 
 def _reader(raw: urllib3.BaseHTTPResponse) -> Callable[[int], bytes]:
@@ -174,8 +197,8 @@ class AsyncTransport:
         self._httpx = httpx
         self.max_bytes = max_bytes
         self._pool_size = pool_size
-        self._clients: weakref.WeakKeyDictionary[object, httpx.AsyncClient] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
+        # A forked child must not use its parent's connections (nor its lock).
+        self._clients = PerProcess(_LoopClients)
         # Loading the CA bundle takes 50-90 ms: once here, not on an event loop
         # in the middle of a visitor's request.
         self._ssl = _ssl_context()
@@ -184,11 +207,14 @@ class AsyncTransport:
         # A pooled connection belongs to the loop that opened it: each loop (a
         # worker's, a test runner's, async_to_sync's) gets its own client.
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
+        clients = self._clients.get()
+        client = clients.by_loop.get(loop)
         if client is None:
             httpx = self._httpx
             client = httpx.AsyncClient(
-                cookies=httpx.Cookies(_no_cookies()),
+                # The jar itself: httpx.Cookies(jar) would be copied into a
+                # jar with the default policy, which keeps every cookie.
+                cookies=_no_cookies(),
                 follow_redirects=False,
                 verify=self._ssl,
                 limits=httpx.Limits(
@@ -196,8 +222,8 @@ class AsyncTransport:
                     max_keepalive_connections=min(self._pool_size, 20),
                 ),
             )
-            with self._lock:
-                client = self._clients.setdefault(loop, client)
+            with clients.lock:
+                client = clients.by_loop.setdefault(loop, client)
         return client
 
     async def post(self, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str] | None = None) -> Answer:
@@ -231,10 +257,23 @@ class AsyncTransport:
 
     async def aclose(self) -> None:
         """Close the pooled connections of the current loop's client."""
-        with self._lock:
-            client = self._clients.pop(asyncio.get_running_loop(), None)
+        clients = self._clients.peek()
+        if clients is None:
+            return
+        with clients.lock:
+            client = clients.by_loop.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+
+
+class _LoopClients:
+    """What an :class:`AsyncTransport` owns in one process: an ``AsyncClient`` per event loop."""
+
+    def __init__(self) -> None:
+        self.by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.lock = threading.Lock()
 
 
 def _ssl_context() -> ssl.SSLContext:

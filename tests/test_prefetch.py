@@ -184,7 +184,7 @@ def test_a_dead_refill_thread_is_replaced(make_driver: Any, fake_hello_retail: F
     dead = threading.Thread(target=lambda: None)
     dead.start()
     dead.join()
-    minter._thread = dead  # as after a fork, or a thread that died
+    minter._refiller.get().thread = dead  # a refill thread that died
 
     driver.get("/")
 

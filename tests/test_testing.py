@@ -82,3 +82,31 @@ def test_the_plugin_gives_users_a_fixture(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
 
     result.assert_outcomes(passed=1)
+
+
+def test_stop_closes_kept_alive_connections_so_hello_retail_is_really_down() -> None:
+    from hr_middleware.client import HelloRetailClient
+    from hr_middleware.errors import TransportError
+    from hr_middleware.mint import Minter
+
+    fake = FakeHelloRetail().start()
+    minter = Minter(fake.settings(timeout=2.0))
+    client = HelloRetailClient.from_settings(fake.settings(), timeout=2.0)
+    visitor = "62a0317d17698aa57d369db9"
+    try:
+        assert is_valid_id(minter.mint())
+        assert client.recommendations([{"key": "k"}], tracking_user_id=visitor)["success"] is True
+        assert len(fake.open_peers) == 2  # both kept their connection alive
+
+        fake.stop()
+
+        assert minter.mint() is None
+        with pytest.raises(TransportError):
+            client.recommendations([{"key": "k"}], tracking_user_id=visitor)
+        assert fake.mint_count == 1
+        assert len(fake.api_requests()) == 1
+        assert fake.open_peers == set()
+    finally:
+        minter.close()
+        client.close()
+        fake.stop()

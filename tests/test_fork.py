@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import secrets
@@ -32,22 +31,14 @@ TIMEOUT = 3.0
 MASTER_VISITOR = "aaaaaaaaaaaaaaaaaaaaaaaa"
 
 
-def c_fork() -> int:
-    """fork() called from C, as uWSGI forks its workers: Python's at-fork hooks do not run."""
-    return int(ctypes.PyDLL(None).fork())  # PyDLL: the GIL stays held across the call
-
-
-FORKS = [pytest.param(os.fork, id="os.fork"), pytest.param(c_fork, id="fork-from-C")]
-
-
-def in_children(fork: Callable[[], int], work: Callable[[int], Any], count: int = 2) -> list[Any]:
+def in_children(work: Callable[[int], Any], count: int = 2) -> list[Any]:
     """Fork *count* children at once; child *i* runs ``work(i)`` and sends back its JSON result."""
     children = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: "multi-threaded, use of fork()..."
         for index in range(count):
             read, write = os.pipe()
-            pid = fork()
+            pid = os.fork()
             if pid == 0:  # pragma: no cover - the child
                 os.close(read)
                 try:
@@ -78,10 +69,7 @@ def fill(minter: PrefetchingMinter) -> set[str]:
     return {tracking_user_id for tracking_user_id, _ in minter.pool._ids}
 
 
-@pytest.mark.parametrize("fork", FORKS)
-def test_forked_children_never_hand_out_the_parents_prefetched_ids(
-    fake_hello_retail: FakeHelloRetail, fork: Callable[[], int]
-) -> None:
+def test_forked_children_never_hand_out_the_parents_prefetched_ids(fake_hello_retail: FakeHelloRetail) -> None:
     minter = make_minter(fake_hello_retail.settings(prefetch=3, timeout=TIMEOUT))
     assert isinstance(minter, PrefetchingMinter)
     first = minter.mint()  # starts the refill thread
@@ -95,7 +83,7 @@ def test_forked_children_never_hand_out_the_parents_prefetched_ids(
         return {"ids": [one, minter.mint()], "first_call": waited}
 
     try:
-        children = in_children(fork, child)
+        children = in_children(child)
         from_children = [i for run in children for i in run["ids"]]
         parent_next = minter.mint()
     finally:
@@ -109,10 +97,7 @@ def test_forked_children_never_hand_out_the_parents_prefetched_ids(
     assert all(run["first_call"] < TIMEOUT / 3 for run in children), children
 
 
-@pytest.mark.parametrize("fork", FORKS)
-def test_forked_children_never_share_the_clients_kept_alive_connection(
-    fake_hello_retail: FakeHelloRetail, fork: Callable[[], int]
-) -> None:
+def test_forked_children_never_share_the_clients_kept_alive_connection(fake_hello_retail: FakeHelloRetail) -> None:
     client = HelloRetailClient.from_settings(fake_hello_retail.settings(), timeout=TIMEOUT)
     parent_visitor, *visitors = (secrets.token_hex(12) for _ in range(3))
     client.recommendations([{"key": "k"}], tracking_user_id=parent_visitor)  # a connection kept alive
@@ -129,7 +114,7 @@ def test_forked_children_never_share_the_clients_kept_alive_connection(
         return {"wrong": wrong, "first_call": first_call}
 
     try:
-        children = in_children(fork, child)
+        children = in_children(child)
     finally:
         client.close()
 

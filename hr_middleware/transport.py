@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import ssl
 import threading
 import time
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import requests
 import urllib3
+import urllib3.connection
 from requests.adapters import HTTPAdapter
 
 from .errors import InvalidResponseError, RequestTimeoutError, TransportError
@@ -67,13 +70,137 @@ def _no_cookies() -> CookieJar:
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
+class _Call:
+    """One blocking exchange: its deadline and the sockets it uses, so that the caller can cut them off."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self._lock = threading.Lock()
+        # Duplicates of the exchange's sockets: a TLS socket's own descriptor
+        # changes hands during the handshake, a duplicate stays valid throughout.
+        self._sockets: list[socket.socket] = []
+        self._over = False
+        self._cut = False
+
+    def watch(self, sock: socket.socket) -> None:
+        """The exchange uses *sock* (new, or kept alive since an earlier call)."""
+        try:
+            duplicate = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+        except OSError:  # already closed: nothing left to cut
+            return
+        with self._lock:
+            if not self._over:
+                self._sockets.append(duplicate)
+                return
+        if self._cut:  # cut while it was being opened
+            _shut_down(duplicate)
+        duplicate.close()
+
+    def cut(self) -> None:
+        """The deadline passed: end every read of the exchange now."""
+        with self._lock:
+            self._cut = self._over = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shut_down(sock)
+            sock.close()
+
+    def end(self) -> None:
+        """The exchange is over: forget its sockets (a kept-alive one stays open)."""
+        with self._lock:
+            self._over = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()
+
+    def failure(self, exc: BaseException) -> TransportError:
+        """What a transport error means: a timeout when it came from :meth:`cut`."""
+        if self._cut:
+            return RequestTimeoutError(f"no answer within {self.timeout:g}s")
+        return TransportError(_describe(exc))
+
+
+def _shut_down(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # the peer or our side closed it already
+        pass
+
+
+class _ThreadCall(threading.local):
+    call: _Call | None = None
+
+
+#: The exchange the current worker thread runs, for the connections it uses.
+_current = _ThreadCall()
+
+
+def _watch(sock: socket.socket) -> socket.socket:
+    call = _current.call
+    if call is not None:
+        call.watch(sock)
+    return sock
+
+
+class _HTTPConnection(urllib3.connection.HTTPConnection):
+    """Reports each socket it opens or reuses to the exchange of its thread."""
+
+    def _new_conn(self) -> socket.socket:
+        return _watch(super()._new_conn())
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if self.sock is not None:  # kept alive since an earlier exchange
+            _watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    """Reports each socket it opens or reuses to the exchange of its thread."""
+
+    def _new_conn(self) -> socket.socket:
+        return _watch(super()._new_conn())
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if self.sock is not None:
+            _watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOL_CLASSES: dict[str, type[urllib3.HTTPConnectionPool]] = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter with connections whose sockets the caller can cut off."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOL_CLASSES
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.ProxyManager:
+        manager: urllib3.ProxyManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS brings its own connections
+            manager.pool_classes_by_scheme = _POOL_CLASSES
+        return manager
+
+
 class SyncTransport:
     """Blocking POSTs with requests: a pooled ``Session``, safe to share between threads.
 
     The exchange runs on a small pool of worker threads while the caller waits
     at most *timeout*: nothing (a resolver that hangs, a server dripping its
-    headers) can hold the request thread longer. The workers bound their own
-    socket reads by the same deadline, so they free themselves soon after.
+    headers) can hold the request thread longer. At the deadline the caller
+    shuts the exchange's sockets down, so a worker is freed then too, whatever
+    phase it was in (TLS handshake, status line, headers, body); only a hanging
+    DNS resolver holds it longer.
     """
 
     def __init__(self, *, pool_size: int = 16, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
@@ -85,7 +212,7 @@ class SyncTransport:
     def _connect(self) -> _Connections:
         session = requests.Session()
         session.cookies = _no_cookies()  # type: ignore[assignment]
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self._pool_size, max_retries=0)
+        adapter = _Adapter(pool_connections=2, pool_maxsize=self._pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         # Threads start on the first call, never at import or construction.
@@ -94,50 +221,52 @@ class SyncTransport:
 
     def post(self, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str] | None = None) -> Answer:
         """POST *body* as JSON to *url*; the caller waits at most *timeout* seconds."""
-        deadline = time.monotonic() + timeout
+        call = _Call(timeout)
         session, workers = self._connections.get()
-        future = workers.submit(self._exchange, session, url, body, headers, deadline=deadline, timeout=timeout)
+        future = workers.submit(self._exchange, session, url, body, headers, call)
         try:
             return future.result(timeout=timeout)
         except FutureTimeout:
             future.cancel()
+            # A socket read times out only when no byte comes for that long: a
+            # server dripping its headers would hold the worker for as long as
+            # it likes. Shutting the sockets down ends the read at once.
+            call.cut()
             raise RequestTimeoutError(f"no answer within {timeout:g}s") from None
 
     def _exchange(
-        self,
-        session: requests.Session,
-        url: str,
-        body: bytes,
-        headers: Mapping[str, str] | None,
-        *,
-        deadline: float,
-        timeout: float,
+        self, session: requests.Session, url: str, body: bytes, headers: Mapping[str, str] | None, call: _Call
     ) -> Answer:
-        remaining = deadline - time.monotonic()
+        remaining = call.deadline - time.monotonic()
         if remaining <= 0:
-            raise RequestTimeoutError(f"no answer within {timeout:g}s")
+            raise RequestTimeoutError(f"no answer within {call.timeout:g}s")
+        _current.call = call  # the connections this thread opens or reuses report their socket to it
         try:
-            # Timeout(total=...) makes the wait for the status line use what is
-            # left after connecting, not a fresh budget.
-            response = session.post(
-                url,
-                data=body,
-                headers={**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS,
-                timeout=urllib3.Timeout(total=remaining),  # type: ignore[arg-type]
-                stream=True,
-                allow_redirects=False,
-            )
-        except requests.Timeout as exc:
-            raise RequestTimeoutError(f"no answer within {timeout:g}s") from exc
-        except requests.RequestException as exc:
-            raise TransportError(_describe(exc)) from exc
-        try:
-            content = self._read_body(response.raw, deadline, timeout)
+            try:
+                # Timeout(total=...) makes the wait for the status line use what is
+                # left after connecting, not a fresh budget.
+                response = session.post(
+                    url,
+                    data=body,
+                    headers={**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS,
+                    timeout=urllib3.Timeout(total=remaining),  # type: ignore[arg-type]
+                    stream=True,
+                    allow_redirects=False,
+                )
+            except requests.Timeout as exc:
+                raise RequestTimeoutError(f"no answer within {call.timeout:g}s") from exc
+            except requests.RequestException as exc:
+                raise call.failure(exc) from exc
+            try:
+                content = self._read_body(response.raw, call)
+            finally:
+                response.close()
+            return Answer(response.status_code, response.headers.get("Content-Type", ""), content)
         finally:
-            response.close()
-        return Answer(response.status_code, response.headers.get("Content-Type", ""), content)
+            _current.call = None
+            call.end()
 
-    def _read_body(self, raw: urllib3.BaseHTTPResponse, deadline: float, timeout: float) -> bytes:
+    def _read_body(self, raw: urllib3.BaseHTTPResponse, call: _Call) -> bytes:
         # Every socket read gets only the time left, so a body dripped one byte
         # at a time still ends at the deadline.
         sock = getattr(getattr(raw, "connection", None), "sock", None)
@@ -146,9 +275,9 @@ class SyncTransport:
         size = 0
         try:
             while True:
-                remaining = deadline - time.monotonic()
+                remaining = call.deadline - time.monotonic()
                 if remaining <= 0:
-                    raise RequestTimeoutError(f"answer not read within {timeout:g}s")
+                    raise RequestTimeoutError(f"answer not read within {call.timeout:g}s")
                 if sock is not None:
                     sock.settimeout(remaining)
                 chunk = read1(65536)
@@ -162,9 +291,9 @@ class SyncTransport:
                     raise InvalidResponseError(f"answer larger than {self.max_bytes} bytes")
                 chunks.append(chunk)
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
-            raise RequestTimeoutError(f"answer not read within {timeout:g}s") from exc
+            raise RequestTimeoutError(f"answer not read within {call.timeout:g}s") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransportError(_describe(exc)) from exc
+            raise call.failure(exc) from exc
 
     def close(self) -> None:
         """Close the pooled connections; calls still running finish on their own."""
@@ -231,21 +360,37 @@ class AsyncTransport:
         httpx = self._httpx
         client = self._client_for_loop()
         sent = {**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS
+        opened: list[Any] = []
+
+        async def trace(event: str, info: Mapping[str, Any]) -> None:
+            if event == "connection.connect_tcp.complete":
+                opened.append(info["return_value"])
+
+        request = client.build_request(
+            "POST", url, content=body, headers=sent, timeout=timeout, extensions={"trace": trace}
+        )
         try:
             # wait_for bounds the whole exchange; httpx's own timeout bounds
             # each phase and is only the second line of defence.
-            return await asyncio.wait_for(self._exchange(client, url, body, sent, timeout), timeout)
-        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+            return await asyncio.wait_for(self._exchange(client, request), timeout)
+        except asyncio.TimeoutError as exc:
+            # httpcore closes a connection cancelled while it is in use, but
+            # not one cancelled during its TLS handshake: hang that up here.
+            for stream in opened:
+                sock = stream.get_extra_info("socket")
+                if sock is not None:
+                    _shut_down(sock)
+            raise RequestTimeoutError(f"no answer within {timeout:g}s") from exc
+        except httpx.TimeoutException as exc:
             raise RequestTimeoutError(f"no answer within {timeout:g}s") from exc
         except httpx.HTTPError as exc:
             raise TransportError(_describe(exc)) from exc
         except OSError as exc:  # pragma: no cover - httpx maps these; defensive
             raise TransportError(_describe(exc)) from exc
 
-    async def _exchange(
-        self, client: httpx.AsyncClient, url: str, body: bytes, headers: Mapping[str, str], timeout: float
-    ) -> Answer:
-        async with client.stream("POST", url, content=body, headers=headers, timeout=timeout) as response:
+    async def _exchange(self, client: httpx.AsyncClient, request: httpx.Request) -> Answer:
+        response = await client.send(request, stream=True)
+        try:
             chunks: list[bytes] = []
             size = 0
             async for chunk in response.aiter_bytes():
@@ -254,6 +399,8 @@ class AsyncTransport:
                     raise InvalidResponseError(f"answer larger than {self.max_bytes} bytes")
                 chunks.append(chunk)
             return Answer(response.status_code, response.headers.get("content-type", ""), b"".join(chunks))
+        finally:
+            await response.aclose()
 
     async def aclose(self) -> None:
         """Close the pooled connections of the current loop's client."""

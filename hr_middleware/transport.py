@@ -1,16 +1,19 @@
 """HTTP to Hello Retail: a sync transport (requests) and an async one (httpx).
 
 Both POST a JSON body over a pooled keep-alive connection set (one per
-transport instance), hold a *total* time budget per call (connect, send, wait
-and read together, even when the server drips the body), cap the size of the
-answer they read, and report every failure as a :mod:`hr_middleware.errors`
-exception. They keep no cookies: an answer's Set-Cookie must never be replayed
-for another visitor.
+transport instance, and per process: see :mod:`hr_middleware.forks`), hold a
+*total* time budget per call (connect, TLS handshake, status line, headers and
+body together, even when the server drips them), ask only for gzip or deflate
+and inflate it in bounded steps with the size cap applied to the decoded
+answer, and report every failure as a :mod:`hr_middleware.errors` exception.
+They keep no cookies: an answer's Set-Cookie must never be replayed for
+another visitor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -18,7 +21,8 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -41,7 +45,12 @@ __all__ = ["MAX_RESPONSE_BYTES", "Answer", "AsyncTransport", "SyncTransport"]
 #: page of search results with many fields is a few hundred KiB).
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
-_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+#: Only the content codings both transports decode themselves, in bounded steps.
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
+
+#: At most this much is inflated at once: a compressed answer never takes more
+#: than the size cap plus one step of memory, nor one long stretch of CPU.
+_STEP = 64 * 1024
 
 
 class Answer(NamedTuple):
@@ -64,6 +73,60 @@ class _Connections(NamedTuple):
 
     session: requests.Session
     workers: ThreadPoolExecutor
+
+
+class _Decoder:
+    """An answer's body, decoded from its content coding in bounded steps; the size cap counts decoded bytes."""
+
+    def __init__(self, coding: str, max_bytes: int) -> None:
+        coding = coding.strip().lower()
+        self._inflate: zlib._Decompress | None
+        if coding in ("", "identity"):
+            self._inflate = None
+        elif coding in ("gzip", "x-gzip", "deflate"):
+            # 32 + MAX_WBITS reads a gzip or a zlib header, whichever comes.
+            self._inflate = zlib.decompressobj(32 + zlib.MAX_WBITS)
+        else:  # br, zstd, a list of codings: none of them asked for
+            raise InvalidResponseError("answer has a Content-Encoding that was not asked for")
+        self.max_bytes = max_bytes
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._read = 0
+
+    def steps(self, data: bytes) -> Iterator[None]:
+        """Decode *data*, one step of at most ``_STEP`` bytes per iteration.
+
+        An async caller yields to its event loop between steps.
+        """
+        self._read += len(data)
+        if self._inflate is None:
+            self._keep(data)
+            return
+        if self._read > self.max_bytes:
+            raise InvalidResponseError(f"answer larger than {self.max_bytes} bytes")
+        pending = data
+        while not self._inflate.eof:
+            try:
+                decoded = self._inflate.decompress(pending, _STEP)
+            except zlib.error:
+                raise InvalidResponseError("compressed answer is corrupt") from None
+            self._keep(decoded)
+            pending = self._inflate.unconsumed_tail
+            if not pending and len(decoded) < _STEP:
+                return  # all of data is decoded
+            yield
+
+    def _keep(self, decoded: bytes) -> None:
+        self._size += len(decoded)
+        if self._size > self.max_bytes:
+            raise InvalidResponseError(f"answer larger than {self.max_bytes} bytes")
+        self._chunks.append(decoded)
+
+    def body(self) -> bytes:
+        """The decoded body, once every byte was given to :meth:`steps`."""
+        if self._inflate is not None and self._read and not self._inflate.eof:
+            raise InvalidResponseError("compressed answer is cut short")
+        return b"".join(self._chunks)
 
 
 def _no_cookies() -> CookieJar:
@@ -267,12 +330,11 @@ class SyncTransport:
             call.end()
 
     def _read_body(self, raw: urllib3.BaseHTTPResponse, call: _Call) -> bytes:
-        # Every socket read gets only the time left, so a body dripped one byte
-        # at a time still ends at the deadline.
+        decoder = _Decoder(raw.headers.get("Content-Encoding", ""), self.max_bytes)
+        # Every socket read gets only the time left (and the caller cuts the
+        # socket at the deadline), so a dripped body still ends in time.
         sock = getattr(getattr(raw, "connection", None), "sock", None)
         read1 = _reader(raw)
-        chunks: list[bytes] = []
-        size = 0
         try:
             while True:
                 remaining = call.deadline - time.monotonic()
@@ -285,11 +347,9 @@ class SyncTransport:
                     # Back to the pool for keep-alive (urllib3 2 does it by itself;
                     # the fallback reader of older ones bypasses its bookkeeping).
                     raw.release_conn()
-                    return b"".join(chunks)
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise InvalidResponseError(f"answer larger than {self.max_bytes} bytes")
-                chunks.append(chunk)
+                    return decoder.body()
+                for _ in decoder.steps(chunk):
+                    pass
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
             raise RequestTimeoutError(f"answer not read within {call.timeout:g}s") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -304,17 +364,15 @@ class SyncTransport:
 
 
 def _reader(raw: urllib3.BaseHTTPResponse) -> Callable[[int], bytes]:
-    """A function reading what one socket read brings (at most n bytes), decoded."""
-    read1 = getattr(raw, "read1", None)
-    if read1 is not None:
-        return read1  # type: ignore[no-any-return]
-    # urllib3 < 2.2 has no read1(). Without content coding, http.client's own
-    # read1() keeps the per-read deadline; with it, fall back to read(n), whose
-    # reads are each bounded by the socket timeout but not in total.
+    """A function reading what one socket read brings (at most n bytes), still encoded."""
+    if hasattr(raw, "read1"):
+        return functools.partial(raw.read1, decode_content=False)
+    # urllib3 < 2.2 has no read1(); http.client's own keeps the per-read
+    # deadline. Failing that, read(n), bounded per read by the socket timeout.
     fp = getattr(raw, "_fp", None)
-    if fp is not None and not raw.headers.get("Content-Encoding") and hasattr(fp, "read1"):
+    if fp is not None and hasattr(fp, "read1"):
         return fp.read1  # type: ignore[no-any-return]
-    return raw.read
+    return functools.partial(raw.read, decode_content=False)
 
 
 class AsyncTransport:
@@ -391,14 +449,12 @@ class AsyncTransport:
     async def _exchange(self, client: httpx.AsyncClient, request: httpx.Request) -> Answer:
         response = await client.send(request, stream=True)
         try:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise InvalidResponseError(f"answer larger than {self.max_bytes} bytes")
-                chunks.append(chunk)
-            return Answer(response.status_code, response.headers.get("content-type", ""), b"".join(chunks))
+            decoder = _Decoder(response.headers.get("content-encoding", ""), self.max_bytes)
+            # Raw bytes: httpx would inflate each chunk whole, on the loop, before any cap.
+            async for chunk in response.aiter_raw():
+                for _ in decoder.steps(chunk):
+                    await asyncio.sleep(0)  # let the loop run between steps
+            return Answer(response.status_code, response.headers.get("content-type", ""), decoder.body())
         finally:
             await response.aclose()
 

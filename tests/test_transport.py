@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import time
+import tracemalloc
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,9 +15,10 @@ import anyio
 import pytest
 
 from hr_middleware import is_valid_id
-from hr_middleware.errors import RequestTimeoutError
+from hr_middleware.client import AsyncHelloRetailClient, HelloRetailClient
+from hr_middleware.errors import InvalidResponseError, RequestTimeoutError
 from hr_middleware.mint import AsyncMinter, Minter
-from hr_middleware.testing import FakeHelloRetail, Mode
+from hr_middleware.testing import DEFAULT_WEBSITE_UUID, FakeHelloRetail, Mode, fake_products
 from hr_middleware.transport import Answer, AsyncTransport, SyncTransport
 
 from .hostile import answering, dripping, url_of
@@ -135,3 +140,101 @@ def test_every_read_phase_ends_at_the_deadline_and_hangs_up(
         # dripping: the thread (or task) reading it is free again.
         assert server.client_gone.wait(3.0)
     assert elapsed < 3 * 0.3
+
+
+# -- compressed answers -------------------------------------------------------------------------
+
+JSON = ("Content-Type", "application/json")
+
+
+@pytest.fixture(scope="module")
+def gzip_bomb() -> bytes:
+    """128 MiB of zeros, gzipped: about 130 KB on the wire."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1 << 20)
+    return b"".join([*(packer.compress(zeros) for _ in range(128)), packer.flush()])
+
+
+def test_a_gzip_bomb_is_refused_within_the_cap(post: Callable[..., list[Answer]], gzip_bomb: bytes) -> None:
+    with answering(gzip_bomb, [JSON, ("Content-Encoding", "gzip")]) as server:
+        tracemalloc.start()
+        try:
+            with pytest.raises(InvalidResponseError, match="answer larger than"):
+                post(url_of(server), timeout=5.0)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+
+    # At most the 4 MiB cap and one step are inflated, not the 128 MiB.
+    assert peak < 16 * 1024 * 1024, peak
+
+
+def test_ten_gzip_bombs_at_once_keep_the_async_time_budget(gzip_bomb: bytes) -> None:
+    transport = AsyncTransport()
+    outcomes: list[BaseException] = []
+
+    async def one(url: str) -> None:
+        try:
+            await transport.post(url, b"{}", timeout=0.5)
+        except Exception as exc:
+            outcomes.append(exc)
+
+    async def go(url: str) -> float:
+        started = time.monotonic()
+        async with anyio.create_task_group() as tasks:
+            for _ in range(10):
+                tasks.start_soon(one, url)
+        elapsed = time.monotonic() - started
+        await transport.aclose()
+        return elapsed
+
+    with answering(gzip_bomb, [JSON, ("Content-Encoding", "gzip")]) as server:
+        elapsed = anyio.run(go, url_of(server))
+
+    assert [type(exc) for exc in outcomes] == [InvalidResponseError] * 10  # refused, not timed out
+    assert elapsed < 3 * 0.5
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_compressed_search_answer_is_read(flavour: str, coding: str) -> None:
+    visitor = "62a0317d17698aa57d369db9"
+    document = {"success": True, "products": {"start": 0, "count": 10, "total": 100}}
+    document["products"]["results"] = fake_products(visitor, "search:k:shoes", 0, 10)  # type: ignore[index]
+    packed = (
+        gzip.compress(json.dumps(document).encode())
+        if coding == "gzip"
+        else zlib.compress(json.dumps(document).encode())
+    )
+
+    with answering(packed, [JSON, ("Content-Encoding", coding)]) as server:
+        api_url = url_of(server, "")
+        if flavour == "sync":
+            with HelloRetailClient(website_uuid=DEFAULT_WEBSITE_UUID, api_url=api_url) as client:
+                answer = client.search("k", "shoes", tracking_user_id=visitor)
+        else:
+
+            async def go() -> Any:
+                async with AsyncHelloRetailClient(website_uuid=DEFAULT_WEBSITE_UUID, api_url=api_url) as client:
+                    return await client.search("k", "shoes", tracking_user_id=visitor)
+
+            answer = anyio.run(go)
+
+    assert answer == document
+    (sent,) = server.seen
+    assert sent["accept-encoding"] == "gzip, deflate"  # only what both transports decode
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "compress", "gzip, br"])
+def test_a_content_coding_not_asked_for_is_refused(post: Callable[..., list[Answer]], coding: str) -> None:
+    with answering(b"\x1b\x00\xff garbage", [JSON, ("Content-Encoding", coding)]) as server:
+        with pytest.raises(InvalidResponseError, match="Content-Encoding"):
+            post(url_of(server))
+
+
+def test_a_truncated_or_corrupt_gzip_answer_is_refused(post: Callable[..., list[Answer]]) -> None:
+    packed = gzip.compress(json.dumps({"success": True, "products": []}).encode())
+    for body in (packed[: len(packed) // 2], packed[:10] + b"\xff" * 20):
+        with answering(body, [JSON, ("Content-Encoding", "gzip")]) as server:
+            with pytest.raises(InvalidResponseError):
+                post(url_of(server))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import json
 import os
 import socket
@@ -386,9 +387,11 @@ class AsyncTransport:
         self._pool_size = pool_size
         # A forked child must not use its parent's connections (nor its lock).
         self._clients = PerProcess(_LoopClients)
-        # Loading the CA bundle takes 50-90 ms: once here, not on an event loop
-        # in the middle of a visitor's request.
+        # Loading the CA bundle takes 50-90 ms, and httpx imports its
+        # connection machinery on the first request (70-90 ms): both once here,
+        # at start-up, not on an event loop in the middle of a visitor's request.
         self._ssl = _ssl_context()
+        _import_first_request_modules()
 
     def _client_for_loop(self) -> httpx.AsyncClient:
         # A pooled connection belongs to the loop that opened it: each loop (a
@@ -477,6 +480,26 @@ class _LoopClients:
             weakref.WeakKeyDictionary()
         )
         self.lock = threading.Lock()
+
+
+#: What httpx imports lazily on its first request on an asyncio loop.
+_FIRST_REQUEST_MODULES = (
+    "httpcore",
+    "httpcore._backends.auto",
+    "httpcore._backends.anyio",
+    "httpcore._async.http11",
+    "anyio._backends._asyncio",
+    "anyio.streams.tls",
+    "h11",
+)
+
+
+def _import_first_request_modules() -> None:
+    for name in _FIRST_REQUEST_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # another httpx/httpcore layout: it imports what it needs later
+            pass
 
 
 def _ssl_context() -> ssl.SSLContext:

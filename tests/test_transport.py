@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 import time
 import tracemalloc
 import zlib
@@ -13,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+import requests
 
 from hr_middleware import is_valid_id
 from hr_middleware.client import AsyncHelloRetailClient, HelloRetailClient
@@ -21,7 +23,9 @@ from hr_middleware.mint import AsyncMinter, Minter
 from hr_middleware.testing import DEFAULT_WEBSITE_UUID, FakeHelloRetail, Mode, fake_products
 from hr_middleware.transport import Answer, AsyncTransport, SyncTransport
 
+from .drivers import PAGE
 from .hostile import answering, dripping, url_of
+from .servers import free_port, running
 
 BODY = b'{"success": true}'
 
@@ -227,14 +231,33 @@ def test_a_compressed_search_answer_is_read(flavour: str, coding: str) -> None:
 
 @pytest.mark.parametrize("coding", ["br", "zstd", "compress", "gzip, br"])
 def test_a_content_coding_not_asked_for_is_refused(post: Callable[..., list[Answer]], coding: str) -> None:
-    with answering(b"\x1b\x00\xff garbage", [JSON, ("Content-Encoding", coding)]) as server:
-        with pytest.raises(InvalidResponseError, match="Content-Encoding"):
-            post(url_of(server))
+    with (
+        answering(b"\x1b\x00\xff garbage", [JSON, ("Content-Encoding", coding)]) as server,
+        pytest.raises(InvalidResponseError, match="Content-Encoding"),
+    ):
+        post(url_of(server))
 
 
 def test_a_truncated_or_corrupt_gzip_answer_is_refused(post: Callable[..., list[Answer]]) -> None:
     packed = gzip.compress(json.dumps({"success": True, "products": []}).encode())
     for body in (packed[: len(packed) // 2], packed[:10] + b"\xff" * 20):
-        with answering(body, [JSON, ("Content-Encoding", "gzip")]) as server:
-            with pytest.raises(InvalidResponseError):
-                post(url_of(server))
+        with answering(body, [JSON, ("Content-Encoding", "gzip")]) as server, pytest.raises(InvalidResponseError):
+            post(url_of(server))
+
+
+# -- the first mint on an event loop --------------------------------------------------------------
+
+
+def test_the_first_mint_under_uvicorn_does_not_stall_the_event_loop(fake_hello_retail: FakeHelloRetail) -> None:
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--loop", "asyncio"]
+    argv += ["--http", "h11", "--lifespan", "on", "--log-level", "warning", "tests.stall_app:app"]
+    env = {"STALL_API_URL": fake_hello_retail.url, "STALL_WEBSITE_UUID": fake_hello_retail.website_uuid}
+
+    with running(argv, port=port, env=env, ready_path="/stalls") as url:
+        requests.get(url + "/stalls", timeout=5)  # forget the start-up's steps
+        page = requests.get(url + "/", headers=PAGE, timeout=5)
+        stalls = requests.get(url + "/stalls", timeout=5).json()
+
+    assert page.cookies["helloRetailTrackingUserId"] == fake_hello_retail.minted[0]  # it did mint
+    assert stalls == []  # no step of the loop took longer than stall_app.SLOW

@@ -1,22 +1,29 @@
 """HTTP to Hello Retail: a sync transport (requests) and an async one (httpx).
 
 Both POST a JSON body over a pooled keep-alive connection set (one per
-transport instance), hold a *total* time budget per call (connect, send, wait
-and read together, even when the server drips the body), cap the size of the
-answer they read, and report every failure as a :mod:`hr_middleware.errors`
-exception. They keep no cookies: an answer's Set-Cookie must never be replayed
-for another visitor.
+transport instance, and per process: see :mod:`hr_middleware.forks`), hold a
+*total* time budget per call (connect, TLS handshake, status line, headers and
+body together, even when the server drips them), ask only for gzip or deflate
+and inflate it in bounded steps with the size cap applied to the decoded
+answer, and report every failure as a :mod:`hr_middleware.errors` exception.
+They keep no cookies: an answer's Set-Cookie must never be replayed for
+another visitor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib
 import json
+import os
+import socket
 import ssl
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -24,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import requests
 import urllib3
+import urllib3.connection
 from requests.adapters import HTTPAdapter
 
 from .errors import InvalidResponseError, RequestTimeoutError, TransportError
@@ -38,7 +46,12 @@ __all__ = ["MAX_RESPONSE_BYTES", "Answer", "AsyncTransport", "SyncTransport"]
 #: page of search results with many fields is a few hundred KiB).
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
-_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+#: Only the content codings both transports decode themselves, in bounded steps.
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
+
+#: At most this much is inflated at once: a compressed answer never takes more
+#: than the size cap plus one step of memory, nor one long stretch of CPU.
+_STEP = 64 * 1024
 
 
 class Answer(NamedTuple):
@@ -63,8 +76,184 @@ class _Connections(NamedTuple):
     workers: ThreadPoolExecutor
 
 
+class _Decoder:
+    """An answer's body, decoded from its content coding in bounded steps; the size cap counts decoded bytes."""
+
+    def __init__(self, coding: str, max_bytes: int) -> None:
+        coding = coding.strip().lower()
+        self._inflate: zlib._Decompress | None
+        if coding in ("", "identity"):
+            self._inflate = None
+        elif coding in ("gzip", "x-gzip", "deflate"):
+            # 32 + MAX_WBITS reads a gzip or a zlib header, whichever comes.
+            self._inflate = zlib.decompressobj(32 + zlib.MAX_WBITS)
+        else:  # br, zstd, a list of codings: none of them asked for
+            raise InvalidResponseError("answer has a Content-Encoding that was not asked for")
+        self.max_bytes = max_bytes
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._read = 0
+
+    def steps(self, data: bytes) -> Iterator[None]:
+        """Decode *data*, one step of at most ``_STEP`` bytes per iteration.
+
+        An async caller yields to its event loop between steps.
+        """
+        self._read += len(data)
+        if self._inflate is None:
+            self._keep(data)
+            return
+        if self._read > self.max_bytes:
+            raise InvalidResponseError(f"answer larger than {self.max_bytes} bytes")
+        pending = data
+        while not self._inflate.eof:
+            try:
+                decoded = self._inflate.decompress(pending, _STEP)
+            except zlib.error:
+                raise InvalidResponseError("compressed answer is corrupt") from None
+            self._keep(decoded)
+            pending = self._inflate.unconsumed_tail
+            if not pending and len(decoded) < _STEP:
+                return  # all of data is decoded
+            yield
+
+    def _keep(self, decoded: bytes) -> None:
+        self._size += len(decoded)
+        if self._size > self.max_bytes:
+            raise InvalidResponseError(f"answer larger than {self.max_bytes} bytes")
+        self._chunks.append(decoded)
+
+    def body(self) -> bytes:
+        """The decoded body, once every byte was given to :meth:`steps`."""
+        if self._inflate is not None and self._read and not self._inflate.eof:
+            raise InvalidResponseError("compressed answer is cut short")
+        return b"".join(self._chunks)
+
+
 def _no_cookies() -> CookieJar:
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+class _Call:
+    """One blocking exchange: its deadline and the sockets it uses, so that the caller can cut them off."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self._lock = threading.Lock()
+        # Duplicates of the exchange's sockets: a TLS socket's own descriptor
+        # changes hands during the handshake, a duplicate stays valid throughout.
+        self._sockets: list[socket.socket] = []
+        self._over = False
+        self._cut = False
+
+    def watch(self, sock: socket.socket) -> None:
+        """The exchange uses *sock* (new, or kept alive since an earlier call)."""
+        try:
+            duplicate = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+        except OSError:  # already closed: nothing left to cut
+            return
+        with self._lock:
+            if not self._over:
+                self._sockets.append(duplicate)
+                return
+        if self._cut:  # cut while it was being opened
+            _shut_down(duplicate)
+        duplicate.close()
+
+    def cut(self) -> None:
+        """The deadline passed: end every read of the exchange now."""
+        with self._lock:
+            self._cut = self._over = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shut_down(sock)
+            sock.close()
+
+    def end(self) -> None:
+        """The exchange is over: forget its sockets (a kept-alive one stays open)."""
+        with self._lock:
+            self._over = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()
+
+    def failure(self, exc: BaseException) -> TransportError:
+        """What a transport error means: a timeout when it came from :meth:`cut`."""
+        if self._cut:
+            return RequestTimeoutError(f"no answer within {self.timeout:g}s")
+        return TransportError(_describe(exc))
+
+
+def _shut_down(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # the peer or our side closed it already
+        pass
+
+
+class _ThreadCall(threading.local):
+    call: _Call | None = None
+
+
+#: The exchange the current worker thread runs, for the connections it uses.
+_current = _ThreadCall()
+
+
+def _watch(sock: socket.socket) -> socket.socket:
+    call = _current.call
+    if call is not None:
+        call.watch(sock)
+    return sock
+
+
+class _HTTPConnection(urllib3.connection.HTTPConnection):
+    """Reports each socket it opens or reuses to the exchange of its thread."""
+
+    def _new_conn(self) -> socket.socket:
+        return _watch(super()._new_conn())
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if self.sock is not None:  # kept alive since an earlier exchange
+            _watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    """Reports each socket it opens or reuses to the exchange of its thread."""
+
+    def _new_conn(self) -> socket.socket:
+        return _watch(super()._new_conn())
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if self.sock is not None:
+            _watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOL_CLASSES: dict[str, type[urllib3.HTTPConnectionPool]] = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter with connections whose sockets the caller can cut off."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOL_CLASSES
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> urllib3.ProxyManager:
+        manager: urllib3.ProxyManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS brings its own connections
+            manager.pool_classes_by_scheme = _POOL_CLASSES
+        return manager
 
 
 class SyncTransport:
@@ -72,8 +261,10 @@ class SyncTransport:
 
     The exchange runs on a small pool of worker threads while the caller waits
     at most *timeout*: nothing (a resolver that hangs, a server dripping its
-    headers) can hold the request thread longer. The workers bound their own
-    socket reads by the same deadline, so they free themselves soon after.
+    headers) can hold the request thread longer. At the deadline the caller
+    shuts the exchange's sockets down, so a worker is freed then too, whatever
+    phase it was in (TLS handshake, status line, headers, body); only a hanging
+    DNS resolver holds it longer.
     """
 
     def __init__(self, *, pool_size: int = 16, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
@@ -85,7 +276,7 @@ class SyncTransport:
     def _connect(self) -> _Connections:
         session = requests.Session()
         session.cookies = _no_cookies()  # type: ignore[assignment]
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self._pool_size, max_retries=0)
+        adapter = _Adapter(pool_connections=2, pool_maxsize=self._pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         # Threads start on the first call, never at import or construction.
@@ -94,61 +285,62 @@ class SyncTransport:
 
     def post(self, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str] | None = None) -> Answer:
         """POST *body* as JSON to *url*; the caller waits at most *timeout* seconds."""
-        deadline = time.monotonic() + timeout
+        call = _Call(timeout)
         session, workers = self._connections.get()
-        future = workers.submit(self._exchange, session, url, body, headers, deadline=deadline, timeout=timeout)
+        future = workers.submit(self._exchange, session, url, body, headers, call)
         try:
             return future.result(timeout=timeout)
         except FutureTimeout:
             future.cancel()
+            # A socket read times out only when no byte comes for that long: a
+            # server dripping its headers would hold the worker for as long as
+            # it likes. Shutting the sockets down ends the read at once.
+            call.cut()
             raise RequestTimeoutError(f"no answer within {timeout:g}s") from None
 
     def _exchange(
-        self,
-        session: requests.Session,
-        url: str,
-        body: bytes,
-        headers: Mapping[str, str] | None,
-        *,
-        deadline: float,
-        timeout: float,
+        self, session: requests.Session, url: str, body: bytes, headers: Mapping[str, str] | None, call: _Call
     ) -> Answer:
-        remaining = deadline - time.monotonic()
+        remaining = call.deadline - time.monotonic()
         if remaining <= 0:
-            raise RequestTimeoutError(f"no answer within {timeout:g}s")
+            raise RequestTimeoutError(f"no answer within {call.timeout:g}s")
+        _current.call = call  # the connections this thread opens or reuses report their socket to it
         try:
-            # Timeout(total=...) makes the wait for the status line use what is
-            # left after connecting, not a fresh budget.
-            response = session.post(
-                url,
-                data=body,
-                headers={**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS,
-                timeout=urllib3.Timeout(total=remaining),  # type: ignore[arg-type]
-                stream=True,
-                allow_redirects=False,
-            )
-        except requests.Timeout as exc:
-            raise RequestTimeoutError(f"no answer within {timeout:g}s") from exc
-        except requests.RequestException as exc:
-            raise TransportError(_describe(exc)) from exc
-        try:
-            content = self._read_body(response.raw, deadline, timeout)
+            try:
+                # Timeout(total=...) makes the wait for the status line use what is
+                # left after connecting, not a fresh budget.
+                response = session.post(
+                    url,
+                    data=body,
+                    headers={**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS,
+                    timeout=urllib3.Timeout(total=remaining),  # type: ignore[arg-type]
+                    stream=True,
+                    allow_redirects=False,
+                )
+            except requests.Timeout as exc:
+                raise RequestTimeoutError(f"no answer within {call.timeout:g}s") from exc
+            except requests.RequestException as exc:
+                raise call.failure(exc) from exc
+            try:
+                content = self._read_body(response.raw, call)
+            finally:
+                response.close()
+            return Answer(response.status_code, response.headers.get("Content-Type", ""), content)
         finally:
-            response.close()
-        return Answer(response.status_code, response.headers.get("Content-Type", ""), content)
+            _current.call = None
+            call.end()
 
-    def _read_body(self, raw: urllib3.BaseHTTPResponse, deadline: float, timeout: float) -> bytes:
-        # Every socket read gets only the time left, so a body dripped one byte
-        # at a time still ends at the deadline.
+    def _read_body(self, raw: urllib3.BaseHTTPResponse, call: _Call) -> bytes:
+        decoder = _Decoder(raw.headers.get("Content-Encoding", ""), self.max_bytes)
+        # Every socket read gets only the time left (and the caller cuts the
+        # socket at the deadline), so a dripped body still ends in time.
         sock = getattr(getattr(raw, "connection", None), "sock", None)
         read1 = _reader(raw)
-        chunks: list[bytes] = []
-        size = 0
         try:
             while True:
-                remaining = deadline - time.monotonic()
+                remaining = call.deadline - time.monotonic()
                 if remaining <= 0:
-                    raise RequestTimeoutError(f"answer not read within {timeout:g}s")
+                    raise RequestTimeoutError(f"answer not read within {call.timeout:g}s")
                 if sock is not None:
                     sock.settimeout(remaining)
                 chunk = read1(65536)
@@ -156,15 +348,13 @@ class SyncTransport:
                     # Back to the pool for keep-alive (urllib3 2 does it by itself;
                     # the fallback reader of older ones bypasses its bookkeeping).
                     raw.release_conn()
-                    return b"".join(chunks)
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise InvalidResponseError(f"answer larger than {self.max_bytes} bytes")
-                chunks.append(chunk)
+                    return decoder.body()
+                for _ in decoder.steps(chunk):
+                    pass
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
-            raise RequestTimeoutError(f"answer not read within {timeout:g}s") from exc
+            raise RequestTimeoutError(f"answer not read within {call.timeout:g}s") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransportError(_describe(exc)) from exc
+            raise call.failure(exc) from exc
 
     def close(self) -> None:
         """Close the pooled connections; calls still running finish on their own."""
@@ -175,17 +365,15 @@ class SyncTransport:
 
 
 def _reader(raw: urllib3.BaseHTTPResponse) -> Callable[[int], bytes]:
-    """A function reading what one socket read brings (at most n bytes), decoded."""
-    read1 = getattr(raw, "read1", None)
-    if read1 is not None:
-        return read1  # type: ignore[no-any-return]
-    # urllib3 < 2.2 has no read1(). Without content coding, http.client's own
-    # read1() keeps the per-read deadline; with it, fall back to read(n), whose
-    # reads are each bounded by the socket timeout but not in total.
+    """A function reading what one socket read brings (at most n bytes), still encoded."""
+    if hasattr(raw, "read1"):
+        return functools.partial(raw.read1, decode_content=False)
+    # urllib3 < 2.2 has no read1(); http.client's own keeps the per-read
+    # deadline. Failing that, read(n), bounded per read by the socket timeout.
     fp = getattr(raw, "_fp", None)
-    if fp is not None and not raw.headers.get("Content-Encoding") and hasattr(fp, "read1"):
+    if fp is not None and hasattr(fp, "read1"):
         return fp.read1  # type: ignore[no-any-return]
-    return raw.read
+    return functools.partial(raw.read, decode_content=False)
 
 
 class AsyncTransport:
@@ -199,9 +387,11 @@ class AsyncTransport:
         self._pool_size = pool_size
         # A forked child must not use its parent's connections (nor its lock).
         self._clients = PerProcess(_LoopClients)
-        # Loading the CA bundle takes 50-90 ms: once here, not on an event loop
-        # in the middle of a visitor's request.
+        # Loading the CA bundle takes 50-90 ms, and httpx imports its
+        # connection machinery on the first request (70-90 ms): both once here,
+        # at start-up, not on an event loop in the middle of a visitor's request.
         self._ssl = _ssl_context()
+        _import_first_request_modules()
 
     def _client_for_loop(self) -> httpx.AsyncClient:
         # A pooled connection belongs to the loop that opened it: each loop (a
@@ -231,29 +421,45 @@ class AsyncTransport:
         httpx = self._httpx
         client = self._client_for_loop()
         sent = {**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS
+        opened: list[Any] = []
+
+        async def trace(event: str, info: Mapping[str, Any]) -> None:
+            if event == "connection.connect_tcp.complete":
+                opened.append(info["return_value"])
+
+        request = client.build_request(
+            "POST", url, content=body, headers=sent, timeout=timeout, extensions={"trace": trace}
+        )
         try:
             # wait_for bounds the whole exchange; httpx's own timeout bounds
             # each phase and is only the second line of defence.
-            return await asyncio.wait_for(self._exchange(client, url, body, sent, timeout), timeout)
-        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+            return await asyncio.wait_for(self._exchange(client, request), timeout)
+        except asyncio.TimeoutError as exc:
+            # httpcore closes a connection cancelled while it is in use, but
+            # not one cancelled during its TLS handshake: hang that up here.
+            for stream in opened:
+                sock = stream.get_extra_info("socket")
+                if sock is not None:
+                    _shut_down(sock)
+            raise RequestTimeoutError(f"no answer within {timeout:g}s") from exc
+        except httpx.TimeoutException as exc:
             raise RequestTimeoutError(f"no answer within {timeout:g}s") from exc
         except httpx.HTTPError as exc:
             raise TransportError(_describe(exc)) from exc
         except OSError as exc:  # pragma: no cover - httpx maps these; defensive
             raise TransportError(_describe(exc)) from exc
 
-    async def _exchange(
-        self, client: httpx.AsyncClient, url: str, body: bytes, headers: Mapping[str, str], timeout: float
-    ) -> Answer:
-        async with client.stream("POST", url, content=body, headers=headers, timeout=timeout) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise InvalidResponseError(f"answer larger than {self.max_bytes} bytes")
-                chunks.append(chunk)
-            return Answer(response.status_code, response.headers.get("content-type", ""), b"".join(chunks))
+    async def _exchange(self, client: httpx.AsyncClient, request: httpx.Request) -> Answer:
+        response = await client.send(request, stream=True)
+        try:
+            decoder = _Decoder(response.headers.get("content-encoding", ""), self.max_bytes)
+            # Raw bytes: httpx would inflate each chunk whole, on the loop, before any cap.
+            async for chunk in response.aiter_raw():
+                for _ in decoder.steps(chunk):
+                    await asyncio.sleep(0)  # let the loop run between steps
+            return Answer(response.status_code, response.headers.get("content-type", ""), decoder.body())
+        finally:
+            await response.aclose()
 
     async def aclose(self) -> None:
         """Close the pooled connections of the current loop's client."""
@@ -274,6 +480,26 @@ class _LoopClients:
             weakref.WeakKeyDictionary()
         )
         self.lock = threading.Lock()
+
+
+#: What httpx imports lazily on its first request on an asyncio loop.
+_FIRST_REQUEST_MODULES = (
+    "httpcore",
+    "httpcore._backends.auto",
+    "httpcore._backends.anyio",
+    "httpcore._async.http11",
+    "anyio._backends._asyncio",
+    "anyio.streams.tls",
+    "h11",
+)
+
+
+def _import_first_request_modules() -> None:
+    for name in _FIRST_REQUEST_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # another httpx/httpcore layout: it imports what it needs later
+            pass
 
 
 def _ssl_context() -> ssl.SSLContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,11 +12,15 @@ from typing import Any
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default 5 drops connections made at once (a 1 s SYN retry)
     status: int
     headers: list[tuple[str, str]]
     body: bytes
     seen: list[dict[str, str]]
     lock: threading.Lock
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hangs up on a refused answer is the point, not an error
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -60,3 +65,55 @@ def answering(body: bytes, headers: list[tuple[str, str]], status: int = 200) ->
 def url_of(server: _Server, path: str = "/serve/search") -> str:
     host, port = server.server_address[:2]
     return f"http://{host!s}:{port}{path}"
+
+
+class Dripper:
+    """A server that answers every connection with *first*, then one more byte per *interval*, for ever."""
+
+    def __init__(self, first: bytes, interval: float) -> None:
+        self.first = first
+        self.interval = interval
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        #: Set when the client closed a connection the server was dripping into.
+        self.client_gone = threading.Event()
+        self._stop = threading.Event()
+
+    def serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # the listener was closed: stop
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)  # the request (or the TLS ClientHello)
+                conn.sendall(self.first)
+                while not self._stop.wait(self.interval):
+                    conn.sendall(b"a")
+            except OSError:  # reset or broken pipe: the client hung up
+                self.client_gone.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
+        except OSError:
+            pass
+        self.listener.close()
+
+
+@contextmanager
+def dripping(first: bytes, interval: float = 0.02) -> Iterator[Dripper]:
+    """A :class:`Dripper` serving on 127.0.0.1 until the block ends."""
+    server = Dripper(first, interval)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        thread.join(5)

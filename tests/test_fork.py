@@ -32,17 +32,14 @@ TIMEOUT = 3.0
 MASTER_VISITOR = "aaaaaaaaaaaaaaaaaaaaaaaa"
 
 
-FORKS = [pytest.param(os.fork, id="os.fork")]
-
-
-def in_children(fork: Callable[[], int], work: Callable[[int], Any], count: int = 2) -> list[Any]:
+def in_children(work: Callable[[int], Any], count: int = 2) -> list[Any]:
     """Fork *count* children at once; child *i* runs ``work(i)`` and sends back its JSON result."""
     children = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: "multi-threaded, use of fork()..."
         for index in range(count):
             read, write = os.pipe()
-            pid = fork()
+            pid = os.fork()
             if pid == 0:  # pragma: no cover - the child
                 os.close(read)
                 try:
@@ -73,10 +70,7 @@ def fill(minter: PrefetchingMinter) -> set[str]:
     return {tracking_user_id for tracking_user_id, _ in minter.pool._ids}
 
 
-@pytest.mark.parametrize("fork", FORKS)
-def test_forked_children_never_hand_out_the_parents_prefetched_ids(
-    fake_hello_retail: FakeHelloRetail, fork: Callable[[], int]
-) -> None:
+def test_forked_children_never_hand_out_the_parents_prefetched_ids(fake_hello_retail: FakeHelloRetail) -> None:
     minter = make_minter(fake_hello_retail.settings(prefetch=3, timeout=TIMEOUT))
     assert isinstance(minter, PrefetchingMinter)
     first = minter.mint()  # starts the refill thread
@@ -90,7 +84,7 @@ def test_forked_children_never_hand_out_the_parents_prefetched_ids(
         return {"ids": [one, minter.mint()], "first_call": waited}
 
     try:
-        children = in_children(fork, child)
+        children = in_children(child)
         from_children = [i for run in children for i in run["ids"]]
         parent_next = minter.mint()
     finally:
@@ -104,10 +98,7 @@ def test_forked_children_never_hand_out_the_parents_prefetched_ids(
     assert all(run["first_call"] < TIMEOUT / 3 for run in children), children
 
 
-@pytest.mark.parametrize("fork", FORKS)
-def test_forked_children_never_share_the_clients_kept_alive_connection(
-    fake_hello_retail: FakeHelloRetail, fork: Callable[[], int]
-) -> None:
+def test_forked_children_never_share_the_clients_kept_alive_connection(fake_hello_retail: FakeHelloRetail) -> None:
     client = HelloRetailClient.from_settings(fake_hello_retail.settings(), timeout=TIMEOUT)
     parent_visitor, *visitors = (secrets.token_hex(12) for _ in range(3))
     client.recommendations([{"key": "k"}], tracking_user_id=parent_visitor)  # a connection kept alive
@@ -124,7 +115,7 @@ def test_forked_children_never_share_the_clients_kept_alive_connection(
         return {"wrong": wrong, "first_call": first_call}
 
     try:
-        children = in_children(fork, child)
+        children = in_children(child)
     finally:
         client.close()
 

@@ -376,11 +376,21 @@ def _reader(raw: urllib3.BaseHTTPResponse) -> Callable[[int], bytes]:
     return functools.partial(raw.read, decode_content=False)
 
 
+#: The ImportError's message when httpx, which the async side needs, is not installed.
+MISSING_HTTPX = (
+    "the ASGI middleware, async Django and AsyncHelloRetailClient talk to Hello Retail with httpx: "
+    'pip install "hr-middleware[asgi]"'
+)
+
+
 class AsyncTransport:
     """Non-blocking POSTs with httpx: a pooled ``AsyncClient`` per event loop."""
 
     def __init__(self, *, pool_size: int = 100, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
-        import httpx  # the [asgi] extra; imported here so the core works without it
+        try:
+            import httpx  # the [asgi] extra; imported here so the core works without it
+        except ImportError as exc:
+            raise ImportError(f"{MISSING_HTTPX} ({exc})", name=exc.name) from exc
 
         self._httpx = httpx
         self.max_bytes = max_bytes

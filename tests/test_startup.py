@@ -113,3 +113,20 @@ def test_a_real_server_refuses_to_start_with_the_reason(argv: list[str], exit_co
 
     assert (done.returncode != 0) is exit_code_says_so
     assert "timout: not an option of hr-middleware; did you mean 'timeout'?" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("from hr_middleware.asgi import TrackingUserMiddleware as M; M(None, website_uuid=U)", id="asgi"),
+        pytest.param("from hr_middleware.client import AsyncHelloRetailClient as C; C(website_uuid=U)", id="client"),
+    ],
+)
+def test_without_httpx_the_error_names_the_extra(code: str) -> None:
+    """A core-only install: ``sys.modules["httpx"] = None`` makes ``import httpx`` fail as if it were absent."""
+    script = f"import sys; sys.modules['httpx'] = None; U = {UUID!r}; {code}"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+
+    assert done.returncode == 1
+    assert "ImportError" in done.stderr
+    assert 'pip install "hr-middleware[asgi]"' in done.stderr

@@ -52,8 +52,12 @@ def test_fault_matrix(
         assert warnings == []
     else:
         assert page.app_id is None
-        assert fake_hello_retail.mint_attempts == 2
+        # One failed attempt per request, as the middleware logged them. The fake may
+        # count fewer: on a loaded machine a dripping or hanging server's handler
+        # threads can keep the next connection from being read within the 0.3 s
+        # budget (the cause of a rare failure of [django_async-first-Mode.DRIP]).
         assert [r.msg for r in warnings] == [MINT_FAILED, MINT_FAILED]
+        assert fake_hello_retail.mint_attempts <= 2  # and never more
         assert all("<script>" not in r.getMessage() for r in warnings)
     assert breaker_of(driver).state is BreakerState.CLOSED  # 2 failures < threshold 5
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 import time
 import warnings
@@ -166,58 +165,3 @@ def test_gunicorn_preload_workers_share_no_id_and_no_answer(fake_hello_retail: F
     assert max(waited for _, waited in visits) < TIMEOUT
     master_calls = [r for r in fake_hello_retail.api_requests() if r.json.get("trackingUserId") == MASTER_VISITOR]
     assert len(master_calls) == 1
-
-
-#: Run in a fresh interpreter: fork() called from C, as uWSGI forks its workers, so Python's
-#: at-fork hooks do not run and only the process id check notices. Forking from C is safe
-#: only while no other thread wants the GIL (the child cannot hand it over): here the
-#: other threads are the transport's idle workers, and the fake server is another process.
-FORK_FROM_C = """
-import ctypes, json, os, sys
-from hr_middleware.client import HelloRetailClient
-from hr_middleware.prefetch import make_minter
-from hr_middleware.settings import Settings
-
-settings = Settings(website_uuid=sys.argv[2], api_url=sys.argv[1], prefetch=3, timeout=3.0)
-prefetching = make_minter(settings)
-minter = prefetching.minter  # minting through it, not prefetching: no refill thread
-for _ in range(3):
-    prefetching.pool.put(minter.mint())
-pooled = [tracking_user_id for tracking_user_id, _ in prefetching.pool._ids]
-client = HelloRetailClient.from_settings(settings)
-client.recommendations([{"key": "k"}], tracking_user_id="a" * 24)  # a connection kept alive
-read, write = os.pipe()
-pid = ctypes.PyDLL(None).fork()  # PyDLL: the GIL stays held across the call
-if pid == 0:
-    taken = prefetching.pool.take()
-    minted = minter.mint()
-    answer = client.recommendations([{"key": "k"}], tracking_user_id="b" * 24)
-    os.write(write, json.dumps([taken, minted, answer["responses"][0]["products"]]).encode())
-    os._exit(0)
-os.close(write)
-child = json.loads(os.read(read, 1 << 20))
-os.waitpid(pid, 0)
-print(json.dumps({"pooled": pooled, "child": child, "parent_take": prefetching.pool.take()}))
-"""
-
-
-def test_a_fork_from_c_without_pythons_hooks_shares_nothing_either() -> None:
-    with FakeHelloRetail() as fake:
-        done = subprocess.run(
-            [sys.executable, "-c", FORK_FROM_C, fake.url, fake.website_uuid],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        seen = json.loads(done.stdout) if done.returncode == 0 else done.stderr
-        peers = {r.json["trackingUserId"]: r.peer for r in fake.api_requests("/serve/recoms")}
-
-    assert isinstance(seen, dict), seen
-    taken, minted, products = seen["child"]
-    assert taken is None  # the parent's prefetched ids stay the parent's
-    assert is_valid_id(minted)
-    assert minted not in seen["pooled"]
-    assert seen["parent_take"] in seen["pooled"]
-    assert products == fake_products("b" * 24, "recoms:k:null", 0, 4)  # the answer for the child's visitor
-    assert peers["a" * 24] != peers["b" * 24]  # over a connection of its own

@@ -28,7 +28,6 @@ import socket
 import struct
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -245,15 +244,6 @@ class FakeHelloRetail:
         """The clients' (host, port) of the connections open right now."""
         with self._lock:
             return set(self._open_peers)
-
-    def wait_for_mint_attempts(self, count: int, timeout: float = 5.0) -> bool:
-        """Wait until *count* mint requests arrived; True if they did."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.mint_attempts >= count:
-                return True
-            time.sleep(0.005)
-        return False
 
     def new_id(self) -> str:
         """A fresh valid id, recorded as minted."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .context import TrackingUser, get_tracking_user, get_tracking_user_id
 from .errors import APIError, HelloRetailError, InvalidResponseError, RequestTimeoutError, TransportError
-from .facts import RequestFacts, is_bot, is_page_navigation
+from .facts import NoIdReason, RequestFacts, is_bot, is_page_navigation
 from .identity import OPT_OUT_ID, is_valid_id
 from .policy import Origin
 from .settings import Settings
@@ -24,6 +24,7 @@ __all__ = [
     "APIError",
     "HelloRetailError",
     "InvalidResponseError",
+    "NoIdReason",
     "Origin",
     "RequestFacts",
     "RequestTimeoutError",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import NamedTuple
 
+from .facts import NoIdReason
 from .policy import Origin, Visit
 
 __all__ = ["VISIT_KEY", "TrackingUser", "current_visit", "get_tracking_user", "get_tracking_user_id"]
@@ -26,6 +27,8 @@ class TrackingUser(NamedTuple):
     id: str | None
     #: Where it came from (cookie, SDK cookie, minted now, opt-out); None with no id.
     origin: Origin | None
+    #: Why there is no id (a bot, not a page, Hello Retail unreachable...); None with an id.
+    reason: NoIdReason | None = None
 
     @property
     def minted(self) -> bool:
@@ -47,11 +50,20 @@ def get_tracking_user_id() -> str | None:
 
 
 def get_tracking_user() -> TrackingUser:
-    """The current visitor's id and its origin (``TrackingUser(None, None)`` outside a request)."""
+    """The current visitor's id, its origin, and the reason when there is no id.
+
+    Outside a request: ``TrackingUser(None, None, NoIdReason.OUTSIDE_REQUEST)``.
+    """
     visit = _visit.get()
     if visit is None:
-        return TrackingUser(None, None)
-    return TrackingUser(visit.read_id(), visit.origin)
+        return _OUTSIDE
+    tracking_user_id = visit.read_id()
+    if tracking_user_id is None:
+        return TrackingUser(None, None, visit.reason or NoIdReason.INTERNAL_ERROR)
+    return TrackingUser(tracking_user_id, visit.origin)
+
+
+_OUTSIDE = TrackingUser(None, None, NoIdReason.OUTSIDE_REQUEST)
 
 
 def current_visit() -> Visit | None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any
 
 from werkzeug.sansio.http import parse_cookie
 
-__all__ = ["RequestFacts", "is_bot", "is_page_navigation", "parse_cookies"]
+__all__ = ["NoIdReason", "RequestFacts", "is_bot", "is_page_navigation", "not_a_page_navigation", "parse_cookies"]
 
 
 class RequestFacts:
@@ -128,6 +129,58 @@ def is_bot(user_agent: str | None) -> bool:
     return not user_agent or _BOT_RE.search(user_agent) is not None
 
 
+class NoIdReason(str, Enum):
+    """Why a request has no tracking id (:attr:`hr_middleware.TrackingUser.reason`)."""
+
+    #: Not inside a request that the middleware serves.
+    OUTSIDE_REQUEST = "outside_request"
+    #: The User-Agent is a bot, crawler, link preview or HTTP library.
+    BOT = "bot"
+    #: Not a page navigation: an asset, an XHR/fetch call, a form post.
+    NOT_A_PAGE = "not_a_page"
+    #: The shop's own ``mint_when`` said no (or raised).
+    MINT_WHEN = "mint_when"
+    #: A WebSocket handshake: its response cannot carry a cookie, so it never mints.
+    WEBSOCKET = "websocket"
+    #: Hello Retail could not be reached in time, failed, or answered garbage.
+    UNREACHABLE = "unreachable"
+    #: The middleware itself failed on this request (logged).
+    INTERNAL_ERROR = "internal_error"
+
+    @property
+    def explanation(self) -> str:
+        """The reason in words, for a page or a log line."""
+        return _EXPLANATIONS[self]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_EXPLANATIONS = {
+    NoIdReason.OUTSIDE_REQUEST: "this code does not run inside a request that the middleware serves",
+    NoIdReason.BOT: "the User-Agent is a bot, crawler, link preview or HTTP library such as curl",
+    NoIdReason.NOT_A_PAGE: "the request is not a page navigation (an asset, an XHR/fetch call, a form post)",
+    NoIdReason.MINT_WHEN: "the shop's mint_when option said not to mint for this request",
+    NoIdReason.WEBSOCKET: "a WebSocket handshake cannot carry a cookie, so it never mints",
+    NoIdReason.UNREACHABLE: "Hello Retail could not be reached in time, failed, or answered garbage",
+    NoIdReason.INTERNAL_ERROR: "the middleware failed on this request (see the log)",
+}
+
+
+def not_a_page_navigation(request: RequestFacts) -> NoIdReason | None:
+    """Why :func:`is_page_navigation` says no to *request*: ``BOT``, ``NOT_A_PAGE``, or None when it says yes."""
+    if request.method != "GET":
+        return NoIdReason.NOT_A_PAGE
+    headers = request.headers
+    dest = headers.get("sec-fetch-dest")
+    if dest is not None:
+        if dest not in ("document", "iframe"):
+            return NoIdReason.NOT_A_PAGE
+    elif "text/html" not in headers.get("accept", ""):
+        return NoIdReason.NOT_A_PAGE
+    return NoIdReason.BOT if is_bot(headers.get("user-agent")) else None
+
+
 def is_page_navigation(request: RequestFacts) -> bool:
     """The default ``mint_when``: a GET page navigation by a browser that is not a bot.
 
@@ -136,13 +189,4 @@ def is_page_navigation(request: RequestFacts) -> bool:
     where it does not. Assets, XHR/fetch calls, form posts, health checks and
     bots do not mint: they get no id until the visitor loads a page.
     """
-    if request.method != "GET":
-        return False
-    headers = request.headers
-    dest = headers.get("sec-fetch-dest")
-    if dest is not None:
-        if dest not in ("document", "iframe"):
-            return False
-    elif "text/html" not in headers.get("accept", ""):
-        return False
-    return not is_bot(headers.get("user-agent"))
+    return not_a_page_navigation(request) is None

@@ -22,7 +22,7 @@ from typing import Generic, TypeVar
 from werkzeug.http import parse_list_header
 
 from .cookies import CookieWrite, agreeing_id_reader, find_cookie, id_cookie_reader, render_set_cookie
-from .facts import RequestFacts
+from .facts import NoIdReason, RequestFacts, is_page_navigation, not_a_page_navigation
 from .identity import OPT_OUT_ID, is_valid_id
 from .settings import Settings
 
@@ -66,6 +66,7 @@ class Visit:
     __slots__ = (
         "tracking_user_id",
         "origin",
+        "reason",
         "must_mint",
         "minted",
         "cookies",
@@ -91,6 +92,8 @@ class Visit:
         self.tracking_user_id: str | None = None
         #: Where the id came from; None when there is no id.
         self.origin: Origin | None = None
+        #: Why there is no id (None while there is one, or before it is decided).
+        self.reason: NoIdReason | None = None
         #: True while a mint is due and has not been done.
         self.must_mint = False
         #: True once a mint was attempted for this request (never two).
@@ -203,6 +206,8 @@ class TrackingPolicy:
         visit = Visit(request, self)
         self._decide(visit, may_mint=False)
         visit.cookies.clear()
+        if visit.tracking_user_id is None:
+            visit.reason = NoIdReason.WEBSOCKET
         return visit
 
     def _decide(self, visit: Visit, *, may_mint: bool) -> None:
@@ -279,17 +284,27 @@ class TrackingPolicy:
         self.adopt_minted(visit, await visit.amint())
 
     def _first_visit(self, visit: Visit) -> None:
+        mint_when = self.settings.mint_when
         try:
-            visit.must_mint = bool(self.settings.mint_when(visit.request))
+            if mint_when is is_page_navigation:
+                # The default rule, asked why: a bot and an asset are told apart.
+                visit.reason = not_a_page_navigation(visit.request)
+                visit.must_mint = visit.reason is None
+            else:
+                visit.must_mint = bool(mint_when(visit.request))
         except Exception:
             logger.exception(MINT_WHEN_FAILED)
+        if not visit.must_mint and visit.reason is None:
+            visit.reason = NoIdReason.MINT_WHEN
 
     def adopt_minted(self, visit: Visit, tracking_user_id: str | None) -> None:
         """Record the outcome of this visit's mint: a new id, or None on failure."""
         visit.must_mint = False
         visit.minted = True
         if tracking_user_id is None or not is_valid_id(tracking_user_id):
+            visit.reason = NoIdReason.UNREACHABLE
             return
+        visit.reason = None
         visit.tracking_user_id = tracking_user_id
         visit.origin = Origin.MINTED
         self._write_both(visit, tracking_user_id)
@@ -312,6 +327,7 @@ class TrackingPolicy:
     def _opt_out(self, visit: Visit, header: str) -> None:
         visit.tracking_user_id = OPT_OUT_ID
         visit.origin = Origin.OPT_OUT
+        visit.reason = None
         visit.must_mint = False
         if header:
             for name in (self.settings.cookie_name, self.settings.sdk_cookie_name):
@@ -322,6 +338,7 @@ class TrackingPolicy:
         """Consent withdrawn during the request: delete both cookies, expose the opt-out id."""
         visit.tracking_user_id = OPT_OUT_ID
         visit.origin = Origin.OPT_OUT
+        visit.reason = None
         visit.must_mint = False
         visit.cookies.clear()
         self._write(visit, self.settings.cookie_name, None)

@@ -123,6 +123,7 @@ def seen_now(native_id: Any) -> dict[str, Any]:
         "id": hr_middleware.get_tracking_user_id(),
         "native": native_id,
         "origin": None if user.origin is None else str(user.origin),
+        "reason": None if user.reason is None else str(user.reason),
     }
 
 

@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+import hr_middleware
 from hr_middleware import get_tracking_user_id
 from hr_middleware.asgi import INTERNAL_ERROR, STATE_KEY, ASGIRequestFacts, Message, TrackingUserMiddleware
 from hr_middleware.context import current_visit
@@ -285,7 +286,14 @@ async def test_lifespan_messages_are_the_apps_own(fake_hello_retail: FakeHelloRe
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
     await websocket.accept()
-    await websocket.send_json({"id": get_tracking_user_id(), "state": getattr(websocket.state, STATE_KEY, "missing")})
+    reason = hr_middleware.get_tracking_user().reason
+    await websocket.send_json(
+        {
+            "id": get_tracking_user_id(),
+            "state": getattr(websocket.state, STATE_KEY, "missing"),
+            "reason": None if reason is None else str(reason),
+        }
+    )
     await websocket.close()
 
 
@@ -314,7 +322,8 @@ async def test_websocket_reads_the_id_and_never_mints_or_sets(
     accept, data, close = sent
     assert accept["type"] == "websocket.accept"
     assert set_cookie_names(accept) == []
-    assert json.loads(data["text"]) == {"id": expected, "state": expected}
+    reason = None if expected else "websocket"
+    assert json.loads(data["text"]) == {"id": expected, "state": expected, "reason": reason}
     assert close["type"] == "websocket.close"
     assert fake_hello_retail.mint_attempts == 0
     assert current_visit() is None

@@ -74,7 +74,7 @@ async def test_asgi_handler_mints_once_then_reads_the_cookie(
     async with asgi_client(hello_retail) as client:
         first = await client.get("/", headers=PAGE)
         new = fake_hello_retail.minted[0]
-        assert first.json() == {"id": new, "native": new, "origin": "minted"}
+        assert first.json() == {"id": new, "native": new, "origin": "minted", "reason": None}
         assert first.headers["vary"] == "Cookie"
         assert first.headers["cache-control"] == "private"
         assert {c.name: c.value for c in first.cookies.jar} == {
@@ -84,7 +84,7 @@ async def test_asgi_handler_mints_once_then_reads_the_cookie(
 
         again = await client.get("/sync/", headers=PAGE)  # the client sends the cookies back
 
-    assert again.json() == {"id": new, "native": new, "origin": "cookie"}
+    assert again.json() == {"id": new, "native": new, "origin": "cookie", "reason": None}
     assert "set-cookie" not in again.headers
     assert fake_hello_retail.mint_count == 1
 
@@ -127,7 +127,7 @@ def test_sync_and_async_views_see_the_id(
     first = make_driver(adapter).get(path)
 
     new = fake_hello_retail.minted[0]
-    assert first.seen == {"id": new, "native": new, "origin": "minted"}
+    assert first.seen == {"id": new, "native": new, "origin": "minted", "reason": None}
     assert {name: c.value for name, c in first.set_cookies.items()} == {
         "helloRetailTrackingUserId": new,
         "hello_retail_id": new,
@@ -149,7 +149,7 @@ def test_declined_consent_deletes_the_cookies(make_driver: Any, adapter: str) ->
 
     result = driver.get("/", cookies={"helloRetailTrackingUserId": A, "hello_retail_id": A})
 
-    assert result.seen == {"id": "0" * 24, "native": "0" * 24, "origin": "opt_out"}
+    assert result.seen == {"id": "0" * 24, "native": "0" * 24, "origin": "opt_out", "reason": None}
     assert set(result.set_cookies) == {"helloRetailTrackingUserId", "hello_retail_id"}
     for cookie in result.set_cookies.values():
         assert cookie.deleted
@@ -228,7 +228,7 @@ def test_invalid_settings_serve_the_site_without_ids(
             with override_settings(HELLO_RETAIL={**hello_retail, "TIMEOUT": "soon"}):
                 response = first_visit(client)
                 assert response.status_code == 200
-                assert response.json() == {"id": None, "native": None, "origin": None}
+                assert response.json() == {"id": None, "native": None, "origin": None, "reason": "outside_request"}
                 assert not response.cookies
                 first_visit(client)  # logged once per reading of the settings, not per request
             errors = [r for r in hr_log.records if r.levelno == logging.ERROR]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from itsdangerous import TimestampSigner
 
+import hr_middleware
 from hr_middleware import OPT_OUT_ID, is_valid_id
 from hr_middleware.consent import cookie_consent, cookiebot, cookieyes, onetrust
 from hr_middleware.identity import CookieSigner
@@ -335,6 +336,11 @@ def test_consent_readers(reader: Any, cookies: dict[str, str], expected: bool | 
     header = "; ".join(f"{k}={v}" for k, v in cookies.items())
 
     assert reader(Facts(header)) is expected
+
+
+def test_outside_a_request_the_reason_says_so() -> None:
+    assert hr_middleware.get_tracking_user() == (None, None, hr_middleware.NoIdReason.OUTSIDE_REQUEST)
+    assert "not run inside a request" in hr_middleware.NoIdReason.OUTSIDE_REQUEST.explanation
 
 
 def test_grant_outside_a_request_says_so() -> None:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from hr_middleware.settings import DEFAULT_API_URL
+from hr_middleware._core.settings import DEFAULT_API_URL
 from hr_middleware.testing import FakeHelloRetail
 
 __all__ = ["hello_retail_options"]

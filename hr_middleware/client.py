@@ -40,11 +40,11 @@ from enum import Enum
 from typing import Any, Generic, Literal, NamedTuple, TypedDict, TypeVar, Union
 from urllib.parse import quote, urlencode
 
-from .context import get_tracking_user_id
-from .errors import APIError, HelloRetailError, InvalidResponseError, TransportError
-from .identity import OPT_OUT_ID, is_valid_id
-from .settings import DEFAULT_API_URL, Settings
-from .transport import Answer, AsyncTransport, SyncTransport
+from ._core.ids import OPT_OUT_ID, is_valid_id
+from ._core.settings import DEFAULT_API_URL, Settings
+from ._hello_retail.errors import APIError, HelloRetailError, InvalidResponseError, TransportError
+from ._hello_retail.transport import Answer, AsyncTransport, SyncTransport
+from ._serving import get_tracking_user_id
 
 __all__ = [
     "CART",

@@ -32,8 +32,8 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 import hr_middleware
 from hr_middleware import asgi, consent
+from hr_middleware._core.settings import Settings
 from hr_middleware.fastapi import TrackingUserId
-from hr_middleware.settings import Settings
 from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
 
 CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"

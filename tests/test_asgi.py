@@ -24,8 +24,9 @@ from starlette.websockets import WebSocket
 
 import hr_middleware
 from hr_middleware import get_tracking_user_id
-from hr_middleware.asgi import INTERNAL_ERROR, STATE_KEY, ASGIRequestFacts, Message, TrackingUserMiddleware
-from hr_middleware.context import current_visit
+from hr_middleware._core.log import INTERNAL_ERROR
+from hr_middleware._serving import current as current_visit
+from hr_middleware.asgi import STATE_KEY, ASGIRequestFacts, Message, TrackingUserMiddleware
 from hr_middleware.fastapi import TrackingUserId
 from hr_middleware.testing import FakeHelloRetail
 

@@ -14,6 +14,13 @@ import pytest
 from flask import Flask
 
 from hr_middleware import Settings
+from hr_middleware._hello_retail.errors import (
+    APIError,
+    HelloRetailError,
+    InvalidResponseError,
+    RequestTimeoutError,
+    TransportError,
+)
 from hr_middleware.client import (
     AsyncHelloRetailClient,
     Facet,
@@ -28,7 +35,6 @@ from hr_middleware.client import (
     with_filter,
 )
 from hr_middleware.django import read_settings
-from hr_middleware.errors import APIError, HelloRetailError, InvalidResponseError, RequestTimeoutError, TransportError
 from hr_middleware.flask import HelloRetail
 from hr_middleware.testing import DEFAULT_WEBSITE_UUID, FakeHelloRetail, Mode
 

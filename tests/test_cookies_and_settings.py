@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from hr_middleware import OPT_OUT_ID, Settings, is_valid_id
-from hr_middleware.cookies import find_cookie
+from hr_middleware._core.cookies import find_cookie
 
 A = "62a0317d17698aa57d369db9"
 KEY = "helloRetailTrackingUserId="

@@ -24,10 +24,13 @@ configure()
 from django.conf import settings  # noqa: E402 - needs configure()
 from django.core import checks  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
+from django.http import HttpRequest  # noqa: E402
 from django.test import Client, RequestFactory, override_settings  # noqa: E402
 
 from hr_middleware import is_valid_id  # noqa: E402
-from hr_middleware.django import CONFIG_INVALID, MIDDLEWARE_PATH, TrackingUserMiddleware  # noqa: E402
+from hr_middleware._core.log import CONFIG_INVALID  # noqa: E402
+from hr_middleware.django import TrackingUserMiddleware  # noqa: E402
+from hr_middleware.django.checks import MIDDLEWARE_PATH  # noqa: E402
 from hr_middleware.testing import FakeHelloRetail  # noqa: E402
 
 from .drivers import ASSET, PAGE, middleware_in  # noqa: E402
@@ -167,10 +170,12 @@ def test_template_reading_request_tracking_user_id_marks_the_response_vary_cooki
     assert result.header("vary") == "Cookie"
 
 
-def test_request_tracking_user_id_is_a_plain_value() -> None:
+def test_request_tracking_user_id_is_a_plain_value(make_driver: Any) -> None:
+    make_driver("django").get("/page", cookies={"helloRetailTrackingUserId": A, "hello_retail_id": A})
+    # Django's own request class is left alone: only the middleware's requests get the attribute.
+    assert not hasattr(HttpRequest, "tracking_user_id")
     request = RequestFactory().get("/")
 
-    assert request.tracking_user_id is None  # type: ignore[attr-defined]
     request.tracking_user_id = A  # type: ignore[attr-defined]
     assert request.tracking_user_id == A  # type: ignore[attr-defined]
     assert json.dumps(request.tracking_user_id) == f'"{A}"'  # type: ignore[attr-defined]
@@ -228,7 +233,7 @@ def test_invalid_settings_serve_the_site_without_ids(
             with override_settings(HELLO_RETAIL={**hello_retail, "TIMEOUT": "soon"}):
                 response = first_visit(client)
                 assert response.status_code == 200
-                assert response.json() == {"id": None, "native": None, "origin": None, "reason": "outside_request"}
+                assert response.json() == {"id": None, "native": None, "origin": None, "reason": "internal_error"}
                 assert not response.cookies
                 first_visit(client)  # logged once per reading of the settings, not per request
             errors = [r for r in hr_log.records if r.levelno == logging.ERROR]

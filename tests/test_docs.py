@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from hr_middleware import OPT_OUT_ID
+from hr_middleware._serving import enter as set_visit
+from hr_middleware._serving import leave as reset_visit
 from hr_middleware.client import HelloRetailClient
-from hr_middleware.context import reset_visit, set_visit
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hr_middleware.mint import BREAKER_CLOSED, BREAKER_OPENED, MINT_FAILED, BreakerState, CircuitBreaker
+from hr_middleware._hello_retail.mint import BREAKER_CLOSED, BREAKER_OPENED, MINT_FAILED, BreakerState, CircuitBreaker
 from hr_middleware.testing import FakeHelloRetail, Mode
 
 A = "62a0317d17698aa57d369db9"

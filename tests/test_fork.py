@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from hr_middleware import is_valid_id
+from hr_middleware._hello_retail.prefetch import PrefetchingMinter, make_minter
 from hr_middleware.client import HelloRetailClient
-from hr_middleware.prefetch import PrefetchingMinter, make_minter
 from hr_middleware.testing import FakeHelloRetail, fake_products
 
 from .drivers import PAGE

@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from hr_middleware import is_valid_id
-from hr_middleware.mint import MINT_FAILED, AsyncMinter, Minter
+from hr_middleware._hello_retail.mint import MINT_FAILED, AsyncMinter, Minter
 from hr_middleware.testing import FakeHelloRetail, Mode
 
 
@@ -209,9 +209,9 @@ def test_the_minter_keeps_no_cookies_from_hello_retail(fake_hello_retail: FakeHe
     ],
 )
 def test_parse_refuses_what_is_not_a_clear_success(body: bytes, reason: str) -> None:
-    from hr_middleware.errors import InvalidResponseError
-    from hr_middleware.mint import parse_mint_answer
-    from hr_middleware.transport import Answer
+    from hr_middleware._hello_retail.errors import InvalidResponseError
+    from hr_middleware._hello_retail.mint import parse_mint_answer
+    from hr_middleware._hello_retail.transport import Answer
 
     with pytest.raises(InvalidResponseError, match=reason):
         parse_mint_answer(Answer(200, "application/json", body))
@@ -225,7 +225,7 @@ def test_parse_refuses_what_is_not_a_clear_success(body: bytes, reason: str) -> 
     ],
 )
 def test_parse_accepts_a_valid_id_with_or_without_success(body: bytes) -> None:
-    from hr_middleware.mint import parse_mint_answer
-    from hr_middleware.transport import Answer
+    from hr_middleware._hello_retail.mint import parse_mint_answer
+    from hr_middleware._hello_retail.transport import Answer
 
     assert parse_mint_answer(Answer(200, "application/json", body)) == "62a0317d17698aa57d369db9"

@@ -11,8 +11,8 @@ import anyio
 import pytest
 
 from hr_middleware import is_valid_id
-from hr_middleware.mint import AsyncMinter
-from hr_middleware.prefetch import AsyncPrefetchingMinter, IdPool, PrefetchingMinter
+from hr_middleware._hello_retail.mint import AsyncMinter
+from hr_middleware._hello_retail.prefetch import AsyncPrefetchingMinter, IdPool, PrefetchingMinter
 from hr_middleware.testing import FakeHelloRetail, Mode
 
 
@@ -89,7 +89,7 @@ def test_stale_ids_are_discarded(make_driver: Any, fake_hello_retail: FakeHelloR
 
 
 def test_refill_stops_while_the_breaker_is_open(make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
-    from hr_middleware.mint import BreakerState
+    from hr_middleware._hello_retail.mint import BreakerState
 
     fake_hello_retail.mode = Mode.SERVER_ERROR
     driver = make_driver("wsgi", prefetch=5, breaker_threshold=2, breaker_cooldown=60)

@@ -10,9 +10,9 @@ from itsdangerous import TimestampSigner
 
 import hr_middleware
 from hr_middleware import OPT_OUT_ID, is_valid_id
+from hr_middleware._core.ids import CookieSigner
+from hr_middleware._core.log import BAD_SIGNATURE
 from hr_middleware.consent import cookie_consent, cookiebot, cookieyes, onetrust
-from hr_middleware.identity import CookieSigner
-from hr_middleware.policy import BAD_SIGNATURE
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE

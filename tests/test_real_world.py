@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from hr_middleware import asgi, wsgi
+from hr_middleware._core.log import INTERNAL_ERROR
 from hr_middleware.consent import cookie_consent, cookiebot
-from hr_middleware.policy import INTERNAL_ERROR
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE

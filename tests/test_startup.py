@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from hr_middleware import asgi, wsgi
-from hr_middleware.settings import Settings
+from hr_middleware._core.settings import Settings
 
 from .drivers import PAGE, plain_wsgi_app, starlette_app
 from .servers import ROOT, free_port

@@ -85,9 +85,9 @@ def test_the_plugin_gives_users_a_fixture(pytester: pytest.Pytester) -> None:
 
 
 def test_stop_closes_kept_alive_connections_so_hello_retail_is_really_down() -> None:
+    from hr_middleware._hello_retail.errors import TransportError
+    from hr_middleware._hello_retail.mint import Minter
     from hr_middleware.client import HelloRetailClient
-    from hr_middleware.errors import TransportError
-    from hr_middleware.mint import Minter
 
     fake = FakeHelloRetail().start()
     minter = Minter(fake.settings(timeout=2.0))

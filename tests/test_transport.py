@@ -17,11 +17,11 @@ import pytest
 import requests
 
 from hr_middleware import is_valid_id
+from hr_middleware._hello_retail.errors import InvalidResponseError, RequestTimeoutError
+from hr_middleware._hello_retail.mint import AsyncMinter, Minter
+from hr_middleware._hello_retail.transport import Answer, AsyncTransport, SyncTransport
 from hr_middleware.client import AsyncHelloRetailClient, HelloRetailClient
-from hr_middleware.errors import InvalidResponseError, RequestTimeoutError
-from hr_middleware.mint import AsyncMinter, Minter
 from hr_middleware.testing import DEFAULT_WEBSITE_UUID, FakeHelloRetail, Mode, fake_products
-from hr_middleware.transport import Answer, AsyncTransport, SyncTransport
 
 from .drivers import PAGE
 from .hostile import answering, dripping, url_of

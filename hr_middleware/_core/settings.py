@@ -11,7 +11,7 @@ from typing import Any, Literal, Union
 from urllib.parse import urlsplit
 
 from .facts import RequestFacts, is_page_navigation
-from .identity import CookieSigner
+from .ids import CookieSigner
 
 __all__ = ["DEFAULT_API_URL", "MAX_COOKIE_AGE", "ONE_YEAR", "Settings"]
 

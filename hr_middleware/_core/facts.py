@@ -1,19 +1,20 @@
 """The request facts the core decides on, and the default rule for when to mint.
 
 Adapters subclass :class:`RequestFacts` to read their framework's request
-lazily: on the hot path (a returning visitor) only the Cookie header is read.
+lazily; the usual returning visitor never needs them (see ``returning``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from enum import Enum
 from typing import Any
 
 from werkzeug.sansio.http import parse_cookie
 
-__all__ = ["NoIdReason", "RequestFacts", "is_bot", "is_page_navigation", "not_a_page_navigation", "parse_cookies"]
+from .visit import NoIdReason
+
+__all__ = ["RequestFacts", "is_bot", "is_page_navigation", "not_a_page_navigation", "parse_cookies"]
 
 
 class RequestFacts:
@@ -42,15 +43,6 @@ class RequestFacts:
     def cookie_header(self) -> str:
         """The raw ``Cookie`` header, ``""`` when there is none."""
         raise NotImplementedError
-
-    @property
-    def cookie_bytes(self) -> bytes:
-        """The raw ``Cookie`` header in bytes (latin-1), ``b""`` when there is none.
-
-        The usual returning visitor is read from it. An adapter whose server
-        hands bytes (ASGI) provides them as they came.
-        """
-        return self.cookie_header.encode("latin-1", "replace")
 
     @property
     def method(self) -> str:
@@ -127,44 +119,6 @@ def is_bot(user_agent: str | None) -> bool:
     """Return True for a missing User-Agent or one of a known bot, crawler,
     link preview, uptime monitor, headless browser or HTTP library."""
     return not user_agent or _BOT_RE.search(user_agent) is not None
-
-
-class NoIdReason(str, Enum):
-    """Why a request has no tracking id (:attr:`hr_middleware.TrackingUser.reason`)."""
-
-    #: Not inside a request that the middleware serves.
-    OUTSIDE_REQUEST = "outside_request"
-    #: The User-Agent is a bot, crawler, link preview or HTTP library.
-    BOT = "bot"
-    #: Not a page navigation: an asset, an XHR/fetch call, a form post.
-    NOT_A_PAGE = "not_a_page"
-    #: The shop's own ``mint_when`` said no (or raised).
-    MINT_WHEN = "mint_when"
-    #: A WebSocket handshake: its response cannot carry a cookie, so it never mints.
-    WEBSOCKET = "websocket"
-    #: Hello Retail could not be reached in time, failed, or answered garbage.
-    UNREACHABLE = "unreachable"
-    #: The middleware itself failed on this request (logged).
-    INTERNAL_ERROR = "internal_error"
-
-    @property
-    def explanation(self) -> str:
-        """The reason in words, for a page or a log line."""
-        return _EXPLANATIONS[self]
-
-    def __str__(self) -> str:
-        return self.value
-
-
-_EXPLANATIONS = {
-    NoIdReason.OUTSIDE_REQUEST: "this code does not run inside a request that the middleware serves",
-    NoIdReason.BOT: "the User-Agent is a bot, crawler, link preview or HTTP library such as curl",
-    NoIdReason.NOT_A_PAGE: "the request is not a page navigation (an asset, an XHR/fetch call, a form post)",
-    NoIdReason.MINT_WHEN: "the shop's mint_when option said not to mint for this request",
-    NoIdReason.WEBSOCKET: "a WebSocket handshake cannot carry a cookie, so it never mints",
-    NoIdReason.UNREACHABLE: "Hello Retail could not be reached in time, failed, or answered garbage",
-    NoIdReason.INTERNAL_ERROR: "the middleware failed on this request (see the log)",
-}
 
 
 def not_a_page_navigation(request: RequestFacts) -> NoIdReason | None:

@@ -29,13 +29,10 @@ from hr_middleware.fastapi import TrackingUserId
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE, cookie_header, make_result, starlette_app
+from .ids import SDK, SERVER, A, B
 from .servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
-SERVER = "helloRetailTrackingUserId"
-SDK = "hello_retail_id"
 RETURNING = {SERVER: A, SDK: A}
 
 
@@ -420,7 +417,7 @@ async def test_headers_given_as_a_generator_are_all_kept(fake_hello_retail: Fake
         await send({"type": "http.response.body", "body": b"ok"})
 
     middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
-    sent = await serve(middleware, scope_of(cookies={"helloRetailTrackingUserId": A, "hello_retail_id": A}))
+    sent = await serve(middleware, scope_of(cookies={SERVER: A, SDK: A}))
     await middleware.aclose()
 
     assert list(sent[0]["headers"]) == [(b"content-type", b"text/plain"), (b"x-app", b"1"), (b"vary", b"Cookie")]
@@ -605,4 +602,4 @@ async def test_nested_instances_decide_once(fake_hello_retail: FakeHelloRetail) 
 
     assert fake_hello_retail.mint_count == 1
     assert json.loads(sent[1]["body"])["id"] == fake_hello_retail.minted[0]
-    assert set_cookie_names(sent[0]) == ["helloRetailTrackingUserId", "hello_retail_id"]
+    assert set_cookie_names(sent[0]) == [SERVER, SDK]

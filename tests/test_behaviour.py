@@ -10,11 +10,8 @@ from hr_middleware import is_valid_id
 from hr_middleware.testing import FakeHelloRetail, Mode
 
 from .drivers import ASSET, BOT, CHROME_UA, PAGE, XHR
+from .ids import SDK, SERVER, A, B
 
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
-SERVER = "helloRetailTrackingUserId"
-SDK = "hello_retail_id"
 NEW = "<new>"  # stands for "the id the fake server minted"
 
 # cookies sent, options, expected id seen by the app, expected origin, cookies written {name: value}

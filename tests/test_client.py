@@ -30,11 +30,10 @@ from hr_middleware.transport import SyncTransport
 from hr_middleware.wsgi import TrackingUserMiddleware, WSGIRequestFacts
 
 from .drivers import ASSET, PAGE
+from .ids import A, B
 
 pytestmark = pytest.mark.anyio
 
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
 W = DEFAULT_WEBSITE_UUID
 NOT_TRACKED = {"success": True, "message": "Not tracked for anonymous user"}
 API_KEY = "test-shop-api-key"

@@ -32,7 +32,8 @@ from hr_middleware.errors import APIError, HelloRetailError, InvalidResponseErro
 from hr_middleware.flask import HelloRetail
 from hr_middleware.testing import DEFAULT_WEBSITE_UUID, FakeHelloRetail, Mode
 
-A = "62a0317d17698aa57d369db9"
+from .ids import A
+
 # Characters that a URL would quote, so that every written form of it is looked for.
 SECRET = "Sup3r/Secret+Key=42"
 SECRET_FORMS = (SECRET, "Sup3r%2FSecret%2BKey%3D42")

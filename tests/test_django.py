@@ -31,13 +31,11 @@ from hr_middleware.django import CONFIG_INVALID, MIDDLEWARE_PATH, TrackingUserMi
 from hr_middleware.testing import FakeHelloRetail  # noqa: E402
 
 from .drivers import ASSET, PAGE, middleware_in  # noqa: E402
+from .ids import SDK, SERVER, UUID, A, B, C  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ASYNC_URLS = "tests.django_site.async_urls"
-A = "62a0317d17698aa57d369db9"
 RETURNING = {"Cookie": f"helloRetailTrackingUserId={A}; hello_retail_id={A}"}
-UUID = "12345678-90ab-4cde-8f01-234567890abc"
-SERVER, SDK = "helloRetailTrackingUserId", "hello_retail_id"
 
 
 @pytest.fixture
@@ -78,8 +76,8 @@ async def test_asgi_handler_mints_once_then_reads_the_cookie(
         assert first.headers["vary"] == "Cookie"
         assert first.headers["cache-control"] == "private"
         assert {c.name: c.value for c in first.cookies.jar} == {
-            "helloRetailTrackingUserId": new,
-            "hello_retail_id": new,
+            SERVER: new,
+            SDK: new,
         }
 
         again = await client.get("/sync/", headers=PAGE)  # the client sends the cookies back
@@ -129,8 +127,8 @@ def test_sync_and_async_views_see_the_id(
     new = fake_hello_retail.minted[0]
     assert first.seen == {"id": new, "native": new, "origin": "minted"}
     assert {name: c.value for name, c in first.set_cookies.items()} == {
-        "helloRetailTrackingUserId": new,
-        "hello_retail_id": new,
+        SERVER: new,
+        SDK: new,
     }
 
 
@@ -147,10 +145,10 @@ def test_streamed_content_sees_the_id(make_driver: Any, fake_hello_retail: FakeH
 def test_declined_consent_deletes_the_cookies(make_driver: Any, adapter: str) -> None:
     driver = make_driver(adapter, consent=lambda facts: False, secure=True)
 
-    result = driver.get("/", cookies={"helloRetailTrackingUserId": A, "hello_retail_id": A})
+    result = driver.get("/", cookies={SERVER: A, SDK: A})
 
     assert result.seen == {"id": "0" * 24, "native": "0" * 24, "origin": "opt_out"}
-    assert set(result.set_cookies) == {"helloRetailTrackingUserId", "hello_retail_id"}
+    assert set(result.set_cookies) == {SERVER, SDK}
     for cookie in result.set_cookies.values():
         assert cookie.deleted
         assert cookie.value in ("", '""')
@@ -160,7 +158,7 @@ def test_declined_consent_deletes_the_cookies(make_driver: Any, adapter: str) ->
 
 
 def test_template_reading_request_tracking_user_id_marks_the_response_vary_cookie(make_driver: Any) -> None:
-    result = make_driver("django").get("/page", cookies={"helloRetailTrackingUserId": A, "hello_retail_id": A})
+    result = make_driver("django").get("/page", cookies={SERVER: A, SDK: A})
 
     assert result.body == f"<p>{A}</p>".encode()
     assert result.set_cookies == {}
@@ -197,12 +195,12 @@ def test_override_settings_applies_to_a_middleware_already_built(
     client, middleware = client_for(hello_retail)
     try:
         with override_settings(HELLO_RETAIL=hello_retail):
-            assert set(first_visit(client).cookies) == {"helloRetailTrackingUserId", "hello_retail_id"}
+            assert set(first_visit(client).cookies) == {SERVER, SDK}
             with override_settings(HELLO_RETAIL={**hello_retail, "SHARE_WITH_SDK": False}):
-                assert set(first_visit(client).cookies) == {"helloRetailTrackingUserId"}
+                assert set(first_visit(client).cookies) == {SERVER}
                 assert middleware.settings is not None
                 assert middleware.settings.share_with_sdk is False
-            assert set(first_visit(client).cookies) == {"helloRetailTrackingUserId", "hello_retail_id"}
+            assert set(first_visit(client).cookies) == {SERVER, SDK}
     finally:
         middleware.close()
     assert fake_hello_retail.mint_count == 3
@@ -288,8 +286,8 @@ async def test_override_settings_under_the_asgi_handler(
         with override_settings(HELLO_RETAIL={**hello_retail, "SHARE_WITH_SDK": False}):
             one = await client.get("/", headers=PAGE)
 
-    assert {c.name for c in both.cookies.jar} == {"helloRetailTrackingUserId", "hello_retail_id"}
-    assert {c.name for c in one.cookies.jar} == {"helloRetailTrackingUserId"}
+    assert {c.name for c in both.cookies.jar} == {SERVER, SDK}
+    assert {c.name for c in one.cookies.jar} == {SERVER}
     assert fake_hello_retail.mint_count == 2
 
 
@@ -323,9 +321,7 @@ CHECKS = [
     pytest.param({"WEBSITE_UUID": UUID, "SECURE": "yes"}, OURS, ["hr_middleware.E006"], id="wrong-type-secure"),
     pytest.param({"WEBSITE_UUID": UUID, "TIMEOUT": 120}, OURS, ["hr_middleware.E007"], id="out-of-range"),
     pytest.param({"WEBSITE_UUID": UUID, "API_URL": "core.helloretail.com"}, OURS, ["hr_middleware.E007"], id="bad-url"),
-    pytest.param(
-        {"WEBSITE_UUID": UUID, "COOKIE_NAME": "hello_retail_id"}, OURS, ["hr_middleware.E007"], id="conflicting"
-    ),
+    pytest.param({"WEBSITE_UUID": UUID, "COOKIE_NAME": SDK}, OURS, ["hr_middleware.E007"], id="conflicting"),
     pytest.param(
         {"WEBSITE_UUID": UUID, "SAMESITE": "None", "SECURE": False}, OURS, ["hr_middleware.E007"], id="samesite-none"
     ),
@@ -391,7 +387,7 @@ async def test_grant_in_a_sync_view_under_the_asgi_handler(
 
     assert response.status_code == 200
     assert response.json()["id"] == fake_hello_retail.minted[0]
-    assert set(response.cookies) == {"helloRetailTrackingUserId", "hello_retail_id"}
+    assert set(response.cookies) == {SERVER, SDK}
 
 
 @pytest.mark.anyio
@@ -432,7 +428,7 @@ def test_under_our_wsgi_middleware_the_django_one_decides_nothing(
 
 # -- Django's cache framework ----------------------------------------------------------------
 
-VISITORS = ["62a0317d17698aa57d369db9", "0123456789abcdef01234567", "fedcba9876543210fedcba98"]
+VISITORS = [A, B, C]
 
 
 @pytest.mark.parametrize("adapter", ["django", "django_async"])

@@ -10,9 +10,7 @@ import pytest
 from hr_middleware.mint import BREAKER_CLOSED, BREAKER_OPENED, MINT_FAILED, BreakerState, CircuitBreaker
 from hr_middleware.testing import FakeHelloRetail, Mode
 
-A = "62a0317d17698aa57d369db9"
-SERVER = "helloRetailTrackingUserId"
-SDK = "hello_retail_id"
+from .ids import SDK, SERVER, A
 
 # ID_ONLY is a good mint too: the shape Hello Retail's public documentation shows.
 FAULTS = [m for m in Mode if m not in (Mode.OK, Mode.ID_ONLY)]

@@ -12,11 +12,10 @@ from hr_middleware import Settings, is_valid_id
 from hr_middleware.cookies import agreeing_id_reader, find_cookie, id_cookie_reader
 from hr_middleware.policy import TrackingPolicy
 
+from .ids import SDK, SERVER, UUID, A
 from .test_policy import Facts
 
-UUID = "00000000-0000-4000-8000-000000000001"
-NAMES = ["helloRetailTrackingUserId", "hello_retail_id", "session", "x", ""]
-A = "62a0317d17698aa57d369db9"
+NAMES = [SERVER, SDK, "session", "x", ""]
 
 # Everything a Cookie header can carry through WSGI (latin-1) and ASGI (bytes decoded as latin-1).
 latin1 = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=200)
@@ -100,10 +99,10 @@ def test_fast_reader_answers_exactly_like_the_general_scan(header: str) -> None:
 @settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
 @given(headers)
 def test_the_returning_visitor_shortcut_never_disagrees_with_the_full_read(header: str) -> None:
-    agreeing = agreeing_id_reader("helloRetailTrackingUserId", "hello_retail_id")(header.encode("latin-1", "replace"))
+    agreeing = agreeing_id_reader(SERVER, SDK)(header.encode("latin-1", "replace"))
     if agreeing is not None:
-        assert id_cookie_reader("helloRetailTrackingUserId")(header) == agreeing
-        assert id_cookie_reader("hello_retail_id")(header) == agreeing
+        assert id_cookie_reader(SERVER)(header) == agreeing
+        assert id_cookie_reader(SDK)(header) == agreeing
 
 
 USUAL_COOKIES = ["a=1", "b=" + A, f"helloRetailTrackingUserId={A}", f"hello_retail_id={A}", f'hello_retail_id="{A}"']
@@ -114,10 +113,10 @@ USUAL_COOKIES = ["a=1", "b=" + A, f"helloRetailTrackingUserId={A}", f"hello_reta
 def test_the_returning_visitor_shortcut_takes_the_usual_headers(cookies: list[str]) -> None:
     # Not only None: on the headers browsers send, the shortcut answers.
     header = "; ".join(cookies)
-    agreeing = agreeing_id_reader("helloRetailTrackingUserId", "hello_retail_id")(header.encode())
+    agreeing = agreeing_id_reader(SERVER, SDK)(header.encode())
     first: dict[str, str] = {}
     for cookie in cookies:
         first.setdefault(cookie.split("=")[0], cookie)
-    names = ("helloRetailTrackingUserId", "hello_retail_id")
+    names = (SERVER, SDK)
     usual = all(name in first and '"' not in first[name] for name in names)
     assert agreeing == (A if usual else None)

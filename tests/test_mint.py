@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -14,6 +15,8 @@ import pytest
 from hr_middleware import is_valid_id
 from hr_middleware.mint import MINT_FAILED, AsyncMinter, Minter
 from hr_middleware.testing import FakeHelloRetail, Mode
+
+from .ids import A
 
 
 def run_sync(minter: Minter) -> str | None:
@@ -199,13 +202,11 @@ def test_the_minter_keeps_no_cookies_from_hello_retail(fake_hello_retail: FakeHe
     ("body", "reason"),
     [
         pytest.param(b"[" * 100_000, "answer is not JSON", id="nested-too-deep"),
-        pytest.param(
-            b'{"id": "62a0317d17698aa57d369db9", "success": false}', "says success: false", id="success-false"
-        ),
-        pytest.param(b'{"id": "62a0317d17698aa57d369db9", "success": "yes"}', "success is not true", id="success-str"),
-        pytest.param(b'{"id": "62a0317d17698aa57d369db9", "success": null}', "success is not true", id="success-null"),
+        pytest.param(json.dumps({"id": A, "success": False}).encode(), "says success: false", id="success-false"),
+        pytest.param(json.dumps({"id": A, "success": "yes"}).encode(), "success is not true", id="success-str"),
+        pytest.param(json.dumps({"id": A, "success": None}).encode(), "success is not true", id="success-null"),
         pytest.param(b'{"success": true}', "answer has no id", id="no-id"),
-        pytest.param(b'["62a0317d17698aa57d369db9"]', "answer is not a JSON object", id="list"),
+        pytest.param(json.dumps([A]).encode(), "answer is not a JSON object", id="list"),
     ],
 )
 def test_parse_refuses_what_is_not_a_clear_success(body: bytes, reason: str) -> None:
@@ -220,12 +221,12 @@ def test_parse_refuses_what_is_not_a_clear_success(body: bytes, reason: str) -> 
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param(b'{"id": "62a0317d17698aa57d369db9"}', id="documented-id-only"),
-        pytest.param(b'{"id": "62a0317d17698aa57d369db9", "success": true}', id="live-id-and-success"),
+        pytest.param(json.dumps({"id": A}).encode(), id="documented-id-only"),
+        pytest.param(json.dumps({"id": A, "success": True}).encode(), id="live-id-and-success"),
     ],
 )
 def test_parse_accepts_a_valid_id_with_or_without_success(body: bytes) -> None:
     from hr_middleware.mint import parse_mint_answer
     from hr_middleware.transport import Answer
 
-    assert parse_mint_answer(Answer(200, "application/json", body)) == "62a0317d17698aa57d369db9"
+    assert parse_mint_answer(Answer(200, "application/json", body)) == A

@@ -16,12 +16,9 @@ from hr_middleware import OPT_OUT_ID, Settings
 from hr_middleware.facts import RequestFacts, is_bot
 from hr_middleware.policy import INTERNAL_ERROR, Origin, TrackingPolicy, private_cache_control, vary_on_cookie
 
-UUID = "00000000-0000-4000-8000-000000000001"
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
-NEW = "fedcba9876543210fedcba98"
-SERVER = "helloRetailTrackingUserId"
-SDK = "hello_retail_id"
+from .ids import SDK, SERVER, UUID, A, B, C
+
+NEW = C
 
 
 class Facts(RequestFacts):

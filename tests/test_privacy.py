@@ -15,12 +15,9 @@ from hr_middleware.policy import BAD_SIGNATURE
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE
+from .ids import SDK, SERVER, A, B
 from .test_policy import Facts
 
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
-SERVER = "helloRetailTrackingUserId"
-SDK = "hello_retail_id"
 KEY = "a-secret-key-of-some-length"
 OLD_KEY = "the-previous-secret-key"
 

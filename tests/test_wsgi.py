@@ -19,9 +19,7 @@ from hr_middleware.testing import FakeHelloRetail
 from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
 
 from .drivers import PAGE, plain_wsgi_app
-
-A = "62a0317d17698aa57d369db9"
-SERVER = "helloRetailTrackingUserId"
+from .ids import SDK, SERVER, A
 
 
 def browser(app: Any) -> Client:
@@ -122,7 +120,7 @@ def test_the_apps_own_headers_and_cookies_survive(fake_hello_retail: FakeHelloRe
     assert response.get_data() == b"<html>created</html>"
     assert response.headers["X-Shop"] == "1"
     cookies = [c.split("=")[0] for c in response.headers.getlist("Set-Cookie")]
-    assert cookies == ["session", SERVER, "hello_retail_id"]
+    assert cookies == ["session", SERVER, SDK]
 
 
 def test_file_wrapper_is_passed_through_for_sendfile(fake_hello_retail: FakeHelloRetail) -> None:

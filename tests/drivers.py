@@ -33,6 +33,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 import hr_middleware
 from hr_middleware import asgi, consent
 from hr_middleware.fastapi import TrackingUserId
+from hr_middleware.mint import AsyncMinter, CircuitBreaker, Minter
 from hr_middleware.settings import Settings
 from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
 
@@ -169,6 +170,29 @@ def plain_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) 
     body = json.dumps(seen_now(environ.get(ENVIRON_KEY, "missing"))).encode()
     start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
     return [body]
+
+
+class Clock:
+    """A monotonic clock that moves only when the test moves it (``clock.now += 30``)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def breaker_on(driver: Driver, clock: Callable[[], float]) -> CircuitBreaker:
+    """Give *driver*'s minter a circuit breaker on *clock*, with the settings' threshold and cool-down.
+
+    Every adapter's middleware keeps its minter as ``middleware.minter``; the
+    minter asks its ``breaker`` before each mint. Call before the first request.
+    """
+    minter = driver.middleware.minter
+    assert isinstance(minter, (Minter, AsyncMinter)), "a prefetching minter keeps its breaker twice"
+    settings = minter.settings
+    minter.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown, clock=clock)
+    return minter.breaker
 
 
 class Driver:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,7 +28,7 @@ from hr_middleware import is_valid_id  # noqa: E402
 from hr_middleware.django import CONFIG_INVALID, MIDDLEWARE_PATH, TrackingUserMiddleware  # noqa: E402
 from hr_middleware.testing import FakeHelloRetail  # noqa: E402
 
-from .drivers import ASSET, PAGE, middleware_in  # noqa: E402
+from .drivers import PAGE, middleware_in  # noqa: E402
 from .ids import SDK, SERVER, UUID, A, B, C  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,26 +83,6 @@ async def test_asgi_handler_mints_once_then_reads_the_cookie(
     assert again.json() == {"id": new, "native": new, "origin": "cookie"}
     assert "set-cookie" not in again.headers
     assert fake_hello_retail.mint_count == 1
-
-
-@pytest.mark.anyio
-async def test_concurrent_first_visits_mint_concurrently(
-    fake_hello_retail: FakeHelloRetail, hello_retail: dict[str, Any]
-) -> None:
-    visits, delay = 10, 0.2
-    async with asgi_client(hello_retail) as client:
-        await client.get("/", headers=ASSET)  # warm up Django (URL resolver, signals); no mint
-        fake_hello_retail.delay = delay
-        started = time.perf_counter()
-        responses = await asyncio.gather(*(client.get("/", headers=PAGE) for _ in range(visits)))
-        elapsed = time.perf_counter() - started
-
-    ids = {response.json()["id"] for response in responses}
-    assert len(ids) == visits
-    assert ids == set(fake_hello_retail.minted)
-    # One after another they would take visits * delay = 2 s.
-    print(f"\n{visits} concurrent first visits x {delay}s mint: {elapsed:.3f}s")
-    assert elapsed < 1.2, f"{visits} mints of {delay}s took {elapsed:.2f}s: they were not concurrent"
 
 
 # -- both stacks, both kinds of view ---------------------------------------------------------
@@ -388,42 +366,6 @@ async def test_grant_in_a_sync_view_under_the_asgi_handler(
     assert response.status_code == 200
     assert response.json()["id"] == fake_hello_retail.minted[0]
     assert set(response.cookies) == {SERVER, SDK}
-
-
-@pytest.mark.anyio
-async def test_under_our_asgi_middleware_the_django_one_decides_nothing(
-    hello_retail: dict[str, Any], fake_hello_retail: FakeHelloRetail
-) -> None:
-    from hr_middleware.asgi import TrackingUserMiddleware as ASGIMiddleware
-
-    with override_settings(HELLO_RETAIL=hello_retail, ROOT_URLCONF=ASYNC_URLS):
-        app = ASGIMiddleware(get_asgi_application(), settings=fake_hello_retail.settings())
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
-            response = await client.get("/", headers=PAGE)
-        await app.aclose()
-
-    assert fake_hello_retail.mint_count == 1
-    assert response.json()["id"] == fake_hello_retail.minted[0]  # request.tracking_user_id: the outer visit
-    assert len(response.headers.get_list("set-cookie")) == 2
-
-
-def test_under_our_wsgi_middleware_the_django_one_decides_nothing(
-    hello_retail: dict[str, Any], fake_hello_retail: FakeHelloRetail
-) -> None:
-    from django.core.wsgi import get_wsgi_application
-    from werkzeug.test import Client as WerkzeugClient
-
-    from hr_middleware.wsgi import TrackingUserMiddleware as WSGIMiddleware
-
-    with override_settings(HELLO_RETAIL=hello_retail, ROOT_URLCONF="tests.django_site.urls"):
-        app = WSGIMiddleware(get_wsgi_application(), settings=fake_hello_retail.settings())
-        response = WerkzeugClient(app, use_cookies=False).get("/", headers=PAGE, buffered=True)
-
-    assert fake_hello_retail.mint_count == 1
-    assert response.json is not None
-    assert response.json["id"] == fake_hello_retail.minted[0]
-    assert len(response.headers.getlist("Set-Cookie")) == 2
 
 
 # -- Django's cache framework ----------------------------------------------------------------

@@ -363,7 +363,7 @@ async def test_error_mapping(
     assert type(caught.value) is error
     for name, value in attributes.items():
         assert getattr(caught.value, name) == value
-    assert time.monotonic() - started < TIMEOUT + 1.0
+    assert time.monotonic() - started < 3 * TIMEOUT  # the time budget, with a margin for a loaded machine
     assert fake_hello_retail.api_attempts == 1
     assert fake_hello_retail.mint_attempts == 0
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,15 +61,6 @@ def test_a_valid_id_among_any_cookies_is_found(cookies: list[tuple[str, str]]) -
     assert find_cookie(header, "helloRetailTrackingUserId=", accept) == A
 
 
-def best_time(call: Callable[[], object], rounds: int = 5) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
 PATHOLOGICAL = [
     "helloRetailTrackingUserId=",  # the key again and again, never a value
     " " * 50 + "helloRetailTrackingUserId=x",  # long whitespace before each candidate
@@ -78,15 +69,23 @@ PATHOLOGICAL = [
 ]
 
 
-def test_cost_is_linear_in_the_header_length() -> None:
-    # A ratio, not a duration: 10x the header must cost about 10x, far from the
-    # 100x a quadratic scan would cost. The margin absorbs a noisy machine.
-    for unit in PATHOLOGICAL:
-        small = unit * (10_000 // len(unit))
-        large = unit * (100_000 // len(unit))
-        t_small = best_time(lambda h=small: policy.begin(Facts(h)))
-        t_large = best_time(lambda h=large: policy.begin(Facts(h)))
-        assert t_large / t_small < 40, (unit, t_small, t_large)
+#: A 2 MB Cookie header: over a hundred times what servers accept (gunicorn 8 KB a line, nginx 8-16 KB).
+HUGE = 2_000_000
+#: The time budget for deciding on it. A linear scan takes a few tens of ms; a
+#: quadratic one (a copy of the rest of the header per candidate) takes seconds.
+BUDGET = 0.25
+
+
+@pytest.mark.parametrize("unit", PATHOLOGICAL)
+def test_a_huge_hostile_header_is_decided_within_the_budget(unit: str) -> None:
+    header = unit * (HUGE // len(unit))
+
+    started = time.perf_counter()
+    visit = policy.begin(Facts(header))
+    elapsed = time.perf_counter() - started
+
+    assert visit.tracking_user_id in (None, A)
+    assert elapsed < 3 * BUDGET  # a generous margin for a loaded machine
 
 
 @settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])

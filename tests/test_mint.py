@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from hr_middleware.mint import MINT_FAILED, AsyncMinter, Minter
 from hr_middleware.testing import FakeHelloRetail, Mode
 
 from .ids import A
+from .servers import free_port
 
 
 def run_sync(minter: Minter) -> str | None:
@@ -111,12 +111,13 @@ def test_time_budget_holds_when_the_server_stalls(
     fake_hello_retail.mode = mode
     fake_hello_retail.drip_interval = 0.05  # a byte every 50 ms: a 50-byte answer takes 2.5 s
 
+    budget = 0.3
     started = time.monotonic()
-    assert mint(timeout=0.3) is None
+    assert mint(timeout=budget) is None
     elapsed = time.monotonic() - started
 
-    # The budget is 0.3 s; the margin is for a loaded 2-core machine, not for the code.
-    assert elapsed < 0.3 + 0.5, elapsed
+    # The margin is for a loaded 2-core machine, not for the code.
+    assert elapsed < 3 * budget, elapsed
 
 
 def test_slow_but_within_budget_succeeds(mint: Callable[..., str | None], fake_hello_retail: FakeHelloRetail) -> None:
@@ -125,14 +126,8 @@ def test_slow_but_within_budget_succeeds(mint: Callable[..., str | None], fake_h
     assert is_valid_id(mint(timeout=1.0))
 
 
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_connection_refused(hr_log: pytest.LogCaptureFixture, fake_hello_retail: FakeHelloRetail) -> None:
-    settings = fake_hello_retail.settings(api_url=f"http://127.0.0.1:{unused_port()}")
+    settings = fake_hello_retail.settings(api_url=f"http://127.0.0.1:{free_port()}")
 
     assert Minter(settings).mint() is None
     assert run_async(AsyncMinter(settings)) is None

@@ -10,11 +10,9 @@ from hr_middleware import is_valid_id
 from hr_middleware.testing import FakeHelloRetail, Mode
 
 from .drivers import ASSET, BOT, CHROME_UA, PAGE, XHR
+from .ids import SDK, SERVER, A, B
+from .servers import MintGate
 
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
-SERVER = "helloRetailTrackingUserId"
-SDK = "hello_retail_id"
 NEW = "<new>"  # stands for "the id the fake server minted"
 
 # cookies sent, options, expected id seen by the app, expected origin, cookies written {name: value}
@@ -271,3 +269,37 @@ def test_failed_mint_serves_the_page_unchanged(
     assert warnings[0].getMessage().startswith("Hello Retail mint failed (")
     page = driver.get("/")
     assert page.seen == {"id": None, "native": None, "origin": None, "reason": "unreachable"}
+
+
+def test_an_instance_inside_another_decides_nothing(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    driver = make_driver(adapter)
+    driver.wrap_in_outer_instance()
+
+    result = driver.get("/")
+
+    assert fake_hello_retail.mint_count == 1
+    new = fake_hello_retail.minted[0]
+    assert result.seen == {"id": new, "native": new, "origin": "minted", "reason": None}
+    assert len(result.header_lines("set-cookie")) == 2
+    assert {name: c.value for name, c in result.set_cookies.items()} == {SERVER: new, SDK: new}
+
+
+VISITORS_AT_ONCE = 8
+
+
+def test_first_visits_at_once_mint_at_once_each_their_own_id(adapter: str, make_driver: Any) -> None:
+    # The gate answers no mint until all of them wait at once: mints made one
+    # after another (a blocked event loop, a lock) would fail at its deadline.
+    with MintGate(together=VISITORS_AT_ONCE, deadline=5) as gate:
+        driver = make_driver(adapter, api_url=gate.url, timeout=10)
+
+        results = driver.get_at_once(VISITORS_AT_ONCE)
+
+    assert gate.arrived == VISITORS_AT_ONCE
+    assert sorted(r.app_id for r in results) == sorted(gate.minted)
+    assert len(set(gate.minted)) == VISITORS_AT_ONCE
+    for result in results:
+        assert result.seen["origin"] == "minted"
+        assert {name: c.value for name, c in result.set_cookies.items()} == {SERVER: result.app_id, SDK: result.app_id}

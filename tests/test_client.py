@@ -38,11 +38,10 @@ from hr_middleware.testing import DEFAULT_WEBSITE_UUID, FakeHelloRetail, Mode
 from hr_middleware.wsgi import TrackingUserMiddleware, WSGIRequestFacts
 
 from .drivers import ASSET, PAGE
+from .ids import A, B
 
 pytestmark = pytest.mark.anyio
 
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
 W = DEFAULT_WEBSITE_UUID
 NOT_TRACKED = {"success": True, "message": "Not tracked for anonymous user"}
 API_KEY = "test-shop-api-key"
@@ -372,7 +371,7 @@ async def test_error_mapping(
     assert type(caught.value) is error
     for name, value in attributes.items():
         assert getattr(caught.value, name) == value
-    assert time.monotonic() - started < TIMEOUT + 1.0
+    assert time.monotonic() - started < 3 * TIMEOUT  # the time budget, with a margin for a loaded machine
     assert fake_hello_retail.api_attempts == 1
     assert fake_hello_retail.mint_attempts == 0
 

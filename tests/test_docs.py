@@ -16,10 +16,10 @@ from hr_middleware.client import HelloRetailClient
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE
+from .ids import A
 from .test_client import begin_visit
 
 ROOT = Path(__file__).resolve().parent.parent
-A = "62a0317d17698aa57d369db9"
 EXAMPLE = re.compile(r"<!-- example -->\n```python\n(.*?)```", re.S)
 
 

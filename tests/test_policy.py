@@ -19,12 +19,9 @@ from hr_middleware._core.headers import cache_headers, patch_headers, private_ca
 from hr_middleware._core.log import INTERNAL_ERROR
 from hr_middleware._core.visit import Visit
 
-UUID = "00000000-0000-4000-8000-000000000001"
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
-NEW = "fedcba9876543210fedcba98"
-SERVER = "helloRetailTrackingUserId"
-SDK = "hello_retail_id"
+from .ids import SDK, SERVER, UUID, A, B, C
+
+NEW = C
 
 
 class Facts(RequestFacts):

@@ -16,12 +16,9 @@ from hr_middleware.consent import cookie_consent, cookiebot
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE
+from .ids import SDK, SERVER, A, B
 from .servers import free_port, running
 
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
-SERVER = "helloRetailTrackingUserId"
-SDK = "hello_retail_id"
 COOKIEBOT_YES = "CookieConsent={stamp:%27x%27%2Cnecessary:true%2Cmarketing:true}"
 
 

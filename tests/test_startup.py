@@ -15,9 +15,8 @@ from hr_middleware import asgi, wsgi
 from hr_middleware._core.settings import Settings
 
 from .drivers import PAGE, plain_wsgi_app, starlette_app
+from .ids import UUID
 from .servers import ROOT, free_port
-
-UUID = "00000000-0000-4000-8000-000000000001"
 
 
 @pytest.mark.parametrize("middleware", [wsgi.TrackingUserMiddleware, asgi.TrackingUserMiddleware], ids=["wsgi", "asgi"])

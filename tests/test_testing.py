@@ -10,6 +10,8 @@ import requests
 from hr_middleware import is_valid_id
 from hr_middleware.testing import FakeHelloRetail, Mode
 
+from .ids import A
+
 pytest_plugins = ["pytester"]
 
 
@@ -92,7 +94,7 @@ def test_stop_closes_kept_alive_connections_so_hello_retail_is_really_down() -> 
     fake = FakeHelloRetail().start()
     minter = Minter(fake.settings(timeout=2.0))
     client = HelloRetailClient.from_settings(fake.settings(), timeout=2.0)
-    visitor = "62a0317d17698aa57d369db9"
+    visitor = A
     try:
         assert is_valid_id(minter.mint())
         assert client.recommendations([{"key": "k"}], tracking_user_id=visitor)["success"] is True

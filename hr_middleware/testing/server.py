@@ -35,8 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from .identity import OPT_OUT_ID, is_valid_id
-from .settings import Settings
+from ..identity import OPT_OUT_ID, is_valid_id
+from ..settings import Settings
 
 __all__ = ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail", "Mode", "RecordedRequest", "fake_products"]
 

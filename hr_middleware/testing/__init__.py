@@ -2,7 +2,8 @@
 
 It mints valid ids on ``POST /serve/trackingUser``, counts them, answers the
 downstream endpoints (recommendations, search, pages, tracking) with
-deterministic canned products, records every request, and can be told to be
+deterministic canned products (and serves their images, as generated SVGs),
+records every request to Hello Retail's endpoints, and can be told to be
 slow, hang, fail or answer garbage::
 
     from hr_middleware.testing import FakeHelloRetail, Mode
@@ -16,7 +17,13 @@ slow, hang, fail or answer garbage::
 
 With pytest, the ``fake_hello_retail`` fixture (from this package's pytest
 plugin) gives a running server, reset for every test. Nothing here talks to
-the real Hello Retail.
+the real Hello Retail. ``python -m hr_middleware.testing`` runs one in the
+foreground.
+
+The modules: :mod:`.server` (the fake's lifecycle and what it counted),
+:mod:`.handler` (its HTTP side), :mod:`.answers` (modes and canned answers in
+Hello Retail's shapes), :mod:`.images` (the products' pictures) and
+:mod:`.__main__` (the command line).
 """
 
 from __future__ import annotations

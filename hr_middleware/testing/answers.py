@@ -10,6 +10,8 @@ from urllib.parse import unquote
 
 from hr_middleware.identity import OPT_OUT_ID, is_valid_id
 
+from .images import image_name
+
 if TYPE_CHECKING:
     from .server import FakeHelloRetail
 
@@ -228,12 +230,13 @@ def api_answer(fake: FakeHelloRetail, mode: Mode, path: str, query: dict[str, st
         return 200, error_answer(INVALID_REQUEST, "Request could not be served")
     if path in COLLECT_PATHS:
         return 200, {"success": True, "message": _collect_message(fake, path, query, document)}
-    visitor = _visitor(document)
+    visitor, images = _visitor(document), fake.images_url
     if path == RECOMS_PATH:
-        return 200, {"success": True, "responses": [_recom_response(visitor, r) for r in document["requests"]]}
+        responses = [_recom_response(visitor, r, images) for r in document["requests"]]
+        return 200, {"success": True, "responses": responses}
     if path == SEARCH_PATH:
-        return 200, _search_answer(visitor, document)
-    return 200, _page_answer(visitor, unquote(path[len(PAGES_PREFIX) :]), document)
+        return 200, _search_answer(visitor, document, images)
+    return 200, _page_answer(visitor, unquote(path[len(PAGES_PREFIX) :]), document, images)
 
 
 def _collect_message(fake: FakeHelloRetail, path: str, query: dict[str, str], document: dict[str, Any]) -> str:
@@ -266,11 +269,11 @@ def _fields(request: dict[str, Any]) -> list[str] | None:
     return None
 
 
-def _recom_response(visitor: str, request: dict[str, Any]) -> dict[str, Any]:
+def _recom_response(visitor: str, request: dict[str, Any], images: str) -> dict[str, Any]:
     count = _bounded(request.get("count"), default=4)
     context = request.get("context")
     scope = f"recoms:{request.get('key') or request.get('trackingKey')}:{json.dumps(context, sort_keys=True)}"
-    products = fake_products(visitor, scope, 0, count, fields=_fields(request))
+    products = fake_products(visitor, scope, 0, count, fields=_fields(request), images=images)
     if isinstance(request.get("key"), str):
         return {"key": request["key"], "success": True, "products": products}
     sources = [s.get("type") for s in request.get("sources", [])]
@@ -341,7 +344,7 @@ def _sorting(query: dict[str, Any]) -> list[dict[str, Any]]:
     return options
 
 
-def _search_answer(visitor: str, document: dict[str, Any]) -> dict[str, Any]:
+def _search_answer(visitor: str, document: dict[str, Any], images: str) -> dict[str, Any]:
     answer: dict[str, Any] = {"success": True, "query": document.get("query", "")}
     scope = f"search:{document['key']}:{document.get('query', '')}"
     products = document.get("products")
@@ -349,7 +352,7 @@ def _search_answer(visitor: str, document: dict[str, Any]) -> dict[str, Any]:
         filters = _filters(products)
         total = _matches(filters)
         start, requested, returned = _slice(products, total)
-        results = fake_products(visitor, f"{scope}:{filters}", start, returned, fields=_fields(products))
+        results = fake_products(visitor, f"{scope}:{filters}", start, returned, fields=_fields(products), images=images)
         section: dict[str, Any] = {
             "start": start,
             "requestedCount": requested,
@@ -401,7 +404,7 @@ def _content_item(content: str, scope: str, position: int) -> dict[str, Any]:
     }
 
 
-def _page_answer(visitor: str, key: str, document: dict[str, Any]) -> dict[str, Any]:
+def _page_answer(visitor: str, key: str, document: dict[str, Any], images: str) -> dict[str, Any]:
     first_load = document.get("firstLoad") is True
     products = document.get("products")
     if not isinstance(products, dict):
@@ -411,7 +414,7 @@ def _page_answer(visitor: str, key: str, document: dict[str, Any]) -> dict[str, 
     total = _matches(filters)
     start, requested, returned = _slice(products, total)
     scope = f"page:{key}:{document['url']}:{json.dumps(params, sort_keys=True)}:{filters}"
-    result = fake_products(visitor, scope, start, returned, fields=_fields(products))
+    result = fake_products(visitor, scope, start, returned, fields=_fields(products), images=images)
     section: dict[str, Any] = {
         "start": start,
         "count": requested,
@@ -440,22 +443,31 @@ _NOUNS = ("Teapot", "Backpack", "Lamp", "Sneakers", "Scarf", "Notebook", "Kettle
 
 
 def fake_products(
-    visitor: str, scope: str, start: int, count: int, *, fields: list[str] | None = None
+    visitor: str,
+    scope: str,
+    start: int,
+    count: int,
+    *,
+    fields: list[str] | None = None,
+    images: str = "https://shop.example/images",
 ) -> list[dict[str, Any]]:
     """Products *start* to *start + count* for *visitor* ("" = anonymous) in *scope*, derived from a hash.
 
     With *fields*, each product holds only those of its fields (as Hello
-    Retail returns only the requested ones); without, all of them.
+    Retail returns only the requested ones); without, all of them. Their
+    ``imgUrl`` is under *images* (the fake answers with its own
+    :attr:`~hr_middleware.testing.FakeHelloRetail.images_url`, where it serves them).
     """
     products = []
     for position in range(start, start + count):
         digest = hashlib.sha256(f"{visitor}|{scope}|{position}".encode()).hexdigest()
         number = str(10_000 + int(digest[:8], 16) % 90_000)
+        title = f"{_ADJECTIVES[int(digest[8:10], 16) % 10]} {_NOUNS[int(digest[10:12], 16) % 10]}"
         product = {
-            "title": f"{_ADJECTIVES[int(digest[8:10], 16) % 10]} {_NOUNS[int(digest[10:12], 16) % 10]}",
+            "title": title,
             "productNumber": number,
             "url": f"https://shop.example/products/{number}",
-            "imgUrl": f"https://shop.example/images/{number}.jpg",
+            "imgUrl": f"{images}/{image_name(number, title)}",
             "price": round(5 + int(digest[12:16], 16) % 20_000 / 100, 2),
             "brand": BRANDS[int(digest[40:42], 16) % len(BRANDS)],
             "trackingCode": digest[16:40],

@@ -28,6 +28,7 @@ from .answers import (
     mint_answer,
     mint_problem,
 )
+from .images import IMAGE_PREFIX, product_image
 
 if TYPE_CHECKING:
     from .server import FakeHelloRetail
@@ -101,6 +102,16 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
         pass
+
+    def do_GET(self) -> None:
+        # Images only: they stand in for the shop's image server, not for Hello Retail,
+        # so they are neither recorded nor counted.
+        path = self.path.partition("?")[0]
+        image = product_image(path[len(IMAGE_PREFIX) :]) if path.startswith(IMAGE_PREFIX) else None
+        if image is None:
+            self._json(404, {"success": False, "message": "no such image"})
+        else:
+            self._send(200, "image/svg+xml", image, cache_control="public, max-age=86400")
 
     def do_POST(self) -> None:
         fake = self.server.fake
@@ -191,9 +202,11 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
     def _json(self, status: int, document: Any) -> None:
         self._send(status, "application/json", json.dumps(document).encode())
 
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
+    def _send(self, status: int, content_type: str, body: bytes, *, cache_control: str | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if cache_control is not None:
+            self.send_header("Cache-Control", cache_control)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         try:

@@ -11,6 +11,7 @@ from hr_middleware.settings import Settings
 
 from .answers import MINT_PATH, Mode
 from .handler import FakeHTTPServer, FakeRequestHandler, RecordedRequest, shut
+from .images import IMAGE_PREFIX
 
 __all__ = ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail"]
 
@@ -70,6 +71,11 @@ class FakeHelloRetail:
     def url(self) -> str:
         """The base URL to use as ``api_url``."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def images_url(self) -> str:
+        """Where it serves the canned products' images (their ``imgUrl``): ``<url>/images``."""
+        return self.url + IMAGE_PREFIX.rstrip("/")
 
     def start(self) -> FakeHelloRetail:
         """Start serving in a daemon thread (idempotent)."""

@@ -98,8 +98,8 @@ code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; 
 #origin { margin: .5rem 0 .25rem; }
 #no-id-reason { margin: .25rem 0; color: #9a3412; background: #fff7ed; border-radius: 6px; padding: .4rem .6rem; }
 .muted { color: var(--muted); font-size: .85rem; }
-.buttons { display: flex; flex-wrap: wrap; gap: .5rem; margin: .9rem 0 .5rem; }
-.buttons form { display: contents; }
+.buttons { display: flex; flex-wrap: wrap; gap: .5rem; margin: .5rem 0 .9rem; }
+.buttons .muted { flex: 1; align-self: center; min-width: 10rem; }
 button { font: inherit; font-size: .9rem; border-radius: 8px; padding: .4rem .85rem; cursor: pointer;
   border: 1px solid var(--line); background: #fff; color: var(--ink); }
 button.accept { background: #15803d; border-color: #15803d; color: #fff; }
@@ -107,7 +107,7 @@ button.decline { color: #b91c1c; border-color: #fca5a5; }
 table { width: 100%; border-collapse: collapse; font-size: .85rem; }
 th { text-align: left; white-space: nowrap; vertical-align: top; padding: .3rem .75rem .3rem 0; color: var(--muted);
   font-weight: 600; }
-td { padding: .3rem 0; border-top: 1px solid var(--line); word-break: break-all; }
+td { padding: .3rem 0; border-top: 1px solid var(--line); overflow-wrap: anywhere; }
 tr:first-child td { border-top: 0; }
 tr.not-sent td { color: var(--muted); font-style: italic; }
 .deletes { background: #fee2e2; color: #991b1b; border-radius: 4px; padding: 0 .35rem; margin-left: .3rem;
@@ -123,7 +123,8 @@ ul.products { list-style: none; padding: 0; margin: 0; display: grid; gap: 1rem;
   grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr)); }
 li.product { background: #fff; border: 1px solid var(--line); border-radius: 12px; overflow: hidden; }
 li.product a { color: inherit; text-decoration: none; display: block; }
-li.product img { display: block; width: 100%; aspect-ratio: 4 / 3; object-fit: cover; background: var(--line); }
+li.product img { display: block; width: 100%; height: auto; aspect-ratio: 4 / 3; object-fit: cover;
+  background: var(--line); }
 li.product .title { display: block; padding: .5rem .75rem 0; font-weight: 600; }
 li.product .price { display: block; padding: 0 .75rem .6rem; color: var(--muted); }
 ul.facets { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .4rem; margin: .5rem 0 1rem; }
@@ -151,13 +152,12 @@ PAGE = Template("""<!doctype html>
 <p id="origin">$origin_text</p>
 $reason
 <p class="muted" id="consent-state">Tracking consent: $consent_text</p>
-<div class="buttons">
-<button type="button" id="new-visitor">Become a new visitor</button>
-<form method="post" action="/consent" id="consent">
+<form method="post" action="/consent" id="consent" class="buttons">
 <button class="accept" name="answer" value="accept" id="consent-accept">Accept tracking</button>
 <button class="decline" name="answer" value="decline" id="consent-decline">Decline tracking</button>
 </form>
-</div>
+<div class="buttons"><button type="button" id="new-visitor">Become a new visitor</button>
+<span class="muted">forgets both id cookies and the consent answer</span></div>
 <p class="muted">Hello Retail's JavaScript would read <code>hello_retail_id</code>:
 <code id="document-cookie">&hellip;</code></p>
 </div>

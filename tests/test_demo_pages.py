@@ -200,7 +200,7 @@ def test_the_buttons_and_the_search_box_are_there(shop: Shop) -> None:
     page = shop("GET", "/", PAGE)
 
     assert '<button type="button" id="new-visitor">Become a new visitor</button>' in page.html
-    assert '<form method="post" action="/consent" id="consent">' in page.html
+    assert '<form method="post" action="/consent" id="consent" class="buttons">' in page.html
     assert 'name="answer" value="accept"' in page.html
     assert 'name="answer" value="decline"' in page.html
     # The new-visitor button forgets both id cookies (and the consent answer), then reloads.

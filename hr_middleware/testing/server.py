@@ -43,6 +43,10 @@ class FakeHelloRetail:
     the default: every key exists; a set: only those, others fail as at Hello
     Retail) and ``api_key`` (None: any non-empty ``apiKey`` is accepted; a
     string: only that one).
+
+    The canned products' ``imgUrl`` points at pictures the fake serves itself
+    (generated SVGs under :attr:`images_url`); fetching them is not a call to
+    Hello Retail, so it is neither recorded nor counted.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, website_uuid: str = DEFAULT_WEBSITE_UUID) -> None:

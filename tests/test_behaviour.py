@@ -132,7 +132,7 @@ NO_MINT = [
     pytest.param("GET", "/", BOT, "bot", id="googlebot"),
     pytest.param("GET", "/", {"Accept": "text/html"}, "bot", id="no-user-agent"),
     pytest.param("GET", "/", {"User-Agent": "curl/8.5.0", "Accept": "text/html"}, "bot", id="curl"),
-    pytest.param("GET", "/", {"User-Agent": "curl/8.5.0", "Accept": "*/*"}, "not_a_page", id="curl-default-accept"),
+    pytest.param("GET", "/", {"User-Agent": "curl/8.5.0", "Accept": "*/*"}, "bot", id="curl-default-accept"),
     pytest.param("GET", "/", {"User-Agent": CHROME_UA, "Accept": "*/*"}, "not_a_page", id="no-fetch-metadata-not-html"),
     pytest.param(
         "GET",

@@ -123,16 +123,15 @@ def is_bot(user_agent: str | None) -> bool:
 
 def not_a_page_navigation(request: RequestFacts) -> NoIdReason | None:
     """Why :func:`is_page_navigation` says no to *request*: ``BOT``, ``NOT_A_PAGE``, or None when it says yes."""
+    headers = request.headers
+    if is_bot(headers.get("user-agent")):
+        return NoIdReason.BOT
     if request.method != "GET":
         return NoIdReason.NOT_A_PAGE
-    headers = request.headers
     dest = headers.get("sec-fetch-dest")
     if dest is not None:
-        if dest not in ("document", "iframe"):
-            return NoIdReason.NOT_A_PAGE
-    elif "text/html" not in headers.get("accept", ""):
-        return NoIdReason.NOT_A_PAGE
-    return NoIdReason.BOT if is_bot(headers.get("user-agent")) else None
+        return None if dest in ("document", "iframe") else NoIdReason.NOT_A_PAGE
+    return None if "text/html" in headers.get("accept", "") else NoIdReason.NOT_A_PAGE
 
 
 def is_page_navigation(request: RequestFacts) -> bool:

@@ -28,7 +28,7 @@ from fastapi import Depends
 
 from ._serving import get_tracking_user_id
 
-__all__ = ["TrackingUserId", "tracking_user_id"]
+__all__ = ["TrackingUserId"]
 
 
 async def tracking_user_id() -> str | None:

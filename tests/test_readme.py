@@ -51,7 +51,7 @@ PUBLIC_MODULES = (
 
 #: Files the README links to that other branches add (the demo's screenshot, the
 #: performance report). Once one exists, the test says to drop it from here.
-PENDING = {"docs/demo.png", "docs/performance.md"}
+PENDING = {"docs/performance.md"}
 
 
 @dataclass
@@ -163,7 +163,7 @@ def run_django_settings(block: Block, fake: FakeHelloRetail, django_site: None) 
     gets an id, ``manage.py check`` is content, and the app is installed."""
     from django.test import Client, override_settings
 
-    from hr_middleware.django import check_settings
+    from hr_middleware.django.checks import check_settings
 
     namespace = run(block, {"INSTALLED_APPS": []})
     assert "hr_middleware" in namespace["INSTALLED_APPS"]

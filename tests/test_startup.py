@@ -37,6 +37,18 @@ def test_a_misspelt_flask_key_raises_with_a_suggestion() -> None:
         HelloRetail(app)
 
 
+def test_a_misspelt_flask_keyword_raises_with_a_suggestion() -> None:
+    from flask import Flask
+
+    from hr_middleware.flask import HelloRetail
+
+    app = Flask("typo")
+    app.config.update(HELLO_RETAIL_WEBSITE_UUID=UUID)
+
+    with pytest.raises(TypeError, match=r"timout: not an option of hr-middleware; did you mean 'timeout'\?"):
+        HelloRetail(app, timout=0.5)
+
+
 def test_a_missing_website_uuid_is_named() -> None:
     with pytest.raises(TypeError, match="website_uuid: required"):
         Settings.merge(None, {"timeout": 0.5})

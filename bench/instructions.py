@@ -1,19 +1,30 @@
 """CPU instructions per request, counted by valgrind: a cost that a noisy machine does not blur.
 
-``make bench-instructions`` (needs valgrind: ``apt-get install valgrind``).
-Wall-clock figures on a shared 2-core machine move by 10-20% from run to run;
-instruction counts move by well under 1%. Each figure is the difference of two
-runs of the same process, N1 and N2 requests, divided by N2 - N1: start-up and
-imports cancel out.
+``make bench-instructions`` (needs valgrind: ``apt-get install valgrind``);
+``make bench-instructions INSTRUCTIONS_ARGS="--only asgi,wsgi"`` runs a subset
+of the rows (see ``--help``). Wall-clock figures on a shared machine move by
+10-20% from run to run; instruction counts move by well under 1%.
 
-In-process
+Counts are taken between marks: the measured code calls ``os.getloadavg()``,
+which nothing else calls, and callgrind (``--dump-before=getloadavg``) writes
+out the instructions counted since the previous mark. Start-up, imports and
+warm-up are left out.
+
+In-process (rows ``asgi``, ``wsgi``)
     The variants of ``bench/micro.py`` (same app, same scope or environ, same
-    returning visitor), ours next to the peers.
-Real servers
-    uvicorn and gunicorn serving ``bench/apps.py`` (bare, bare sending the
-    ``Vary: Cookie`` header a personalised page needs, and with the
-    middleware), a returning visitor's requests sent one at a time over one
-    keep-alive connection. Everything the server process does is counted.
+    returning visitor), ours next to the peers, each warmed up, then N requests
+    between two marks. The figure is the ratio of the instructions ours adds
+    over the bare app to those the peer adds.
+Real servers (rows ``h11``, ``httptools``, ``jinja``, ``gthread``)
+    uvicorn and gunicorn, one worker, serving ``bench/apps.py`` (bare, bare
+    sending the ``Vary: Cookie`` header a personalised page needs, with the
+    middleware, and with a peer middleware), a returning visitor's requests
+    sent one at a time over one keep-alive connection. ``GET /mark`` marks;
+    the figure per request is the difference of two stretches of N1 and N2
+    requests divided by N2 - N1 (the marking requests cancel out), counting
+    everything the worker process does. The figure is the share of the bare
+    server's instructions per request that a stack keeps (bare / with): the
+    throughput it keeps where the server's CPU is the limit.
 """
 
 from __future__ import annotations
@@ -27,28 +38,83 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-VALGRIND = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", "--trace-children=yes"]
 ENV = {"PYTHONHASHSEED": "0"}  # the same dict layouts in every run
+#: What the measured code calls to mark (see the module docstring).
+mark = os.getloadavg
 
 
-def collected(stderr: str) -> int:
-    """The instructions callgrind counted, summed over the processes it traced."""
-    counts = re.findall(r"Collected : ([\d,]+)", stderr)
-    assert counts, stderr[-2000:]
-    return sum(int(count.replace(",", "")) for count in counts)
+def callgrind(directory: str) -> list[str]:
+    """valgrind's command line, dumping the counts at every mark into files in *directory*."""
+    return [
+        "valgrind",
+        "--tool=callgrind",
+        "--trace-children=yes",
+        "--dump-before=getloadavg",
+        f"--callgrind-out-file={directory}/cg.%p",
+    ]
+
+
+def marked(directory: str) -> list[int]:
+    """The instructions counted up to each mark, in order, in the one process that marked."""
+    dumps: dict[str, dict[int, int]] = {}
+    for path in Path(directory).iterdir():
+        match = re.fullmatch(r"cg\.(\d+)\.(\d+)", path.name)
+        if match:
+            totals = re.search(r"^totals: (\d+)", path.read_text(), re.MULTILINE)
+            assert totals, path
+            dumps.setdefault(match[1], {})[int(match[2])] = int(totals[1])
+    assert len(dumps) == 1, f"expected one process that marks, got {sorted(dumps)}"
+    (counts,) = dumps.values()
+    return [counts[i] for i in sorted(counts)]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A figure's target: ``value <= bound`` for in-process ratios, ``value >= bound`` for shares kept."""
+
+    what: str
+    bound: float
+    at_most: bool
+
+    def text(self) -> str:
+        return f"<= {self.bound:.2f}x" if self.at_most else f">= {self.bound:.0%}"
+
+    def mark(self, value: float) -> str:
+        return "pass" if (value <= self.bound if self.at_most else value >= self.bound) else "miss"
+
+    def shown(self, value: float) -> str:
+        return f"{value:.2f}x" if self.at_most else f"{value:.1%}"
+
+
+TARGETS = {
+    "asgi": Target("ASGI in-process, ours added / asgi-correlation-id added", 0.40, at_most=True),
+    "wsgi": Target("WSGI in-process, ours added / ProxyFix added (forwarded headers)", 0.50, at_most=True),
+    "httptools": Target("uvicorn+httptools hello, % of bare kept", 0.85, at_most=False),
+    "jinja": Target("uvicorn+httptools Jinja page, % of bare kept", 0.98, at_most=False),
+    "gthread": Target("gunicorn gthread hello, % of bare kept", 0.96, at_most=False),
+}
 
 
 # -- in-process ---------------------------------------------------------------------------
 
+OURS = "hr-middleware (returning visitor)"
+PEERS = {"asgi": "asgi-correlation-id", "wsgi": "werkzeug ProxyFix"}
+#: The variants the targets need; ``--lean`` measures only these.
+ESSENTIAL = ("bare app", OURS, *PEERS.values())
+WARM = 100
+
 
 def in_process_variants() -> dict[str, Callable[[], Callable[[int], None]]]:
-    """Builders of "run n requests" for every in-process variant, by name."""
+    """Builders of "warm up, then run n requests between two marks" for every in-process variant, by name."""
     from bench import micro
     from hr_middleware import Settings
 
@@ -57,14 +123,28 @@ def in_process_variants() -> dict[str, Callable[[], Callable[[int], None]]]:
     def asgi(make: Callable[[], Any]) -> Callable[[], Callable[[int], None]]:
         def build() -> Callable[[int], None]:
             app, scope = make(), micro.asgi_scope(micro.COOKIE)
-            return lambda n: asyncio.run(micro.time_asgi(app, scope, n))
+
+            async def run(n: int) -> None:
+                await micro.time_asgi(app, scope, WARM)
+                mark()
+                await micro.time_asgi(app, scope, n)
+                mark()
+
+            return lambda n: asyncio.run(run(n))
 
         return build
 
     def wsgi(make: Callable[[], Any]) -> Callable[[], Callable[[int], None]]:
         def build() -> Callable[[int], None]:
             app, environ = make(), micro.wsgi_environ(micro.COOKIE)
-            return lambda n: micro.time_wsgi(app, environ, n) and None
+
+            def run(n: int) -> None:
+                micro.time_wsgi(app, environ, WARM)
+                mark()
+                micro.time_wsgi(app, environ, n)
+                mark()
+
+            return run
 
         return build
 
@@ -90,120 +170,234 @@ def in_process_variants() -> dict[str, Callable[[], Callable[[int], None]]]:
 
     return {
         "asgi: bare app": asgi(lambda: micro.bare_asgi),
-        "asgi: hr-middleware (returning visitor)": asgi(lambda: ours_asgi(micro.bare_asgi)),
+        f"asgi: {OURS}": asgi(lambda: ours_asgi(micro.bare_asgi)),
         "asgi: asgi-correlation-id": asgi(correlation_id),
         "asgi: floor: contextvar + send wrapper": asgi(lambda: micro.FloorMiddleware(micro.bare_asgi)),
         "asgi: bare app that reads the id": asgi(lambda: micro.reading_asgi),
         "asgi: hr-middleware, app reads the id": asgi(lambda: ours_asgi(micro.reading_asgi)),
         "wsgi: bare app": wsgi(lambda: micro.bare_wsgi),
-        "wsgi: hr-middleware (returning visitor)": wsgi(ours_wsgi),
+        f"wsgi: {OURS}": wsgi(ours_wsgi),
         "wsgi: werkzeug ProxyFix": wsgi(proxy_fix),
         "wsgi: floor: contextvar + start_response": wsgi(lambda: micro.FloorWSGI(micro.bare_wsgi)),
     }
 
 
-def count_in_process(name: str, n: int) -> int:
-    result = subprocess.run(
-        [*VALGRIND, sys.executable, "-m", "bench.instructions", "--child", name, str(n)],
-        cwd=ROOT,
-        env={**os.environ, **ENV},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return collected(result.stderr)
+def run_child(n: int, names: list[str]) -> None:
+    """In the process under valgrind: each variant built and warmed up, then *n* requests between two marks."""
+    variants = in_process_variants()
+    for name in names:
+        variants[name]()(n)
 
 
-def per_request(count: Callable[[int], int], n1: int, n2: int) -> float:
-    return (count(n2) - count(n1)) / (n2 - n1)
+def count_in_process(names: list[str], n: int) -> dict[str, float]:
+    """Instructions per request of each variant in *names*, all run in one process under valgrind."""
+    with tempfile.TemporaryDirectory() as directory:
+        subprocess.run(
+            [*callgrind(directory), sys.executable, "-m", "bench.instructions", "--child", str(n), *names],
+            cwd=ROOT,
+            env={**os.environ, **ENV},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        counts = marked(directory)
+    # Per variant: a dump up to its first mark (building, warming up), then its n requests.
+    assert len(counts) == 2 * len(names), counts
+    return {name: counts[2 * i + 1] / n for i, name in enumerate(names)}
 
 
-def report_in_process(n1: int, n2: int) -> None:
-    names = list(in_process_variants())
-    print(f"\nIn-process, CPU instructions per request ({n2} - {n1} requests, callgrind)")
-    figures = {name: per_request(lambda n, name=name: count_in_process(name, n), n1, n2) for name in names}
-    for stack, peer in (("asgi", "asgi: asgi-correlation-id"), ("wsgi", "wsgi: werkzeug ProxyFix")):
+def report_in_process(
+    pool: ThreadPoolExecutor, stacks: list[str], *, lean: bool, n: int, results: dict[str, float]
+) -> None:
+    names = [
+        name
+        for name in in_process_variants()
+        if name.split(":")[0] in stacks and (not lean or name.split(": ", 1)[1] in ESSENTIAL)
+    ]
+    # One process per stack, the stacks side by side.
+    pending = [pool.submit(count_in_process, [nm for nm in names if nm.startswith(stack)], n) for stack in stacks]
+    figures = {name: value for future in pending for name, value in future.result().items()}
+    print(f"\nIn-process, CPU instructions per request ({n} requests after {WARM} to warm up, callgrind)")
+    for stack in stacks:
+        peer = f"{stack}: {PEERS[stack]}"
         bare = figures[f"{stack}: bare app"]
-        print(f"  {'variant':<44}{'instructions':>14}{'added':>10}{'vs peer':>10}")
+        peer_added = figures[peer] - bare
+        print(f"  {'variant':<44}{'instructions':>14}{'added':>10}{'vs peer':>10}{'target':>11}")
         for name, value in figures.items():
             if not name.startswith(stack):
                 continue
             reference = figures["asgi: bare app that reads the id"] if "app reads the id" in name else bare
             added = value - reference
-            shown = name not in (f"{stack}: bare app", peer)
-            ratio = f"{added / (figures[peer] - bare):>9.2f}x" if shown else ""
-            print(f"  {name:<44}{value:>14,.0f}{added:>10,.0f}{ratio}")
+            line = f"  {name:<44}{value:>14,.0f}"
+            if name != f"{stack}: bare app":
+                line += f"{added:>10,.0f}"
+            if name not in (f"{stack}: bare app", peer):
+                line += f"{added / peer_added:>9.2f}x"
+            if name == f"{stack}: {OURS}":
+                target = TARGETS[stack]
+                results[stack] = added / peer_added
+                line += f"{target.text():>11}  {target.mark(results[stack])}"
+            print(line)
         print()
-    print("  (the reads-the-id row is measured against the bare app that reads it too)")
+    if "asgi" in stacks and not lean:
+        print("  (the reads-the-id row is measured against the bare app that reads it too)")
 
 
 # -- real servers ---------------------------------------------------------------------------
 
 
-def count_server(kind: str, variant: str, n: int) -> int:
+@dataclass(frozen=True)
+class ServerRow:
+    """A server, its HTTP implementation and a page, measured with each stack in *stacks*."""
+
+    title: str
+    kind: str
+    http: str | None
+    page: str
+    stacks: tuple[str, ...]
+
+
+SERVER_ROWS = {
+    "h11": ServerRow("uvicorn h11, hello", "uvicorn", "h11", "hello", ("bare", "bare + Vary", "ours")),
+    "httptools": ServerRow(
+        "uvicorn httptools, hello", "uvicorn", "httptools", "hello", ("bare", "bare + Vary", "ours", "correlation-id")
+    ),
+    "jinja": ServerRow(
+        "uvicorn httptools, Jinja page",
+        "uvicorn",
+        "httptools",
+        "jinja",
+        ("bare", "bare + Vary", "ours", "correlation-id"),
+    ),
+    "gthread": ServerRow("gunicorn gthread, hello", "gunicorn", None, "hello", ("bare", "bare + Vary", "ours")),
+}
+STACK_ENV = {"bare": "1", "bare + Vary": "vary", "ours": "0", "correlation-id": "correlation-id"}
+STACK_NAMES = {
+    "bare": "bare",
+    "bare + Vary": "bare + Vary: Cookie",
+    "ours": "hr-middleware",
+    "correlation-id": "asgi-correlation-id",
+}
+
+
+def count_server(row: ServerRow, stack: str, n1: int, n2: int) -> float:
+    """Instructions per request of the worker: stretches of *n1* and *n2* requests between marks."""
     from bench.load import free_port, server_argv
     from bench.micro import COOKIE
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELLO_RETAIL_")}
-    env.update(ENV, HR_BENCH_BARE={"bare": "1", "bare + Vary": "vary", "ours": "0"}[variant])
+    env.update(ENV, HR_BENCH_BARE=STACK_ENV[stack], HR_BENCH_PAGE=row.page)
     env["HELLO_RETAIL_API_URL"] = "http://127.0.0.1:9"  # returning visitors never mint
-    process = subprocess.Popen(
-        [*VALGRIND, *server_argv(kind, port, workers=1)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                connection.request("GET", "/health")
-                connection.getresponse().read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        headers = {"Cookie": COOKIE, "Accept": "text/html", "User-Agent": "Mozilla/5.0 Chrome/130.0"}
-        for _ in range(n):
-            connection.request("GET", "/", headers=headers)
-            response = connection.getresponse()
-            response.read()
-            assert response.status == 200, response.status
-        connection.close()
-    finally:
-        process.send_signal(signal.SIGTERM if kind == "gunicorn" else signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
-    return collected(stderr)
+    with tempfile.TemporaryDirectory() as directory:
+        process = subprocess.Popen(
+            [*callgrind(directory), *server_argv(row.kind, port, workers=1, http=row.http)],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                    connection.request("GET", "/health")
+                    connection.getresponse().read()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise
+                    time.sleep(0.5)
+            headers = {"Cookie": COOKIE, "Accept": "text/html", "User-Agent": "Mozilla/5.0 Chrome/130.0"}
+
+            def get(path: str) -> None:
+                connection.request("GET", path, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                assert response.status == 200, response.status
+
+            for path in ["/"] * WARM + ["/mark"] + ["/"] * n1 + ["/mark"] + ["/"] * n2 + ["/mark"]:
+                get(path)
+            connection.close()
+        finally:
+            process.send_signal(signal.SIGTERM if row.kind == "gunicorn" else signal.SIGINT)
+            process.communicate(timeout=300)
+        counts = marked(directory)
+    # Dumps: start-up and warm-up, the first mark's tail + n1 + the second's head, then the same with n2.
+    assert len(counts) == 3, counts
+    return (counts[2] - counts[1]) / (n2 - n1)
 
 
-def report_servers(kinds: list[str], n1: int, n2: int) -> None:
-    print(f"\nReal servers, CPU instructions per request in the server ({n2} - {n1} requests, callgrind)")
-    print(f"  {'server':<10}{'bare':>12}{'bare + Vary':>13}{'ours':>12}{'ours added':>12}{'bare/ours':>11}")
-    for kind in kinds:
-        figures = {
-            variant: per_request(lambda n, kind=kind, variant=variant: count_server(kind, variant, n), n1, n2)
-            for variant in ("bare", "bare + Vary", "ours")
-        }
-        bare, vary, ours = figures["bare"], figures["bare + Vary"], figures["ours"]
-        print(f"  {kind:<10}{bare:>12,.0f}{vary:>13,.0f}{ours:>12,.0f}{ours - bare:>12,.0f}{bare / ours:>10.1%}")
-    print("  bare/ours: the throughput ours keeps where the server's CPU is the limit.")
+def report_servers(pool: ThreadPoolExecutor, rows: list[str], *, n1: int, n2: int, results: dict[str, float]) -> None:
+    pending = {
+        (name, stack): pool.submit(count_server, SERVER_ROWS[name], stack, n1, n2)
+        for name in rows
+        for stack in SERVER_ROWS[name].stacks
+    }
+    figures = {key: future.result() for key, future in pending.items()}
+    print(f"\nReal servers, CPU instructions per request in the worker ({n2} - {n1} requests, callgrind)")
+    print(f"  {'server, page':<31}{'stack':<22}{'instructions':>13}{'added':>10}{'bare kept':>11}{'target':>10}")
+    for name in rows:
+        row = SERVER_ROWS[name]
+        bare = figures[name, "bare"]
+        for i, stack in enumerate(row.stacks):
+            value = figures[name, stack]
+            line = f"  {row.title if i == 0 else '':<31}{STACK_NAMES[stack]:<22}{value:>13,.0f}"
+            if stack != "bare":
+                line += f"{value - bare:>10,.0f}{bare / value:>11.1%}"
+            if stack == "ours" and name in TARGETS:
+                target = TARGETS[name]
+                results[name] = bare / value
+                line += f"{target.text():>10}  {target.mark(results[name])}"
+            print(line)
+    print("  bare kept: bare / with, the throughput a stack keeps where the server's CPU is the limit.")
     print("  bare + Vary: the bare app sending the Vary: Cookie header that ours adds to a page reading the id.")
 
 
+# -- the run ------------------------------------------------------------------------------
+
+ROWS = ("asgi", "wsgi", "h11", "httptools", "jinja", "gthread")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--child", nargs=2, metavar=("VARIANT", "N"), help=argparse.SUPPRESS)
-    parser.add_argument("--servers", default="uvicorn,gunicorn")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child", nargs="+", metavar="N VARIANT", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only", default=",".join(ROWS), help=f"comma-separated rows to run, of: {', '.join(ROWS)} (default: all)"
+    )
+    parser.add_argument(
+        "--lean", action="store_true", help="in-process: only bare, ours and the peer (no floor, no reads-the-id)"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer requests")
+    parser.add_argument(
+        "--jobs", type=int, default=min(2, os.cpu_count() or 1), help="valgrind runs at a time (default: %(default)s)"
+    )
     args = parser.parse_args()
     if args.child:
-        in_process_variants()[args.child[0]]()(int(args.child[1]))
+        run_child(int(args.child[0]), args.child[1:])
         return
+    rows = [row.strip() for row in args.only.split(",") if row.strip()]
+    unknown = set(rows) - set(ROWS)
+    if unknown:
+        parser.error(f"unknown rows {', '.join(sorted(unknown))}; pick from {', '.join(ROWS)}")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed: apt-get install valgrind")
     started = time.monotonic()
-    report_in_process(100, 600 if args.quick else 1100)
-    report_servers(args.servers.split(","), 200, 500 if args.quick else 700)
+    results: dict[str, float] = {}
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        stacks = [row for row in rows if row in PEERS]
+        if stacks:
+            report_in_process(pool, stacks, lean=args.lean, n=500 if args.quick else 1000, results=results)
+        servers = [row for row in rows if row in SERVER_ROWS]
+        if servers:
+            n1, n2 = (50, 250) if args.quick else (100, 500)
+            report_servers(pool, servers, n1=n1, n2=n2, results=results)
+    print("\nTargets")
+    for name, target in TARGETS.items():
+        if name in results:
+            value = results[name]
+            print(f"  {target.what:<66}{target.shown(value):>8}  {target.text():>9}  {target.mark(value)}")
     print(f"\n(took {time.monotonic() - started:.0f} s)")
 
 

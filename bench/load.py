@@ -36,7 +36,9 @@ PAGE = {
 COOKIE = "helloRetailTrackingUserId"
 
 
-def server_argv(kind: str, port: int, workers: int = 2) -> list[str]:
+def server_argv(kind: str, port: int, workers: int = 2, http: str | None = None) -> list[str]:
+    """The command line of *kind* (``gunicorn`` or ``uvicorn``) serving ``bench/apps.py``;
+    *http* picks uvicorn's HTTP implementation (``h11``, ``httptools``; its default: httptools if installed)."""
     bind = f"127.0.0.1:{port}"
     if kind == "gunicorn":
         return [
@@ -68,6 +70,7 @@ def server_argv(kind: str, port: int, workers: int = 2) -> list[str]:
         "--log-level",
         "warning",
         "--no-access-log",
+        *(["--http", http] if http else []),
         "bench.apps:asgi_app",
     ]
 

@@ -46,6 +46,10 @@ COOKIE = (
 _floor_var: ContextVar[object] = ContextVar("floor")
 
 
+#: The in-process targets are ratios of CPU instructions, which a noisy machine does not blur.
+IN_INSTRUCTIONS = "stated in CPU instructions: make bench-instructions"
+
+
 def median_ns(samples: list[float]) -> float:
     return statistics.median(samples)
 
@@ -161,10 +165,8 @@ def bench_wsgi(rounds: int, n: int) -> dict[str, float]:
         f"WSGI, in-process, {len(COOKIE)}-byte Cookie header ({rounds} rounds x {n} requests)",
         rows,
         "werkzeug ProxyFix",
-        "hr-middleware added <= ProxyFix added + 1,000 ns",
+        IN_INSTRUCTIONS,
     )
-    ours, peer = added["hr-middleware (returning visitor)"], added["werkzeug ProxyFix"]
-    print(f"  result: {'met' if ours <= peer + 1000 else 'NOT met'} ({ours:,.0f} ns vs {peer + 1000:,.0f} ns)")
     return added
 
 
@@ -292,10 +294,8 @@ def bench_asgi(rounds: int, n: int) -> dict[str, float] | None:
         f"ASGI, in-process, {len(cookie)}-byte Cookie header ({rounds} rounds x {n} requests)",
         rows,
         "asgi-correlation-id",
-        "hr-middleware added <= 1/4 of asgi-correlation-id added",
+        IN_INSTRUCTIONS,
     )
-    ours, peer = added["hr-middleware (returning visitor)"], added["asgi-correlation-id"]
-    print(f"  result: {'met' if ours <= peer / 4 else 'NOT met'} ({ours / peer:.2f} of the peer's added cost)")
     return added
 
 

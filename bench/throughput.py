@@ -4,7 +4,9 @@
 ``bench/apps.py`` with and without the middleware, drives each with ``wrk``
 (Debian's package) on loopback with a returning visitor's Cookie header, and
 prints requests/s. Rounds alternate bare and ours so that drift hits both; the
-figure is the ratio of medians. Target: ours >= 97% of bare.
+figure is the ratio of medians. uvicorn uses httptools when it is installed (the
+dev extras install it). Its targets are stated in CPU instructions, which move
+far less than requests/s: ``make bench-instructions``.
 """
 
 from __future__ import annotations
@@ -114,13 +116,9 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install wrk")
     print(f"\nReturning visitors, {args.rounds} rounds x {args.seconds} s, {args.connections} connections, 1 worker")
     print(f"  {'server':<10}{'bare req/s':>12}{'ours req/s':>12}{'ours/bare':>11}")
-    ok = True
     for kind in args.servers.split(","):
         bare, ours = measure(kind, args.rounds, args.seconds, args.connections)
-        ratio = ours / bare
-        ok &= ratio >= 0.97
-        print(f"  {kind:<10}{bare:>12,.0f}{ours:>12,.0f}{ratio:>10.1%}")
-    print("  target: ours >= 97% of bare; result: " + ("met" if ok else "NOT met"))
+        print(f"  {kind:<10}{bare:>12,.0f}{ours:>12,.0f}{ours / bare:>10.1%}")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 N = TypeVar("N")
+S = TypeVar("S", bound="Served")
 
 _new = object.__new__
 _COOKIE = Origin.COOKIE
@@ -72,7 +73,7 @@ class Served(Visit):
     on_read: Callable[[], None] | None = None
     _facts: RequestFacts | None = None
 
-    def __init__(self, engine: Engine[Any] | None, native: Any) -> None:
+    def __init__(self, engine: Engine[Any, Any] | None, native: Any) -> None:
         #: The engine that decided the visit (None when the middleware could not).
         self.engine = engine
         #: The framework's request: a WSGI environ, an ASGI scope, a Django ``HttpRequest``.
@@ -94,14 +95,14 @@ class Served(Visit):
         return self._facts
 
     @classmethod
-    def failed(cls, native: Any) -> Served:
+    def failed(cls: type[S], native: Any) -> S:
         """A request the middleware could not serve: no id, nothing to write."""
         served = cls(None, native)
         served.reason = NoIdReason.INTERNAL_ERROR
         return served
 
 
-class Engine(Generic[N]):
+class Engine(Generic[N, S]):
     """One middleware's settings, decision and minter, serving requests of native type *N*.
 
     *make_facts* builds the core's :class:`RequestFacts` from the native
@@ -122,11 +123,11 @@ class Engine(Generic[N]):
         returning: Callable[[str, str], Callable[[N], str | None]] | None = None,
         minter: Minter | PrefetchingMinter | None = None,
         aminter: AsyncMinter | AsyncPrefetchingMinter | None = None,
-        served: type[Served] | None = None,
+        served: type[S],
     ) -> None:
         self.settings = settings
-        #: The class of the visits it serves (an adapter's subclass of :class:`Served`).
-        self._served = served or Served
+        #: The class of the visits it serves (:class:`Served`, or an adapter's subclass).
+        self._served = served
         self.policy = TrackingPolicy(settings)
         self.make_facts = make_facts
         self.minter = minter
@@ -135,7 +136,7 @@ class Engine(Generic[N]):
         if returning is not None and self.policy.fast:
             self._returning = returning(settings.cookie_name, settings.sdk_cookie_name)
 
-    def begin(self, native: N, *, may_mint: bool = True) -> Served:
+    def begin(self, native: N, *, may_mint: bool = True) -> S:
         """Decide the visit of *native*; a mint may be due (``served.must_mint``). Never raises."""
         try:
             returning = self._returning
@@ -160,17 +161,20 @@ class Engine(Generic[N]):
             logger.exception(INTERNAL_ERROR)
             return self._served.failed(native)
 
-    def serve(self, native: N) -> Served:
+    def serve(self, native: N) -> S:
         """:meth:`begin`, then the mint it asks for, blocking. Never raises."""
         served = self.begin(native)
-        if served.must_mint:
-            try:
-                self.policy.adopt_minted(served, served.facts, self._mint_blocking(served))
-            except Exception:
-                return self._failed(served)
+        return self.mint(served) if served.must_mint else served
+
+    def mint(self, served: S) -> S:
+        """The mint :meth:`begin` asked for, blocking; the visit to serve. Never raises."""
+        try:
+            self.policy.adopt_minted(served, served.facts, self._mint_blocking(served))
+        except Exception:
+            return self._failed(served)
         return served
 
-    async def amint(self, served: Served) -> Served:
+    async def amint(self, served: S) -> S:
         """The mint :meth:`begin` asked for, awaited; the visit to serve. Never raises."""
         try:
             self.policy.adopt_minted(served, served.facts, await self._mint_awaiting(served))
@@ -179,7 +183,7 @@ class Engine(Generic[N]):
         return served
 
     @staticmethod
-    def _failed(served: Served) -> Served:
+    def _failed(served: S) -> S:
         logger.exception(INTERNAL_ERROR)
         return type(served).failed(served.native)
 
@@ -282,7 +286,7 @@ def get_tracking_user() -> TrackingUser:
 # -- acting on a consent change within a request ----------------------------------------------
 
 
-def _served() -> tuple[Served, Engine[Any]]:
+def _served() -> tuple[Served, Engine[Any, Any]]:
     served = _current.get()
     if served is None or served.engine is None:
         raise LookupError("no Hello Retail visit here: call this while a request passes through the middleware")

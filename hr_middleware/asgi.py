@@ -192,7 +192,7 @@ class TrackingUserMiddleware:
         self.app = app
         self.settings = Settings.merge(settings, options)
         self.minter = minter or make_async_minter(self.settings)
-        self._engine: Engine[Scope] = Engine(
+        self._engine: Engine[Scope, _ASGIServed] = Engine(
             self.settings, ASGIRequestFacts, returning=scope_reader, aminter=self.minter, served=_ASGIServed
         )
 
@@ -200,9 +200,9 @@ class TrackingUserMiddleware:
         if scope["type"] != "http" or VISIT_KEY in scope:
             await self._other(scope, receive, send)
             return
-        served = cast(_ASGIServed, self._engine.begin(scope))
+        served = self._engine.begin(scope)
         if served.must_mint:
-            served = cast(_ASGIServed, await self._engine.amint(served))
+            served = await self._engine.amint(served)
         state = scope.get("state")
         if state is None:  # a server that provides no state
             state = scope["state"] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import Token
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ._core.facts import RequestFacts
 from ._core.headers import patch_headers
@@ -136,7 +136,7 @@ class TrackingUserMiddleware:
         def make_facts(environ: WSGIEnvironment) -> WSGIRequestFacts:
             return WSGIRequestFacts(environ, native)
 
-        self._engine: Engine[WSGIEnvironment] = Engine(
+        self._engine: Engine[WSGIEnvironment, _WSGIServed] = Engine(
             self.settings, make_facts, returning=environ_reader, minter=self.minter, served=_WSGIServed
         )
 
@@ -144,7 +144,9 @@ class TrackingUserMiddleware:
         if VISIT_KEY in environ:
             # Another instance outside this one has decided already: one visit, one mint.
             return self.app(environ, start_response)
-        served = cast(_WSGIServed, self._engine.serve(environ))
+        served = self._engine.begin(environ)
+        if served.must_mint:
+            served = self._engine.mint(served)
         environ[ENVIRON_KEY] = served.tracking_user_id
         environ[VISIT_KEY] = True
         token = enter(served)

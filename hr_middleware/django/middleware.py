@@ -162,7 +162,7 @@ class _Configuration:
     def __init__(self, source: object, generation: int, *, is_async: bool) -> None:
         self.source = source
         self.generation = generation
-        self.engine: Engine[HttpRequest] | None = None
+        self.engine: Engine[HttpRequest, Served] | None = None
         #: Why ``HELLO_RETAIL`` cannot be used (None when it can).
         self.error: Exception | None = None
         try:
@@ -170,10 +170,16 @@ class _Configuration:
             # Under an async stack the mint must not block the loop: httpx.
             if is_async:
                 self.engine = Engine(
-                    settings, DjangoRequestFacts, returning=_meta_reader, aminter=make_async_minter(settings)
+                    settings,
+                    DjangoRequestFacts,
+                    returning=_meta_reader,
+                    aminter=make_async_minter(settings),
+                    served=Served,
                 )
             else:
-                self.engine = Engine(settings, DjangoRequestFacts, returning=_meta_reader, minter=make_minter(settings))
+                self.engine = Engine(
+                    settings, DjangoRequestFacts, returning=_meta_reader, minter=make_minter(settings), served=Served
+                )
         except Exception as exc:
             self.error = exc
 
@@ -217,7 +223,7 @@ class TrackingUserMiddleware:
             logger.error(CONFIG_INVALID, configuration.error)
         return configuration
 
-    def _engine(self) -> tuple[Engine[HttpRequest] | None, Engine[HttpRequest] | None]:
+    def _engine(self) -> tuple[Engine[HttpRequest, Served] | None, Engine[HttpRequest, Served] | None]:
         """This request's engine (None while the settings are invalid), and a replaced one to close."""
         configuration = self._configuration
         if configuration.generation == Generation.value:

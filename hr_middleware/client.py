@@ -24,7 +24,7 @@ that name the visitor by ``email`` or ``customerId``, and nowhere else; it never
 appears in a repr, an exception or a log line. Answers are Hello Retail's
 decoded JSON, untouched; :func:`tracked`, :func:`paging`, :func:`next_page`,
 :func:`facets` and :func:`with_filter` read them. Errors raise
-:class:`~hr_middleware.errors.HelloRetailError` subclasses; see ``docs/client.md``.
+:class:`~hr_middleware.HelloRetailError` subclasses; see ``docs/client.md``.
 """
 
 from __future__ import annotations
@@ -592,7 +592,7 @@ class _Client(Generic[_R, _T]):
         Example: ``client.recommendations([{"key": "frontpage-1", "format": "json", "context": {}}])``
         answers ``{"success": true, "responses": [{"key": ..., "success": true, "products": [...]}]}``.
         One bad request (an unknown key) fails the whole batch with an
-        :class:`~hr_middleware.errors.APIError`. Passing ``email=`` or
+        :class:`~hr_middleware.APIError`. Passing ``email=`` or
         ``customerId=`` names the visitor instead of the id; Hello Retail then
         wants the client's ``api_key``.
         """
@@ -711,7 +711,7 @@ class AsyncHelloRetailClient(_Client[Coroutine[Any, Any, Any], AsyncTransport]):
     """The non-blocking client, over a pooled httpx ``AsyncClient``: ``await client.search(...)``.
 
     Takes the arguments of :class:`HelloRetailClient`, with an
-    :class:`~hr_middleware.transport.AsyncTransport`. The body (and the id
+    :class:`~hr_middleware._hello_retail.transport.AsyncTransport`. The body (and the id
     from the request context) is built when a method is called, so an invalid
     id raises there, before anything is awaited.
     """

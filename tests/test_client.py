@@ -565,4 +565,4 @@ def test_a_document_nested_too_deep_is_an_invalid_response_not_a_crash() -> None
     from hr_middleware._hello_retail.transport import Answer
 
     with pytest.raises(InvalidResponseError, match="not JSON"):
-        parse_answer(Answer(200, "application/json", b"[" * 100_000))
+        parse_answer(Answer(200, b"[" * 100_000))

@@ -155,7 +155,7 @@ def test_the_fake_checks_the_api_key_when_told_one(fake_hello_retail: FakeHelloR
 
 def answer_of(case: dict[str, Any]) -> Answer:
     expected = case["answer"]
-    return Answer(expected["status"], "application/json", json.dumps(expected["body"]).encode())
+    return Answer(expected["status"], json.dumps(expected["body"]).encode())
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -210,7 +210,7 @@ def test_parse_refuses_what_is_not_a_clear_success(body: bytes, reason: str) -> 
     from hr_middleware._hello_retail.transport import Answer
 
     with pytest.raises(InvalidResponseError, match=reason):
-        parse_mint_answer(Answer(200, "application/json", body))
+        parse_mint_answer(Answer(200, body))
 
 
 @pytest.mark.parametrize(
@@ -224,4 +224,4 @@ def test_parse_accepts_a_valid_id_with_or_without_success(body: bytes) -> None:
     from hr_middleware._hello_retail.mint import parse_mint_answer
     from hr_middleware._hello_retail.transport import Answer
 
-    assert parse_mint_answer(Answer(200, "application/json", body)) == A
+    assert parse_mint_answer(Answer(200, body)) == A

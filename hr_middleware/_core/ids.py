@@ -22,7 +22,7 @@ def is_valid_id(value: object) -> bool:
     rejected, so a cookie holding it is treated as absent.
     """
     # ``not value.strip(digits)`` is True only when every character is a hex
-    # digit; it is about 3x faster than a compiled regex's fullmatch().
+    # digit: fewer steps than a compiled regex's fullmatch().
     return type(value) is str and len(value) == 24 and not value.strip(HEX_DIGITS) and value != OPT_OUT_ID
 
 

@@ -102,7 +102,7 @@ class _Refiller:
 
 
 class PrefetchingMinter:
-    """A :class:`~hr_middleware.mint.Minter` with a pool refilled by one background thread.
+    """A :class:`~hr_middleware._hello_retail.mint.Minter` with a pool refilled by one background thread.
 
     After a fork the child has no refill thread and an empty pool; its first
     mint starts its own thread.
@@ -176,7 +176,7 @@ class _RefillTask:
 
 
 class AsyncPrefetchingMinter:
-    """An :class:`~hr_middleware.mint.AsyncMinter` with a pool refilled by one task on the loop.
+    """An :class:`~hr_middleware._hello_retail.mint.AsyncMinter` with a pool refilled by one task on the loop.
 
     After a fork the child has no refill task and an empty pool.
     """

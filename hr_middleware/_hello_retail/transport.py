@@ -1,11 +1,11 @@
 """HTTP to Hello Retail: a sync transport (requests) and an async one (httpx).
 
 Both POST a JSON body over a pooled keep-alive connection set (one per
-transport instance, and per process: see :mod:`hr_middleware.forks`), hold a
+transport instance, and per process: see :mod:`hr_middleware._hello_retail.forks`), hold a
 *total* time budget per call (connect, TLS handshake, status line, headers and
 body together, even when the server drips them), ask only for gzip or deflate
 and inflate it in bounded steps with the size cap applied to the decoded
-answer, and report every failure as a :mod:`hr_middleware.errors` exception.
+answer, and report every failure as an exception of :mod:`hr_middleware._hello_retail.errors`.
 They keep no cookies: an answer's Set-Cookie must never be replayed for
 another visitor.
 """
@@ -58,7 +58,6 @@ class Answer(NamedTuple):
     """An HTTP answer, read in full."""
 
     status: int
-    content_type: str
     body: bytes
 
     def json(self) -> Any:
@@ -325,7 +324,7 @@ class SyncTransport:
                 content = self._read_body(response.raw, call)
             finally:
                 response.close()
-            return Answer(response.status_code, response.headers.get("Content-Type", ""), content)
+            return Answer(response.status_code, content)
         finally:
             _current.call = None
             call.end()
@@ -467,7 +466,7 @@ class AsyncTransport:
             async for chunk in response.aiter_raw():
                 for _ in decoder.steps(chunk):
                     await asyncio.sleep(0)  # let the loop run between steps
-            return Answer(response.status_code, response.headers.get("content-type", ""), decoder.body())
+            return Answer(response.status_code, decoder.body())
         finally:
             await response.aclose()
 

@@ -11,11 +11,22 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hr_middleware import OPT_OUT_ID, Origin, Settings
 from hr_middleware._core.decide import TrackingPolicy
 from hr_middleware._core.facts import RequestFacts, is_bot
-from hr_middleware._core.headers import cache_headers, patch_headers, private_cache_control, vary_on_cookie
+from hr_middleware._core.headers import (
+    _RAW_HEADERS,
+    _TEXT_HEADERS,
+    _patched,
+    cache_headers,
+    patch_headers,
+    patch_raw_headers,
+    private_cache_control,
+    vary_on_cookie,
+)
 from hr_middleware._core.log import INTERNAL_ERROR
 from hr_middleware._core.visit import Visit
 
@@ -338,3 +349,28 @@ IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605
 )
 def test_is_bot(user_agent: str | None, bot: bool) -> None:
     assert is_bot(user_agent) is bot
+
+
+_HEADER_NAMES = [
+    "Content-Type",
+    "Vary",
+    "vary",
+    "VARY",
+    "Cache-Control",
+    "CDN-Cache-Control",
+    "Surrogate-Control",
+    "X-Vary",
+]
+_HEADER_VALUES = ["text/html", "Accept-Encoding", "Cookie", "*", "public, max-age=60", "max-age=600", "no-store", ""]
+
+
+@given(st.lists(st.tuples(st.sampled_from(_HEADER_NAMES), st.sampled_from(_HEADER_VALUES)), max_size=6))
+def test_a_page_that_only_read_the_id_is_patched_as_the_general_rules_say(headers: list[tuple[str, str]]) -> None:
+    visit = Visit()
+    visit.tracking_user_id, visit.accessed = A, True
+
+    general = _patched(visit, list(headers), _TEXT_HEADERS)
+    raw = [(name.lower().encode(), value.encode()) for name, value in headers]
+
+    assert patch_headers(visit, list(headers)) == general
+    assert patch_raw_headers(visit, raw) == _patched(visit, raw, _RAW_HEADERS)

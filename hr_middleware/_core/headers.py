@@ -87,6 +87,8 @@ def patch_headers(visit: Visit, headers: list[tuple[str, str]]) -> list[tuple[st
     """
     if not visit.needs_response_patch:
         return headers
+    if not visit.cookies and _needs_only_vary(headers):
+        return [*headers, ("Vary", "Cookie")]
     return _patched_or_fail_safe(visit, headers, _TEXT_HEADERS)
 
 
@@ -96,7 +98,22 @@ def patch_raw_headers(visit: Visit, headers: list[tuple[bytes, bytes]]) -> list[
     (latin-1); the other headers pass as they are."""
     if not visit.needs_response_patch:
         return headers
+    if not visit.cookies and _needs_only_vary(headers):
+        return [*headers, (b"vary", b"Cookie")]
     return _patched_or_fail_safe(visit, headers, _RAW_HEADERS)
+
+
+def _needs_only_vary(headers: list[tuple[T, T]]) -> bool:
+    """Does a page that read the id, and writes no cookie, need nothing but ``Vary: Cookie``
+    appended? Yes when it has no Vary, CDN-Cache-Control or Surrogate-Control to merge with
+    (the usual page: what the general rules would answer too, in one pass over the names)."""
+    try:
+        for name, _ in headers:
+            if len(name) in _VARY_RULE_LENGTHS and name.lower() in _VARY_RULES:
+                return False
+    except Exception:  # headers of the wrong shape: the general rules are fail-safe
+        return False
+    return True
 
 
 def _patched_or_fail_safe(visit: Visit, headers: list[tuple[T, T]], form: _HeaderForm[T]) -> list[tuple[T, T]]:
@@ -188,6 +205,11 @@ _WATCHED_LENGTHS = frozenset(len(name) for name in (*CACHING_HEADERS, "set-cooki
 #: its CDN-Cache-Control and Surrogate-Control are dropped.
 FAIL_SAFE_CACHE_CONTROL = "private, no-store"
 FAIL_SAFE_DROPPED = frozenset(name.lower() for name in (CACHE_CONTROL, *CDN_HEADERS))
+#: The headers a page that only read the id may need merged: Vary and the CDNs' own.
+_VARY_RULES = frozenset(
+    form for name in (VARY, *CDN_HEADERS) for form in (name.lower(), name.lower().encode("latin-1"))
+)
+_VARY_RULE_LENGTHS = frozenset(len(name) for name in (VARY, *CDN_HEADERS))
 _TEXT_HEADERS = _HeaderForm("Set-Cookie", _same, _same)
 _RAW_HEADERS = _HeaderForm(b"set-cookie", _latin1, _unlatin1)
 

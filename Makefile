@@ -10,7 +10,7 @@ EXTRAS := flask,django,asgi,fastapi,dev
 # Only the folders that exist (bench/ may not yet).
 LINT_PATHS := $(wildcard hr_middleware tests examples bench .ci)
 
-.PHONY: venv test lint demo demo-asgi bench bench-instructions load throughput test-all test-compat test-django-versions dist-check clean
+.PHONY: venv test lint demo demo-asgi screenshot bench bench-instructions load throughput test-all test-compat test-django-versions dist-check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ demo: $(STAMP)
 
 demo-asgi: $(STAMP)
 	PORT=$(ASGI_PORT) $(BIN)/python -m examples.starlette_app
+
+# The README's screenshot, docs/demo.png: the browser test's first visit to the demo, taken again.
+screenshot: $(STAMP)
+	UPDATE_DEMO_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_browser.py -k readme
 
 # The Django adapter under Django 4.2 LTS on the oldest Python and the newest Django
 # pip offers on the newest Python, each in a throwaway venv under build/. A Python

@@ -24,7 +24,9 @@ def main(dist: Path) -> None:
     assert "hr_middleware = hr_middleware.pytest_plugin" in zipfile.ZipFile(wheel).read(entry_points).decode()
     with tarfile.open(sdist) as archive:
         sdist_names = archive.getnames()
-    for needed in ("hr_middleware/py.typed", "README.md", "setup.cfg", "pyproject.toml", "LICENSE"):
+    # docs/django.md: the Django system checks' hints point at it; Makefile: the README's `make` targets.
+    needed_files = ("hr_middleware/py.typed", "README.md", "setup.cfg", "pyproject.toml", "LICENSE")
+    for needed in (*needed_files, "Makefile", "docs/django.md", "docs/client.md", "docs/reliability.md"):
         assert any(n.endswith("/" + needed) for n in sdist_names), f"{needed} missing from the sdist"
 
     import hr_middleware

@@ -25,6 +25,7 @@ from pathlib import Path
 import requests
 
 from hr_middleware.testing import FakeHelloRetail
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = {
@@ -33,14 +34,6 @@ PAGE = {
     "Sec-Fetch-Dest": "document",
 }
 COOKIE = "helloRetailTrackingUserId"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def server_argv(kind: str, port: int, workers: int = 2, http: str | None = None) -> list[str]:

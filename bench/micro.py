@@ -25,7 +25,7 @@ from typing import Any
 import requests
 
 from hr_middleware import Settings, get_tracking_user_id
-from hr_middleware.mint import Minter
+from hr_middleware._hello_retail.mint import Minter
 from hr_middleware.wsgi import TrackingUserMiddleware as WSGITracking
 
 A = "62a0317d17698aa57d369db9"

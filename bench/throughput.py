@@ -23,8 +23,9 @@ from pathlib import Path
 
 import requests
 
-from bench.load import free_port, server_argv
+from bench.load import server_argv
 from bench.micro import COOKIE
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,16 +5,28 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
-from hr_middleware.settings import DEFAULT_API_URL
+from hr_middleware._core.settings import DEFAULT_API_URL
 from hr_middleware.testing import FakeHelloRetail
 
-__all__ = ["hello_retail_options"]
+__all__ = ["Backend", "hello_retail_options"]
+
+
+class Backend(NamedTuple):
+    """The Hello Retail a demo talks to."""
+
+    #: The middleware's options that point at it (``website_uuid``, maybe ``api_url``).
+    options: dict[str, str]
+    #: Where ids come from, in words.
+    description: str
+    #: The embedded fake, or None for the real Hello Retail.
+    fake: FakeHelloRetail | None
 
 
 @contextmanager
-def hello_retail_options() -> Iterator[tuple[dict[str, str], str]]:
-    """The middleware options to use, and a line saying where ids come from.
+def hello_retail_options() -> Iterator[Backend]:
+    """The Hello Retail to use, as a :class:`Backend`.
 
     With ``HELLO_RETAIL_WEBSITE_UUID`` set in the environment: the real Hello
     Retail (``HELLO_RETAIL_API_URL`` overrides the address). Otherwise a fake
@@ -25,7 +37,8 @@ def hello_retail_options() -> Iterator[tuple[dict[str, str], str]]:
         options = {"website_uuid": website_uuid}
         if os.environ.get("HELLO_RETAIL_API_URL"):
             options["api_url"] = os.environ["HELLO_RETAIL_API_URL"]
-        yield options, f"Hello Retail at {options.get('api_url', DEFAULT_API_URL)}"
+        yield Backend(options, f"Hello Retail at {options.get('api_url', DEFAULT_API_URL)}", None)
         return
     with FakeHelloRetail() as fake:
-        yield {"website_uuid": fake.website_uuid, "api_url": fake.url}, f"the embedded fake Hello Retail at {fake.url}"
+        options = {"website_uuid": fake.website_uuid, "api_url": fake.url}
+        yield Backend(options, f"the embedded fake Hello Retail at {fake.url}", fake)

@@ -1,27 +1,43 @@
-"""The demo shop's one page, shared by the Flask, Starlette and Django examples.
+"""The demo shop's one page, shared by the Flask, Starlette and Django examples: same look, same content.
 
-Everything here reads the fields Hello Retail really returns: a recommendations
-answer's ``responses[i].products``, a search answer's ``products.results`` with
-``totalCount``, and a facet value's ``query`` reused as the next filter.
+It shows the visitor's trackingUserId and where it came from (or, without one,
+why not), what this response did (its ``Set-Cookie``, ``Cache-Control`` and
+``Vary`` headers, filled in by :mod:`examples.response_headers`) and how many
+calls reached Hello Retail so far; buttons to become a new visitor and to
+accept or decline tracking; a search box and "Recommended for you" as product
+cards. Everything is inline: no external asset, so it works offline.
+
+The products come from the fields Hello Retail really returns: a
+recommendations answer's ``responses[i].products``, a search answer's
+``products.results`` with ``totalCount``, and a facet value's ``query`` reused
+as the next filter. Against the fake Hello Retail, ``imgUrl`` points at the
+fake's own generated pictures.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from string import Template
 from typing import Any
 from urllib.parse import urlencode
 
-from hr_middleware import HelloRetailError, TrackingUser
+from examples.response_headers import MARKER
+from hr_middleware import OPT_OUT_ID, HelloRetailError, TrackingUser
 from hr_middleware.client import ProductsQuery, facets, paging, with_filter
+from hr_middleware.consent import cookie_consent
+from hr_middleware.testing import FakeHelloRetail
 
 __all__ = [
+    "CONSENT_COOKIE",
+    "MIDDLEWARE_OPTIONS",
     "ORIGIN_TEXT",
     "RECOMMENDATIONS_KEY",
     "SEARCH_KEY",
     "SearchForm",
+    "consent_value",
     "products_of",
     "recommendation_requests",
     "render_page",
@@ -37,35 +53,138 @@ RECOMMENDATIONS_KEY = "frontpage-personal"
 SEARCH_KEY = "demo-search"
 #: Search results per page.
 PAGE_SIZE = 8
+#: The demo's consent banner stores the visitor's answer here: "yes" or "no".
+CONSENT_COOKIE = "demo_consent"
+#: A year, as consent banners keep an answer.
+CONSENT_MAX_AGE = 365 * 24 * 3600
+#: The middleware's options that every demo adds to the website UUID and address:
+#: consent read from the demo's own cookie, and an unanswered banner counted as
+#: consent so that a first visit gets an id (the default counts it as a refusal).
+MIDDLEWARE_OPTIONS: dict[str, Any] = {"consent": cookie_consent(CONSENT_COOKIE, "yes"), "consent_unknown": True}
 
 ORIGIN_TEXT = {
     "cookie": "read from the cookie (a returning visitor)",
     "sdk_cookie": "adopted from Hello Retail's own hello_retail_id cookie",
     "minted": "minted from Hello Retail on this request (a first visit)",
-    "opt_out": "the opt-out id: this visitor declined tracking",
+    "opt_out": "the opt-out id: this visitor declined tracking, and Hello Retail gets no id of theirs",
 }
-NO_ID_TEXT = "no id: this request does not mint, or Hello Retail failed"
+CONSENT_TEXT = {
+    None: "not answered yet (this demo counts that as consent)",
+    "yes": "accepted",
+    "no": "declined",
+}
+#: The cookies "Become a new visitor" forgets: both ids and the consent answer.
+FORGOTTEN_COOKIES = ("helloRetailTrackingUserId", "hello_retail_id", CONSENT_COOKIE)
+
+STYLE = """
+:root { --ink: #1d2433; --muted: #5c6577; --line: #e3e6ee; --accent: #4f46e5; --bg: #f5f6fa; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--ink); line-height: 1.45;
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+header { background: #fff; border-bottom: 1px solid var(--line); }
+.bar, main { max-width: 68rem; margin: 0 auto; padding: 0 1.25rem; }
+.bar { display: flex; align-items: baseline; gap: .75rem; padding-top: .9rem; padding-bottom: .9rem; }
+.bar h1 { font-size: 1.25rem; margin: 0; }
+.badge { background: var(--accent); color: #fff; border-radius: 99px; padding: .05rem .6rem; font-size: .8rem; }
+.bar .backend { margin-left: auto; color: var(--muted); font-size: .85rem; }
+main { padding-top: 1.25rem; padding-bottom: 2rem; }
+.panels { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1.25fr); gap: 1rem; }
+.card { background: #fff; border: 1px solid var(--line); border-radius: 12px; padding: 1rem 1.25rem; }
+.card h2, section h2 { font-size: .8rem; letter-spacing: .06em; text-transform: uppercase; color: var(--muted);
+  margin: 0 0 .6rem; }
+code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: .85em; }
+#tracking-user-id { display: inline-block; font-size: 1.15rem; background: #eef0ff; color: #312e81;
+  padding: .2rem .55rem; border-radius: 6px; }
+#origin { margin: .5rem 0 .25rem; }
+#no-id-reason { margin: .25rem 0; color: #9a3412; background: #fff7ed; border-radius: 6px; padding: .4rem .6rem; }
+.muted { color: var(--muted); font-size: .85rem; }
+.buttons { display: flex; flex-wrap: wrap; gap: .5rem; margin: .5rem 0 .9rem; }
+.buttons .muted { flex: 1; align-self: center; min-width: 10rem; }
+button { font: inherit; font-size: .9rem; border-radius: 8px; padding: .4rem .85rem; cursor: pointer;
+  border: 1px solid var(--line); background: #fff; color: var(--ink); }
+button.accept { background: #15803d; border-color: #15803d; color: #fff; }
+button.decline { color: #b91c1c; border-color: #fca5a5; }
+table { width: 100%; border-collapse: collapse; font-size: .85rem; }
+th { text-align: left; white-space: nowrap; vertical-align: top; padding: .3rem .75rem .3rem 0; color: var(--muted);
+  font-weight: 600; }
+td { padding: .3rem 0; border-top: 1px solid var(--line); overflow-wrap: anywhere; }
+tr:first-child td { border-top: 0; }
+tr.not-sent td { color: var(--muted); font-style: italic; }
+.deletes { background: #fee2e2; color: #991b1b; border-radius: 4px; padding: 0 .35rem; margin-left: .3rem;
+  font-size: .75rem; white-space: nowrap; }
+#calls { margin: .8rem 0 0; }
+#hello-retail-calls { font-size: 1.1rem; }
+#search { display: flex; gap: .5rem; margin: 1.25rem 0; }
+#search input { flex: 1; font: inherit; padding: .55rem .8rem; border: 1px solid var(--line); border-radius: 8px; }
+#search button { background: var(--accent); border-color: var(--accent); color: #fff; }
+section { margin-top: 1.25rem; }
+section > h2 { font-size: .9rem; }
+ul.products { list-style: none; padding: 0; margin: 0; display: grid; gap: 1rem;
+  grid-template-columns: repeat(auto-fill, minmax(11rem, 1fr)); }
+li.product { background: #fff; border: 1px solid var(--line); border-radius: 12px; overflow: hidden; }
+li.product a { color: inherit; text-decoration: none; display: block; }
+li.product img { display: block; width: 100%; height: auto; aspect-ratio: 4 / 3; object-fit: cover;
+  background: var(--line); }
+li.product .title { display: block; padding: .5rem .75rem 0; font-weight: 600; }
+li.product .price { display: block; padding: 0 .75rem .6rem; color: var(--muted); }
+ul.facets { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .4rem; margin: .5rem 0 1rem; }
+a.facet { display: inline-block; border: 1px solid var(--line); background: #fff; border-radius: 99px;
+  padding: .15rem .7rem; color: var(--ink); text-decoration: none; font-size: .85rem; }
+a.facet.selected { background: var(--accent); border-color: var(--accent); color: #fff; }
+#next-page { display: inline-block; margin-top: .8rem; color: var(--accent); }
+footer { color: var(--muted); font-size: .85rem; margin-top: 1.5rem; }
+@media (max-width: 48rem) { .panels { grid-template-columns: 1fr; } }
+"""
 
 PAGE = Template("""<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>hr-middleware demo shop</title>
-<style>
- body { font-family: system-ui, sans-serif; max-width: 42rem; margin: 3rem auto; line-height: 1.5; }
- code { background: #f3f3f3; padding: .1rem .3rem; border-radius: 3px; }
-</style></head>
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>hr-middleware demo shop ($framework)</title>
+<style>$style</style></head>
 <body>
-<h1>Demo shop <small>($framework)</small></h1>
-<p>Your Hello Retail trackingUserId: <code id="tracking-user-id">$tracking_user_id</code></p>
+<header><div class="bar"><h1>hr-middleware demo shop</h1><span class="badge" id="framework">$framework</span>
+<span class="backend">$backend</span></div></header>
+<main>
+<div class="panels">
+<div class="card" id="visitor">
+<h2>You</h2>
+<div>Your Hello Retail trackingUserId: <code id="tracking-user-id">$tracking_user_id</code></div>
 <p id="origin">$origin_text</p>
-<form id="search" action="/" method="get"><input type="search" name="q" value="$query" placeholder="Search the shop">
-<button>Search</button></form>
+$reason
+<p class="muted" id="consent-state">Tracking consent: $consent_text</p>
+<form method="post" action="/consent" id="consent" class="buttons">
+<button class="accept" name="answer" value="accept" id="consent-accept">Accept tracking</button>
+<button class="decline" name="answer" value="decline" id="consent-decline">Decline tracking</button>
+</form>
+<div class="buttons"><button type="button" id="new-visitor">Become a new visitor</button>
+<span class="muted">forgets both id cookies and the consent answer</span></div>
+<p class="muted">Hello Retail's JavaScript would read <code>hello_retail_id</code>:
+<code id="document-cookie">&hellip;</code></p>
+</div>
+<div class="card" id="this-response">
+<h2>What this response did</h2>
+<table id="response-headers">
+$marker
+</table>
+<p id="calls">$calls</p>
+</div>
+</div>
+<form id="search" action="/" method="get"><input type="search" name="q" value="$query"
+ placeholder="Search the shop" aria-label="Search the shop"><button>Search</button></form>
 $search
 $recommendations
-<p>Reload the page: the id and the recommendations stay the same. Delete the
-cookies to be a new visitor.</p>
-<p><small>Hello Retail's JavaScript would read <code>hello_retail_id</code>:
-<code id="document-cookie"></code></small></p>
+<footer><p>Reload the page: the id and the recommendations stay the same. Accept or decline tracking to see
+the id and the cookies change; become a new visitor to start again.</p></footer>
+</main>
 <script>
+document.getElementById("new-visitor").addEventListener("click", () => {
+  for (const name of $forgotten) {
+    document.cookie = name + "=; Max-Age=0; Path=/; SameSite=Lax";
+  }
+  location.assign("/");
+});
+// After a consent answer (a POST), a reload is a plain visit to the shop.
+if (location.pathname !== "/") history.replaceState(null, "", "/");
 document.getElementById("document-cookie").textContent =
   (document.cookie.match(/(?:^|; )hello_retail_id=([^;]*)/) || [, "not set"])[1];
 </script>
@@ -77,6 +196,11 @@ def recommendation_requests(key: str) -> list[dict[str, Any]]:
     """The ``requests`` of a recommendations call for the page's box (a front page: empty context)."""
     fields = ["title", "url", "price", "productNumber", "imgUrl", "trackingCode"]
     return [{"key": key, "format": "json", "fields": fields, "context": {}}]
+
+
+def consent_value(answer: object) -> str | None:
+    """The consent cookie's value for a consent form's *answer* ("accept" or "decline"); None for anything else."""
+    return {"accept": "yes", "decline": "no"}.get(str(answer))
 
 
 class SearchForm:
@@ -96,7 +220,7 @@ class SearchForm:
         return {
             "start": self.start,
             "count": PAGE_SIZE,
-            "fields": ["title", "url", "price", "productNumber", "trackingCode"],
+            "fields": ["title", "url", "price", "productNumber", "imgUrl", "trackingCode"],
             "filters": self.filters,
             "returnFilters": True,
         }
@@ -130,19 +254,30 @@ def search_html(form: SearchForm, answer: Any) -> str:
     following = ""
     if where.has_next:
         next_link = form.link({**query, "start": where.start + where.count})
-        following = f'<a id="next-page" href="{html.escape(next_link)}">Next page</a>'
+        following = f'<a id="next-page" href="{html.escape(next_link)}">Next page &rarr;</a>'
     return (
         f'<section id="search-results">\n<h2>{where.total} results for &ldquo;{html.escape(form.query)}&rdquo;</h2>\n'
-        f'<p id="page-of">Page {where.page} of {where.pages}</p>\n<ul class="facets">{choices}</ul>\n'
-        f"<ul>\n{items}\n</ul>\n{following}\n</section>"
+        f'<p id="page-of" class="muted">Page {where.page} of {where.pages}</p>\n<ul class="facets">{choices}</ul>\n'
+        f'<ul class="products">\n{items}\n</ul>\n{following}\n</section>'
     )
 
 
 def _product_html(p: Mapping[str, Any]) -> str:
+    title = str(p.get("title", ""))
+    # The shop's product pages are not part of the demo: a product links to a search for it.
+    link = "/?" + urlencode({"q": title})
+    image = str(p.get("imgUrl", ""))
+    picture = (
+        f'<img src="{html.escape(image)}" alt="" width="320" height="240" loading="lazy">'
+        if image.startswith(("http://", "https://"))
+        else ""
+    )
+    price = p.get("price")
+    shown_price = f"&euro;{price:.2f}" if isinstance(price, (int, float)) else html.escape(str(price or ""))
     return (
         f' <li class="product" data-product-number="{html.escape(str(p.get("productNumber", "")))}">'
-        f'<a href="{html.escape(str(p.get("url", "#")))}">{html.escape(str(p.get("title", "")))}</a> '
-        f'<span class="price">{html.escape(str(p.get("price", "")))}</span></li>'
+        f'<a href="{html.escape(link)}">{picture}<span class="title">{html.escape(title)}</span></a>'
+        f'<span class="price">{shown_price}</span></li>'
     )
 
 
@@ -160,7 +295,35 @@ def _recommendations_html(products: Sequence[Mapping[str, Any]]) -> str:
     if not products:
         return ""
     items = "\n".join(_product_html(p) for p in products)
-    return f'<section id="recommendations">\n<h2>Recommended for you</h2>\n<ul>\n{items}\n</ul>\n</section>'
+    return (
+        f'<section id="recommendations">\n<h2>Recommended for you</h2>\n'
+        f'<ul class="products">\n{items}\n</ul>\n</section>'
+    )
+
+
+def _calls_html(fake: FakeHelloRetail | None) -> str:
+    if fake is None:
+        return '<span class="muted">Calls to Hello Retail are counted only by the embedded fake Hello Retail.</span>'
+    mints, others = len(fake.mint_requests()), len(fake.api_requests())
+    return (
+        f'<strong id="hello-retail-calls">{mints + others}</strong> calls reached Hello Retail so far: '
+        f"{mints} to mint an id, {others} for recommendations and search."
+    )
+
+
+def _reason_html(user: TrackingUser) -> str:
+    if user.reason is None:
+        return ""
+    return f'<p id="no-id-reason">No id for this request: {html.escape(user.reason.explanation)}.</p>'
+
+
+def _origin_text(user: TrackingUser) -> str:
+    if user.id is None:
+        return "No trackingUserId on this request."
+    text = ORIGIN_TEXT.get(str(user.origin), "")
+    if user.id == OPT_OUT_ID:
+        return f"{text[:1].upper()}{text[1:]}."
+    return f"Where it came from: {text}."
 
 
 def render_page(
@@ -170,14 +333,29 @@ def render_page(
     *,
     query: str = "",
     search: str = "",
+    fake: FakeHelloRetail | None = None,
+    consent: str | None = None,
 ) -> str:
-    """The page for *user* (from :func:`hr_middleware.get_tracking_user`), its recommended *products*,
-    and the *search* results (from :func:`search_html`) for *query*."""
+    """The page for *user* (from :func:`hr_middleware.get_tracking_user`).
+
+    *products* are the recommended ones, *search* the results (from
+    :func:`search_html`) for *query*; *fake* is the embedded fake Hello Retail
+    whose calls are counted (None: the real one); *consent* is the value of the
+    :data:`CONSENT_COOKIE` this response leaves the visitor with.
+    """
+    backend = f"ids from the embedded fake Hello Retail at {fake.url}" if fake is not None else "ids from Hello Retail"
     return PAGE.substitute(
+        style=STYLE,
         framework=html.escape(framework),
+        backend=html.escape(backend),
         tracking_user_id=html.escape(user.id or "none"),
-        origin_text=html.escape(ORIGIN_TEXT.get(str(user.origin), NO_ID_TEXT)),
+        origin_text=html.escape(_origin_text(user)),
+        reason=_reason_html(user),
+        consent_text=html.escape(CONSENT_TEXT.get(consent, CONSENT_TEXT["no"])),
+        marker=MARKER,
+        calls=_calls_html(fake),
         query=html.escape(query),
         search=search,
         recommendations=_recommendations_html(products),
+        forgotten=json.dumps(FORGOTTEN_COOKIES),
     )

@@ -10,12 +10,12 @@ consent changes; :mod:`hr_middleware.testing` is a fake Hello Retail for tests.
 
 from __future__ import annotations
 
-from .context import TrackingUser, get_tracking_user, get_tracking_user_id
-from .errors import APIError, HelloRetailError, InvalidResponseError, RequestTimeoutError, TransportError
-from .facts import RequestFacts, is_bot, is_page_navigation
-from .identity import OPT_OUT_ID, is_valid_id
-from .policy import Origin
-from .settings import Settings
+from ._core.facts import RequestFacts, is_bot, is_page_navigation
+from ._core.ids import OPT_OUT_ID, is_valid_id
+from ._core.settings import Settings
+from ._core.visit import NoIdReason, Origin
+from ._hello_retail.errors import APIError, HelloRetailError, InvalidResponseError, RequestTimeoutError, TransportError
+from ._serving import TrackingUser, get_tracking_user, get_tracking_user_id
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,7 @@ __all__ = [
     "APIError",
     "HelloRetailError",
     "InvalidResponseError",
+    "NoIdReason",
     "Origin",
     "RequestFacts",
     "RequestTimeoutError",

@@ -34,51 +34,32 @@ Per scope type:
 
 When Hello Retail is slow, down or answers garbage, the mint gives up after
 ``timeout`` seconds and the page is served without an id. A failure of the
-middleware itself is logged (:data:`INTERNAL_ERROR`) and the request goes on
-without it; exceptions raised by the app are never caught.
+middleware itself is logged and the request goes on without it; exceptions
+raised by the app are never caught.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
-from itertools import product
 from typing import Any, cast
 
-from .context import VISIT_KEY, reset_visit, set_visit
-from .facts import RequestFacts
-from .mint import AsyncMinter
-from .policy import INTERNAL_ERROR, TrackingPolicy, Visit
-from .prefetch import AsyncPrefetchingMinter, make_async_minter
-from .settings import Settings
+from ._core.facts import RequestFacts
+from ._core.headers import patch_raw_headers
+from ._core.log import INTERNAL_ERROR, MISCONFIGURED, logger
+from ._core.returning import raw_cookie_header
+from ._core.settings import Settings
+from ._hello_retail.mint import AsyncMinter
+from ._hello_retail.prefetch import AsyncPrefetchingMinter, make_async_minter
+from ._serving import VISIT_KEY, Engine, Served, enter, leave
 
-__all__ = [
-    "INTERNAL_ERROR",
-    "MISCONFIGURED",
-    "STATE_KEY",
-    "ASGIApp",
-    "ASGIRequestFacts",
-    "Message",
-    "Receive",
-    "Scope",
-    "ScopeHeaders",
-    "Send",
-    "TrackingUserMiddleware",
-]
-
-logger = logging.getLogger("hr_middleware")
+__all__ = ["STATE_KEY", "TrackingUserMiddleware"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-#: ``cookie`` in every capitalization (64 of them): servers lower-case header
-#: names, but not all must. One set lookup per header, where a test for the
-#: odd server's case costs a ``len()`` call per header (callgrind).
-_COOKIE_NAMES = frozenset("".join(letters).encode() for letters in product(*zip("cookie", "COOKIE", strict=True)))
 
 #: Where the id (or None) is put in ``scope["state"]``: ``request.state.tracking_user_id``.
 STATE_KEY = "tracking_user_id"
@@ -91,21 +72,12 @@ class ASGIRequestFacts(RequestFacts):
     ``https``, ``ws`` or ``wss``), and ``https`` and ``wss`` count as secure.
     """
 
-    __slots__ = ("scope", "cookie_bytes", "_headers")
+    __slots__ = ("scope", "_headers")
 
     def __init__(self, scope: Scope) -> None:
-        # RequestFacts.__init__ inlined: this runs on every request.
-        self._cookies = None
+        super().__init__()
         self.scope = scope
         self._headers: ScopeHeaders | None = None
-        # The hot path: only this header is read for a returning visitor. HTTP/2
-        # may split the Cookie header into several; RFC 9113 joins them with "; ".
-        found = b""
-        for name, value in scope.get("headers", ()):
-            if name in _COOKIE_NAMES:
-                found = found + b"; " + value if found else value
-        #: The raw Cookie header, ``b""`` when there is none.
-        self.cookie_bytes: bytes = found
 
     @property
     def native(self) -> Scope:
@@ -113,7 +85,7 @@ class ASGIRequestFacts(RequestFacts):
 
     @property
     def cookie_header(self) -> str:
-        return self.cookie_bytes.decode("latin-1")
+        return self.headers.get("cookie", "")
 
     @property
     def method(self) -> str:
@@ -184,10 +156,8 @@ class TrackingUserMiddleware:
         app: the ASGI application to wrap.
         settings: a ready :class:`~hr_middleware.Settings`; or pass its
             options as keyword arguments (``website_uuid`` is required).
-        minter: what mints: an :class:`~hr_middleware.mint.AsyncMinter` or an
-            :class:`~hr_middleware.prefetch.AsyncPrefetchingMinter`; default:
-            one of its own (with a pooled httpx client), prefetching when the
-            ``prefetch`` option says so.
+        minter: what mints (for tests); default: one of its own (a pooled
+            httpx client), prefetching when the ``prefetch`` option says so.
         **options: the options of :class:`~hr_middleware.Settings`.
     """
 
@@ -221,65 +191,42 @@ class TrackingUserMiddleware:
     ) -> None:
         self.app = app
         self.settings = Settings.merge(settings, options)
-        self.policy = TrackingPolicy(self.settings)
         self.minter = minter or make_async_minter(self.settings)
-        self._amint = self.minter.amint
+        self._engine: Engine[Scope] = Engine(
+            self.settings, ASGIRequestFacts, cookie_bytes=_raw_cookie, aminter=self.minter
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # The hot path, a returning visitor's http request, is kept flat: every
-        # call and coroutine saved here is a saving on every request of the shop
-        # (bench/micro.py measures it next to asgi-correlation-id).
         if scope["type"] != "http" or VISIT_KEY in scope:
             await self._other(scope, receive, send)
             return
-        visit: Visit | None
-        try:
-            # policy.aresolve(), inlined: no coroutine unless there is a mint to await.
-            visit = self.policy.begin(ASGIRequestFacts(scope), None, self._amint)
-            if visit.must_mint:
-                await self.policy.amint_into(visit)
-            _expose(scope, visit)
-        except Exception:
-            logger.exception(INTERNAL_ERROR)
-            visit = None
-        if visit is None:
-            # Outside the except block, so the app's own errors are not chained to ours.
-            await self.app(scope, receive, send)
-            return
-        token = set_visit(visit)
+        served = self._engine.begin(scope)
+        if served.must_mint:
+            served = await self._engine.amint(served)
+        _expose(scope, served)
+        token = enter(served)
         try:
             # Wrapped even when nothing is to be set yet: the app may read the
             # id (and so need Vary: Cookie) before it starts the response.
-            await self.app(scope, receive, _PatchingSend(self.policy, visit, send).send)
+            await self.app(scope, receive, _PatchingSend(served, send).send)
         finally:
-            reset_visit(token)
+            leave(token)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
             await self.app(scope, receive, self._lifespan_send(send))
         elif kind == "websocket" and VISIT_KEY not in scope:
-            await self._websocket(scope, receive, send)
+            # A websocket handshake's response cannot carry our cookies: observe only.
+            served = self._engine.begin(scope, may_mint=False)
+            _expose(scope, served)
+            token = enter(served)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                leave(token)
         else:  # another instance outside this one decided already, or a scope type we don't know
             await self.app(scope, receive, send)
-
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A websocket handshake's response cannot carry our cookies: observe only."""
-        visit: Visit | None
-        try:
-            visit = self.policy.observe(ASGIRequestFacts(scope))
-            _expose(scope, visit)
-        except Exception:
-            logger.exception(INTERNAL_ERROR)
-            visit = None
-        if visit is None:
-            await self.app(scope, receive, send)
-            return
-        token = set_visit(visit)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            reset_visit(token)
 
     def _lifespan_send(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:
@@ -296,30 +243,27 @@ class TrackingUserMiddleware:
         Never raises: a failure is logged. A later mint opens new connections.
         """
         try:
-            await self.minter.aclose()
+            await self._engine.aclose()
         except Exception:
             logger.exception(INTERNAL_ERROR)
 
 
+def _raw_cookie(scope: Scope) -> bytes:
+    return raw_cookie_header(scope.get("headers", ()))
+
+
 class _PatchingSend:
-    """The app's ``send`` (a bound ``send`` method), with our headers added to
-    ``http.response.start`` when there are any.
+    """The app's ``send``, with the visit's headers added to ``http.response.start`` (a bound ``send``)."""
 
-    A bound method, not an object with ``__call__``: about 3,000 fewer CPU
-    instructions per request of two messages (callgrind).
-    """
+    __slots__ = ("served", "downstream")
 
-    __slots__ = ("policy", "visit", "downstream")
-
-    def __init__(self, policy: TrackingPolicy, visit: Visit, downstream: Send) -> None:
-        self.policy = policy
-        self.visit = visit
+    def __init__(self, served: Served, downstream: Send) -> None:
+        self.served = served
         self.downstream = downstream
 
     async def send(self, message: Message) -> None:
-        visit = self.visit
-        # visit.needs_response_patch, without the property call: every message passes here.
-        if (visit.cookies or visit.accessed) and message["type"] == "http.response.start":
+        served = self.served
+        if (served.cookies or served.accessed) and message["type"] == "http.response.start":
             try:
                 # ASGI allows any iterable of headers (a generator too): it is read once, here.
                 headers = list(message.get("headers", ()))
@@ -327,7 +271,7 @@ class _PatchingSend:
                 logger.exception(INTERNAL_ERROR)
             else:
                 # A new message: the app's own is left as it was. The patch never raises.
-                message = {**message, "headers": self.policy.patch_raw_headers(visit, headers)}
+                message = {**message, "headers": patch_raw_headers(served, headers)}
         await self.downstream(message)
 
 
@@ -338,10 +282,6 @@ def _inside_a_running_app() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-#: Logged (ERROR) once when requests reach a middleware whose options are invalid.
-MISCONFIGURED = "%s; serving requests without tracking ids"
 
 
 class _Misconfigured:
@@ -363,16 +303,20 @@ class _Misconfigured:
         if not self._logged:
             self._logged = True
             logger.error(MISCONFIGURED, self.reason)
-        await self.app(scope, receive, send)
+        token = enter(Served.failed(scope))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            leave(token)
 
     async def aclose(self) -> None:
         """Nothing to close: no connection was opened."""
 
 
-def _expose(scope: Scope, visit: Visit) -> None:
+def _expose(scope: Scope, served: Served) -> None:
     """Put the id where ``request.state`` reads it (a server may not provide ``state``)."""
     state = scope.get("state")
     if state is None:
         state = scope["state"] = {}
-    state[STATE_KEY] = visit.tracking_user_id
+    state[STATE_KEY] = served.tracking_user_id
     scope[VISIT_KEY] = True

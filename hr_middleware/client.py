@@ -40,42 +40,20 @@ from enum import Enum
 from typing import Any, Generic, Literal, NamedTuple, TypedDict, TypeVar, Union
 from urllib.parse import quote, urlencode
 
-from .context import get_tracking_user_id
-from .errors import APIError, HelloRetailError, InvalidResponseError, TransportError
-from .identity import OPT_OUT_ID, is_valid_id
-from .settings import DEFAULT_API_URL, Settings
-from .transport import Answer, AsyncTransport, SyncTransport
+from ._core.ids import OPT_OUT_ID, is_valid_id
+from ._core.settings import DEFAULT_API_URL, Settings
+from ._hello_retail.errors import APIError, HelloRetailError, InvalidResponseError, TransportError
+from ._hello_retail.transport import Answer, AsyncTransport, SyncTransport
+from ._serving import get_tracking_user_id
 
 __all__ = [
-    "CART",
-    "CLICK",
-    "CONVERSION",
-    "DEFAULT_TIMEOUT",
-    "FROM_CONTEXT",
-    "NOT_TRACKED_MESSAGE",
-    "PAGES",
-    "PAGEVIEW",
-    "RECOMMENDATIONS",
-    "SEARCH",
     "AsyncHelloRetailClient",
-    "CartBody",
-    "ConversionBody",
-    "Endpoint",
-    "Facet",
-    "FacetValue",
     "HelloRetailClient",
-    "PageBody",
-    "PageviewBody",
-    "Paging",
     "ProductsQuery",
     "RecommendationRequest",
-    "RecommendationsBody",
-    "SearchBody",
-    "build_body",
     "facets",
     "next_page",
     "paging",
-    "parse_answer",
     "tracked",
     "with_filter",
 ]

@@ -20,15 +20,12 @@ consent endpoint), act on it in the same request::
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable, Container
 from urllib.parse import unquote
 
-from .context import current_visit
-from .facts import RequestFacts
-from .identity import OPT_OUT_ID
-from .policy import TrackingPolicy, Visit
+from . import _serving
+from ._core.facts import RequestFacts
 
 __all__ = ["agrant", "cookie_consent", "cookiebot", "cookieyes", "grant", "onetrust", "revoke"]
 
@@ -107,56 +104,20 @@ def cookieyes(category: str = "advertisement") -> ConsentReader:
 # -- acting on a consent change within a request --------------------------------------
 
 
-def _visit() -> tuple[Visit, TrackingPolicy]:
-    visit = current_visit()
-    if visit is None:
-        raise LookupError("no Hello Retail visit here: call this while a request passes through the middleware")
-    return visit, visit.policy
-
-
 def grant() -> str | None:
     """The visitor just consented: keep or mint their id and set the cookies on this response.
 
     Returns the id (None if Hello Retail could not be reached: the next page
     view mints then). Blocking; in async code use :func:`agrant`. At most one
-    mint per request, whatever is called.
+    mint per request, whatever is called. Raises :class:`LookupError` outside
+    a request that the middleware serves.
     """
-    visit, policy = _visit()
-    if policy.grant_needs_mint(visit):
-        if visit.mint is not None:
-            policy.adopt_minted(visit, visit.mint())
-        elif visit.amint is not None:
-            policy.adopt_minted(visit, _mint_on_the_loop(visit))
-    return visit.tracking_user_id
-
-
-def _mint_on_the_loop(visit: Visit) -> str | None:
-    """A sync endpoint of an async app (Starlette's threadpool, Django's
-    sync_to_async): mint on the request's event loop and wait for it here."""
-    loop, amint = visit.loop, visit.amint
-    assert amint is not None
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if loop is None or running is loop:
-        raise RuntimeError("grant() would block the event loop here: use `await agrant()` in async code")
-
-    async def mint() -> str | None:
-        return await amint()
-
-    return asyncio.run_coroutine_threadsafe(mint(), loop).result()
+    return _serving.grant()
 
 
 async def agrant() -> str | None:
     """:func:`grant` for async code; never blocks the event loop."""
-    visit, policy = _visit()
-    if policy.grant_needs_mint(visit):
-        if visit.amint is not None:
-            policy.adopt_minted(visit, await visit.amint())
-        elif visit.mint is not None:
-            policy.adopt_minted(visit, await asyncio.to_thread(visit.mint))
-    return visit.tracking_user_id
+    return await _serving.agrant()
 
 
 def revoke() -> str:
@@ -166,6 +127,4 @@ def revoke() -> str:
     sees as its id. Hello Retail has no endpoint to forget an id; deleting the
     cookie is what ends the tracking.
     """
-    visit, policy = _visit()
-    policy.revoke(visit)
-    return OPT_OUT_ID
+    return _serving.revoke()

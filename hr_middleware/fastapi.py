@@ -26,9 +26,9 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from .context import get_tracking_user_id
+from ._serving import get_tracking_user_id
 
-__all__ = ["TrackingUserId", "tracking_user_id"]
+__all__ = ["TrackingUserId"]
 
 
 async def tracking_user_id() -> str | None:

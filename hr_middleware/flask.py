@@ -15,11 +15,11 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from .context import get_tracking_user_id
-from .settings import Settings
+from ._core.settings import Settings
+from ._serving import get_tracking_user_id
 from .wsgi import TrackingUserMiddleware
 
-__all__ = ["CONFIG_PREFIX", "EXTENSION_KEY", "HelloRetail"]
+__all__ = ["HelloRetail"]
 
 CONFIG_PREFIX = "HELLO_RETAIL_"
 #: Where the middleware is kept in ``app.extensions``.

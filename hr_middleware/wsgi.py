@@ -14,24 +14,21 @@ option and for what happens when Hello Retail fails (the page is served).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import Token
 from typing import TYPE_CHECKING, Any
 
-from .context import VISIT_KEY, reset_visit, set_visit
-from .facts import RequestFacts
-from .mint import Minter
-from .policy import INTERNAL_ERROR, TrackingPolicy, Visit
-from .prefetch import PrefetchingMinter, make_minter
-from .settings import Settings
+from ._core.facts import RequestFacts
+from ._core.headers import patch_headers
+from ._core.settings import Settings
+from ._hello_retail.mint import Minter
+from ._hello_retail.prefetch import PrefetchingMinter, make_minter
+from ._serving import VISIT_KEY, Engine, Served, enter, leave
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["ENVIRON_KEY", "INTERNAL_ERROR", "TrackingUserMiddleware", "WSGIRequestFacts"]
-
-logger = logging.getLogger("hr_middleware")
+__all__ = ["ENVIRON_KEY", "TrackingUserMiddleware"]
 
 #: Where the id (or None) is put in the WSGI environ.
 ENVIRON_KEY = "hello_retail.tracking_user_id"
@@ -43,8 +40,7 @@ class WSGIRequestFacts(RequestFacts):
     __slots__ = ("environ", "_make_native", "_native")
 
     def __init__(self, environ: WSGIEnvironment, make_native: Callable[[WSGIEnvironment], Any] | None = None) -> None:
-        # RequestFacts.__init__ inlined: this runs on every request.
-        self._cookies = None
+        super().__init__()
         self.environ = environ
         self._make_native = make_native
         self._native: Any = None
@@ -52,11 +48,6 @@ class WSGIRequestFacts(RequestFacts):
     @property
     def cookie_header(self) -> str:
         return self.environ.get("HTTP_COOKIE", "")  # type: ignore[no-any-return]
-
-    @property
-    def cookie_bytes(self) -> bytes:
-        # RequestFacts.cookie_bytes without the cookie_header call: every request reads it.
-        return self.environ.get("HTTP_COOKIE", "").encode("latin-1", "replace")  # type: ignore[no-any-return]
 
     @property
     def method(self) -> str:
@@ -122,10 +113,8 @@ class TrackingUserMiddleware:
             options as keyword arguments (``website_uuid`` is required).
         native_request: builds the framework's request object from the environ
             for hooks (``RequestFacts.native``); default: the environ itself.
-        minter: what mints: a :class:`~hr_middleware.mint.Minter` or a
-            :class:`~hr_middleware.prefetch.PrefetchingMinter`; default: one of
-            its own (a pooled requests session), prefetching when the
-            ``prefetch`` option says so.
+        minter: what mints (for tests); default: one of its own (a pooled
+            requests session), prefetching when the ``prefetch`` option says so.
         **options: the options of :class:`~hr_middleware.Settings`.
     """
 
@@ -140,51 +129,58 @@ class TrackingUserMiddleware:
     ) -> None:
         self.app = app
         self.settings = Settings.merge(settings, options)
-        self.policy = TrackingPolicy(self.settings)
         self.minter = minter or make_minter(self.settings)
-        self._mint = self.minter.mint
-        self._native_request = native_request
+        native = native_request
+
+        def make_facts(environ: WSGIEnvironment) -> WSGIRequestFacts:
+            return WSGIRequestFacts(environ, native)
+
+        self._engine: Engine[WSGIEnvironment] = Engine(
+            self.settings, make_facts, cookie_text=_raw_cookie, minter=self.minter
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if VISIT_KEY in environ:
             # Another instance outside this one has decided already: one visit, one mint.
             return self.app(environ, start_response)
-        visit: Visit | None
-        try:
-            visit = self.policy.resolve(WSGIRequestFacts(environ, self._native_request), self._mint)
-        except Exception:
-            logger.exception(INTERNAL_ERROR)
-            visit = None
-        if visit is None:
-            # Outside the except block, so the app's own errors are not chained to ours.
-            return self.app(environ, start_response)
-        environ[ENVIRON_KEY] = visit.tracking_user_id
+        served = self._engine.serve(environ)
+        environ[ENVIRON_KEY] = served.tracking_user_id
         environ[VISIT_KEY] = True
-        token = set_visit(visit)
+        token = enter(served)
         try:
-            result = self.app(environ, self._start_response(visit, start_response))
+            result = self.app(environ, _PatchingStart(served, start_response).start)
         except BaseException:
-            reset_visit(token)
+            leave(token)
             raise
         if type(result) is list or type(result) is tuple or _is_file_wrapper(result, environ):
             # Consuming these runs no app code: the request is over already.
-            reset_visit(token)
+            leave(token)
             return result
         return _ResponseInVisit(result, token)
 
-    def _start_response(self, visit: Visit, start_response: StartResponse) -> StartResponse:
-        policy = self.policy
-
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], object]:
-            if visit.needs_response_patch:
-                headers = policy.patch_headers(visit, headers)  # never raises
-            return start_response(status, headers, exc_info)
-
-        return start
-
     def close(self) -> None:
         """Stop the prefetch thread (if any) and close the connections to Hello Retail."""
-        self.minter.close()
+        self._engine.close()
+
+
+def _raw_cookie(environ: WSGIEnvironment) -> str:
+    return environ.get("HTTP_COOKIE", "")  # type: ignore[no-any-return]
+
+
+class _PatchingStart:
+    """The server's ``start_response``, with the visit's headers added (a bound ``start``)."""
+
+    __slots__ = ("served", "downstream")
+
+    def __init__(self, served: Served, downstream: StartResponse) -> None:
+        self.served = served
+        self.downstream = downstream
+
+    def start(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], object]:
+        served = self.served
+        if served.cookies or served.accessed:
+            headers = patch_headers(served, headers)  # never raises
+        return self.downstream(status, headers, exc_info)
 
 
 def _is_file_wrapper(result: object, environ: WSGIEnvironment) -> bool:
@@ -198,7 +194,7 @@ class _ResponseInVisit:
 
     __slots__ = ("_result", "_token")
 
-    def __init__(self, result: Iterable[bytes], token: Token[Visit | None]) -> None:
+    def __init__(self, result: Iterable[bytes], token: Token[Served | None]) -> None:
         self._result = result
         self._token = token
 
@@ -212,7 +208,7 @@ class _ResponseInVisit:
                 close()
         finally:
             try:
-                reset_visit(self._token)
+                leave(self._token)
             except (ValueError, RuntimeError):
                 # Closed from another context, or twice: nothing of ours to undo.
                 pass

@@ -46,7 +46,8 @@ def hr_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 @pytest.fixture(autouse=True)
 def no_visit_left_behind() -> Iterator[None]:
     """Every test ends with no visit in the context: a leaked one would be the next test's "current visitor"."""
-    from hr_middleware.context import current_visit, set_visit
+    from hr_middleware._serving import current as current_visit
+    from hr_middleware._serving import enter as set_visit
 
     yield
     if current_visit() is not None:

@@ -10,17 +10,20 @@ all of them:
 ``/grant``       calls ``hr_middleware.consent.grant()`` (``agrant`` where async), then answers like ``/``
 ``/revoke``      calls ``hr_middleware.consent.revoke()``, then answers like ``/``
 
-A driver's ``get`` returns a :class:`Result` whatever the adapter.
+A driver's ``get`` returns a :class:`Result` whatever the adapter; ``get_at_once``
+sends several requests at the same time, as concurrent visitors do.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx
 from anyio.from_thread import start_blocking_portal
 from fastapi import FastAPI, Request
@@ -32,8 +35,9 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 import hr_middleware
 from hr_middleware import asgi, consent
+from hr_middleware._core.settings import Settings
+from hr_middleware._hello_retail.mint import AsyncMinter, CircuitBreaker, Minter
 from hr_middleware.fastapi import TrackingUserId
-from hr_middleware.settings import Settings
 from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
 
 CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
@@ -123,6 +127,7 @@ def seen_now(native_id: Any) -> dict[str, Any]:
         "id": hr_middleware.get_tracking_user_id(),
         "native": native_id,
         "origin": None if user.origin is None else str(user.origin),
+        "reason": None if user.reason is None else str(user.reason),
     }
 
 
@@ -150,6 +155,27 @@ def header_query(query: Mapping[str, str]) -> list[tuple[str, str]]:
 # -- WSGI ---------------------------------------------------------------------------
 
 
+def in_threads(calls: list[Callable[[], Result]]) -> list[Result]:
+    """Run each call in its own thread, all at once; their results (the first error is raised)."""
+    results: list[Result] = []
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], Result]) -> None:
+        try:
+            results.append(call())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 def plain_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     """A bare PEP 3333 app serving the test endpoints."""
     from urllib.parse import parse_qsl
@@ -169,6 +195,29 @@ def plain_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) 
     body = json.dumps(seen_now(environ.get(ENVIRON_KEY, "missing"))).encode()
     start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
     return [body]
+
+
+class Clock:
+    """A monotonic clock that moves only when the test moves it (``clock.now += 30``)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def breaker_on(driver: Driver, clock: Callable[[], float]) -> CircuitBreaker:
+    """Give *driver*'s minter a circuit breaker on *clock*, with the settings' threshold and cool-down.
+
+    Every adapter's middleware keeps its minter as ``middleware.minter``; the
+    minter asks its ``breaker`` before each mint. Call before the first request.
+    """
+    minter = driver.middleware.minter
+    assert isinstance(minter, (Minter, AsyncMinter)), "a prefetching minter keeps its breaker twice"
+    settings = minter.settings
+    minter.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown, clock=clock)
+    return minter.breaker
 
 
 class Driver:
@@ -193,33 +242,59 @@ class Driver:
         """One request with exactly these headers and this raw Cookie header (None: none)."""
         raise NotImplementedError
 
+    def get_at_once(self, count: int, path: str = "/", *, headers: Mapping[str, str] | None = None) -> list[Result]:
+        """*count* requests without cookies, all in flight at the same time (one thread each here)."""
+        return in_threads([functools.partial(self.get, path, headers=headers)] * count)
+
+    def wrap_in_outer_instance(self) -> None:
+        """From now on, requests go through a second instance of our server-level middleware
+        (WSGI or ASGI, with the same settings) wrapped around this driver's app."""
+        raise NotImplementedError
+
     def close(self) -> None:
         self.middleware.close()
 
 
+def wsgi_send(
+    app: Callable[..., Any], method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str
+) -> Result:
+    """One request to the WSGI *app*, as a server makes it."""
+    builder = EnvironBuilder(path, method=method, headers=headers)
+    builder.base_url = f"{scheme}://shop.test/"
+    environ = builder.get_environ()
+    if cookie is not None:
+        # Set on the environ directly: werkzeug's client refuses some of the
+        # hostile values the tests send. Bytes reach the environ as servers put them: latin-1.
+        environ["HTTP_COOKIE"] = cookie.decode("latin-1") if isinstance(cookie, bytes) else cookie
+    app_iter, status, response_headers = run_wsgi_app(app, environ)
+    try:
+        body = b"".join(app_iter)
+    finally:
+        close = getattr(app_iter, "close", None)
+        if close is not None:
+            close()
+    return make_result(int(status.split()[0]), body, list(response_headers.items()))
+
+
 class WSGIDriver(Driver):
     name = "wsgi"
+    outer: TrackingUserMiddleware | None = None
 
     def __init__(self, settings: Settings, app: Callable[..., Any] = plain_wsgi_app) -> None:
         self.middleware = TrackingUserMiddleware(app, settings=settings)
         self.app: Callable[..., Any] = self.middleware
 
     def send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
-        builder = EnvironBuilder(path, method=method, headers=headers)
-        builder.base_url = f"{scheme}://shop.test/"
-        environ = builder.get_environ()
-        if cookie is not None:
-            # Set on the environ directly: werkzeug's client refuses some of the
-            # hostile values the tests send. Bytes reach the environ as servers put them: latin-1.
-            environ["HTTP_COOKIE"] = cookie.decode("latin-1") if isinstance(cookie, bytes) else cookie
-        app_iter, status, response_headers = run_wsgi_app(self.app, environ)
-        try:
-            body = b"".join(app_iter)
-        finally:
-            close = getattr(app_iter, "close", None)
-            if close is not None:
-                close()
-        return make_result(int(status.split()[0]), body, list(response_headers.items()))
+        return wsgi_send(self.app, method, path, headers, cookie, scheme)
+
+    def wrap_in_outer_instance(self) -> None:
+        self.outer = TrackingUserMiddleware(self.app, settings=self.middleware.settings)
+        self.app = self.outer
+
+    def close(self) -> None:
+        super().close()
+        if self.outer is not None:
+            self.outer.close()
 
 
 class FlaskDriver(WSGIDriver):
@@ -341,16 +416,28 @@ class ASGIDriver(Driver):
 
     def _serve(self, app: Callable[..., Any]) -> None:
         self.app = app
+        self.outer: asgi.TrackingUserMiddleware | None = None
         self._portal_cm = start_blocking_portal()
         self.portal = self._portal_cm.__enter__()
 
     def send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
+        return self.portal.call(functools.partial(self.serve, self.request(method, path, headers, cookie, scheme)))
+
+    @staticmethod
+    def request(
+        method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str
+    ) -> httpx.Request:
         raw = [(k.encode(), v.encode()) for k, v in headers.items()]
         if cookie is not None:
             # What a browser sends: UTF-8, unchecked; bytes as they are.
             raw.append((b"cookie", cookie if isinstance(cookie, bytes) else cookie.encode()))
-        request = httpx.Request(method, f"{scheme}://shop.test{path}", headers=raw)
-        return self.portal.call(functools.partial(self.serve, request))
+        return httpx.Request(method, f"{scheme}://shop.test{path}", headers=raw)
+
+    def get_at_once(self, count: int, path: str = "/", *, headers: Mapping[str, str] | None = None) -> list[Result]:
+        """*count* requests as tasks on the driver's loop, all in flight at once."""
+        request = functools.partial(self.request, "GET", path, dict(headers or PAGE), None, "http")
+        serves = [functools.partial(self.serve, request()) for _ in range(count)]
+        return self.portal.call(at_once, serves)
 
     async def serve(self, request: httpx.Request) -> Result:
         """Serve *request* (without httpx's default headers) and read the response."""
@@ -358,11 +445,30 @@ class ASGIDriver(Driver):
         body = await response.aread()
         return make_result(response.status_code, body, response.headers.multi_items())
 
+    def wrap_in_outer_instance(self) -> None:
+        self.outer = asgi.TrackingUserMiddleware(self.app, settings=self.middleware.settings)
+        self.app = self.outer
+
     def close(self) -> None:
         try:
             self.portal.call(self.middleware.aclose)
+            if self.outer is not None:
+                self.portal.call(self.outer.aclose)
         finally:
             self._portal_cm.__exit__(None, None, None)
+
+
+async def at_once(calls: list[Callable[[], Any]]) -> list[Result]:
+    """Await each call in its own task, all at once; their results."""
+    results: list[Result] = []
+
+    async def run(call: Callable[[], Any]) -> None:
+        results.append(await call())
+
+    async with anyio.create_task_group() as tasks:
+        for call in calls:
+            tasks.start_soon(run, call)
+    return results
 
 
 class FastAPIDriver(ASGIDriver):
@@ -407,7 +513,9 @@ class DjangoDriver(Driver):
         from .django_site import configure
 
         configure()
+        self._settings = settings
         self._config = as_config(settings)
+        self._outer: TrackingUserMiddleware | None = None
         with self.settings():
             self.middleware = self._build()
 
@@ -431,15 +539,52 @@ class DjangoDriver(Driver):
 
     def send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
         with self.settings():
+            if self._outer is not None:
+                return wsgi_send(self._outer, method, path, headers, cookie, scheme)
             return self._send(method, path, headers, cookie, scheme)
 
-    def _send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
+    def wrap_in_outer_instance(self) -> None:
+        """Django's WSGI handler (a middleware chain of its own) inside our WSGI middleware."""
+        from django.core.handlers.wsgi import WSGIHandler
+
+        with self.settings():
+            self._outer = TrackingUserMiddleware(WSGIHandler(), settings=self._settings)
+
+    def close(self) -> None:
+        super().close()
+        if self._outer is not None:
+            self._outer.close()
+
+    def get_at_once(self, count: int, path: str = "/", *, headers: Mapping[str, str] | None = None) -> list[Result]:
+        """*count* requests in threads, each with a test client of its own around the one handler."""
+        from django.test import Client
+
+        def one() -> Result:
+            client = Client()
+            client.handler = self.client.handler  # the same middleware instance
+            return self._send(
+                method="GET", path=path, headers=dict(headers or PAGE), cookie=None, scheme="http", client=client
+            )
+
+        with self.settings():  # process-wide: every thread sees it
+            return in_threads([one] * count)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        cookie: str | bytes | None,
+        scheme: str,
+        client: Any = None,
+    ) -> Result:
+        client = client or self.client
         extra = {}
         if cookie is not None:
             # Into META directly: the client's cookie jar would quote hostile values.
             extra["HTTP_COOKIE"] = cookie.decode("latin-1") if isinstance(cookie, bytes) else cookie
-        self.client.cookies.clear()  # stateless, like the other drivers
-        response = self.client.generic(method, path, secure=scheme == "https", headers=headers, **extra)
+        client.cookies.clear()  # stateless, like the other drivers
+        response = client.generic(method, path, secure=scheme == "https", headers=headers, **extra)
         body = b"".join(response.streaming_content) if response.streaming else response.content
         return make_result(response.status_code, body, django_response_headers(response))
 
@@ -472,31 +617,51 @@ class DjangoAsyncDriver(DjangoDriver):
         import httpx
         from django.core.handlers.asgi import ASGIHandler
 
-        handler = ASGIHandler()
-        self._transport = httpx.ASGITransport(app=handler)  # type: ignore[arg-type]
+        self._handler = ASGIHandler()
+        self._transport = httpx.ASGITransport(app=self._handler)  # type: ignore[arg-type]
         self._loop = asyncio.new_event_loop()
-        return middleware_in(handler)
+        return middleware_in(self._handler)
 
-    def _send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
-        import httpx
+    def wrap_in_outer_instance(self) -> None:
+        """Django's ASGI handler inside our ASGI middleware."""
+        self._outer_asgi = asgi.TrackingUserMiddleware(self._handler, settings=self._settings)
+        self._transport = httpx.ASGITransport(app=self._outer_asgi)
 
+    def _send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        cookie: str | bytes | None,
+        scheme: str,
+        client: Any = None,
+    ) -> Result:
+        return self._loop.run_until_complete(self._serve(method, path, headers, cookie, scheme))
+
+    async def _serve(
+        self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str
+    ) -> Result:
         lines = [(k, v.encode("latin-1")) for k, v in headers.items()]
         if cookie is not None:
             # One raw header, as a server passes it; httpx's client would add its own defaults.
             lines.append(("Cookie", cookie if isinstance(cookie, bytes) else cookie.encode("latin-1")))
         request = httpx.Request(method, f"{scheme}://shop.test{path}", headers=lines)
+        response = await self._transport.handle_async_request(request)
+        body = await response.aread()
+        return make_result(response.status_code, body, response.headers.multi_items())
 
-        async def send() -> Result:
-            response = await self._transport.handle_async_request(request)
-            body = await response.aread()
-            return make_result(response.status_code, body, response.headers.multi_items())
-
-        return self._loop.run_until_complete(send())
+    def get_at_once(self, count: int, path: str = "/", *, headers: Mapping[str, str] | None = None) -> list[Result]:
+        """*count* requests as tasks on the driver's loop, all in flight at once."""
+        serve = functools.partial(self._serve, "GET", path, dict(headers or PAGE), None, "http")
+        with self.settings():
+            return self._loop.run_until_complete(at_once([serve] * count))
 
     def close(self) -> None:
         loop = self._loop
         try:
             loop.run_until_complete(self.middleware.aclose())
+            if getattr(self, "_outer_asgi", None) is not None:
+                loop.run_until_complete(self._outer_asgi.aclose())
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from hr_middleware.asgi import TrackingUserMiddleware
+from tests.ids import UUID
 
 app = FastAPI()
-app.add_middleware(TrackingUserMiddleware, website_uuid="00000000-0000-4000-8000-000000000001", timout=0.5)
+app.add_middleware(TrackingUserMiddleware, website_uuid=UUID, timout=0.5)
 
 
 @app.get("/")

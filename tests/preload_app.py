@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from hr_middleware import get_tracking_user_id
+from hr_middleware._core.settings import Settings
+from hr_middleware._hello_retail.prefetch import PrefetchingMinter
 from hr_middleware.client import HelloRetailClient
-from hr_middleware.prefetch import PrefetchingMinter
-from hr_middleware.settings import Settings
 from hr_middleware.wsgi import TrackingUserMiddleware
 
 settings = Settings(

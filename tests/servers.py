@@ -1,15 +1,20 @@
-"""Real servers for end-to-end tests: started as subprocesses on a free loopback port."""
+"""Real servers for end-to-end tests: subprocesses on a free loopback port, and a mint gate."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -17,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
+    """A loopback port free right now (the tests' and the benchmarks' servers listen on it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -61,3 +67,88 @@ def running(
 
 def demo_argv() -> list[str]:
     return [sys.executable, "-m", "examples.flask_app"]
+
+
+class MintGate:
+    """A Hello Retail mint endpoint on 127.0.0.1 that holds every mint until
+    *together* mints wait at the same time, or until :meth:`release`.
+
+    Then each held mint gets a new id (``minted``). Mints made one after
+    another never fill the gate: after *deadline* seconds they fail (503).
+    Use as a context manager; ``url`` is the ``api_url``.
+    """
+
+    def __init__(self, together: int = 0, deadline: float = 10.0) -> None:
+        self.together = together
+        self.deadline = deadline
+        self.minted: list[str] = []
+        #: How many mints have reached the gate so far.
+        self.arrived = 0
+        self._released = False
+        self._changed = threading.Condition()
+        self._server = _GateServer(("127.0.0.1", 0), _GateHandler)
+        self._server.gate = self
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> MintGate:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def release(self) -> None:
+        """Let every held mint (and every later one) through."""
+        with self._changed:
+            self._released = True
+            self._changed.notify_all()
+
+    def wait_until_arrived(self, count: int) -> None:
+        """Block until *count* mints have reached the gate (fails after the deadline)."""
+        with self._changed:
+            assert self._changed.wait_for(lambda: self.arrived >= count, self.deadline), "no mint reached the gate"
+
+    def hold(self) -> str | None:
+        """One mint at the gate: a new id once the gate opens, None if it never does."""
+        with self._changed:
+            self.arrived += 1
+            self._changed.notify_all()
+            opened = self._changed.wait_for(
+                lambda: self._released or (self.together > 0 and self.arrived >= self.together), self.deadline
+            )
+            if not opened:
+                return None
+            tracking_user_id = secrets.token_hex(12)
+            self.minted.append(tracking_user_id)
+            return tracking_user_id
+
+
+class _GateServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # visitors arriving at once must not wait for a SYN retry
+    gate: MintGate
+
+
+class _GateHandler(BaseHTTPRequestHandler):
+    server: _GateServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        tracking_user_id = self.server.gate.hold()
+        status, document = (200, {"id": tracking_user_id, "success": True}) if tracking_user_id else (503, {})
+        body = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)

@@ -14,8 +14,8 @@ import logging
 import os
 from typing import Any
 
+from hr_middleware._core.settings import Settings
 from hr_middleware.asgi import TrackingUserMiddleware
-from hr_middleware.settings import Settings
 
 #: The longest an event-loop step may take. The aim is 5 ms, but debug mode
 #: itself slows every step (1-2 ms for a steady-state mint on a busy 2-core

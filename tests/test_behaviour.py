@@ -10,11 +10,9 @@ from hr_middleware import is_valid_id
 from hr_middleware.testing import FakeHelloRetail, Mode
 
 from .drivers import ASSET, BOT, CHROME_UA, PAGE, XHR
+from .ids import SDK, SERVER, A, B
+from .servers import MintGate
 
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
-SERVER = "helloRetailTrackingUserId"
-SDK = "hello_retail_id"
 NEW = "<new>"  # stands for "the id the fake server minted"
 
 # cookies sent, options, expected id seen by the app, expected origin, cookies written {name: value}
@@ -46,7 +44,7 @@ def test_returning_visitor(
     result = make_driver(adapter, **options).get("/", cookies=cookies)
 
     assert result.status == 200
-    assert result.seen == {"id": expected_id, "native": expected_id, "origin": origin}
+    assert result.seen == {"id": expected_id, "native": expected_id, "origin": origin, "reason": None}
     assert {name: c.value for name, c in result.set_cookies.items()} == written
     assert fake_hello_retail.mint_attempts == 0
 
@@ -77,7 +75,7 @@ def test_first_visit_mints_once_and_sets_both_cookies(
     assert result.status == 200
     assert fake_hello_retail.mint_count == 1
     new = fake_hello_retail.minted[0]
-    assert result.seen == {"id": new, "native": new, "origin": "minted"}
+    assert result.seen == {"id": new, "native": new, "origin": "minted", "reason": None}
     assert {name: c.value for name, c in result.set_cookies.items()} == {SERVER: new, SDK: new}
     for cookie in result.set_cookies.values():
         assert cookie.attributes["path"] == "/"
@@ -125,30 +123,42 @@ def test_second_visit_with_the_cookies_of_the_first_does_not_mint(
     assert fake_hello_retail.mint_count == 1
 
 
+# method, path, headers, the reason the app is given for having no id
 NO_MINT = [
-    pytest.param("GET", "/asset.png", ASSET, id="image"),
-    pytest.param("GET", "/", XHR, id="fetch-from-javascript"),
-    pytest.param("POST", "/", PAGE, id="form-post"),
-    pytest.param("HEAD", "/", PAGE, id="head"),
-    pytest.param("GET", "/", BOT, id="googlebot"),
-    pytest.param("GET", "/", {"Accept": "text/html"}, id="no-user-agent"),
-    pytest.param("GET", "/", {"User-Agent": "curl/8.5.0", "Accept": "*/*"}, id="curl"),
-    pytest.param("GET", "/", {"User-Agent": CHROME_UA, "Accept": "*/*"}, id="no-fetch-metadata-not-html"),
+    pytest.param("GET", "/asset.png", ASSET, "not_a_page", id="image"),
+    pytest.param("GET", "/", XHR, "not_a_page", id="fetch-from-javascript"),
+    pytest.param("POST", "/", PAGE, "not_a_page", id="form-post"),
+    pytest.param("HEAD", "/", PAGE, "not_a_page", id="head"),
+    pytest.param("GET", "/", BOT, "bot", id="googlebot"),
+    pytest.param("GET", "/", {"Accept": "text/html"}, "bot", id="no-user-agent"),
+    pytest.param("GET", "/", {"User-Agent": "curl/8.5.0", "Accept": "text/html"}, "bot", id="curl"),
+    pytest.param("GET", "/", {"User-Agent": "curl/8.5.0", "Accept": "*/*"}, "bot", id="curl-default-accept"),
+    pytest.param("GET", "/", {"User-Agent": CHROME_UA, "Accept": "*/*"}, "not_a_page", id="no-fetch-metadata-not-html"),
     pytest.param(
-        "GET", "/", {"User-Agent": "facebookexternalhit/1.1", "Sec-Fetch-Dest": "document"}, id="link-preview"
+        "GET",
+        "/",
+        {"User-Agent": "facebookexternalhit/1.1", "Sec-Fetch-Dest": "document"},
+        "bot",
+        id="link-preview",
     ),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "headers"), NO_MINT)
+@pytest.mark.parametrize(("method", "path", "headers", "reason"), NO_MINT)
 def test_requests_that_are_not_page_views_do_not_mint(
-    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail, method: str, path: str, headers: Any
+    adapter: str,
+    make_driver: Any,
+    fake_hello_retail: FakeHelloRetail,
+    method: str,
+    path: str,
+    headers: Any,
+    reason: str,
 ) -> None:
     result = make_driver(adapter).get(path, method=method, headers=headers)
 
     assert result.status == 200
     if method != "HEAD":
-        assert result.seen == {"id": None, "native": None, "origin": None}
+        assert result.seen == {"id": None, "native": None, "origin": None, "reason": reason}
     assert result.set_cookies == {}
     assert fake_hello_retail.mint_attempts == 0
 
@@ -171,7 +181,7 @@ def test_returning_visitor_on_an_asset_keeps_its_id(adapter: str, make_driver: A
 def test_custom_mint_when(adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
     driver = make_driver(adapter, mint_when=lambda request: request.path.startswith("/asset"))
 
-    assert driver.get("/").app_id is None
+    assert driver.get("/").seen["reason"] == "mint_when"
     assert is_valid_id(driver.get("/asset.png", headers=ASSET).app_id)
     assert fake_hello_retail.mint_count == 1
 
@@ -186,6 +196,7 @@ def test_mint_when_that_raises_is_logged_and_does_not_mint(
 
     assert result.status == 200
     assert result.app_id is None
+    assert result.seen["reason"] == "mint_when"
     assert fake_hello_retail.mint_attempts == 0
     assert [r.getMessage() for r in hr_log.records] == ["mint_when raised; not minting for this request"]
 
@@ -257,4 +268,38 @@ def test_failed_mint_serves_the_page_unchanged(
     assert len(warnings) == 1
     assert warnings[0].getMessage().startswith("Hello Retail mint failed (")
     page = driver.get("/")
-    assert page.seen == {"id": None, "native": None, "origin": None}
+    assert page.seen == {"id": None, "native": None, "origin": None, "reason": "unreachable"}
+
+
+def test_an_instance_inside_another_decides_nothing(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    driver = make_driver(adapter)
+    driver.wrap_in_outer_instance()
+
+    result = driver.get("/")
+
+    assert fake_hello_retail.mint_count == 1
+    new = fake_hello_retail.minted[0]
+    assert result.seen == {"id": new, "native": new, "origin": "minted", "reason": None}
+    assert len(result.header_lines("set-cookie")) == 2
+    assert {name: c.value for name, c in result.set_cookies.items()} == {SERVER: new, SDK: new}
+
+
+VISITORS_AT_ONCE = 8
+
+
+def test_first_visits_at_once_mint_at_once_each_their_own_id(adapter: str, make_driver: Any) -> None:
+    # The gate answers no mint until all of them wait at once: mints made one
+    # after another (a blocked event loop, a lock) would fail at its deadline.
+    with MintGate(together=VISITORS_AT_ONCE, deadline=5) as gate:
+        driver = make_driver(adapter, api_url=gate.url, timeout=10)
+
+        results = driver.get_at_once(VISITORS_AT_ONCE)
+
+    assert gate.arrived == VISITORS_AT_ONCE
+    assert sorted(r.app_id for r in results) == sorted(gate.minted)
+    assert len(set(gate.minted)) == VISITORS_AT_ONCE
+    for result in results:
+        assert result.seen["origin"] == "minted"
+        assert {name: c.value for name, c in result.set_cookies.items()} == {SERVER: result.app_id, SDK: result.app_id}

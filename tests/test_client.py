@@ -1,7 +1,7 @@
 """The downstream client, sync and async, against the fake Hello Retail over loopback.
 
-The visitor's id comes from a real request context: a :class:`Visit` that
-:meth:`TrackingPolicy.begin` decided for a real WSGI environ, installed the way
+The visitor's id comes from a real request context: a visit that the
+middleware's engine decided for a real WSGI environ, installed the way
 the adapters install it (``set_visit`` ... ``reset_visit``), or a real
 middleware around a real app.
 """
@@ -20,21 +20,28 @@ import pytest
 from werkzeug.test import Client, EnvironBuilder
 
 from hr_middleware import OPT_OUT_ID, get_tracking_user_id
+from hr_middleware._core.settings import Settings
+from hr_middleware._hello_retail.errors import (
+    APIError,
+    HelloRetailError,
+    InvalidResponseError,
+    RequestTimeoutError,
+    TransportError,
+)
+from hr_middleware._hello_retail.transport import SyncTransport
+from hr_middleware._serving import Engine
+from hr_middleware._serving import Served as Visit
+from hr_middleware._serving import enter as set_visit
+from hr_middleware._serving import leave as reset_visit
 from hr_middleware.client import AsyncHelloRetailClient, HelloRetailClient, parse_answer, tracked
-from hr_middleware.context import reset_visit, set_visit
-from hr_middleware.errors import APIError, HelloRetailError, InvalidResponseError, RequestTimeoutError, TransportError
-from hr_middleware.policy import TrackingPolicy, Visit
-from hr_middleware.settings import Settings
 from hr_middleware.testing import DEFAULT_WEBSITE_UUID, FakeHelloRetail, Mode
-from hr_middleware.transport import SyncTransport
 from hr_middleware.wsgi import TrackingUserMiddleware, WSGIRequestFacts
 
 from .drivers import ASSET, PAGE
+from .ids import A, B
 
 pytestmark = pytest.mark.anyio
 
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
 W = DEFAULT_WEBSITE_UUID
 NOT_TRACKED = {"success": True, "message": "Not tracked for anonymous user"}
 API_KEY = "test-shop-api-key"
@@ -72,7 +79,7 @@ def begin_visit(settings: Settings, headers: dict[str, str], cookie: str | None 
     environ = EnvironBuilder("/", headers=headers).get_environ()
     if cookie is not None:
         environ["HTTP_COOKIE"] = cookie
-    return TrackingPolicy(settings).begin(WSGIRequestFacts(environ))
+    return Engine(settings, WSGIRequestFacts).begin(environ)
 
 
 @contextmanager
@@ -364,7 +371,7 @@ async def test_error_mapping(
     assert type(caught.value) is error
     for name, value in attributes.items():
         assert getattr(caught.value, name) == value
-    assert time.monotonic() - started < TIMEOUT + 1.0
+    assert time.monotonic() - started < 3 * TIMEOUT  # the time budget, with a margin for a loaded machine
     assert fake_hello_retail.api_attempts == 1
     assert fake_hello_retail.mint_attempts == 0
 
@@ -555,7 +562,7 @@ def test_a_first_visit_s_new_id_reaches_the_call_in_the_same_request(fake_hello_
 
 
 def test_a_document_nested_too_deep_is_an_invalid_response_not_a_crash() -> None:
-    from hr_middleware.transport import Answer
+    from hr_middleware._hello_retail.transport import Answer
 
     with pytest.raises(InvalidResponseError, match="not JSON"):
         parse_answer(Answer(200, "application/json", b"[" * 100_000))

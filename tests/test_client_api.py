@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import socket
 import traceback
 from typing import Any
 
@@ -14,6 +13,13 @@ import pytest
 from flask import Flask
 
 from hr_middleware import Settings
+from hr_middleware._hello_retail.errors import (
+    APIError,
+    HelloRetailError,
+    InvalidResponseError,
+    RequestTimeoutError,
+    TransportError,
+)
 from hr_middleware.client import (
     AsyncHelloRetailClient,
     Facet,
@@ -28,11 +34,12 @@ from hr_middleware.client import (
     with_filter,
 )
 from hr_middleware.django import read_settings
-from hr_middleware.errors import APIError, HelloRetailError, InvalidResponseError, RequestTimeoutError, TransportError
 from hr_middleware.flask import HelloRetail
 from hr_middleware.testing import DEFAULT_WEBSITE_UUID, FakeHelloRetail, Mode
 
-A = "62a0317d17698aa57d369db9"
+from .ids import A
+from .servers import free_port
+
 # Characters that a URL would quote, so that every written form of it is looked for.
 SECRET = "Sup3r/Secret+Key=42"
 SECRET_FORMS = (SECRET, "Sup3r%2FSecret%2BKey%3D42")
@@ -140,12 +147,6 @@ def test_without_an_api_key_hello_retail_denies_recommendations_and_does_not_tra
 # -- never in an exception, a traceback or a log line ------------------------------------
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def call_failing(client: Any) -> Any:
     return client.recommendations([{"key": "k"}], customerId="42")
 
@@ -156,7 +157,7 @@ def test_the_api_key_is_in_no_exception_traceback_or_log_line(
     fake_hello_retail: FakeHelloRetail, caplog: pytest.LogCaptureFixture, failure: str, kind: str
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, the HTTP libraries' too
-    api_url = f"http://127.0.0.1:{closed_port()}" if failure == "refused" else fake_hello_retail.url
+    api_url = f"http://127.0.0.1:{free_port()}" if failure == "refused" else fake_hello_retail.url
     fake_hello_retail.api_mode = {"timeout": Mode.HANG, "http-500": Mode.SERVER_ERROR, "not-json": Mode.NOT_JSON}.get(
         failure, Mode.OK
     )

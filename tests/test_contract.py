@@ -23,11 +23,11 @@ import pytest
 import requests
 
 from hr_middleware import OPT_OUT_ID, is_valid_id
+from hr_middleware._hello_retail.errors import APIError
+from hr_middleware._hello_retail.mint import parse_mint_answer
+from hr_middleware._hello_retail.transport import Answer
 from hr_middleware.client import HelloRetailClient, parse_answer, tracked
-from hr_middleware.errors import APIError
-from hr_middleware.mint import parse_mint_answer
 from hr_middleware.testing import FakeHelloRetail, Mode
-from hr_middleware.transport import Answer
 
 CONTRACT = Path(__file__).parent / "contract"
 API_KEY = "shop-api-key-0001"

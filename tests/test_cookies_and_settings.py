@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from hr_middleware import OPT_OUT_ID, Settings, is_valid_id
-from hr_middleware.cookies import find_cookie
+from hr_middleware._core.cookies import find_cookie
 
-A = "62a0317d17698aa57d369db9"
+from .ids import UUID, A, B
+
 KEY = "helloRetailTrackingUserId="
 
 
@@ -46,7 +47,7 @@ def test_find_cookie(header: str, expected: str | None) -> None:
     ("value", "valid"),
     [
         (A, True),
-        ("0123456789abcdef01234567", True),
+        (B, True),
         (OPT_OUT_ID, False),
         (A.upper(), False),
         (A[:-1], False),
@@ -54,7 +55,7 @@ def test_find_cookie(header: str, expected: str | None) -> None:
         (" " + A[1:], False),
         (A[:-1] + "\n", False),
         ("g" * 24, False),
-        (b"62a0317d17698aa57d369db9", False),
+        (A.encode(), False),
         (None, False),
         (12345, False),
         ("\uff16" * 24, False),  # full-width digits are not hex
@@ -62,9 +63,6 @@ def test_find_cookie(header: str, expected: str | None) -> None:
 )
 def test_is_valid_id(value: Any, valid: bool) -> None:
     assert is_valid_id(value) is valid
-
-
-UUID = "00000000-0000-4000-8000-000000000001"
 
 
 def test_defaults() -> None:

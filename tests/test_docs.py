@@ -10,15 +10,16 @@ from typing import Any
 import pytest
 
 from hr_middleware import OPT_OUT_ID
+from hr_middleware._serving import enter as set_visit
+from hr_middleware._serving import leave as reset_visit
 from hr_middleware.client import HelloRetailClient
-from hr_middleware.context import reset_visit, set_visit
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE
+from .ids import A
 from .test_client import begin_visit
 
 ROOT = Path(__file__).resolve().parent.parent
-A = "62a0317d17698aa57d369db9"
 EXAMPLE = re.compile(r"<!-- example -->\n```python\n(.*?)```", re.S)
 
 

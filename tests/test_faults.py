@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
-from hr_middleware.mint import BREAKER_CLOSED, BREAKER_OPENED, MINT_FAILED, BreakerState, CircuitBreaker
+from hr_middleware._hello_retail.mint import BREAKER_CLOSED, BREAKER_OPENED, MINT_FAILED, BreakerState, CircuitBreaker
 from hr_middleware.testing import FakeHelloRetail, Mode
 
-A = "62a0317d17698aa57d369db9"
-SERVER = "helloRetailTrackingUserId"
-SDK = "hello_retail_id"
+from .drivers import Clock, breaker_on
+from .ids import SDK, SERVER, A
 
 # ID_ONLY is a good mint too: the shape Hello Retail's public documentation shows.
 FAULTS = [m for m in Mode if m not in (Mode.OK, Mode.ID_ONLY)]
@@ -66,24 +64,26 @@ def test_breaker_opens_skips_mints_then_probes_and_closes(
     adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
 ) -> None:
     fake_hello_retail.mode = Mode.HANG
-    driver = make_driver(adapter, timeout=0.2, breaker_threshold=2, breaker_cooldown=0.6)
+    driver = make_driver(adapter, timeout=0.2, breaker_threshold=2, breaker_cooldown=30)
+    clock = Clock()
+    breaker = breaker_on(driver, clock)
 
     for _ in range(2):
         assert driver.get("/").app_id is None
-    assert breaker_of(driver).state is BreakerState.OPEN
+    assert breaker.state is BreakerState.OPEN
     assert fake_hello_retail.mint_attempts == 2
 
-    started = time.monotonic()
-    for _ in range(5):  # open: first visits are served at once, without a call
+    for _ in range(5):  # open: first visits are served without a call, so without waiting for the budget
         assert driver.get("/").app_id is None
-    assert time.monotonic() - started < 0.2 * 5  # none of them waited for the budget
+    clock.now = 29.9  # the cool-down is not over
+    assert driver.get("/").app_id is None
     assert fake_hello_retail.mint_attempts == 2
 
-    time.sleep(0.7)
+    clock.now = 30
     fake_hello_retail.mode = Mode.OK
     probe = driver.get("/")
     assert probe.app_id == fake_hello_retail.minted[0]
-    assert breaker_of(driver).state is BreakerState.CLOSED
+    assert breaker.state is BreakerState.CLOSED
     assert driver.get("/").app_id == fake_hello_retail.minted[1]
 
     state_logs = [r.msg for r in hr_log.records if r.msg in (BREAKER_OPENED, BREAKER_CLOSED)]
@@ -94,23 +94,17 @@ def test_failed_probe_opens_the_breaker_again(
     adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail
 ) -> None:
     fake_hello_retail.mode = Mode.SERVER_ERROR
-    driver = make_driver(adapter, breaker_threshold=1, breaker_cooldown=0.3)
+    driver = make_driver(adapter, breaker_threshold=1, breaker_cooldown=30)
+    clock = Clock()
+    breaker = breaker_on(driver, clock)
 
     driver.get("/")
-    time.sleep(0.4)
+    clock.now = 30
     driver.get("/")  # the probe, failing
     driver.get("/")  # open again: no call
 
     assert fake_hello_retail.mint_attempts == 2
-    assert breaker_of(driver).state is BreakerState.OPEN
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+    assert breaker.state is BreakerState.OPEN
 
 
 def test_breaker_unit_only_one_probe_at_a_time() -> None:

@@ -11,6 +11,7 @@ from hr_middleware.testing import FakeHelloRetail
 from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
 
 from .drivers import PAGE
+from .ids import UUID
 
 
 def make_app(fake: FakeHelloRetail, **config: object) -> Flask:
@@ -85,7 +86,7 @@ def test_id_in_templates(fake_hello_retail: FakeHelloRetail) -> None:
         pytest.param({}, "HELLO_RETAIL_WEBSITE_UUID: required", id="missing-uuid"),
         pytest.param({"HELLO_RETAIL_WEBSITE_UUID": "shop"}, "website_uuid", id="bad-uuid"),
         pytest.param(
-            {"HELLO_RETAIL_WEBSITE_UUID": "00000000-0000-4000-8000-000000000001", "HELLO_RETAIL_TIMOUT": 1},
+            {"HELLO_RETAIL_WEBSITE_UUID": UUID, "HELLO_RETAIL_TIMOUT": 1},
             "HELLO_RETAIL_TIMOUT: unknown",
             id="typo",
         ),

@@ -9,6 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from examples.flask_app import create_app
+from hr_middleware import NoIdReason
 from hr_middleware.testing import FakeHelloRetail, Mode
 
 from .drivers import PAGE
@@ -22,7 +23,8 @@ def shop(fake_hello_retail: FakeHelloRetail) -> Any:
             "HELLO_RETAIL_WEBSITE_UUID": fake_hello_retail.website_uuid,
             "HELLO_RETAIL_API_URL": fake_hello_retail.url,
             "HELLO_RETAIL_TIMEOUT": 0.3,
-        }
+        },
+        fake=fake_hello_retail,
     )
 
 
@@ -100,3 +102,18 @@ def test_the_search_box_shows_hello_retail_s_results_pages_and_facets(
     assert [s["products"]["start"] for s in searches] == [0, 0, 8]
     assert len(re.findall(r'<section id="search-results">.*?</section>', second_page, re.S)) == 1
     assert len(re.findall(r'class="product"', second_page)) == 8 + 4  # results and recommendations
+
+
+@pytest.mark.parametrize("mode", [Mode.SERVER_ERROR, Mode.NOT_JSON, Mode.RESET], ids=str)
+def test_when_hello_retail_cannot_mint_the_page_says_so_in_words(
+    shop: Any, fake_hello_retail: FakeHelloRetail, mode: Mode
+) -> None:
+    fake_hello_retail.mode = mode
+
+    html = shop.test_client().get("/", headers=PAGE, buffered=True).get_data(as_text=True)
+
+    assert '<code id="tracking-user-id">none</code>' in html
+    assert f'<p id="no-id-reason">No id for this request: {NoIdReason.UNREACHABLE.explanation}.</p>' in html
+    assert '<tr class="not-sent"><th>Set-Cookie</th><td>not sent</td></tr>' in html
+    assert fake_hello_retail.mint_attempts == 1
+    assert '<strong id="hello-retail-calls">2</strong>' in html  # the failed mint and the recommendations

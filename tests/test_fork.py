@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from hr_middleware import is_valid_id
+from hr_middleware._hello_retail.prefetch import PrefetchingMinter, make_minter
 from hr_middleware.client import HelloRetailClient
-from hr_middleware.prefetch import PrefetchingMinter, make_minter
 from hr_middleware.testing import FakeHelloRetail, fake_products
 
 from .drivers import PAGE
@@ -110,7 +110,9 @@ def test_forked_children_never_share_the_clients_kept_alive_connection(fake_hell
             answer = client.recommendations([{"key": "k"}], tracking_user_id=visitor)
             if call == 0:
                 first_call = time.monotonic() - started
-            wrong += answer["responses"][0]["products"] != fake_products(visitor, "recoms:k:null", 0, 4)
+            wrong += answer["responses"][0]["products"] != fake_products(
+                visitor, "recoms:k:null", 0, 4, images=fake_hello_retail.images_url
+            )
         return {"wrong": wrong, "first_call": first_call}
 
     try:
@@ -161,7 +163,9 @@ def test_gunicorn_preload_workers_share_no_id_and_no_answer(fake_hello_retail: F
     assert len(set(ids)) == len(ids)  # no id handed to two visitors
     assert not set(ids) & master_minted  # nor one the master had prefetched
     for seen, _ in visits:  # every answer is for the visitor who asked
-        assert seen["products"] == fake_products(seen["id"], "recoms:frontpage:null", 0, 4)
+        assert seen["products"] == fake_products(
+            seen["id"], "recoms:frontpage:null", 0, 4, images=fake_hello_retail.images_url
+        )
     assert max(waited for _, waited in visits) < TIMEOUT
     master_calls = [r for r in fake_hello_retail.api_requests() if r.json.get("trackingUserId") == MASTER_VISITOR]
     assert len(master_calls) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -12,8 +12,11 @@ import anyio
 import pytest
 
 from hr_middleware import is_valid_id
-from hr_middleware.mint import MINT_FAILED, AsyncMinter, Minter
+from hr_middleware._hello_retail.mint import MINT_FAILED, AsyncMinter, Minter
 from hr_middleware.testing import FakeHelloRetail, Mode
+
+from .ids import A
+from .servers import free_port
 
 
 def run_sync(minter: Minter) -> str | None:
@@ -108,12 +111,13 @@ def test_time_budget_holds_when_the_server_stalls(
     fake_hello_retail.mode = mode
     fake_hello_retail.drip_interval = 0.05  # a byte every 50 ms: a 50-byte answer takes 2.5 s
 
+    budget = 0.3
     started = time.monotonic()
-    assert mint(timeout=0.3) is None
+    assert mint(timeout=budget) is None
     elapsed = time.monotonic() - started
 
-    # The budget is 0.3 s; the margin is for a loaded 2-core machine, not for the code.
-    assert elapsed < 0.3 + 0.5, elapsed
+    # The margin is for a loaded 2-core machine, not for the code.
+    assert elapsed < 3 * budget, elapsed
 
 
 def test_slow_but_within_budget_succeeds(mint: Callable[..., str | None], fake_hello_retail: FakeHelloRetail) -> None:
@@ -122,14 +126,8 @@ def test_slow_but_within_budget_succeeds(mint: Callable[..., str | None], fake_h
     assert is_valid_id(mint(timeout=1.0))
 
 
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_connection_refused(hr_log: pytest.LogCaptureFixture, fake_hello_retail: FakeHelloRetail) -> None:
-    settings = fake_hello_retail.settings(api_url=f"http://127.0.0.1:{unused_port()}")
+    settings = fake_hello_retail.settings(api_url=f"http://127.0.0.1:{free_port()}")
 
     assert Minter(settings).mint() is None
     assert run_async(AsyncMinter(settings)) is None
@@ -199,19 +197,17 @@ def test_the_minter_keeps_no_cookies_from_hello_retail(fake_hello_retail: FakeHe
     ("body", "reason"),
     [
         pytest.param(b"[" * 100_000, "answer is not JSON", id="nested-too-deep"),
-        pytest.param(
-            b'{"id": "62a0317d17698aa57d369db9", "success": false}', "says success: false", id="success-false"
-        ),
-        pytest.param(b'{"id": "62a0317d17698aa57d369db9", "success": "yes"}', "success is not true", id="success-str"),
-        pytest.param(b'{"id": "62a0317d17698aa57d369db9", "success": null}', "success is not true", id="success-null"),
+        pytest.param(json.dumps({"id": A, "success": False}).encode(), "says success: false", id="success-false"),
+        pytest.param(json.dumps({"id": A, "success": "yes"}).encode(), "success is not true", id="success-str"),
+        pytest.param(json.dumps({"id": A, "success": None}).encode(), "success is not true", id="success-null"),
         pytest.param(b'{"success": true}', "answer has no id", id="no-id"),
-        pytest.param(b'["62a0317d17698aa57d369db9"]', "answer is not a JSON object", id="list"),
+        pytest.param(json.dumps([A]).encode(), "answer is not a JSON object", id="list"),
     ],
 )
 def test_parse_refuses_what_is_not_a_clear_success(body: bytes, reason: str) -> None:
-    from hr_middleware.errors import InvalidResponseError
-    from hr_middleware.mint import parse_mint_answer
-    from hr_middleware.transport import Answer
+    from hr_middleware._hello_retail.errors import InvalidResponseError
+    from hr_middleware._hello_retail.mint import parse_mint_answer
+    from hr_middleware._hello_retail.transport import Answer
 
     with pytest.raises(InvalidResponseError, match=reason):
         parse_mint_answer(Answer(200, "application/json", body))
@@ -220,12 +216,12 @@ def test_parse_refuses_what_is_not_a_clear_success(body: bytes, reason: str) -> 
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param(b'{"id": "62a0317d17698aa57d369db9"}', id="documented-id-only"),
-        pytest.param(b'{"id": "62a0317d17698aa57d369db9", "success": true}', id="live-id-and-success"),
+        pytest.param(json.dumps({"id": A}).encode(), id="documented-id-only"),
+        pytest.param(json.dumps({"id": A, "success": True}).encode(), id="live-id-and-success"),
     ],
 )
 def test_parse_accepts_a_valid_id_with_or_without_success(body: bytes) -> None:
-    from hr_middleware.mint import parse_mint_answer
-    from hr_middleware.transport import Answer
+    from hr_middleware._hello_retail.mint import parse_mint_answer
+    from hr_middleware._hello_retail.transport import Answer
 
-    assert parse_mint_answer(Answer(200, "application/json", body)) == "62a0317d17698aa57d369db9"
+    assert parse_mint_answer(Answer(200, "application/json", body)) == A

@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from hr_middleware import OPT_OUT_ID, Settings
-from hr_middleware.facts import RequestFacts, is_bot
-from hr_middleware.policy import INTERNAL_ERROR, Origin, TrackingPolicy, private_cache_control, vary_on_cookie
+from hr_middleware import OPT_OUT_ID, Origin, Settings
+from hr_middleware._core.decide import TrackingPolicy
+from hr_middleware._core.facts import RequestFacts, is_bot
+from hr_middleware._core.headers import cache_headers, patch_headers, private_cache_control, vary_on_cookie
+from hr_middleware._core.log import INTERNAL_ERROR
+from hr_middleware._core.visit import Visit
 
-UUID = "00000000-0000-4000-8000-000000000001"
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
-NEW = "fedcba9876543210fedcba98"
-SERVER = "helloRetailTrackingUserId"
-SDK = "hello_retail_id"
+from .ids import SDK, SERVER, UUID, A, B, C
+
+NEW = C
 
 
 class Facts(RequestFacts):
@@ -45,6 +45,21 @@ class Facts(RequestFacts):
     @property
     def headers(self) -> Mapping[str, str]:
         return self._headers
+
+
+def begin(policy: TrackingPolicy, facts: RequestFacts) -> Visit:
+    """The visit the core decides for *facts*, before any mint."""
+    visit = Visit()
+    policy.decide(visit, facts)
+    return visit
+
+
+def resolve(policy: TrackingPolicy, facts: RequestFacts, mint: Any) -> Visit:
+    """The visit, with the mint it asks for run by *mint* (what an adapter does)."""
+    visit = begin(policy, facts)
+    if visit.must_mint:
+        policy.adopt_minted(visit, facts, mint())
+    return visit
 
 
 SERVER_STATES = {"absent": None, "invalid": "nothex", "A": A, "B": B}
@@ -92,7 +107,7 @@ def test_decision_table(server: str, sdk: str, mint_when: bool, mint_ok: bool, s
         mints.append(1)
         return NEW if mint_ok else None
 
-    visit = policy.resolve(Facts("; ".join(parts)), mint)
+    visit = resolve(policy, Facts("; ".join(parts)), mint)
 
     want = expected(server, sdk, mint_when, mint_ok, share)
     assert visit.tracking_user_id == want["id"]
@@ -104,7 +119,7 @@ def test_decision_table(server: str, sdk: str, mint_when: bool, mint_ok: bool, s
 
 def test_mint_outcome_that_is_not_a_valid_id_is_ignored() -> None:
     policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: True))
-    visit = policy.resolve(Facts(), lambda: "NOT-AN-ID")
+    visit = resolve(policy, Facts(), lambda: "NOT-AN-ID")
 
     assert visit.tracking_user_id is None
     assert visit.cookies == {}
@@ -113,18 +128,18 @@ def test_mint_outcome_that_is_not_a_valid_id_is_ignored() -> None:
 
 def test_opt_out_sentinel_in_a_cookie_is_not_an_id() -> None:
     policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: False))
-    visit = policy.begin(Facts(f"{SERVER}={OPT_OUT_ID}; {SDK}={OPT_OUT_ID}"))
+    visit = begin(policy, Facts(f"{SERVER}={OPT_OUT_ID}; {SDK}={OPT_OUT_ID}"))
 
     assert visit.tracking_user_id is None
 
 
 def test_secure_is_resolved_from_the_request_only_when_writing() -> None:
     policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: True))
-    visit = policy.resolve(Facts(scheme="https"), lambda: NEW)
+    visit = resolve(policy, Facts(scheme="https"), lambda: NEW)
 
     assert visit.secure is True
     assert all(c.secure for c in visit.cookies.values())
-    returning = policy.begin(Facts(f"{SERVER}={A}; {SDK}={A}", scheme="https"))
+    returning = begin(policy, Facts(f"{SERVER}={A}; {SDK}={A}", scheme="https"))
     assert returning.secure is None
 
 
@@ -165,7 +180,7 @@ def test_vary_on_cookie(app_value: str | None, expected_value: str | None) -> No
 
 def test_patch_headers_keeps_the_apps_headers_and_merges_cache_lines() -> None:
     policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: True))
-    visit = policy.resolve(Facts(), lambda: NEW)
+    visit = resolve(policy, Facts(), lambda: NEW)
     app_headers = [
         ("Content-Type", "text/html"),
         ("Cache-Control", "public"),
@@ -174,7 +189,7 @@ def test_patch_headers_keeps_the_apps_headers_and_merges_cache_lines() -> None:
         ("Vary", "Accept-Encoding"),
     ]
 
-    out = policy.patch_headers(visit, list(app_headers))
+    out = patch_headers(visit, list(app_headers))
 
     assert out[:2] == [("Content-Type", "text/html"), ("Set-Cookie", "session=1; Path=/")]
     assert ("Cache-Control", "private, max-age=60") in out
@@ -185,10 +200,10 @@ def test_patch_headers_keeps_the_apps_headers_and_merges_cache_lines() -> None:
 
 def test_patch_headers_is_a_no_op_for_an_untouched_returning_visit() -> None:
     policy = TrackingPolicy(Settings(website_uuid=UUID))
-    visit = policy.begin(Facts(f"{SERVER}={A}; {SDK}={A}"))
+    visit = begin(policy, Facts(f"{SERVER}={A}; {SDK}={A}"))
     headers = [("Content-Type", "text/plain")]
 
-    assert policy.patch_headers(visit, headers) is headers
+    assert patch_headers(visit, headers) is headers
 
 
 @pytest.mark.parametrize(
@@ -229,19 +244,19 @@ def test_patch_headers_is_a_no_op_for_an_untouched_returning_visit() -> None:
 )
 def test_cache_headers(cookies: bool, accessed: bool, current: dict[str, str], changes: dict[str, str]) -> None:
     policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: True))
-    visit = policy.resolve(Facts(), lambda: NEW) if cookies else policy.begin(Facts(f"{SERVER}={A}; {SDK}={A}"))
+    visit = resolve(policy, Facts(), lambda: NEW) if cookies else begin(policy, Facts(f"{SERVER}={A}; {SDK}={A}"))
     if accessed:
-        visit.read_id()
+        visit.accessed = True  # the app read the id
 
-    assert policy.cache_headers(visit, current) == changes
+    assert cache_headers(visit, current) == changes
 
 
 def test_cookies_the_app_set_itself_are_left_to_it() -> None:
     policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: True))
-    visit = policy.resolve(Facts(), lambda: NEW)
+    visit = resolve(policy, Facts(), lambda: NEW)
     app_headers = [("Set-Cookie", f"{SERVER}={B}; Path=/"), ("Content-Type", "text/html")]
 
-    out = policy.patch_headers(visit, app_headers)
+    out = patch_headers(visit, app_headers)
 
     assert [v for k, v in out if k == "Set-Cookie" and v.startswith(SERVER)] == [f"{SERVER}={B}; Path=/"]
     assert [v.split("=")[0] for k, v in out if k == "Set-Cookie"] == [SERVER, SDK]
@@ -261,9 +276,9 @@ def test_headers_that_cannot_be_patched_are_kept_out_of_shared_caches(
     headers: list[tuple[str, Any]], hr_log: pytest.LogCaptureFixture
 ) -> None:
     policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: True))
-    visit = policy.resolve(Facts(), lambda: NEW)
+    visit = resolve(policy, Facts(), lambda: NEW)
 
-    out = policy.patch_headers(visit, headers)
+    out = patch_headers(visit, headers)
 
     assert ("Cache-Control", "private, no-store") in out
     assert not [k for k, _ in out if k.lower() in ("cdn-cache-control", "surrogate-control")]

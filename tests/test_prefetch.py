@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,76 +10,106 @@ import anyio
 import pytest
 
 from hr_middleware import is_valid_id
-from hr_middleware.mint import AsyncMinter
-from hr_middleware.prefetch import AsyncPrefetchingMinter, IdPool, PrefetchingMinter
+from hr_middleware._hello_retail.mint import MINT_FAILED, AsyncMinter, BreakerState
+from hr_middleware._hello_retail.prefetch import AsyncPrefetchingMinter, IdPool, PrefetchingMinter
 from hr_middleware.testing import FakeHelloRetail, Mode
 
+from .drivers import Clock
+from .ids import SDK, SERVER
 
-def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+#: How long a test waits for a refill before it fails (not a pause: waits end when the pool fills).
+DEADLINE = 10.0
 
 
-def prefetching(driver: Any) -> PrefetchingMinter:
+class WatchedPool(IdPool):
+    """An :class:`IdPool` that tells a waiting test when the refill has put ids in it."""
+
+    def __init__(self, size: int, max_age: float, clock: Callable[[], float] | None = None) -> None:
+        if clock is None:
+            super().__init__(size, max_age)
+        else:
+            super().__init__(size, max_age, clock=clock)
+        self.changed = threading.Condition()
+
+    def put(self, tracking_user_id: str) -> bool:
+        kept = super().put(tracking_user_id)
+        with self.changed:
+            self.changed.notify_all()
+        return kept
+
+    def wait_until_full(self) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: not self.wants_more, DEADLINE), "the pool was not refilled"
+
+
+def prefetching(driver: Any, clock: Callable[[], float] | None = None) -> tuple[PrefetchingMinter, WatchedPool]:
+    """*driver*'s prefetching minter, with a watched pool (on *clock*) put in before the first request."""
     minter = driver.middleware.minter
     assert isinstance(minter, PrefetchingMinter)
-    return minter
+    pool = WatchedPool(minter.pool.size, minter.pool.max_age, clock)
+    minter.pool = pool
+    return minter, pool
+
+
+def mint_failures(hr_log: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in hr_log.records if r.msg == MINT_FAILED]
 
 
 def test_nothing_is_minted_before_the_first_request(make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
     driver = make_driver("wsgi", prefetch=3)
-    time.sleep(0.2)
+    minter = driver.middleware.minter
+    assert isinstance(minter, PrefetchingMinter)
 
+    # No refill thread, so nothing can mint until a request starts one.
+    assert not minter.refilling
     assert fake_hello_retail.mint_attempts == 0
-    assert not prefetching(driver).refilling
 
 
 def test_pool_fills_after_the_first_visit_and_serves_the_next_without_waiting(
-    make_driver: Any, fake_hello_retail: FakeHelloRetail
+    make_driver: Any, fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
 ) -> None:
-    driver = make_driver("wsgi", prefetch=3)
+    driver = make_driver("wsgi", prefetch=3, timeout=5)
+    minter, pool = prefetching(driver)
     first = driver.get("/")  # empty pool: minted inline
-    minter = prefetching(driver)
-    assert eventually(lambda: len(minter.pool) == 3)
+    pool.wait_until_full()
     assert fake_hello_retail.mint_count == 4
     pooled = set(fake_hello_retail.minted) - {first.app_id}
 
-    fake_hello_retail.delay = 2.0  # Hello Retail turns slow; the pool does not care
-    started = time.monotonic()
+    # Hello Retail stops answering; the pool does not care. A visit that waited
+    # for a mint (its own, or the refill it starts) would end with a failed mint.
+    fake_hello_retail.mode = Mode.HANG
     second = driver.get("/")
-    waited = time.monotonic() - started
 
+    assert mint_failures(hr_log) == []
     assert first.app_id != second.app_id
     assert second.app_id in pooled
     assert second.seen["origin"] == "minted"
-    assert waited < 1.0  # far from the 2 s an inline mint would take
-    assert set(second.set_cookies) == {"helloRetailTrackingUserId", "hello_retail_id"}
+    assert set(second.set_cookies) == {SERVER, SDK}
+    fake_hello_retail.reset()  # let the refill's hanging mint end now, not at its 5 s budget
+    minter.close()
 
 
 def test_pool_never_grows_past_its_size(make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
     driver = make_driver("wsgi", prefetch=2)
+    minter, pool = prefetching(driver)
     ids = [driver.get("/").app_id for _ in range(10)]
-    minter = prefetching(driver)
-    assert eventually(lambda: len(minter.pool) == 2)
-    time.sleep(0.1)
+    pool.wait_until_full()
+    minter.close()  # waits for the refill thread: no mint is left in flight
 
     assert len(set(ids)) == 10
     assert all(is_valid_id(i) for i in ids)
-    assert len(minter.pool) == 2
+    assert len(pool) == 2
     assert fake_hello_retail.mint_count == 10 + 2
 
 
 def test_stale_ids_are_discarded(make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
-    driver = make_driver("wsgi", prefetch=2, prefetch_max_age=1)
-    driver.get("/")
-    minter = prefetching(driver)
-    assert eventually(lambda: len(minter.pool) == 2)
-    stale = {tracking_user_id for tracking_user_id, _ in minter.pool._ids}
-    time.sleep(1.2)
+    clock = Clock()
+    driver = make_driver("wsgi", prefetch=2, prefetch_max_age=60)
+    _, pool = prefetching(driver, clock)
+    first = driver.get("/").app_id
+    pool.wait_until_full()
+    stale = set(fake_hello_retail.minted) - {first}
+    clock.now = 60.5
 
     fresh = driver.get("/").app_id
 
@@ -88,31 +117,39 @@ def test_stale_ids_are_discarded(make_driver: Any, fake_hello_retail: FakeHelloR
     assert fresh in fake_hello_retail.minted
 
 
+def test_a_pooled_id_within_its_age_is_used(make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
+    clock = Clock()
+    driver = make_driver("wsgi", prefetch=2, prefetch_max_age=60)
+    _, pool = prefetching(driver, clock)
+    first = driver.get("/").app_id
+    pool.wait_until_full()
+    pooled = set(fake_hello_retail.minted) - {first}
+    clock.now = 59.5
+
+    assert driver.get("/").app_id in pooled
+
+
 def test_refill_stops_while_the_breaker_is_open(make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
-    from hr_middleware.mint import BreakerState
-
-    fake_hello_retail.mode = Mode.SERVER_ERROR
     driver = make_driver("wsgi", prefetch=5, breaker_threshold=2, breaker_cooldown=60)
-    minter = prefetching(driver)
-    while minter.breaker.state is not BreakerState.OPEN:
-        assert driver.get("/").app_id is None
-    assert eventually(lambda: not minter.pool.wants_more or minter.breaker.state is BreakerState.OPEN)
-    time.sleep(0.1)  # a refill mint already in flight may still land
-    attempts = fake_hello_retail.mint_attempts
+    minter, pool = prefetching(driver)
+    for _ in range(2):  # Hello Retail failed twice: the breaker is open before the first visit
+        minter.breaker.record_failure()
+    assert minter.breaker.state is BreakerState.OPEN
 
-    for _ in range(6):
+    for _ in range(6):  # each visit wakes the refill thread
         assert driver.get("/").app_id is None
-    time.sleep(0.2)
+    assert minter.refilling
+    minter.close()  # waits for the refill thread
 
-    assert fake_hello_retail.mint_attempts == attempts  # nothing more, inline or background
-    assert len(minter.pool) == 0
+    assert fake_hello_retail.mint_attempts == 0  # nothing, inline or background
+    assert len(pool) == 0
 
 
 def test_close_stops_the_thread(make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
     driver = make_driver("wsgi", prefetch=2)
+    minter, pool = prefetching(driver)
     driver.get("/")
-    minter = prefetching(driver)
-    assert eventually(lambda: len(minter.pool) == 2)
+    pool.wait_until_full()
 
     minter.close()
 
@@ -133,27 +170,26 @@ def test_pool_unit_is_bounded_and_ages() -> None:
     assert len(pool) == 0
 
 
-def test_async_pool_refills_on_the_loop_and_closes(fake_hello_retail: FakeHelloRetail) -> None:
-    minter = AsyncPrefetchingMinter(AsyncMinter(fake_hello_retail.settings()), size=3, max_age=600)
+def test_async_pool_refills_on_the_loop_and_closes(
+    fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
+) -> None:
+    minter = AsyncPrefetchingMinter(AsyncMinter(fake_hello_retail.settings(timeout=5)), size=3, max_age=600)
+    pool = minter.pool = WatchedPool(3, 600)
     pooled: set[str] = set()
 
-    async def scenario() -> tuple[str | None, float, bool]:
+    async def scenario() -> tuple[str | None, bool]:
         first = await minter.amint()  # inline; starts the refill task
-        with anyio.fail_after(5):
-            while len(minter.pool) < 3:
-                await anyio.sleep(0.01)
+        await anyio.to_thread.run_sync(pool.wait_until_full)  # the loop runs the refill meanwhile
         pooled.update(set(fake_hello_retail.minted) - {first})
-        fake_hello_retail.delay = 2.0
-        started = time.monotonic()
+        fake_hello_retail.mode = Mode.HANG  # a visit that waited for a mint would see it fail
         tracking_user_id = await minter.amint()
-        waited = time.monotonic() - started
         await minter.aclose()
-        return tracking_user_id, waited, minter.refilling
+        return tracking_user_id, minter.refilling
 
-    tracking_user_id, waited, refilling = anyio.run(scenario)
+    tracking_user_id, refilling = anyio.run(scenario)
 
     assert tracking_user_id in pooled
-    assert waited < 0.5
+    assert mint_failures(hr_log) == []
     assert refilling is False
 
 
@@ -162,8 +198,9 @@ def test_concurrent_first_visits_share_the_pool_without_duplicates(
     make_driver: Any, fake_hello_retail: FakeHelloRetail, size: int
 ) -> None:
     driver = make_driver("wsgi", prefetch=size)
+    _, pool = prefetching(driver)
     driver.get("/")
-    assert eventually(lambda: len(prefetching(driver).pool) == size)
+    pool.wait_until_full()
     seen: list[str] = []
 
     def visit() -> None:
@@ -180,7 +217,7 @@ def test_concurrent_first_visits_share_the_pool_without_duplicates(
 
 def test_a_dead_refill_thread_is_replaced(make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
     driver = make_driver("wsgi", prefetch=2)
-    minter = prefetching(driver)
+    minter, pool = prefetching(driver)
     dead = threading.Thread(target=lambda: None)
     dead.start()
     dead.join()
@@ -188,5 +225,5 @@ def test_a_dead_refill_thread_is_replaced(make_driver: Any, fake_hello_retail: F
 
     driver.get("/")
 
-    assert eventually(lambda: len(minter.pool) == 2)
+    pool.wait_until_full()
     assert minter.refilling

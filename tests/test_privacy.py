@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from itsdangerous import TimestampSigner
 
+import hr_middleware
 from hr_middleware import OPT_OUT_ID, is_valid_id
+from hr_middleware._core.ids import CookieSigner
+from hr_middleware._core.log import BAD_SIGNATURE
 from hr_middleware.consent import cookie_consent, cookiebot, cookieyes, onetrust
-from hr_middleware.identity import CookieSigner
-from hr_middleware.policy import BAD_SIGNATURE
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE
+from .ids import SDK, SERVER, A, B
 from .test_policy import Facts
 
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
-SERVER = "helloRetailTrackingUserId"
-SDK = "hello_retail_id"
 KEY = "a-secret-key-of-some-length"
 OLD_KEY = "the-previous-secret-key"
 
@@ -295,12 +292,34 @@ def test_trust_sdk_cookie_decides_whether_an_unsigned_sdk_id_wins(
     assert result.app_id == expected
 
 
-def test_expired_signature_is_treated_as_absent() -> None:
-    signer = CookieSigner([KEY], max_age=1)
-    value = signer.sign(A)
-    assert signer.unsign(value) == (A, False)
-    time.sleep(2.1)
-    assert signer.unsign(value) is None
+class SignedAgo(TimestampSigner):
+    """Signs as our cookie signer does, but stamps the value *seconds* ago."""
+
+    def __init__(self, seconds: int, key: str = KEY) -> None:
+        super().__init__(key, salt=CookieSigner.SALT)
+        self.seconds = seconds
+
+    def get_timestamp(self) -> int:
+        return super().get_timestamp() - self.seconds
+
+
+@pytest.mark.parametrize(("age", "expected"), [(0, (A, False)), (3590, (A, False)), (3610, None)])
+def test_a_signature_older_than_max_age_is_treated_as_absent(age: int, expected: Any) -> None:
+    value = SignedAgo(age).sign(A).decode()
+
+    assert CookieSigner([KEY], max_age=3600).unsign(value) == expected
+
+
+def test_an_expired_server_cookie_is_replaced_on_every_adapter(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    driver = make_driver(adapter, secret_key=KEY, max_age=3600)
+
+    result = driver.get("/", cookies={SERVER: SignedAgo(3610).sign(A).decode()})
+
+    new = fake_hello_retail.minted[0]
+    assert result.app_id == new
+    assert result.set_cookies[SERVER].value.startswith(new + ".")
 
 
 # -- consent readers ------------------------------------------------------------------
@@ -335,6 +354,11 @@ def test_consent_readers(reader: Any, cookies: dict[str, str], expected: bool | 
     header = "; ".join(f"{k}={v}" for k, v in cookies.items())
 
     assert reader(Facts(header)) is expected
+
+
+def test_outside_a_request_the_reason_says_so() -> None:
+    assert hr_middleware.get_tracking_user() == (None, None, hr_middleware.NoIdReason.OUTSIDE_REQUEST)
+    assert "not run inside a request" in hr_middleware.NoIdReason.OUTSIDE_REQUEST.explanation
 
 
 def test_grant_outside_a_request_says_so() -> None:

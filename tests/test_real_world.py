@@ -11,17 +11,14 @@ from typing import Any
 import pytest
 
 from hr_middleware import asgi, wsgi
+from hr_middleware._core.log import INTERNAL_ERROR
 from hr_middleware.consent import cookie_consent, cookiebot
-from hr_middleware.policy import INTERNAL_ERROR
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE
+from .ids import SDK, SERVER, A, B
 from .servers import free_port, running
 
-A = "62a0317d17698aa57d369db9"
-B = "0123456789abcdef01234567"
-SERVER = "helloRetailTrackingUserId"
-SDK = "hello_retail_id"
 COOKIEBOT_YES = "CookieConsent={stamp:%27x%27%2Cnecessary:true%2Cmarketing:true}"
 
 

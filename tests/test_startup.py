@@ -12,12 +12,11 @@ import httpx
 import pytest
 
 from hr_middleware import asgi, wsgi
-from hr_middleware.settings import Settings
+from hr_middleware._core.settings import Settings
 
 from .drivers import PAGE, plain_wsgi_app, starlette_app
+from .ids import UUID
 from .servers import ROOT, free_port
-
-UUID = "00000000-0000-4000-8000-000000000001"
 
 
 @pytest.mark.parametrize("middleware", [wsgi.TrackingUserMiddleware, asgi.TrackingUserMiddleware], ids=["wsgi", "asgi"])
@@ -36,6 +35,18 @@ def test_a_misspelt_flask_key_raises_with_a_suggestion() -> None:
 
     with pytest.raises(ValueError, match=r"HELLO_RETAIL_TIMOUT: unknown .*did you mean 'HELLO_RETAIL_TIMEOUT'\?"):
         HelloRetail(app)
+
+
+def test_a_misspelt_flask_keyword_raises_with_a_suggestion() -> None:
+    from flask import Flask
+
+    from hr_middleware.flask import HelloRetail
+
+    app = Flask("typo")
+    app.config.update(HELLO_RETAIL_WEBSITE_UUID=UUID)
+
+    with pytest.raises(TypeError, match=r"timout: not an option of hr-middleware; did you mean 'timeout'\?"):
+        HelloRetail(app, timout=0.5)
 
 
 def test_a_missing_website_uuid_is_named() -> None:

@@ -8,9 +8,14 @@ import pytest
 import requests
 
 from hr_middleware import is_valid_id
-from hr_middleware.testing import FakeHelloRetail, Mode
+from hr_middleware.testing import FakeHelloRetail, Mode, fake_products
+
+from .ids import A
 
 pytest_plugins = ["pytester"]
+
+
+RECOMS = "/serve/recoms"
 
 
 def post(fake: FakeHelloRetail, body: object, path: str = "/serve/trackingUser") -> requests.Response:
@@ -60,6 +65,54 @@ def test_context_manager_starts_and_stops() -> None:
         requests.post(url + "/serve/trackingUser", json={}, timeout=2)
 
 
+def test_the_canned_products_images_are_served_by_the_fake(fake_hello_retail: FakeHelloRetail) -> None:
+    answer = post(fake_hello_retail, {"trackingUserId": "62a0317d17698aa57d369db9", "requests": [{"key": "k"}]}, RECOMS)
+    products = answer.json()["responses"][0]["products"]
+    fake_hello_retail.reset()
+
+    images = [requests.get(p["imgUrl"], timeout=5) for p in products]
+    again = requests.get(products[0]["imgUrl"], timeout=5)
+
+    assert all(p["imgUrl"].startswith(fake_hello_retail.images_url + "/") for p in products)
+    assert [i.status_code for i in images] == [200] * 4
+    assert {i.headers["Content-Type"] for i in images} == {"image/svg+xml"}
+    assert again.content == images[0].content  # the same picture every time
+    assert len({i.content for i in images}) == 4  # and one per product
+    title = products[0]["title"]
+    initials = "".join(word[0] for word in title.split()).encode()
+    assert f'aria-label="{title}"'.encode() in images[0].content
+    assert b">" + initials + b"</text>" in images[0].content
+    assert fake_hello_retail.requests == []  # pictures are not calls to Hello Retail
+
+
+def test_fake_products_name_their_images_under_the_given_address() -> None:
+    (product,) = fake_products("visitor", "scope", 0, 1, images="http://127.0.0.1:1/images")
+
+    assert product["imgUrl"] == f"http://127.0.0.1:1/images/{product['productNumber']}-" + (
+        product["title"].lower().replace(" ", "-") + ".svg"
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/images/12345.png",
+        "/images/classic-teapot.svg",
+        "/images/12345-Classic.svg",
+        "/images/12345-%3Cscript%3E.svg",
+        "/images/../serve/trackingUser",
+        "/images/",
+        "/serve/trackingUser",
+    ],
+)
+def test_anything_else_fetched_is_a_404(fake_hello_retail: FakeHelloRetail, path: str) -> None:
+    answer = requests.get(fake_hello_retail.url + path, timeout=5)
+
+    assert answer.status_code == 404
+    assert b"<" not in answer.content  # nothing of the request reflected
+    assert fake_hello_retail.requests == []
+
+
 def test_the_plugin_gives_users_a_fixture(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
@@ -85,14 +138,14 @@ def test_the_plugin_gives_users_a_fixture(pytester: pytest.Pytester) -> None:
 
 
 def test_stop_closes_kept_alive_connections_so_hello_retail_is_really_down() -> None:
+    from hr_middleware._hello_retail.errors import TransportError
+    from hr_middleware._hello_retail.mint import Minter
     from hr_middleware.client import HelloRetailClient
-    from hr_middleware.errors import TransportError
-    from hr_middleware.mint import Minter
 
     fake = FakeHelloRetail().start()
     minter = Minter(fake.settings(timeout=2.0))
     client = HelloRetailClient.from_settings(fake.settings(), timeout=2.0)
-    visitor = "62a0317d17698aa57d369db9"
+    visitor = A
     try:
         assert is_valid_id(minter.mint())
         assert client.recommendations([{"key": "k"}], tracking_user_id=visitor)["success"] is True

@@ -17,14 +17,15 @@ import pytest
 import requests
 
 from hr_middleware import is_valid_id
+from hr_middleware._hello_retail.errors import InvalidResponseError, RequestTimeoutError
+from hr_middleware._hello_retail.mint import AsyncMinter, Minter
+from hr_middleware._hello_retail.transport import Answer, AsyncTransport, SyncTransport
 from hr_middleware.client import AsyncHelloRetailClient, HelloRetailClient
-from hr_middleware.errors import InvalidResponseError, RequestTimeoutError
-from hr_middleware.mint import AsyncMinter, Minter
 from hr_middleware.testing import DEFAULT_WEBSITE_UUID, FakeHelloRetail, Mode, fake_products
-from hr_middleware.transport import Answer, AsyncTransport, SyncTransport
 
 from .drivers import PAGE
 from .hostile import answering, dripping, url_of
+from .ids import A
 from .servers import free_port, running
 
 BODY = b'{"success": true}'
@@ -202,7 +203,7 @@ def test_ten_gzip_bombs_at_once_keep_the_async_time_budget(gzip_bomb: bytes) -> 
 @pytest.mark.parametrize("coding", ["gzip", "deflate"])
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_a_compressed_search_answer_is_read(flavour: str, coding: str) -> None:
-    visitor = "62a0317d17698aa57d369db9"
+    visitor = A
     document = {"success": True, "products": {"start": 0, "count": 10, "total": 100}}
     document["products"]["results"] = fake_products(visitor, "search:k:shoes", 0, 10)  # type: ignore[index]
     packed = (

@@ -20,12 +20,12 @@ from .app import create_app
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     port = int(os.environ.get("PORT", "8000"))
-    with hello_retail_options() as (options, backend):
-        config: dict[str, object] = {"HELLO_RETAIL_" + name.upper(): value for name, value in options.items()}
+    with hello_retail_options() as backend:
+        config: dict[str, object] = {"HELLO_RETAIL_" + name.upper(): value for name, value in backend.options.items()}
         if os.environ.get("RECOMMENDATIONS_KEY"):
             config["RECOMMENDATIONS_KEY"] = os.environ["RECOMMENDATIONS_KEY"]
-        app = create_app(config)
-        print(f"\n  Demo shop: http://127.0.0.1:{port}/  (ids from {backend})\n", flush=True)
+        app = create_app(config, fake=backend.fake)
+        print(f"\n  Demo shop: http://127.0.0.1:{port}/  (ids from {backend.description})\n", flush=True)
         run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
 
 

@@ -1,4 +1,4 @@
-"""A tiny Flask shop page: the visitor's Hello Retail trackingUserId, a search box and "Recommended for you"."""
+"""The demo shop on Flask: the shared page (examples/shop_page.py) with recommendations, search and consent."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, Response, make_response, redirect, request
 
+from examples.response_headers import ShowHeadersWSGI
 from examples.shop_page import (
+    CONSENT_COOKIE,
+    CONSENT_MAX_AGE,
+    MIDDLEWARE_OPTIONS,
     RECOMMENDATIONS_KEY,
     SEARCH_KEY,
     SearchForm,
+    consent_value,
     products_of,
     recommendation_requests,
     render_page,
@@ -19,27 +24,32 @@ from examples.shop_page import (
 )
 from hr_middleware import HelloRetailError, get_tracking_user
 from hr_middleware.client import HelloRetailClient
+from hr_middleware.consent import grant, revoke
 from hr_middleware.flask import HelloRetail
+from hr_middleware.testing import FakeHelloRetail
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
+def create_app(config: dict[str, Any] | None = None, *, fake: FakeHelloRetail | None = None) -> Flask:
     """The demo app; *config* must hold at least ``HELLO_RETAIL_WEBSITE_UUID``.
 
     ``RECOMMENDATIONS_KEY`` in *config* names the recommendation box to show,
-    ``SEARCH_KEY`` the search configuration.
+    ``SEARCH_KEY`` the search configuration. *fake* is the embedded fake Hello
+    Retail, whose calls the page counts.
     """
     app = Flask(__name__)
+    app.config.update({"HELLO_RETAIL_" + name.upper(): value for name, value in MIDDLEWARE_OPTIONS.items()})
     app.config.update(config or {})
     HelloRetail(app)
+    # Outside the middleware: it sees the response as it leaves, and writes its headers into the page.
+    app.wsgi_app = ShowHeadersWSGI(app.wsgi_app)  # type: ignore[method-assign]
     # One client for the app's life: it keeps a pool of connections.
     hello_retail = HelloRetailClient.from_settings(HelloRetail.settings(app))
     key = app.config.get("RECOMMENDATIONS_KEY", RECOMMENDATIONS_KEY)
     search_key = app.config.get("SEARCH_KEY", SEARCH_KEY)
 
-    @app.get("/")
-    def index() -> str:
+    def page(consent: str | None) -> str:
         form = SearchForm(request.args, request.args.getlist("filter"))
         return render_page(
             get_tracking_user(),
@@ -47,7 +57,27 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             recommended_for_you(hello_retail, key),
             query=form.query,
             search=search_results(hello_retail, search_key, form),
+            fake=fake,
+            consent=consent,
         )
+
+    @app.get("/")
+    def index() -> str:
+        return page(request.cookies.get(CONSENT_COOKIE))
+
+    @app.post("/consent")
+    def consent() -> Response:
+        """The consent banner's answer: act on it in this response, and show the page as it now is."""
+        value = consent_value(request.form.get("answer"))
+        if value is None:
+            return redirect("/", 303)
+        if value == "yes":
+            grant()  # keeps or mints the id and sets its cookies
+        else:
+            revoke()  # the id becomes the opt-out id; both id cookies are deleted
+        response = make_response(page(value))
+        response.set_cookie(CONSENT_COOKIE, value, max_age=CONSENT_MAX_AGE, samesite="Lax")
+        return response
 
     @app.get("/health")
     def health() -> dict[str, str]:

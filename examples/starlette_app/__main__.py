@@ -20,9 +20,9 @@ from .app import create_app
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     port = int(os.environ.get("PORT", "8001"))
-    with hello_retail_options() as (options, backend):
-        app = create_app(**options)
-        print(f"\n  Demo shop: http://127.0.0.1:{port}/  (ids from {backend})\n", flush=True)
+    with hello_retail_options() as backend:
+        app = create_app(fake=backend.fake, **backend.options)
+        print(f"\n  Demo shop: http://127.0.0.1:{port}/  (ids from {backend.description})\n", flush=True)
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="info")
 
 

@@ -1,4 +1,4 @@
-"""A tiny Starlette shop page: the visitor's Hello Retail trackingUserId, a search box and "Recommended for you"."""
+"""The demo shop on Starlette: the shared page (examples/shop_page.py) with recommendations, search and consent."""
 
 from __future__ import annotations
 
@@ -7,17 +7,23 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from examples.response_headers import ShowHeadersASGI
 from examples.shop_page import (
+    CONSENT_COOKIE,
+    CONSENT_MAX_AGE,
+    MIDDLEWARE_OPTIONS,
     RECOMMENDATIONS_KEY,
     SEARCH_KEY,
     SearchForm,
+    consent_value,
     products_of,
     recommendation_requests,
     render_page,
@@ -26,13 +32,18 @@ from examples.shop_page import (
 from hr_middleware import HelloRetailError, Settings, get_tracking_user
 from hr_middleware.asgi import TrackingUserMiddleware
 from hr_middleware.client import AsyncHelloRetailClient
+from hr_middleware.consent import agrant, revoke
+from hr_middleware.testing import FakeHelloRetail
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(**options: Any) -> Starlette:
-    """The demo app; *options* are the middleware's (``website_uuid`` at least)."""
-    settings = Settings(**options)
+def create_app(*, fake: FakeHelloRetail | None = None, **options: Any) -> Starlette:
+    """The demo app; *options* are the middleware's (``website_uuid`` at least).
+
+    *fake* is the embedded fake Hello Retail, whose calls the page counts.
+    """
+    settings = Settings(**{**MIDDLEWARE_OPTIONS, **options})
     key = os.environ.get("RECOMMENDATIONS_KEY", RECOMMENDATIONS_KEY)
     search_key = os.environ.get("SEARCH_KEY", SEARCH_KEY)
 
@@ -43,20 +54,41 @@ def create_app(**options: Any) -> Starlette:
             app.state.hello_retail = client
             yield
 
-    async def index(request: Request) -> HTMLResponse:
+    async def page(request: Request, consent: str | None) -> HTMLResponse:
         # request.state.tracking_user_id holds the id too; get_tracking_user() adds its origin.
         form = SearchForm(request.query_params, request.query_params.getlist("filter"))
         client = request.app.state.hello_retail
         products = await recommended_for_you(client, key)
         search = await search_results(client, search_key, form)
-        return HTMLResponse(render_page(get_tracking_user(), "Starlette", products, query=form.query, search=search))
+        user = get_tracking_user()
+        return HTMLResponse(
+            render_page(user, "Starlette", products, query=form.query, search=search, fake=fake, consent=consent)
+        )
+
+    async def index(request: Request) -> Response:
+        return await page(request, request.cookies.get(CONSENT_COOKIE))
+
+    async def consent(request: Request) -> Response:
+        """The consent banner's answer: act on it in this response, and show the page as it now is."""
+        answer = parse_qs((await request.body()).decode("latin-1")).get("answer", [""])[-1]
+        value = consent_value(answer)
+        if value is None:
+            return RedirectResponse("/", 303)
+        if value == "yes":
+            await agrant()  # keeps or mints the id and sets its cookies
+        else:
+            revoke()  # the id becomes the opt-out id; both id cookies are deleted
+        response = await page(request, value)
+        response.set_cookie(CONSENT_COOKIE, value, max_age=CONSENT_MAX_AGE, samesite="lax")
+        return response
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     return Starlette(
-        routes=[Route("/", index), Route("/health", health)],
-        middleware=[Middleware(TrackingUserMiddleware, settings=settings)],
+        routes=[Route("/", index), Route("/consent", consent, methods=["POST"]), Route("/health", health)],
+        # The first middleware is the outermost: it sees the response as it leaves, and writes its headers in.
+        middleware=[Middleware(ShowHeadersASGI), Middleware(TrackingUserMiddleware, settings=settings)],
         lifespan=lifespan,
     )
 

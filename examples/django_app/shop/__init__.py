@@ -1,1 +1,1 @@
-"""The example Django shop: a page and an async view that show the visitor's trackingUserId."""
+"""The example Django shop: the shared demo page and an async view that show the visitor's trackingUserId."""

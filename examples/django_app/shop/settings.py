@@ -15,6 +15,9 @@ from typing import Any
 # The repository root, for the page code the demos share (examples/shop_page.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
+from examples.shop_page import MIDDLEWARE_OPTIONS  # after the path above
+from hr_middleware.testing import FakeHelloRetail
+
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-a-secret")
 DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
@@ -25,6 +28,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The demo's own outermost layer: writes this response's headers into the page.
+    "examples.response_headers.ShowHeadersDjango",
     "django.middleware.security.SecurityMiddleware",
     "hr_middleware.django.TrackingUserMiddleware",  # hr-middleware
     "django.middleware.common.CommonMiddleware",
@@ -36,24 +41,25 @@ TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "APP_DIRS": True,
-        # The request context processor makes {{ request.tracking_user_id }} work.
+        # The request context processor makes {{ request.tracking_user_id }} work in templates.
         "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
     }
 ]
 USE_TZ = True
 
-# hr-middleware: the options of hr_middleware.Settings, upper case.
-HELLO_RETAIL: dict[str, Any] = {"TIMEOUT": 0.5}
+# hr-middleware: the options of hr_middleware.Settings, upper case. The demo's
+# consent banner (a cookie) and its other shared options come from shop_page.
+HELLO_RETAIL: dict[str, Any] = {"TIMEOUT": 0.5, **{name.upper(): value for name, value in MIDDLEWARE_OPTIONS.items()}}
+#: The embedded fake Hello Retail, whose calls the page counts (None: the real one).
+DEMO_FAKE_HELLO_RETAIL: FakeHelloRetail | None = None
 if os.environ.get("HELLO_RETAIL_WEBSITE_UUID"):
     HELLO_RETAIL["WEBSITE_UUID"] = os.environ["HELLO_RETAIL_WEBSITE_UUID"]
     if os.environ.get("HELLO_RETAIL_API_URL"):
         HELLO_RETAIL["API_URL"] = os.environ["HELLO_RETAIL_API_URL"]
 else:
-    from hr_middleware.testing import FakeHelloRetail
-
     # A daemon thread: it ends with the process (and with each autoreload).
-    _fake = FakeHelloRetail().start()
-    HELLO_RETAIL.update(WEBSITE_UUID=_fake.website_uuid, API_URL=_fake.url)
+    DEMO_FAKE_HELLO_RETAIL = FakeHelloRetail().start()
+    HELLO_RETAIL.update(WEBSITE_UUID=DEMO_FAKE_HELLO_RETAIL.website_uuid, API_URL=DEMO_FAKE_HELLO_RETAIL.url)
 
 LOGGING = {
     "version": 1,

@@ -6,5 +6,6 @@ from . import views
 
 urlpatterns = [
     path("", views.index),
+    path("consent", views.consent),
     path("api/tracking-user", views.tracking_user),
 ]

@@ -1,35 +1,35 @@
-"""Two views: a page rendered from a template (recommendations and a search box), and an async JSON view."""
+"""The shop's views: the shared demo page (recommendations, search, consent) and an async JSON view."""
 
 from __future__ import annotations
 
 import functools
 import logging
 import os
+from collections.abc import Mapping
+from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
-from django.utils.safestring import mark_safe
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.views.decorators.http import require_POST
 
 from examples.shop_page import (
+    CONSENT_COOKIE,
+    CONSENT_MAX_AGE,
     RECOMMENDATIONS_KEY,
     SEARCH_KEY,
     SearchForm,
+    consent_value,
     products_of,
     recommendation_requests,
+    render_page,
     search_html,
 )
 from hr_middleware import HelloRetailError, get_tracking_user, get_tracking_user_id
 from hr_middleware.client import HelloRetailClient
+from hr_middleware.consent import grant, revoke
 from hr_middleware.django import read_settings
 
 logger = logging.getLogger(__name__)
-
-ORIGIN_TEXT = {
-    "cookie": "read from the cookie (a returning visitor)",
-    "sdk_cookie": "adopted from Hello Retail's own hello_retail_id cookie",
-    "minted": "minted from Hello Retail on this request (a first visit)",
-    "opt_out": "the opt-out id: this visitor declined tracking",
-}
 
 
 @functools.cache
@@ -41,33 +41,60 @@ def hello_retail() -> HelloRetailClient:
     return HelloRetailClient.from_settings(read_settings())
 
 
-def index(request: HttpRequest) -> HttpResponse:
-    """The template reads ``{{ request.tracking_user_id }}``; the client fills the id in itself."""
-    origin = get_tracking_user().origin
-    text = ORIGIN_TEXT.get(str(origin), "no id: this request does not mint, or Hello Retail failed")
+def page(request: HttpRequest, consent: str | None) -> HttpResponse:
+    """The shared demo page; the client fills in the visitor's id (``request.tracking_user_id``) itself."""
     form = SearchForm(request.GET, request.GET.getlist("filter"))
-    try:
-        answer = hello_retail().recommendations(
-            recommendation_requests(os.environ.get("RECOMMENDATIONS_KEY", RECOMMENDATIONS_KEY))
+    return HttpResponse(
+        render_page(
+            get_tracking_user(),
+            "Django",
+            recommended_for_you(os.environ.get("RECOMMENDATIONS_KEY", RECOMMENDATIONS_KEY)),
+            query=form.query,
+            search=search_results(os.environ.get("SEARCH_KEY", SEARCH_KEY), form),
+            fake=getattr(settings, "DEMO_FAKE_HELLO_RETAIL", None),
+            consent=consent,
         )
-        products = products_of(answer)
+    )
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    """The shop's front page."""
+    return page(request, request.COOKIES.get(CONSENT_COOKIE))
+
+
+@require_POST
+def consent(request: HttpRequest) -> HttpResponse:
+    """The consent banner's answer: act on it in this response, and show the page as it now is."""
+    value = consent_value(request.POST.get("answer"))
+    if value is None:
+        return HttpResponseRedirect("/", status=303)
+    if value == "yes":
+        grant()  # keeps or mints the id and sets its cookies
+    else:
+        revoke()  # the id becomes the opt-out id; both id cookies are deleted
+    response = page(request, value)
+    response.set_cookie(CONSENT_COOKIE, value, max_age=CONSENT_MAX_AGE, samesite="Lax")
+    return response
+
+
+def recommended_for_you(key: str) -> list[Mapping[str, Any]]:
+    """The visitor's recommended products; [] when Hello Retail fails, so the page renders without them."""
+    try:
+        return products_of(hello_retail().recommendations(recommendation_requests(key)))
     except HelloRetailError as exc:
         logger.warning("no recommendations: %s", exc)
-        products = []
-    search = ""
-    if form.query:
-        try:
-            key = os.environ.get("SEARCH_KEY", SEARCH_KEY)
-            search = search_html(form, hello_retail().search(key, form.query, format="json", products=form.products()))
-        except HelloRetailError as exc:
-            logger.warning("no search results: %s", exc)
-    context = {
-        "origin_text": text,
-        "products": products,
-        "query": form.query,
-        "search": mark_safe(search),
-    }  # search_html escapes
-    return render(request, "shop/index.html", context)
+        return []
+
+
+def search_results(key: str, form: SearchForm) -> str:
+    """The search results' HTML; "" without a query or when Hello Retail fails."""
+    if not form.query:
+        return ""
+    try:
+        return search_html(form, hello_retail().search(key, form.query, format="json", products=form.products()))
+    except HelloRetailError as exc:
+        logger.warning("no search results: %s", exc)
+        return ""
 
 
 async def tracking_user(request: HttpRequest) -> JsonResponse:

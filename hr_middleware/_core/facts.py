@@ -1,7 +1,7 @@
 """The request facts the core decides on, and the default rule for when to mint.
 
 Adapters subclass :class:`RequestFacts` to read their framework's request
-lazily: on the hot path (a returning visitor) only the Cookie header is read.
+lazily; the usual returning visitor never needs them (see ``returning``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from typing import Any
 
 from werkzeug.sansio.http import parse_cookie
 
-__all__ = ["RequestFacts", "is_bot", "is_page_navigation", "parse_cookies"]
+from .visit import NoIdReason
+
+__all__ = ["RequestFacts", "is_bot", "is_page_navigation", "not_a_page_navigation", "parse_cookies"]
 
 
 class RequestFacts:
@@ -41,15 +43,6 @@ class RequestFacts:
     def cookie_header(self) -> str:
         """The raw ``Cookie`` header, ``""`` when there is none."""
         raise NotImplementedError
-
-    @property
-    def cookie_bytes(self) -> bytes:
-        """The raw ``Cookie`` header in bytes (latin-1), ``b""`` when there is none.
-
-        The usual returning visitor is read from it. An adapter whose server
-        hands bytes (ASGI) provides them as they came.
-        """
-        return self.cookie_header.encode("latin-1", "replace")
 
     @property
     def method(self) -> str:
@@ -128,6 +121,19 @@ def is_bot(user_agent: str | None) -> bool:
     return not user_agent or _BOT_RE.search(user_agent) is not None
 
 
+def not_a_page_navigation(request: RequestFacts) -> NoIdReason | None:
+    """Why :func:`is_page_navigation` says no to *request*: ``BOT``, ``NOT_A_PAGE``, or None when it says yes."""
+    headers = request.headers
+    if is_bot(headers.get("user-agent")):
+        return NoIdReason.BOT
+    if request.method != "GET":
+        return NoIdReason.NOT_A_PAGE
+    dest = headers.get("sec-fetch-dest")
+    if dest is not None:
+        return None if dest in ("document", "iframe") else NoIdReason.NOT_A_PAGE
+    return None if "text/html" in headers.get("accept", "") else NoIdReason.NOT_A_PAGE
+
+
 def is_page_navigation(request: RequestFacts) -> bool:
     """The default ``mint_when``: a GET page navigation by a browser that is not a bot.
 
@@ -136,13 +142,4 @@ def is_page_navigation(request: RequestFacts) -> bool:
     where it does not. Assets, XHR/fetch calls, form posts, health checks and
     bots do not mint: they get no id until the visitor loads a page.
     """
-    if request.method != "GET":
-        return False
-    headers = request.headers
-    dest = headers.get("sec-fetch-dest")
-    if dest is not None:
-        if dest not in ("document", "iframe"):
-            return False
-    elif "text/html" not in headers.get("accept", ""):
-        return False
-    return not is_bot(headers.get("user-agent"))
+    return not_a_page_navigation(request) is None

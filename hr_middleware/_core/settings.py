@@ -11,7 +11,7 @@ from typing import Any, Literal, Union
 from urllib.parse import urlsplit
 
 from .facts import RequestFacts, is_page_navigation
-from .identity import CookieSigner
+from .ids import CookieSigner
 
 __all__ = ["DEFAULT_API_URL", "MAX_COOKIE_AGE", "ONE_YEAR", "Settings"]
 
@@ -179,10 +179,7 @@ class Settings:
         An unknown option raises :class:`TypeError` naming it, with the closest
         option's name when it looks like a typo.
         """
-        known = cls.option_names()
-        for name in options:
-            if name not in known:
-                raise TypeError(f"{name}: not an option of hr-middleware{_did_you_mean(name, known)}")
+        _check_names(options)
         if settings is None:
             if "website_uuid" not in options:
                 raise TypeError("website_uuid: required, the shop's Hello Retail website UUID")
@@ -212,10 +209,19 @@ class Settings:
                 hint = _did_you_mean(key, [prefix + option for option in known])
                 raise ValueError(f"{key}: unknown Hello Retail option{hint or ' (known: ' + ', '.join(known) + ')'}")
             options[name] = value
+        _check_names(overrides)
         options.update(overrides)
         if "website_uuid" not in options:
             raise ValueError(f"{prefix}WEBSITE_UUID: required, the shop's Hello Retail website UUID")
         return cls(**options)
+
+
+def _check_names(options: Mapping[str, Any]) -> None:
+    """Raise :class:`TypeError` naming the first of *options* that is not an option, with a suggestion."""
+    known = Settings.option_names()
+    for name in options:
+        if name not in known:
+            raise TypeError(f"{name}: not an option of hr-middleware{_did_you_mean(name, known)}")
 
 
 def _did_you_mean(name: str, known: Sequence[str]) -> str:

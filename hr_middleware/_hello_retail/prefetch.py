@@ -23,9 +23,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from hr_middleware._core.settings import Settings
+
 from .forks import PerProcess
 from .mint import AsyncMinter, CircuitBreaker, Minter
-from .settings import Settings
 
 __all__ = ["AsyncPrefetchingMinter", "IdPool", "PrefetchingMinter", "make_async_minter", "make_minter"]
 

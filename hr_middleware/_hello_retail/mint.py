@@ -16,10 +16,11 @@ from collections.abc import Callable
 from enum import Enum
 from typing import cast
 
+from hr_middleware._core.ids import is_valid_id
+from hr_middleware._core.settings import Settings
+
 from .errors import APIError, HelloRetailError, InvalidResponseError
 from .forks import PerProcess
-from .identity import is_valid_id
-from .settings import Settings
 from .transport import Answer, AsyncTransport, SyncTransport
 
 __all__ = ["AsyncMinter", "BreakerState", "CircuitBreaker", "Minter", "parse_mint_answer"]

@@ -1,0 +1,303 @@
+"""Between the pure core and the adapters: one request served, failing open.
+
+An adapter hands its framework's request (a WSGI environ, an ASGI scope, a
+Django ``HttpRequest``) to its :class:`Engine`. The engine decides the visit
+(the core), runs the mint when one is due (the one I/O, sync or async), and
+never raises: whatever fails on our side is logged once and the request is
+served without an id (``NoIdReason.INTERNAL_ERROR``). The adapter makes the
+visit current with :func:`enter` / :func:`leave` and patches the response
+with the core's header functions.
+
+The app reaches the current visit through :func:`get_tracking_user_id` and
+:func:`get_tracking_user`; ``hr_middleware.consent``'s ``grant()`` and
+``revoke()`` act on it through :func:`grant`, :func:`agrant` and
+:func:`revoke` here, which mint with the engine that decided the visit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from ._core.decide import TrackingPolicy
+from ._core.facts import RequestFacts
+from ._core.ids import OPT_OUT_ID
+from ._core.log import INTERNAL_ERROR, logger
+from ._core.settings import Settings
+from ._core.visit import NoIdReason, Origin, Visit
+from ._hello_retail.mint import AsyncMinter, Minter
+from ._hello_retail.prefetch import AsyncPrefetchingMinter, PrefetchingMinter
+
+__all__ = [
+    "VISIT_KEY",
+    "Engine",
+    "Served",
+    "TrackingUser",
+    "agrant",
+    "current",
+    "enter",
+    "get_tracking_user",
+    "get_tracking_user_id",
+    "grant",
+    "leave",
+    "revoke",
+]
+
+N = TypeVar("N")
+
+#: The mark an adapter leaves in the WSGI environ or ASGI scope of a request
+#: it serves, so that a second instance (nested, or Django's inside ours)
+#: takes the current visit instead of deciding again: one visit, one mint.
+VISIT_KEY = "hello_retail.decided"
+
+
+class Served(Visit):
+    """A visit being served: the core's record, and what acting on it later takes.
+
+    The engine that decided it and the request's facts, for ``grant()`` and
+    ``revoke()`` in the app; the event loop of an async adapter, for a
+    ``grant()`` from a worker thread; and ``on_read``, an adapter's way to
+    hear that the app read the id (Django's cache framework must then not
+    store the page). Nothing refers back to it but the context.
+    """
+
+    __slots__ = ("engine", "native", "loop", "on_read", "_facts")
+
+    def __init__(self, engine: Engine[Any] | None, native: Any) -> None:
+        super().__init__()
+        self.engine = engine
+        self.native = native
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.on_read: Callable[[], None] | None = None
+        self._facts: RequestFacts | None = None
+
+    def read_id(self) -> str | None:
+        """The id as the app reads it: the response now varies on Cookie."""
+        self.accessed = True
+        if self.on_read is not None:
+            self.on_read()
+        return self.tracking_user_id
+
+    @property
+    def facts(self) -> RequestFacts:
+        """The request's facts (made when first needed)."""
+        if self._facts is None:
+            assert self.engine is not None
+            self._facts = self.engine.make_facts(self.native)
+        return self._facts
+
+    @classmethod
+    def failed(cls, native: Any) -> Served:
+        """A request the middleware could not serve: no id, nothing to write."""
+        served = cls(None, native)
+        served.reason = NoIdReason.INTERNAL_ERROR
+        return served
+
+
+class Engine(Generic[N]):
+    """One middleware's settings, decision and minter, serving requests of native type *N*.
+
+    *make_facts* builds the core's :class:`RequestFacts` from the native
+    request; *cookie_bytes* or *cookie_text* reads its Cookie header as the
+    server handed it (bytes from ASGI, text from WSGI and Django), for the
+    returning visitor's path. A sync adapter gives *minter*, an async one
+    *aminter*.
+    """
+
+    __slots__ = ("settings", "policy", "make_facts", "minter", "aminter", "_raw_cookie", "_returning")
+
+    def __init__(
+        self,
+        settings: Settings,
+        make_facts: Callable[[N], RequestFacts],
+        *,
+        cookie_bytes: Callable[[N], bytes] | None = None,
+        cookie_text: Callable[[N], str] | None = None,
+        minter: Minter | PrefetchingMinter | None = None,
+        aminter: AsyncMinter | AsyncPrefetchingMinter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.policy = TrackingPolicy(settings)
+        self.make_facts = make_facts
+        self.minter = minter
+        self.aminter = aminter
+        self._raw_cookie: Callable[[N], Any] | None
+        self._returning: Callable[[Any], str | None] | None
+        if cookie_bytes is not None:
+            self._raw_cookie, self._returning = cookie_bytes, self.policy.returning_bytes
+        else:
+            self._raw_cookie, self._returning = cookie_text, self.policy.returning_text
+        if self._raw_cookie is None:
+            self._returning = None
+
+    def begin(self, native: N, *, may_mint: bool = True) -> Served:
+        """Decide the visit of *native*; a mint may be due (``served.must_mint``). Never raises."""
+        try:
+            served = Served(self, native)
+            if self.aminter is not None:
+                # For a grant() from a worker thread: it mints on this loop.
+                served.loop = asyncio.get_running_loop()
+            returning = self._returning
+            if returning is not None:
+                tracking_user_id = returning(self._raw_cookie(native))  # type: ignore[misc]
+                if tracking_user_id is not None:
+                    self.policy.returning(served, tracking_user_id)
+                    return served
+            self.policy.decide(served, served.facts, may_mint=may_mint)
+            return served
+        except Exception:
+            logger.exception(INTERNAL_ERROR)
+            return Served.failed(native)
+
+    def serve(self, native: N) -> Served:
+        """:meth:`begin`, then the mint it asks for, blocking. Never raises."""
+        served = self.begin(native)
+        if served.must_mint:
+            try:
+                self.policy.adopt_minted(served, served.facts, self._mint_blocking(served))
+            except Exception:
+                return self._failed(served)
+        return served
+
+    async def amint(self, served: Served) -> Served:
+        """The mint :meth:`begin` asked for, awaited; the visit to serve. Never raises."""
+        try:
+            self.policy.adopt_minted(served, served.facts, await self._mint_awaiting(served))
+        except Exception:
+            return self._failed(served)
+        return served
+
+    @staticmethod
+    def _failed(served: Served) -> Served:
+        logger.exception(INTERNAL_ERROR)
+        return Served.failed(served.native)
+
+    def _mint_blocking(self, served: Served) -> str | None:
+        if self.minter is not None:
+            return self.minter.mint()
+        assert self.aminter is not None
+        # A sync endpoint of an async app (Starlette's threadpool, Django's
+        # sync_to_async): mint on the request's event loop and wait for it here.
+        loop = served.loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop:
+            raise RuntimeError("grant() would block the event loop here: use `await agrant()` in async code")
+        return asyncio.run_coroutine_threadsafe(self._amint_once(), loop).result()
+
+    async def _amint_once(self) -> str | None:
+        assert self.aminter is not None
+        return await self.aminter.amint()
+
+    async def _mint_awaiting(self, served: Served) -> str | None:
+        if self.aminter is not None:
+            return await self.aminter.amint()
+        assert self.minter is not None
+        return await asyncio.to_thread(self.minter.mint)
+
+    def close(self) -> None:
+        """Stop the prefetch thread (if any) and close the connections to Hello Retail."""
+        if self.minter is not None:
+            self.minter.close()
+
+    async def aclose(self) -> None:
+        """Close the connections to Hello Retail (either kind of minter)."""
+        self.close()
+        if self.aminter is not None:
+            await self.aminter.aclose()
+
+
+# -- the current visit ---------------------------------------------------------------------
+
+_current: ContextVar[Served | None] = ContextVar("hr_middleware.visit", default=None)
+
+#: Make a visit current (returns the token for :func:`leave`).
+enter = _current.set
+#: Undo :func:`enter`.
+leave = _current.reset
+#: The visit being served in this context, or None.
+current = _current.get
+
+
+class TrackingUser(NamedTuple):
+    """The current visitor as the app sees it."""
+
+    #: The visitor's trackingUserId, :data:`~hr_middleware.OPT_OUT_ID`, or None.
+    id: str | None
+    #: Where it came from (cookie, SDK cookie, minted now, opt-out); None with no id.
+    origin: Origin | None
+    #: Why there is no id (a bot, not a page, Hello Retail unreachable...); None with an id.
+    reason: NoIdReason | None = None
+
+    @property
+    def minted(self) -> bool:
+        """True when the id was minted on this request (a first visit)."""
+        return self.origin is Origin.MINTED
+
+
+_OUTSIDE = TrackingUser(None, None, NoIdReason.OUTSIDE_REQUEST)
+
+
+def get_tracking_user_id() -> str | None:
+    """The current request's Hello Retail trackingUserId.
+
+    Returns the visitor's id, :data:`~hr_middleware.OPT_OUT_ID` when the
+    visitor declined tracking, or None outside a request, for requests that do
+    not mint (assets, bots, XHR) and when Hello Retail could not be reached
+    (:func:`get_tracking_user` says which). Works in sync and async code, in
+    any framework, inside the middleware. Reading it marks the response
+    ``Vary: Cookie``.
+    """
+    served = _current.get()
+    return None if served is None else served.read_id()
+
+
+def get_tracking_user() -> TrackingUser:
+    """The current visitor's id, its origin, and the reason when there is no id.
+
+    Outside a request: ``TrackingUser(None, None, NoIdReason.OUTSIDE_REQUEST)``.
+    """
+    served = _current.get()
+    if served is None:
+        return _OUTSIDE
+    tracking_user_id = served.read_id()
+    if tracking_user_id is None:
+        return TrackingUser(None, None, served.reason or NoIdReason.INTERNAL_ERROR)
+    return TrackingUser(tracking_user_id, served.origin)
+
+
+# -- acting on a consent change within a request ----------------------------------------------
+
+
+def _served() -> tuple[Served, Engine[Any]]:
+    served = _current.get()
+    if served is None or served.engine is None:
+        raise LookupError("no Hello Retail visit here: call this while a request passes through the middleware")
+    return served, served.engine
+
+
+def grant() -> str | None:
+    """Consent given: keep or mint the id (blocking) and write the cookies. See :func:`hr_middleware.consent.grant`."""
+    served, engine = _served()
+    if engine.policy.grant_needs_mint(served, served.facts):
+        engine.policy.adopt_minted(served, served.facts, engine._mint_blocking(served))
+    return served.tracking_user_id
+
+
+async def agrant() -> str | None:
+    """:func:`grant` for async code; never blocks the event loop."""
+    served, engine = _served()
+    if engine.policy.grant_needs_mint(served, served.facts):
+        engine.policy.adopt_minted(served, served.facts, await engine._mint_awaiting(served))
+    return served.tracking_user_id
+
+
+def revoke() -> str:
+    """Consent withdrawn: delete both id cookies; the id becomes :data:`~hr_middleware.OPT_OUT_ID`."""
+    served, engine = _served()
+    engine.policy.revoke(served, served.facts)
+    return OPT_OUT_ID

@@ -1,0 +1,402 @@
+"""The Django middleware: the engine's visit around ``get_response``, and the response patched with Django's API."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from functools import partial
+from typing import Any, cast
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.http import FileResponse, HttpRequest, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+
+from hr_middleware._core.facts import RequestFacts
+from hr_middleware._core.headers import (
+    CACHING_HEADERS,
+    FAIL_SAFE_CACHE_CONTROL,
+    FAIL_SAFE_DROPPED,
+    cache_headers,
+    cookies_to_set,
+)
+from hr_middleware._core.log import CONFIG_INVALID, INTERNAL_ERROR, logger
+from hr_middleware._core.settings import Settings
+from hr_middleware._hello_retail.mint import AsyncMinter, Minter
+from hr_middleware._hello_retail.prefetch import (
+    AsyncPrefetchingMinter,
+    PrefetchingMinter,
+    make_async_minter,
+    make_minter,
+)
+from hr_middleware._serving import VISIT_KEY, Engine, Served, current, enter, leave
+
+from .checks import check_report
+from .config import SETTING, Generation, read_settings
+
+__all__ = ["DjangoRequestFacts", "TrackingUserMiddleware"]
+
+#: The Expires of a deleted cookie (what Django's delete_cookie() sends).
+_EXPIRED = "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+class DjangoRequestFacts(RequestFacts):
+    """:class:`RequestFacts` read lazily from a Django ``HttpRequest``."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: HttpRequest) -> None:
+        super().__init__()
+        self.request = request
+
+    @property
+    def native(self) -> HttpRequest:
+        return self.request
+
+    @property
+    def cookie_header(self) -> str:
+        return _raw_cookie(self.request)
+
+    @property
+    def method(self) -> str:
+        return self.request.method or "GET"
+
+    @property
+    def path(self) -> str:
+        return self.request.path
+
+    @property
+    def scheme(self) -> str:
+        return self.request.scheme or "http"
+
+    @property
+    def is_secure(self) -> bool:
+        # Honours SECURE_PROXY_SSL_HEADER, like the rest of the Django project.
+        return self.request.is_secure()
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.request.headers
+
+
+def _raw_cookie(request: HttpRequest) -> str:
+    return request.META.get("HTTP_COOKIE", "")  # type: ignore[no-any-return]
+
+
+# -- request.tracking_user_id --------------------------------------------------------------
+
+
+class _TrackingUserIdAttribute:
+    """``request.tracking_user_id``: the current visit's id, a plain ``str`` or None.
+
+    Reading it marks the visit read (the response then gets ``Vary: Cookie``
+    and Django's cache does not store it), exactly as
+    :func:`~hr_middleware.get_tracking_user_id` does. Assigning to it stores
+    that value instead (handy with ``RequestFactory`` in unit tests).
+    """
+
+    def __get__(self, request: HttpRequest | None, owner: type | None = None) -> Any:
+        if request is None:
+            return self
+        state = request.__dict__
+        if "tracking_user_id" in state:
+            return state["tracking_user_id"]
+        served = current()
+        return None if served is None else served.read_id()
+
+    def __set__(self, request: HttpRequest, value: str | None) -> None:
+        request.__dict__["tracking_user_id"] = value
+
+
+_ATTRIBUTE = _TrackingUserIdAttribute()
+#: Each request class, and its subclass with ``tracking_user_id``.
+_WITH_ATTRIBUTE: dict[type, type] = {}
+
+
+def _give_attribute(request: HttpRequest) -> None:
+    """Give *request* the ``tracking_user_id`` attribute, through a subclass of its
+    own class (made once per class): Django's request classes stay as they are."""
+    cls = type(request)
+    subclass = _WITH_ATTRIBUTE.get(cls)
+    if subclass is None:
+        if isinstance(cls.__dict__.get("tracking_user_id"), _TrackingUserIdAttribute):
+            subclass = cls
+        else:
+            namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "tracking_user_id": _ATTRIBUTE}
+            subclass = type(cls.__name__, (cls,), namespace)
+        _WITH_ATTRIBUTE[cls] = _WITH_ATTRIBUTE[subclass] = subclass
+    if subclass is not cls:
+        request.__class__ = subclass
+
+
+def _not_for_the_cache(request: HttpRequest) -> None:
+    """The page read the visitor's id: Django's cache framework must not store it.
+
+    ``@cache_page`` and the site-wide cache middleware store the view's response
+    before this middleware adds ``Vary: Cookie`` (or when it stands outside
+    them), under a key that ignores the visitor's cookie: every later visitor
+    would get this one's id and recommendations. Both ask this flag, which
+    they set when the request begins (so a read in the view comes after).
+    """
+    request._cache_update_cache = False  # type: ignore[attr-defined]
+
+
+# -- the middleware ------------------------------------------------------------------------------
+
+_GetResponse = Callable[[HttpRequest], Any]
+
+
+class _Configuration:
+    """One reading of ``HELLO_RETAIL``: its engine, or the reason it cannot be used."""
+
+    __slots__ = ("source", "generation", "engine", "error")
+
+    def __init__(self, source: object, generation: int, *, is_async: bool) -> None:
+        self.source = source
+        self.generation = generation
+        self.engine: Engine[HttpRequest] | None = None
+        #: Why ``HELLO_RETAIL`` cannot be used (None when it can).
+        self.error: Exception | None = None
+        try:
+            settings = read_settings(source)
+            # Under an async stack the mint must not block the loop: httpx.
+            if is_async:
+                self.engine = Engine(
+                    settings, DjangoRequestFacts, cookie_text=_raw_cookie, aminter=make_async_minter(settings)
+                )
+            else:
+                self.engine = Engine(
+                    settings, DjangoRequestFacts, cookie_text=_raw_cookie, minter=make_minter(settings)
+                )
+        except Exception as exc:
+            self.error = exc
+
+
+class TrackingUserMiddleware:
+    """Django middleware giving every visitor one stable Hello Retail trackingUserId.
+
+    Sync and async capable: Django hands it a sync or an async ``get_response``
+    and it follows, minting with ``requests`` or ``httpx`` respectively. Options
+    come from ``settings.HELLO_RETAIL``; see :mod:`hr_middleware.django`.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: _GetResponse) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+        self._lock = threading.Lock()
+        configuration = _Configuration(
+            getattr(django_settings, SETTING, None), Generation.value, is_async=self.is_async
+        )
+        if configuration.error is not None:
+            # Django loads middleware when the application starts: refuse to
+            # start, with what `manage.py check` says.
+            raise ImproperlyConfigured(check_report() or f"settings.HELLO_RETAIL: {configuration.error}")
+        self._configuration = configuration
+
+    def _read(self, current: _Configuration) -> _Configuration:
+        """The configuration for the settings now; *current* again if ``HELLO_RETAIL`` is unchanged."""
+        generation = Generation.value
+        source = getattr(django_settings, SETTING, None)
+        if current.source == source:
+            current.generation = generation  # same options: keep the pool and the breaker's state
+            return current
+        configuration = _Configuration(source, generation, is_async=self.is_async)
+        if configuration.error is not None:
+            # Changed while the site runs (override_settings): serve on without ids.
+            logger.error(CONFIG_INVALID, configuration.error)
+        return configuration
+
+    def _engine(self) -> tuple[Engine[HttpRequest] | None, Engine[HttpRequest] | None]:
+        """This request's engine (None while the settings are invalid), and a replaced one to close."""
+        configuration = self._configuration
+        if configuration.generation == Generation.value:
+            return configuration.engine, None
+        with self._lock:
+            old = self._configuration
+            self._configuration = self._read(old)
+            replaced = None if self._configuration is old else old.engine
+            return self._configuration.engine, replaced
+
+    @property
+    def settings(self) -> Settings | None:
+        """The settings in use (None while ``HELLO_RETAIL`` is invalid)."""
+        engine = self._configuration.engine
+        return None if engine is None else engine.settings
+
+    @property
+    def minter(self) -> Minter | PrefetchingMinter | AsyncMinter | AsyncPrefetchingMinter | None:
+        """What mints for this stack (requests when sync, httpx when async; None while invalid)."""
+        engine = self._configuration.engine
+        return None if engine is None else engine.minter or engine.aminter
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        _give_attribute(request)
+        if _decided_outside(request):
+            return _served_outside(request, self.get_response)
+        engine, replaced = self._engine()
+        if replaced is not None:
+            replaced.close()
+        served = Served.failed(request) if engine is None else engine.serve(request)
+        token = _enter(request, served)
+        try:
+            response = self.get_response(request)
+        finally:
+            leave(token)
+        return _finish(request, served, response)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        _give_attribute(request)
+        if _decided_outside(request):
+            return await _aserved_outside(request, self.get_response)
+        engine, replaced = self._engine()
+        if replaced is not None:
+            await replaced.aclose()
+        if engine is None:
+            served = Served.failed(request)
+        else:
+            served = engine.begin(request)
+            if served.must_mint:
+                served = await engine.amint(served)
+        token = _enter(request, served)
+        try:
+            response = await self.get_response(request)
+        finally:
+            leave(token)
+        return _finish(request, served, response)
+
+    def close(self) -> None:
+        """Close the pooled connections to Hello Retail (sync stack)."""
+        engine = self._configuration.engine
+        if engine is not None:
+            engine.close()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections to Hello Retail (either stack)."""
+        engine = self._configuration.engine
+        if engine is not None:
+            await engine.aclose()
+
+
+def _enter(request: HttpRequest, served: Served) -> Any:
+    served.on_read = partial(_not_for_the_cache, request)
+    return enter(served)
+
+
+def _decided_outside(request: HttpRequest) -> bool:
+    """Did hr_middleware's WSGI or ASGI middleware, wrapped around Django, decide this
+    request already? Then its visit is the request's: one visit, one mint."""
+    # vars(): a WSGIRequest has no scope.
+    return VISIT_KEY in request.META or VISIT_KEY in vars(request).get("scope", ())
+
+
+def _served_outside(request: HttpRequest, get_response: _GetResponse) -> Any:
+    served = current()
+    if served is not None:
+        served.on_read = partial(_not_for_the_cache, request)
+    try:
+        return get_response(request)
+    finally:
+        if served is not None:
+            served.on_read = None  # the outer visit outlives this request's Django part
+
+
+async def _aserved_outside(request: HttpRequest, get_response: _GetResponse) -> HttpResponseBase:
+    served = current()
+    if served is not None:
+        served.on_read = partial(_not_for_the_cache, request)
+    try:
+        return await get_response(request)  # type: ignore[no-any-return]
+    finally:
+        if served is not None:
+            served.on_read = None
+
+
+def _finish(request: HttpRequest, served: Served, response: HttpResponseBase) -> HttpResponseBase:
+    """Write what the core decided onto *response*; keep the visit readable while it streams."""
+    served.on_read = None
+    if served.cookies or served.accessed:
+        _patch(served, response)
+    try:
+        if isinstance(response, StreamingHttpResponse) and not isinstance(response, FileResponse):
+            # A FileResponse runs no app code while it streams; wrapping it
+            # would lose wsgi.file_wrapper (sendfile).
+            _stream_in_visit(response, served)
+    except Exception:
+        logger.exception(INTERNAL_ERROR)
+    if "tracking_user_id" not in request.__dict__:
+        # For code that reads it once the request is over (a test's response.wsgi_request).
+        request.__dict__["tracking_user_id"] = served.tracking_user_id
+    return response
+
+
+def _patch(served: Served, response: HttpResponseBase) -> None:
+    headers = response.headers
+    try:
+        current_values = {name: headers.get(name) for name in CACHING_HEADERS}
+        for name, value in cache_headers(served, current_values).items():
+            headers[name] = value
+        for cookie in cookies_to_set(served, response.cookies):
+            # set_cookie for deletions too: delete_cookie() would drop Secure and HttpOnly.
+            response.set_cookie(
+                cookie.name,
+                cookie.value or "",
+                max_age=0 if cookie.deletes else cookie.max_age,
+                expires=_EXPIRED if cookie.deletes else None,
+                path=cookie.path,
+                domain=cookie.domain,
+                secure=cookie.secure,
+                httponly=cookie.httponly,
+                samesite=cookie.samesite,
+            )
+    except Exception:
+        logger.exception(INTERNAL_ERROR)
+        try:
+            for name in FAIL_SAFE_DROPPED:
+                headers.pop(name, None)
+            headers["Cache-Control"] = FAIL_SAFE_CACHE_CONTROL
+        except Exception:
+            logger.exception(INTERNAL_ERROR)
+
+
+_END: Any = object()
+
+
+def _stream_in_visit(response: StreamingHttpResponse, served: Served) -> None:
+    """Keep *served* current while *response*'s content is produced, after the middleware returned."""
+    if response.is_async:
+        response.streaming_content = _achunks(cast(AsyncIterator[bytes], response.streaming_content), served)
+    else:
+        response.streaming_content = _chunks(cast(Iterator[bytes], response.streaming_content), served)
+
+
+def _chunks(content: Iterable[bytes], served: Served) -> Iterator[bytes]:
+    iterator = iter(content)
+    while True:
+        token = enter(served)
+        try:
+            chunk = next(iterator, _END)
+        finally:
+            leave(token)
+        if chunk is _END:
+            return
+        yield chunk
+
+
+async def _achunks(content: AsyncIterator[bytes], served: Served) -> AsyncIterator[bytes]:
+    while True:
+        token = enter(served)
+        try:
+            chunk = await anext(content, _END)
+        finally:
+            leave(token)
+        if chunk is _END:
+            return
+        yield chunk

@@ -293,8 +293,9 @@ def count_server(row: ServerRow, stack: str, n1: int, n2: int) -> float:
     request: two idle stretches measure that rate, and the requests' share
     of it is subtracted.
     """
-    from bench.load import free_port, server_argv
+    from bench.load import server_argv
     from bench.micro import COOKIE
+    from tests.servers import free_port
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELLO_RETAIL_")}

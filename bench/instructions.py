@@ -3,7 +3,8 @@
 ``make bench-instructions`` (needs valgrind: ``apt-get install valgrind``);
 ``make bench-instructions INSTRUCTIONS_ARGS="--only asgi,wsgi"`` runs a subset
 of the rows (see ``--help``). Wall-clock figures on a shared machine move by
-10-20% from run to run; instruction counts move by well under 1%.
+10-20% from run to run; in-process instruction counts by well under 1%, those
+of real servers by about 1%.
 
 Counts are taken between marks: the measured code calls ``os.getloadavg()``,
 which nothing else calls, and callgrind (``--dump-before=getloadavg``) writes

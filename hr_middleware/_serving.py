@@ -46,6 +46,10 @@ __all__ = [
 ]
 
 N = TypeVar("N")
+S = TypeVar("S", bound="Served")
+
+_new = object.__new__
+_COOKIE = Origin.COOKIE
 
 #: The mark an adapter leaves in the WSGI environ or ASGI scope of a request
 #: it serves, so that a second instance (nested, or Django's inside ours)
@@ -63,15 +67,17 @@ class Served(Visit):
     store the page). Nothing refers back to it but the context.
     """
 
-    __slots__ = ("engine", "native", "loop", "on_read", "_facts")
+    #: The event loop of an async adapter, for a ``grant()`` from a worker thread.
+    loop: asyncio.AbstractEventLoop | None = None
+    #: Called whenever the app reads the id.
+    on_read: Callable[[], None] | None = None
+    _facts: RequestFacts | None = None
 
-    def __init__(self, engine: Engine[Any] | None, native: Any) -> None:
-        super().__init__()
+    def __init__(self, engine: Engine[Any, Any] | None, native: Any) -> None:
+        #: The engine that decided the visit (None when the middleware could not).
         self.engine = engine
+        #: The framework's request: a WSGI environ, an ASGI scope, a Django ``HttpRequest``.
         self.native = native
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.on_read: Callable[[], None] | None = None
-        self._facts: RequestFacts | None = None
 
     def read_id(self) -> str | None:
         """The id as the app reads it: the response now varies on Cookie."""
@@ -89,79 +95,86 @@ class Served(Visit):
         return self._facts
 
     @classmethod
-    def failed(cls, native: Any) -> Served:
+    def failed(cls: type[S], native: Any) -> S:
         """A request the middleware could not serve: no id, nothing to write."""
         served = cls(None, native)
         served.reason = NoIdReason.INTERNAL_ERROR
         return served
 
 
-class Engine(Generic[N]):
+class Engine(Generic[N, S]):
     """One middleware's settings, decision and minter, serving requests of native type *N*.
 
     *make_facts* builds the core's :class:`RequestFacts` from the native
-    request; *cookie_bytes* or *cookie_text* reads its Cookie header as the
-    server handed it (bytes from ASGI, text from WSGI and Django), for the
-    returning visitor's path. A sync adapter gives *minter*, an async one
-    *aminter*.
+    request. *returning* makes, from the two cookie names, the hot path's
+    reader of the native request (see :mod:`hr_middleware._core.returning`):
+    the id of the usual returning visitor, or None to go the long way. A
+    sync adapter gives *minter*, an async one *aminter*; *served* is the
+    adapter's subclass of :class:`Served`, if it has one.
     """
 
-    __slots__ = ("settings", "policy", "make_facts", "minter", "aminter", "_raw_cookie", "_returning")
+    __slots__ = ("settings", "policy", "make_facts", "minter", "aminter", "_returning", "_served")
 
     def __init__(
         self,
         settings: Settings,
         make_facts: Callable[[N], RequestFacts],
         *,
-        cookie_bytes: Callable[[N], bytes] | None = None,
-        cookie_text: Callable[[N], str] | None = None,
+        returning: Callable[[str, str], Callable[[N], str | None]] | None = None,
         minter: Minter | PrefetchingMinter | None = None,
         aminter: AsyncMinter | AsyncPrefetchingMinter | None = None,
+        served: type[S],
     ) -> None:
         self.settings = settings
+        #: The class of the visits it serves (:class:`Served`, or an adapter's subclass).
+        self._served = served
         self.policy = TrackingPolicy(settings)
         self.make_facts = make_facts
         self.minter = minter
         self.aminter = aminter
-        self._raw_cookie: Callable[[N], Any] | None
-        self._returning: Callable[[Any], str | None] | None
-        if cookie_bytes is not None:
-            self._raw_cookie, self._returning = cookie_bytes, self.policy.returning_bytes
-        else:
-            self._raw_cookie, self._returning = cookie_text, self.policy.returning_text
-        if self._raw_cookie is None:
-            self._returning = None
+        self._returning: Callable[[N], str | None] | None = None
+        if returning is not None and self.policy.fast:
+            self._returning = returning(settings.cookie_name, settings.sdk_cookie_name)
 
-    def begin(self, native: N, *, may_mint: bool = True) -> Served:
+    def begin(self, native: N, *, may_mint: bool = True) -> S:
         """Decide the visit of *native*; a mint may be due (``served.must_mint``). Never raises."""
         try:
-            served = Served(self, native)
-            if self.aminter is not None:
-                # For a grant() from a worker thread: it mints on this loop.
-                served.loop = asyncio.get_running_loop()
             returning = self._returning
             if returning is not None:
-                tracking_user_id = returning(self._raw_cookie(native))  # type: ignore[misc]
+                tracking_user_id = returning(native)
                 if tracking_user_id is not None:
-                    self.policy.returning(served, tracking_user_id)
+                    # The usual returning visitor: nothing else to decide, nothing to write.
+                    served = _new(self._served)
+                    served.engine = self
+                    served.native = native
+                    served.tracking_user_id = tracking_user_id
+                    served.origin = _COOKIE
                     return served
+            served = self._served(self, native)
+            if self.aminter is not None:
+                # For a grant() from a worker thread: it would mint on this loop. (A
+                # returning visitor needs no mint: it keeps its id.)
+                served.loop = asyncio.get_running_loop()
             self.policy.decide(served, served.facts, may_mint=may_mint)
             return served
         except Exception:
             logger.exception(INTERNAL_ERROR)
-            return Served.failed(native)
+            return self._served.failed(native)
 
-    def serve(self, native: N) -> Served:
+    def serve(self, native: N) -> S:
         """:meth:`begin`, then the mint it asks for, blocking. Never raises."""
         served = self.begin(native)
-        if served.must_mint:
-            try:
-                self.policy.adopt_minted(served, served.facts, self._mint_blocking(served))
-            except Exception:
-                return self._failed(served)
+        return self.mint(served) if served.must_mint else served
+
+    def mint(self, served: S) -> S:
+        """The mint :meth:`begin` asked for, blocking; the visit to serve. Never raises."""
+        try:
+            self.policy.adopt_minted(served, served.facts, self._mint_blocking(served))
+        except Exception:
+            return self._failed(served)
         return served
 
-    async def amint(self, served: Served) -> Served:
+    async def amint(self, served: S) -> S:
         """The mint :meth:`begin` asked for, awaited; the visit to serve. Never raises."""
         try:
             self.policy.adopt_minted(served, served.facts, await self._mint_awaiting(served))
@@ -170,9 +183,9 @@ class Engine(Generic[N]):
         return served
 
     @staticmethod
-    def _failed(served: Served) -> Served:
+    def _failed(served: S) -> S:
         logger.exception(INTERNAL_ERROR)
-        return Served.failed(served.native)
+        return type(served).failed(served.native)
 
     def _mint_blocking(self, served: Served) -> str | None:
         if self.minter is not None:
@@ -273,7 +286,7 @@ def get_tracking_user() -> TrackingUser:
 # -- acting on a consent change within a request ----------------------------------------------
 
 
-def _served() -> tuple[Served, Engine[Any]]:
+def _served() -> tuple[Served, Engine[Any, Any]]:
     served = _current.get()
     if served is None or served.engine is None:
         raise LookupError("no Hello Retail visit here: call this while a request passes through the middleware")

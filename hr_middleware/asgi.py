@@ -47,7 +47,7 @@ from typing import Any, cast
 from ._core.facts import RequestFacts
 from ._core.headers import patch_raw_headers
 from ._core.log import INTERNAL_ERROR, MISCONFIGURED, logger
-from ._core.returning import raw_cookie_header
+from ._core.returning import scope_reader
 from ._core.settings import Settings
 from ._hello_retail.mint import AsyncMinter
 from ._hello_retail.prefetch import AsyncPrefetchingMinter, make_async_minter
@@ -192,8 +192,8 @@ class TrackingUserMiddleware:
         self.app = app
         self.settings = Settings.merge(settings, options)
         self.minter = minter or make_async_minter(self.settings)
-        self._engine: Engine[Scope] = Engine(
-            self.settings, ASGIRequestFacts, cookie_bytes=_raw_cookie, aminter=self.minter
+        self._engine: Engine[Scope, _ASGIServed] = Engine(
+            self.settings, ASGIRequestFacts, returning=scope_reader, aminter=self.minter, served=_ASGIServed
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -203,12 +203,17 @@ class TrackingUserMiddleware:
         served = self._engine.begin(scope)
         if served.must_mint:
             served = await self._engine.amint(served)
-        _expose(scope, served)
+        state = scope.get("state")
+        if state is None:  # a server that provides no state
+            state = scope["state"] = {}
+        state[STATE_KEY] = served.tracking_user_id
+        scope[VISIT_KEY] = True
         token = enter(served)
         try:
             # Wrapped even when nothing is to be set yet: the app may read the
             # id (and so need Vary: Cookie) before it starts the response.
-            await self.app(scope, receive, _PatchingSend(served, send).send)
+            served.downstream = send
+            await self.app(scope, receive, served.send)
         finally:
             leave(token)
 
@@ -248,22 +253,15 @@ class TrackingUserMiddleware:
             logger.exception(INTERNAL_ERROR)
 
 
-def _raw_cookie(scope: Scope) -> bytes:
-    return raw_cookie_header(scope.get("headers", ()))
+class _ASGIServed(Served):
+    """A visit served over ASGI; its ``send`` is the app's: the app's ``send``,
+    with the visit's headers added to ``http.response.start`` when there are any."""
 
-
-class _PatchingSend:
-    """The app's ``send``, with the visit's headers added to ``http.response.start`` (a bound ``send``)."""
-
-    __slots__ = ("served", "downstream")
-
-    def __init__(self, served: Served, downstream: Send) -> None:
-        self.served = served
-        self.downstream = downstream
+    downstream: Send
 
     async def send(self, message: Message) -> None:
-        served = self.served
-        if (served.cookies or served.accessed) and message["type"] == "http.response.start":
+        """Pass *message* on, patched if it starts the response and the visit has headers to add."""
+        if (self.cookies or self.accessed) and message["type"] == "http.response.start":
             try:
                 # ASGI allows any iterable of headers (a generator too): it is read once, here.
                 headers = list(message.get("headers", ()))
@@ -271,7 +269,7 @@ class _PatchingSend:
                 logger.exception(INTERNAL_ERROR)
             else:
                 # A new message: the app's own is left as it was. The patch never raises.
-                message = {**message, "headers": patch_raw_headers(served, headers)}
+                message = {**message, "headers": patch_raw_headers(self, headers)}
         await self.downstream(message)
 
 

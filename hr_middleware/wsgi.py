@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._core.facts import RequestFacts
 from ._core.headers import patch_headers
+from ._core.returning import environ_reader
 from ._core.settings import Settings
 from ._hello_retail.mint import Minter
 from ._hello_retail.prefetch import PrefetchingMinter, make_minter
@@ -135,20 +136,23 @@ class TrackingUserMiddleware:
         def make_facts(environ: WSGIEnvironment) -> WSGIRequestFacts:
             return WSGIRequestFacts(environ, native)
 
-        self._engine: Engine[WSGIEnvironment] = Engine(
-            self.settings, make_facts, cookie_text=_raw_cookie, minter=self.minter
+        self._engine: Engine[WSGIEnvironment, _WSGIServed] = Engine(
+            self.settings, make_facts, returning=environ_reader, minter=self.minter, served=_WSGIServed
         )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if VISIT_KEY in environ:
             # Another instance outside this one has decided already: one visit, one mint.
             return self.app(environ, start_response)
-        served = self._engine.serve(environ)
+        served = self._engine.begin(environ)
+        if served.must_mint:
+            served = self._engine.mint(served)
         environ[ENVIRON_KEY] = served.tracking_user_id
         environ[VISIT_KEY] = True
         token = enter(served)
         try:
-            result = self.app(environ, _PatchingStart(served, start_response).start)
+            served.downstream = start_response
+            result = self.app(environ, served.start_response)
         except BaseException:
             leave(token)
             raise
@@ -163,23 +167,18 @@ class TrackingUserMiddleware:
         self._engine.close()
 
 
-def _raw_cookie(environ: WSGIEnvironment) -> str:
-    return environ.get("HTTP_COOKIE", "")  # type: ignore[no-any-return]
+class _WSGIServed(Served):
+    """A visit served over WSGI; its ``start_response`` is the app's: the server's,
+    with the visit's headers added when there are any."""
 
+    downstream: StartResponse
 
-class _PatchingStart:
-    """The server's ``start_response``, with the visit's headers added (a bound ``start``)."""
-
-    __slots__ = ("served", "downstream")
-
-    def __init__(self, served: Served, downstream: StartResponse) -> None:
-        self.served = served
-        self.downstream = downstream
-
-    def start(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], object]:
-        served = self.served
-        if served.cookies or served.accessed:
-            headers = patch_headers(served, headers)  # never raises
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], object]:
+        """Start the response, with the visit's Set-Cookie and caching headers."""
+        if self.cookies or self.accessed:
+            headers = patch_headers(self, headers)  # never raises
         return self.downstream(status, headers, exc_info)
 
 

@@ -12,9 +12,8 @@ from .cookies import CookieWrite, find_cookie, valid_id_or_none
 from .facts import RequestFacts, is_page_navigation, not_a_page_navigation
 from .ids import OPT_OUT_ID, is_valid_id
 from .log import BAD_SIGNATURE, CONSENT_HOOK_FAILED, MINT_WHEN_FAILED, logger
-from .returning import agreeing_id_reader
 from .settings import Settings
-from .visit import NoIdReason, Origin, Visit
+from .visit import NO_COOKIES, NoIdReason, Origin, Visit
 
 __all__ = ["TrackingPolicy"]
 
@@ -26,22 +25,17 @@ def _accept_any(value: str) -> str:
 class TrackingPolicy:
     """The decisions for one :class:`Settings`: which id, whether to mint, which cookies to write."""
 
-    __slots__ = ("settings", "_server_key", "_sdk_key", "_check_consent", "returning_bytes", "returning_text")
+    __slots__ = ("settings", "_server_key", "_sdk_key", "_check_consent", "fast")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._server_key = settings.cookie_name + "="
         self._sdk_key = settings.sdk_cookie_name + "="
         self._check_consent = settings.consent is not None or settings.respect_gpc
-        # The hot path, where it applies: no consent to ask, and no signature
-        # (the server cookie holds the bare id). None sends every request the long way.
-        fast = not self._check_consent and settings.signer is None
-        #: The usual returning visitor's id from a raw Cookie header in bytes (ASGI), or None.
-        self.returning_bytes = (
-            agreeing_id_reader(settings.cookie_name, settings.sdk_cookie_name, bytes) if fast else None
-        )
-        #: The same from a Cookie header in text (WSGI), or None.
-        self.returning_text = agreeing_id_reader(settings.cookie_name, settings.sdk_cookie_name, str) if fast else None
+        #: Whether the usual returning visitor may be decided by the hot path
+        #: (:mod:`~hr_middleware._core.returning`): no consent to ask, and no
+        #: signature (the server cookie holds the bare id).
+        self.fast = not self._check_consent and settings.signer is None
 
     # -- request phase ---------------------------------------------------
 
@@ -57,14 +51,9 @@ class TrackingPolicy:
         else:
             self._from_cookies(visit, request, may_mint=may_mint)
         if not may_mint:
-            visit.cookies.clear()
+            visit.cookies = NO_COOKIES
             if visit.tracking_user_id is None:
                 visit.reason = NoIdReason.WEBSOCKET
-
-    def returning(self, visit: Visit, tracking_user_id: str) -> None:
-        """Fill in *visit* for the usual returning visitor (both cookies hold *tracking_user_id*)."""
-        visit.tracking_user_id = tracking_user_id
-        visit.origin = Origin.COOKIE
 
     def _from_cookies(self, visit: Visit, request: RequestFacts, *, may_mint: bool) -> None:
         """The behaviour table's rows, once consent allows tracking."""
@@ -166,7 +155,7 @@ class TrackingPolicy:
         visit.origin = Origin.OPT_OUT
         visit.reason = None
         visit.must_mint = False
-        visit.cookies.clear()
+        visit.cookies = NO_COOKIES
         self._write(visit, request, self.settings.cookie_name, None)
         self._write(visit, request, self.settings.sdk_cookie_name, None)
 
@@ -182,7 +171,7 @@ class TrackingPolicy:
             # read then. An id they hold is the visitor's; a mint would split them.
             visit.tracking_user_id = None
             visit.origin = None
-            visit.cookies.clear()
+            visit.cookies = NO_COOKIES
             self._from_cookies(visit, request, may_mint=False)
         if visit.tracking_user_id is not None:
             self._write_both(visit, request, visit.tracking_user_id)
@@ -203,13 +192,15 @@ class TrackingPolicy:
         value = tracking_user_id
         if value is not None and name == settings.cookie_name and settings.signer is not None:
             value = settings.signer.sign(value)
-        visit.cookies[name] = CookieWrite(
-            name,
-            value,
-            visit.secure,
-            settings.max_age,
-            settings.path,
-            settings.domain,
-            settings.httponly,
-            settings.samesite,
+        visit.write(
+            CookieWrite(
+                name,
+                value,
+                visit.secure,
+                settings.max_age,
+                settings.path,
+                settings.domain,
+                settings.httponly,
+                settings.samesite,
+            )
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
+from types import MappingProxyType
 
 from .cookies import CookieWrite
 
-__all__ = ["NoIdReason", "Origin", "Visit"]
+__all__ = ["NO_COOKIES", "NoIdReason", "Origin", "Visit"]
 
 
 class Origin(str, Enum):
@@ -63,37 +65,46 @@ _EXPLANATIONS = {
 }
 
 
+#: The cookies of a visit that writes none (shared, read-only: a write makes the visit its own dict).
+NO_COOKIES: Mapping[str, CookieWrite] = MappingProxyType({})
+
+
 class Visit:
     """One request's identity: the id, its origin or the reason for none, and what the response must carry.
 
     Plain data, filled in by :class:`~hr_middleware._core.decide.TrackingPolicy`;
-    it refers to nothing else (no request, no mint, no loop).
+    it refers to nothing else (no request, no mint, no loop). The class holds
+    the defaults, so a visit is made without setting anything: the usual
+    returning visitor sets its id and origin, and nothing else.
     """
 
-    __slots__ = ("tracking_user_id", "origin", "reason", "must_mint", "minted", "cookies", "accessed", "secure")
-
-    def __init__(self) -> None:
-        #: The visitor's id, :data:`~hr_middleware.OPT_OUT_ID`, or None.
-        self.tracking_user_id: str | None = None
-        #: Where the id came from; None when there is no id.
-        self.origin: Origin | None = None
-        #: Why there is no id; None while there is one, or before it is decided.
-        self.reason: NoIdReason | None = None
-        #: True while a mint is due and has not been done.
-        self.must_mint = False
-        #: True once a mint was attempted for this request (never two).
-        self.minted = False
-        #: Cookies to set or delete on the response, by name.
-        self.cookies: dict[str, CookieWrite] = {}
-        #: True once the app read the id: the response varies on Cookie.
-        self.accessed = False
-        #: Whether written cookies get ``Secure``; resolved when first needed.
-        self.secure: bool | None = None
+    #: The visitor's id, :data:`~hr_middleware.OPT_OUT_ID`, or None.
+    tracking_user_id: str | None = None
+    #: Where the id came from; None when there is no id.
+    origin: Origin | None = None
+    #: Why there is no id; None while there is one, or before it is decided.
+    reason: NoIdReason | None = None
+    #: True while a mint is due and has not been done.
+    must_mint = False
+    #: True once a mint was attempted for this request (never two).
+    minted = False
+    #: Cookies to set or delete on the response, by name.
+    cookies: Mapping[str, CookieWrite] = NO_COOKIES
+    #: True once the app read the id: the response varies on Cookie.
+    accessed = False
+    #: Whether written cookies get ``Secure``; resolved when first needed.
+    secure: bool | None = None
 
     @property
     def needs_response_patch(self) -> bool:
         """True when the response's headers must change (cookies to write, or Vary)."""
         return bool(self.cookies) or self.accessed
+
+    def write(self, cookie: CookieWrite) -> None:
+        """Add *cookie* to what the response must carry (one per name)."""
+        if self.cookies is NO_COOKIES:
+            self.cookies = {}
+        self.cookies[cookie.name] = cookie  # type: ignore[index]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.tracking_user_id!r} origin={self.origin!s} cookies={list(self.cookies)}>"

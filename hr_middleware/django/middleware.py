@@ -22,6 +22,7 @@ from hr_middleware._core.headers import (
     cookies_to_set,
 )
 from hr_middleware._core.log import CONFIG_INVALID, INTERNAL_ERROR, logger
+from hr_middleware._core.returning import environ_reader
 from hr_middleware._core.settings import Settings
 from hr_middleware._hello_retail.mint import AsyncMinter, Minter
 from hr_middleware._hello_retail.prefetch import (
@@ -82,6 +83,12 @@ class DjangoRequestFacts(RequestFacts):
 
 def _raw_cookie(request: HttpRequest) -> str:
     return request.META.get("HTTP_COOKIE", "")  # type: ignore[no-any-return]
+
+
+def _meta_reader(server_name: str, sdk_name: str) -> Callable[[HttpRequest], str | None]:
+    """The hot path's reader, on a Django request's ``META``."""
+    read = environ_reader(server_name, sdk_name)
+    return lambda request: read(request.META)
 
 
 # -- request.tracking_user_id --------------------------------------------------------------
@@ -155,7 +162,7 @@ class _Configuration:
     def __init__(self, source: object, generation: int, *, is_async: bool) -> None:
         self.source = source
         self.generation = generation
-        self.engine: Engine[HttpRequest] | None = None
+        self.engine: Engine[HttpRequest, Served] | None = None
         #: Why ``HELLO_RETAIL`` cannot be used (None when it can).
         self.error: Exception | None = None
         try:
@@ -163,11 +170,15 @@ class _Configuration:
             # Under an async stack the mint must not block the loop: httpx.
             if is_async:
                 self.engine = Engine(
-                    settings, DjangoRequestFacts, cookie_text=_raw_cookie, aminter=make_async_minter(settings)
+                    settings,
+                    DjangoRequestFacts,
+                    returning=_meta_reader,
+                    aminter=make_async_minter(settings),
+                    served=Served,
                 )
             else:
                 self.engine = Engine(
-                    settings, DjangoRequestFacts, cookie_text=_raw_cookie, minter=make_minter(settings)
+                    settings, DjangoRequestFacts, returning=_meta_reader, minter=make_minter(settings), served=Served
                 )
         except Exception as exc:
             self.error = exc
@@ -212,7 +223,7 @@ class TrackingUserMiddleware:
             logger.error(CONFIG_INVALID, configuration.error)
         return configuration
 
-    def _engine(self) -> tuple[Engine[HttpRequest] | None, Engine[HttpRequest] | None]:
+    def _engine(self) -> tuple[Engine[HttpRequest, Served] | None, Engine[HttpRequest, Served] | None]:
         """This request's engine (None while the settings are invalid), and a replaced one to close."""
         configuration = self._configuration
         if configuration.generation == Generation.value:

@@ -73,7 +73,8 @@ clean:
 bench: $(STAMP)
 	$(BIN)/python -m bench.micro
 
-# CPU instructions per request, in-process and in real servers (needs valgrind: apt-get install valgrind).
+# CPU instructions per request, in-process and in real servers, next to the targets (needs valgrind:
+# apt-get install valgrind; about 10 min). A subset in a minute: INSTRUCTIONS_ARGS="--only asgi,wsgi".
 bench-instructions: $(STAMP)
 	$(BIN)/python -m bench.instructions $(INSTRUCTIONS_ARGS)
 

@@ -3,7 +3,8 @@
 ``make bench-instructions`` (needs valgrind: ``apt-get install valgrind``);
 ``make bench-instructions INSTRUCTIONS_ARGS="--only asgi,wsgi"`` runs a subset
 of the rows (see ``--help``). Wall-clock figures on a shared machine move by
-10-20% from run to run; instruction counts move by well under 1%.
+10-20% from run to run; in-process instruction counts by well under 1%, those
+of real servers by about 1%.
 
 Counts are taken between marks: the measured code calls ``os.getloadavg()``,
 which nothing else calls, and callgrind (``--dump-before=getloadavg``) writes
@@ -22,7 +23,8 @@ Real servers (rows ``h11``, ``httptools``, ``jinja``, ``gthread``)
     sent one at a time over one keep-alive connection. ``GET /mark`` marks;
     the figure per request is the difference of two stretches of N1 and N2
     requests divided by N2 - N1 (the marking requests cancel out), counting
-    everything the worker process does. The figure is the share of the bare
+    everything the worker process does but its idle work by the wall clock
+    (measured in two idle stretches and subtracted). The figure is the share of the bare
     server's instructions per request that a stack keeps (bare / with): the
     throughput it keeps where the server's CPU is the limit.
 """
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import itertools
 import os
 import re
 import shutil
@@ -280,15 +283,26 @@ STACK_NAMES = {
 }
 
 
+IDLE = (1.0, 3.0)  # seconds of the two idle stretches that measure the worker's idle work
+
+
 def count_server(row: ServerRow, stack: str, n1: int, n2: int) -> float:
-    """Instructions per request of the worker: stretches of *n1* and *n2* requests between marks."""
-    from bench.load import free_port, server_argv
+    """Instructions per request of the worker: stretches of *n1* and *n2* requests between marks.
+
+    A server also works while idle, by the wall clock (uvicorn's 10 ticks a
+    second, gunicorn's heartbeat), so a slower run would count more per
+    request: two idle stretches measure that rate, and the requests' share
+    of it is subtracted.
+    """
+    from bench.load import server_argv
     from bench.micro import COOKIE
+    from tests.servers import free_port
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELLO_RETAIL_")}
     env.update(ENV, HR_BENCH_BARE=STACK_ENV[stack], HR_BENCH_PAGE=row.page)
     env["HELLO_RETAIL_API_URL"] = "http://127.0.0.1:9"  # returning visitors never mint
+    headers = {"Cookie": COOKIE, "Accept": "text/html", "User-Agent": "Mozilla/5.0 Chrome/130.0"}
     with tempfile.TemporaryDirectory() as directory:
         process = subprocess.Popen(
             [*callgrind(directory), *server_argv(row.kind, port, workers=1, http=row.http)],
@@ -298,35 +312,54 @@ def count_server(row: ServerRow, stack: str, n1: int, n2: int) -> float:
             text=True,
         )
         try:
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-                    connection.request("GET", "/health")
-                    connection.getresponse().read()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise
-                    time.sleep(0.5)
-            headers = {"Cookie": COOKIE, "Accept": "text/html", "User-Agent": "Mozilla/5.0 Chrome/130.0"}
+            connection = _connected(port, process)
 
-            def get(path: str) -> None:
+            def get(path: str) -> float:
                 connection.request("GET", path, headers=headers)
                 response = connection.getresponse()
                 response.read()
                 assert response.status == 200, response.status
+                return time.monotonic()
 
-            for path in ["/"] * WARM + ["/mark"] + ["/"] * n1 + ["/mark"] + ["/"] * n2 + ["/mark"]:
-                get(path)
+            for _ in range(WARM):
+                get("/")
+            marks = [get("/mark")]
+            for pause in IDLE:
+                # A new connection after each pause (gunicorn closes idle ones): the same in both stretches.
+                connection.close()
+                time.sleep(pause)
+                connection = _connected(port, process)
+                marks.append(get("/mark"))
+            for n in (n1, n2):
+                for _ in range(n):
+                    get("/")
+                marks.append(get("/mark"))
             connection.close()
         finally:
             process.send_signal(signal.SIGTERM if row.kind == "gunicorn" else signal.SIGINT)
             process.communicate(timeout=300)
         counts = marked(directory)
-    # Dumps: start-up and warm-up, the first mark's tail + n1 + the second's head, then the same with n2.
-    assert len(counts) == 3, counts
-    return (counts[2] - counts[1]) / (n2 - n1)
+    # Dumps: start-up and warm-up, the two idle stretches, then the stretches of n1 and n2 requests.
+    assert len(counts) == 5, counts
+    seconds = [after - before for before, after in itertools.pairwise(marks)]
+    idle_rate = (counts[2] - counts[1]) / (seconds[1] - seconds[0])
+    return (counts[4] - counts[3] - idle_rate * (seconds[3] - seconds[2])) / (n2 - n1)
+
+
+def _connected(port: int, process: subprocess.Popen[str]) -> http.client.HTTPConnection:
+    """A keep-alive connection to the server on *port*, once it answers ``/health``."""
+    deadline = time.monotonic() + 300
+    while True:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            connection.request("GET", "/health")
+            connection.getresponse().read()
+            return connection
+        except OSError:
+            connection.close()
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise
+            time.sleep(0.5)
 
 
 def report_servers(pool: ThreadPoolExecutor, rows: list[str], *, n1: int, n2: int, results: dict[str, float]) -> None:

@@ -487,9 +487,7 @@ async def test_the_client_pools_its_connection_and_closes_it_on_exit(
         assert first.peer in fake_hello_retail.open_peers
 
     assert client.closed
-    end = time.monotonic() + 5
-    while first.peer in fake_hello_retail.open_peers and time.monotonic() < end:
-        await anyio.sleep(0.01)
+    assert await anyio.to_thread.run_sync(fake_hello_retail.wait_disconnected, first.peer)
     assert first.peer not in fake_hello_retail.open_peers
     with pytest.raises(RuntimeError, match="closed"):
         await call(client, "track_click", "c", tracking_user_id=A)

@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -77,10 +76,8 @@ def test_forked_children_never_hand_out_the_parents_prefetched_ids(fake_hello_re
     assert len(pooled) == 3
 
     def child(_: int) -> dict[str, Any]:
-        started = time.monotonic()
-        one = minter.mint()
-        waited = time.monotonic() - started
-        return {"ids": [one, minter.mint()], "first_call": waited}
+        # A child that waited on the parent's dead connection would get None (a failed mint).
+        return {"ids": [minter.mint(), minter.mint()]}
 
     try:
         children = in_children(child)
@@ -94,7 +91,6 @@ def test_forked_children_never_hand_out_the_parents_prefetched_ids(fake_hello_re
     assert not set(from_children) & (pooled | {first})  # none of the parent's
     assert set(from_children) <= set(fake_hello_retail.minted)  # each one minted for that child
     assert parent_next in pooled  # the parent's pool is still the parent's
-    assert all(run["first_call"] < TIMEOUT / 3 for run in children), children
 
 
 def test_forked_children_never_share_the_clients_kept_alive_connection(fake_hello_retail: FakeHelloRetail) -> None:
@@ -105,15 +101,12 @@ def test_forked_children_never_share_the_clients_kept_alive_connection(fake_hell
     def child(index: int) -> dict[str, Any]:
         visitor = visitors[index]
         wrong = 0
-        started = time.monotonic()
-        for call in range(20):
+        for _ in range(20):
             answer = client.recommendations([{"key": "k"}], tracking_user_id=visitor)
-            if call == 0:
-                first_call = time.monotonic() - started
             wrong += answer["responses"][0]["products"] != fake_products(
                 visitor, "recoms:k:null", 0, 4, images=fake_hello_retail.images_url
             )
-        return {"wrong": wrong, "first_call": first_call}
+        return {"wrong": wrong}  # a call on the parent's dead connection would have raised
 
     try:
         children = in_children(child)
@@ -128,7 +121,6 @@ def test_forked_children_never_share_the_clients_kept_alive_connection(fake_hell
     assert [len(peers[v]) for v in visitors] == [1, 1]  # each child kept its own connection alive
     assert peers[visitors[0]].isdisjoint(peers[visitors[1]])
     assert peers[parent_visitor].isdisjoint(peers[visitors[0]] | peers[visitors[1]])
-    assert all(run["first_call"] < TIMEOUT / 3 for run in children), children
 
 
 def test_gunicorn_preload_workers_share_no_id_and_no_answer(fake_hello_retail: FakeHelloRetail) -> None:
@@ -142,30 +134,27 @@ def test_gunicorn_preload_workers_share_no_id_and_no_answer(fake_hello_retail: F
         "PRELOAD_MASTER_VISITOR": MASTER_VISITOR,
     }
 
-    def visit(_: int) -> tuple[dict[str, Any], float]:
-        started = time.monotonic()
-        answer = requests.get(url + "/recommendations", headers=PAGE, timeout=2 * TIMEOUT)
-        return answer.json(), time.monotonic() - started
+    def visit(_: int) -> dict[str, Any]:
+        return requests.get(url + "/recommendations", headers=PAGE, timeout=2 * TIMEOUT).json()  # type: ignore[no-any-return]
 
     with running(argv, port=port, env=env, ready_path="/") as url:
         master_minted = set(fake_hello_retail.minted)  # the first mint and the master's pool
-        visits: list[tuple[dict[str, Any], float]] = []
+        visits: list[dict[str, Any]] = []
         with ThreadPoolExecutor(16) as pool:
             # Batches of first visits at once until both workers answered some (one batch, in practice).
             for _ in range(5):
                 visits += pool.map(visit, range(32))
-                if len({seen["pid"] for seen, _ in visits}) == 2:
+                if len({seen["pid"] for seen in visits}) == 2:
                     break
 
-    ids = [seen["id"] for seen, _ in visits]
-    assert len({seen["pid"] for seen, _ in visits}) == 2
+    ids = [seen["id"] for seen in visits]
+    assert len({seen["pid"] for seen in visits}) == 2
     assert all(is_valid_id(i) for i in ids)  # no first call waited out its budget and failed
     assert len(set(ids)) == len(ids)  # no id handed to two visitors
     assert not set(ids) & master_minted  # nor one the master had prefetched
-    for seen, _ in visits:  # every answer is for the visitor who asked
+    for seen in visits:  # every answer is for the visitor who asked
         assert seen["products"] == fake_products(
             seen["id"], "recoms:frontpage:null", 0, 4, images=fake_hello_retail.images_url
         )
-    assert max(waited for _, waited in visits) < TIMEOUT
     master_calls = [r for r in fake_hello_retail.api_requests() if r.json.get("trackingUserId") == MASTER_VISITOR]
     assert len(master_calls) == 1

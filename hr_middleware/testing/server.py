@@ -53,6 +53,8 @@ class FakeHelloRetail:
         self.host = host
         self.website_uuid = website_uuid
         self._lock = threading.Lock()
+        #: Notified whenever a connection closes (wait_disconnected() waits on it).
+        self._closed = threading.Condition(self._lock)
         self._release = threading.Event()
         # Not reset between tests: connections outlive them.
         self._open_peers: set[tuple[str, int]] = set()
@@ -164,6 +166,11 @@ class FakeHelloRetail:
         with self._lock:
             return set(self._open_peers)
 
+    def wait_disconnected(self, peer: tuple[str, int], timeout: float = 5.0) -> bool:
+        """Wait until the connection from *peer* is closed; False if it is still open after *timeout* seconds."""
+        with self._closed:
+            return self._closed.wait_for(lambda: peer not in self._open_peers, timeout)
+
     def new_id(self) -> str:
         """A fresh valid id, recorded as minted."""
         tracking_user_id = secrets.token_hex(12)
@@ -199,6 +206,7 @@ class FakeHelloRetail:
             return True
 
     def _disconnected(self, peer: tuple[str, int]) -> None:
-        with self._lock:
+        with self._closed:
             self._open_peers.discard(peer)
             self._connections.pop(peer, None)
+            self._closed.notify_all()

@@ -85,10 +85,11 @@ def patch_headers(visit: Visit, headers: list[tuple[str, str]]) -> list[tuple[st
     and Surrogate-Control dropped), since the page may carry an id that
     its cookies do not.
     """
-    if not visit.needs_response_patch:
-        return headers
-    if not visit.cookies and _needs_only_vary(headers):
-        return [*headers, ("Vary", "Cookie")]
+    if not visit.cookies:
+        if not visit.accessed:
+            return headers
+        if _needs_only_vary(headers):
+            return [*headers, ("Vary", "Cookie")]
     return _patched_or_fail_safe(visit, headers, _TEXT_HEADERS)
 
 
@@ -96,10 +97,11 @@ def patch_raw_headers(visit: Visit, headers: list[tuple[bytes, bytes]]) -> list[
     """:func:`patch_headers` for raw headers, as ASGI has them: bytes, names
     in lower case. Only the values of the headers it may change are decoded
     (latin-1); the other headers pass as they are."""
-    if not visit.needs_response_patch:
-        return headers
-    if not visit.cookies and _needs_only_vary(headers):
-        return [*headers, (b"vary", b"Cookie")]
+    if not visit.cookies:
+        if not visit.accessed:
+            return headers
+        if _needs_only_vary(headers):
+            return [*headers, (b"vary", b"Cookie")]
     return _patched_or_fail_safe(visit, headers, _RAW_HEADERS)
 
 

@@ -60,26 +60,39 @@ def agreeing_id_reader(
             if header is None:
                 return None
         elif environ:
-            header = native.get("HTTP_COOKIE")
-            if header is None:
+            try:
+                header = native["HTTP_COOKIE"]
+            except KeyError:
                 return None
         else:
             header = native
+        # A name is taken where it is first found, at the start or after "; ". (At 1,
+        # header[-1] is the last character: a ";" there and a blank at 0 is a
+        # cookie after a leading blank, which the long way takes too.)
         i = header.find(sdk_key)
-        if i < 0 or (i and (i < 2 or header[i - 1] != blank or header[i - 2] != semicolon)):
+        if i < 0 or (i and (header[i - 1] != blank or header[i - 2] != semicolon)):
             return None
-        size = len(header)
         end = i + sdk_skip
-        if end > size or (end != size and header[end] != semicolon):
-            return None
+        try:
+            if header[end] != semicolon:
+                return None
+        except IndexError:  # the value ends the header, or the header ends too soon
+            if end != len(header):
+                return None
         value = header[end - _ID_LENGTH : end]
         if value.strip(hex_digits) or value == opt_out:
             return None
         i = header.find(server_key)
-        if i < 0 or (i and (i < 2 or header[i - 1] != blank or header[i - 2] != semicolon)):
+        if i < 0 or (i and (header[i - 1] != blank or header[i - 2] != semicolon)):
             return None
         end = i + server_skip
-        if end > size or (end != size and header[end] != semicolon) or header[end - _ID_LENGTH : end] != value:
+        try:
+            if header[end] != semicolon:
+                return None
+        except IndexError:
+            if end != len(header):
+                return None
+        if header[end - _ID_LENGTH : end] != value:
             return None
         return value.decode() if raw else value  # type: ignore[no-any-return]
 

@@ -203,11 +203,7 @@ class TrackingUserMiddleware:
         served = self._engine.begin(scope)
         if served.must_mint:
             served = await self._engine.amint(served)
-        state = scope.get("state")
-        if state is None:  # a server that provides no state
-            state = scope["state"] = {}
-        state[STATE_KEY] = served.tracking_user_id
-        scope[VISIT_KEY] = True
+        _expose(scope, served)
         token = enter(served)
         try:
             # Wrapped even when nothing is to be set yet: the app may read the
@@ -312,9 +308,14 @@ class _Misconfigured:
 
 
 def _expose(scope: Scope, served: Served) -> None:
-    """Put the id where ``request.state`` reads it (a server may not provide ``state``)."""
-    state = scope.get("state")
-    if state is None:
-        state = scope["state"] = {}
-    state[STATE_KEY] = served.tracking_user_id
-    scope[VISIT_KEY] = True
+    """Put the id where ``request.state`` reads it (a server may not provide ``state``),
+    and mark the scope decided for instances inside this one. Never raises."""
+    try:
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state[STATE_KEY] = served.tracking_user_id
+        if served.engine is not None:  # a visit this middleware could not serve is not decided
+            scope[VISIT_KEY] = True
+    except Exception:  # a read-only state of an odd server: the id is still current
+        logger.exception(INTERNAL_ERROR)

@@ -148,7 +148,8 @@ class TrackingUserMiddleware:
         if served.must_mint:
             served = self._engine.mint(served)
         environ[ENVIRON_KEY] = served.tracking_user_id
-        environ[VISIT_KEY] = True
+        if served.engine is not None:  # a visit this middleware could not serve is not decided
+            environ[VISIT_KEY] = True
         token = enter(served)
         try:
             served.downstream = start_response

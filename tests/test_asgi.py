@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import hr_middleware
 from hr_middleware import Settings, get_tracking_user_id
 from hr_middleware._core.log import INTERNAL_ERROR
 from hr_middleware._serving import current as current_visit
-from hr_middleware.asgi import STATE_KEY, ASGIRequestFacts, Message, TrackingUserMiddleware
+from hr_middleware.asgi import STATE_KEY, ASGIRequestFacts, Message, Scope, TrackingUserMiddleware
 from hr_middleware.fastapi import TrackingUserId
 from hr_middleware.testing import FakeHelloRetail
 
@@ -293,6 +294,53 @@ async def test_websocket_reads_the_id_and_never_mints_or_sets(
     assert close["type"] == "websocket.close"
     assert fake_hello_retail.mint_attempts == 0
     assert current_visit() is None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["http", "websocket"])
+async def test_a_read_only_state_of_an_odd_server_is_logged_and_served(
+    fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture, kind: str
+) -> None:
+    seen: dict[str, Any] = {}
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        seen["id"] = get_tracking_user_id()
+        if kind == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    scope = scope_of(kind, cookies=RETURNING, scheme="ws" if kind == "websocket" else "http")
+    scope["state"] = types.MappingProxyType({})
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+
+    sent = await serve(middleware, scope)
+
+    assert seen["id"] == A
+    assert [m["type"] for m in sent] == (["http.response.start", "http.response.body"] if kind == "http" else [])
+    assert [r.getMessage() for r in hr_log.records] == [INTERNAL_ERROR]
+
+
+@pytest.mark.anyio
+async def test_a_cookie_header_not_in_lower_case_is_read_as_the_long_way_reads_it(
+    fake_hello_retail: FakeHelloRetail,
+) -> None:
+    seen: dict[str, Any] = {}
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        seen["user"] = hr_middleware.get_tracking_user()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    scope = scope_of("http")
+    # Two Cookie lines, the first from a server that does not lower-case names: both are read.
+    scope["headers"] += [(b"Cookie", f"{SDK}={B}".encode()), (b"cookie", f"{SDK}={A}; {SERVER}={A}".encode())]
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+
+    sent = await serve(middleware, scope)
+
+    assert seen["user"].id == B  # the first hello_retail_id of the joined lines
+    assert str(seen["user"].origin) == "sdk_cookie"
+    assert set_cookie_names(sent[0]) == [SERVER]
 
 
 # -- raw http messages --------------------------------------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ configure()
 from django.conf import settings  # noqa: E402 - needs configure()
 from django.core import checks  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
-from django.http import HttpRequest  # noqa: E402
+from django.http import HttpRequest, HttpResponse  # noqa: E402
 from django.test import Client, RequestFactory, override_settings  # noqa: E402
 
 from hr_middleware import is_valid_id  # noqa: E402
@@ -146,15 +148,45 @@ def test_template_reading_request_tracking_user_id_marks_the_response_vary_cooki
     assert result.header("vary") == "Cookie"
 
 
-def test_request_tracking_user_id_is_a_plain_value(make_driver: Any) -> None:
-    make_driver("django").get("/page", cookies={"helloRetailTrackingUserId": A, "hello_retail_id": A})
-    # Django's own request class is left alone: only the middleware's requests get the attribute.
-    assert not hasattr(HttpRequest, "tracking_user_id")
+def test_request_tracking_user_id_is_a_plain_value() -> None:
     request = RequestFactory().get("/")
 
     request.tracking_user_id = A  # type: ignore[attr-defined]
     assert request.tracking_user_id == A  # type: ignore[attr-defined]
     assert json.dumps(request.tracking_user_id) == f'"{A}"'  # type: ignore[attr-defined]
+
+
+def test_importing_the_django_adapter_patches_nothing() -> None:
+    code = (
+        "import django; from django.conf import settings; settings.configure(); django.setup(); "
+        "import hr_middleware.django; from django.http import HttpRequest; "
+        "assert not hasattr(HttpRequest, 'tracking_user_id'), 'patched at import'"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_id_is_the_requests_own_in_any_thread_and_after_the_request(
+    fake_hello_retail: FakeHelloRetail, hello_retail: dict[str, Any]
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def view(request: HttpRequest) -> HttpResponse:
+        with ThreadPoolExecutor(1) as pool:  # a view handing the request to a worker thread
+            seen["in_a_thread"] = pool.submit(lambda: request.tracking_user_id).result()  # type: ignore[attr-defined]
+        return HttpResponse("ok")
+
+    with override_settings(HELLO_RETAIL=hello_retail):
+        middleware = TrackingUserMiddleware(view)
+        request = RequestFactory().get("/", HTTP_COOKIE=f"{SERVER}={A}; {SDK}={A}")
+        response = middleware(request)
+
+    assert seen["in_a_thread"] == A
+    assert response.headers["Vary"] == "Cookie"  # read in the thread: the page varies on the visitor
+    assert request.tracking_user_id == A  # type: ignore[attr-defined]
+    assert pickle.loads(pickle.dumps(request)).tracking_user_id == A  # the request class is Django's own
 
 
 # -- settings: when they are read ------------------------------------------------------------------

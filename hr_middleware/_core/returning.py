@@ -11,6 +11,7 @@ for every header this path accepts.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from itertools import product
 from typing import Any, AnyStr
 
 from .ids import HEX_DIGITS, OPT_OUT_ID
@@ -18,6 +19,8 @@ from .ids import HEX_DIGITS, OPT_OUT_ID
 __all__ = ["agreeing_id_reader", "environ_reader", "scope_reader"]
 
 _ID_LENGTH = 24
+#: ``cookie`` in every capitalisation, to notice a server that does not lower-case it.
+_COOKIE_NAMES = frozenset("".join(letters).encode() for letters in product(*zip("cookie", "COOKIE", strict=True)))
 
 
 def agreeing_id_reader(
@@ -51,11 +54,13 @@ def agreeing_id_reader(
     # the header is found in the same function (one Python call per request).
     def read(native: Any) -> str | None:
         if scope:
-            # ASGI servers lower-case header names (one that does not sends the request
-            # the long way). HTTP/2 may split the Cookie header; RFC 9113 joins with "; ".
+            # ASGI servers lower-case header names; one that does not sends the request
+            # the long way. HTTP/2 may split the Cookie header; RFC 9113 joins with "; ".
             header = None
             for name, value in native["headers"]:
-                if name == b"cookie":
+                if name in _COOKIE_NAMES:
+                    if name != b"cookie":  # a server that does not lower-case: the long way reads it
+                        return None
                     header = value if header is None else header + b"; " + value
             if header is None:
                 return None

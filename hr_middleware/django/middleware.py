@@ -95,7 +95,7 @@ def _meta_reader(server_name: str, sdk_name: str) -> Callable[[HttpRequest], str
 
 
 class _TrackingUserIdAttribute:
-    """``request.tracking_user_id``: the current visit's id, a plain ``str`` or None.
+    """``request.tracking_user_id``: the request's visit's id, a plain ``str`` or None.
 
     Reading it marks the visit read (the response then gets ``Vary: Cookie``
     and Django's cache does not store it), exactly as
@@ -109,32 +109,22 @@ class _TrackingUserIdAttribute:
         state = request.__dict__
         if "tracking_user_id" in state:
             return state["tracking_user_id"]
-        served = current()
+        served: Served | None = state.get(_VISIT_ATTRIBUTE)
         return None if served is None else served.read_id()
 
     def __set__(self, request: HttpRequest, value: str | None) -> None:
         request.__dict__["tracking_user_id"] = value
 
 
-_ATTRIBUTE = _TrackingUserIdAttribute()
-#: Each request class, and its subclass with ``tracking_user_id``.
-_WITH_ATTRIBUTE: dict[type, type] = {}
+#: Where a request keeps its visit while the middleware serves it (then its plain id).
+_VISIT_ATTRIBUTE = "_hello_retail_visit"
 
 
-def _give_attribute(request: HttpRequest) -> None:
-    """Give *request* the ``tracking_user_id`` attribute, through a subclass of its
-    own class (made once per class): Django's request classes stay as they are."""
-    cls = type(request)
-    subclass = _WITH_ATTRIBUTE.get(cls)
-    if subclass is None:
-        if isinstance(cls.__dict__.get("tracking_user_id"), _TrackingUserIdAttribute):
-            subclass = cls
-        else:
-            namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "tracking_user_id": _ATTRIBUTE}
-            subclass = type(cls.__name__, (cls,), namespace)
-        _WITH_ATTRIBUTE[cls] = _WITH_ATTRIBUTE[subclass] = subclass
-    if subclass is not cls:
-        request.__class__ = subclass
+def _install_request_attribute() -> None:
+    """Give Django's requests ``tracking_user_id``: done when the middleware is
+    loaded (not when this module is imported), once."""
+    if not isinstance(HttpRequest.__dict__.get("tracking_user_id"), _TrackingUserIdAttribute):
+        HttpRequest.tracking_user_id = _TrackingUserIdAttribute()  # type: ignore[attr-defined]
 
 
 def _not_for_the_cache(request: HttpRequest) -> None:
@@ -201,6 +191,7 @@ class TrackingUserMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
         self._lock = threading.Lock()
+        _install_request_attribute()
         configuration = _Configuration(
             getattr(django_settings, SETTING, None), Generation.value, is_async=self.is_async
         )
@@ -249,12 +240,11 @@ class TrackingUserMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        _give_attribute(request)
         if _decided_outside(request):
             return _served_outside(request, self.get_response)
         engine, replaced = self._engine()
         if replaced is not None:
-            replaced.close()
+            _closed(replaced)
         served = Served.failed(request) if engine is None else engine.serve(request)
         token = _enter(request, served)
         try:
@@ -264,12 +254,11 @@ class TrackingUserMiddleware:
         return _finish(request, served, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        _give_attribute(request)
         if _decided_outside(request):
             return await _aserved_outside(request, self.get_response)
         engine, replaced = self._engine()
         if replaced is not None:
-            await replaced.aclose()
+            await _aclosed(replaced)
         if engine is None:
             served = Served.failed(request)
         else:
@@ -296,9 +285,41 @@ class TrackingUserMiddleware:
             await engine.aclose()
 
 
+def _closed(engine: Engine[HttpRequest, Served]) -> None:
+    """Close the engine of settings that changed; never raises (the request goes on)."""
+    try:
+        engine.close()
+    except Exception:
+        logger.exception(INTERNAL_ERROR)
+
+
+async def _aclosed(engine: Engine[HttpRequest, Served]) -> None:
+    try:
+        await engine.aclose()
+    except Exception:
+        logger.exception(INTERNAL_ERROR)
+
+
 def _enter(request: HttpRequest, served: Served) -> Any:
-    served.on_read = partial(_not_for_the_cache, request)
+    _hold(request, served)
     return enter(served)
+
+
+def _hold(request: HttpRequest, served: Served | None) -> None:
+    """Let *request* read *served*'s id, and Django's cache hear when it is read."""
+    request.__dict__[_VISIT_ATTRIBUTE] = served
+    if served is not None:
+        served.on_read = partial(_not_for_the_cache, request)
+
+
+def _let_go(request: HttpRequest, served: Served | None) -> None:
+    """The request is over: it keeps the plain id (no cycle through the visit), the visit forgets it."""
+    request.__dict__[_VISIT_ATTRIBUTE] = None
+    if "tracking_user_id" not in request.__dict__:
+        # For code that reads it once the request is over (a test's response.wsgi_request).
+        request.__dict__["tracking_user_id"] = None if served is None else served.tracking_user_id
+    if served is not None:
+        served.on_read = None
 
 
 def _decided_outside(request: HttpRequest) -> bool:
@@ -310,29 +331,25 @@ def _decided_outside(request: HttpRequest) -> bool:
 
 def _served_outside(request: HttpRequest, get_response: _GetResponse) -> Any:
     served = current()
-    if served is not None:
-        served.on_read = partial(_not_for_the_cache, request)
+    _hold(request, served)
     try:
         return get_response(request)
     finally:
-        if served is not None:
-            served.on_read = None  # the outer visit outlives this request's Django part
+        _let_go(request, served)  # the outer visit outlives this request's Django part
 
 
 async def _aserved_outside(request: HttpRequest, get_response: _GetResponse) -> HttpResponseBase:
     served = current()
-    if served is not None:
-        served.on_read = partial(_not_for_the_cache, request)
+    _hold(request, served)
     try:
         return await get_response(request)  # type: ignore[no-any-return]
     finally:
-        if served is not None:
-            served.on_read = None
+        _let_go(request, served)
 
 
 def _finish(request: HttpRequest, served: Served, response: HttpResponseBase) -> HttpResponseBase:
     """Write what the core decided onto *response*; keep the visit readable while it streams."""
-    served.on_read = None
+    _let_go(request, served)
     if served.cookies or served.accessed:
         _patch(served, response)
     try:
@@ -342,9 +359,6 @@ def _finish(request: HttpRequest, served: Served, response: HttpResponseBase) ->
             _stream_in_visit(response, served)
     except Exception:
         logger.exception(INTERNAL_ERROR)
-    if "tracking_user_id" not in request.__dict__:
-        # For code that reads it once the request is over (a test's response.wsgi_request).
-        request.__dict__["tracking_user_id"] = served.tracking_user_id
     return response
 
 

@@ -259,12 +259,15 @@ class _ASGIServed(Served):
         """Pass *message* on, patched if it starts the response and the visit has headers to add."""
         if (self.cookies or self.accessed) and message["type"] == "http.response.start":
             try:
-                # ASGI allows any iterable of headers (a generator too): it is read once, here.
-                headers = list(message.get("headers", ()))
+                headers = message.get("headers", [])
+                if type(headers) is not list:
+                    # ASGI allows any iterable of headers (a generator too): it is read once, here.
+                    headers = list(headers)
             except Exception:
                 logger.exception(INTERNAL_ERROR)
             else:
-                # A new message: the app's own is left as it was. The patch never raises.
+                # A new message and a new header list: the app's own are left as they
+                # were. The patch never raises.
                 message = {**message, "headers": patch_raw_headers(self, headers)}
         await self.downstream(message)
 

@@ -11,7 +11,6 @@ for every header this path accepts.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from itertools import product
 from typing import Any, AnyStr
 
 from .ids import HEX_DIGITS, OPT_OUT_ID
@@ -19,8 +18,6 @@ from .ids import HEX_DIGITS, OPT_OUT_ID
 __all__ = ["agreeing_id_reader", "environ_reader", "scope_reader"]
 
 _ID_LENGTH = 24
-#: ``cookie`` in every capitalisation, to notice a server that does not lower-case it.
-_COOKIE_NAMES = frozenset("".join(letters).encode() for letters in product(*zip("cookie", "COOKIE", strict=True)))
 
 
 def agreeing_id_reader(
@@ -54,14 +51,15 @@ def agreeing_id_reader(
     # the header is found in the same function (one Python call per request).
     def read(native: Any) -> str | None:
         if scope:
-            # ASGI servers lower-case header names; one that does not sends the request
-            # the long way. HTTP/2 may split the Cookie header; RFC 9113 joins with "; ".
+            # ASGI servers lower-case header names, or keep the client's spelling (which
+            # is "Cookie"): that request goes the long way, which reads every spelling.
+            # HTTP/2 may split the Cookie header; RFC 9113 joins the parts with "; ".
             header = None
             for name, value in native["headers"]:
-                if name in _COOKIE_NAMES:
-                    if name != b"cookie":  # a server that does not lower-case: the long way reads it
-                        return None
+                if name == b"cookie":
                     header = value if header is None else header + b"; " + value
+                elif name == b"Cookie":  # a server that keeps the client's spelling: the long way reads it
+                    return None
             if header is None:
                 return None
         elif environ:

@@ -95,11 +95,6 @@ class Visit:
     #: Whether written cookies get ``Secure``; resolved when first needed.
     secure: bool | None = None
 
-    @property
-    def needs_response_patch(self) -> bool:
-        """True when the response's headers must change (cookies to write, or Vary)."""
-        return bool(self.cookies) or self.accessed
-
     def write(self, cookie: CookieWrite) -> None:
         """Add *cookie* to what the response must carry (one per name)."""
         if self.cookies is NO_COOKIES:

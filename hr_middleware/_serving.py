@@ -161,11 +161,6 @@ class Engine(Generic[N, S]):
             logger.exception(INTERNAL_ERROR)
             return self._served.failed(native)
 
-    def serve(self, native: N) -> S:
-        """:meth:`begin`, then the mint it asks for, blocking. Never raises."""
-        served = self.begin(native)
-        return self.mint(served) if served.must_mint else served
-
     def mint(self, served: S) -> S:
         """The mint :meth:`begin` asked for, blocking; the visit to serve. Never raises."""
         try:
@@ -200,11 +195,7 @@ class Engine(Generic[N, S]):
             running = None
         if loop is None or running is loop:
             raise RuntimeError("grant() would block the event loop here: use `await agrant()` in async code")
-        return asyncio.run_coroutine_threadsafe(self._amint_once(), loop).result()
-
-    async def _amint_once(self) -> str | None:
-        assert self.aminter is not None
-        return await self.aminter.amint()
+        return asyncio.run_coroutine_threadsafe(self.aminter.amint(), loop).result()
 
     async def _mint_awaiting(self, served: Served) -> str | None:
         if self.aminter is not None:

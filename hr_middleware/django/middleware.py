@@ -245,7 +245,12 @@ class TrackingUserMiddleware:
         engine, replaced = self._engine()
         if replaced is not None:
             _closed(replaced)
-        served = Served.failed(request) if engine is None else engine.serve(request)
+        if engine is None:
+            served = Served.failed(request)
+        else:
+            served = engine.begin(request)
+            if served.must_mint:
+                served = engine.mint(served)
         token = _enter(request, served)
         try:
             response = self.get_response(request)

@@ -255,8 +255,12 @@ class _ASGIServed(Served):
 
     downstream: Send
 
-    async def send(self, message: Message) -> None:
-        """Pass *message* on, patched if it starts the response and the visit has headers to add."""
+    def send(self, message: Message) -> Awaitable[None]:
+        """Pass *message* on, patched if it starts the response and the visit has headers to add.
+
+        A plain function returning what the server's ``send`` returns (the app
+        awaits it): the patch is synchronous, so no coroutine of our own is needed.
+        """
         if (self.cookies or self.accessed) and message["type"] == "http.response.start":
             try:
                 headers = message.get("headers", [])
@@ -269,7 +273,7 @@ class _ASGIServed(Served):
                 # A new message and a new header list: the app's own are left as they
                 # were. The patch never raises.
                 message = {**message, "headers": patch_raw_headers(self, headers)}
-        await self.downstream(message)
+        return self.downstream(message)
 
 
 def _inside_a_running_app() -> bool:

@@ -106,6 +106,14 @@ def test_the_returning_visitor_shortcut_never_disagrees_with_the_full_read(heade
         assert find_cookie(header, "hello_retail_id=", valid_id_or_none) == agreeing
 
 
+@pytest.mark.parametrize("odd", ["\ud800", "\u20ac", "\x00"])
+def test_the_returning_visitor_shortcut_declines_characters_no_id_holds(odd: str) -> None:
+    # Beyond latin-1 (a lone surrogate cannot even be encoded): the shortcut says "the long way", never raises.
+    value = A[:-1] + odd
+    assert READ_TEXT(f"helloRetailTrackingUserId={value}; hello_retail_id={value}") is None
+    assert READ_TEXT(f"helloRetailTrackingUserId={A}; hello_retail_id={A}") == A
+
+
 USUAL_COOKIES = ["a=1", "b=" + A, f"helloRetailTrackingUserId={A}", f"hello_retail_id={A}", f'hello_retail_id="{A}"']
 
 

@@ -263,7 +263,7 @@ class _ASGIServed(Served):
         """
         if (self.cookies or self.accessed) and message["type"] == "http.response.start":
             try:
-                headers = message.get("headers", [])
+                headers = message.get("headers", ())
                 if type(headers) is not list:
                     # ASGI allows any iterable of headers (a generator too): it is read once, here.
                     headers = list(headers)
@@ -271,8 +271,10 @@ class _ASGIServed(Served):
                 logger.exception(INTERNAL_ERROR)
             else:
                 # A new message and a new header list: the app's own are left as they
-                # were. The patch never raises.
-                message = {**message, "headers": patch_raw_headers(self, headers)}
+                # were (an app may send one message object on every response). The
+                # patch never raises.
+                message = dict(message)
+                message["headers"] = patch_raw_headers(self, headers)
         return self.downstream(message)
 
 

@@ -10,7 +10,7 @@ EXTRAS := flask,django,asgi,fastapi,dev
 # Only the folders that exist (bench/ may not yet).
 LINT_PATHS := $(wildcard hr_middleware tests examples bench .ci)
 
-.PHONY: venv test lint demo demo-asgi screenshot bench bench-instructions load throughput test-all test-compat test-django-versions dist-check clean
+.PHONY: venv test lint demo demo-asgi screenshot bench bench-instructions bench-parts load throughput test-all test-compat test-django-versions dist-check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,10 @@ bench: $(STAMP)
 # apt-get install valgrind; about 10 min). A subset in a minute: INSTRUCTIONS_ARGS="--only asgi,wsgi".
 bench-instructions: $(STAMP)
 	$(BIN)/python -m bench.instructions $(INSTRUCTIONS_ARGS)
+
+# Where a returning visitor's instructions go: each part of the hot path alone (needs valgrind; under a minute).
+bench-parts: $(STAMP)
+	$(BIN)/python -m bench.parts
 
 # The two corners of the matrix (oldest Python with the oldest frameworks, newest with newest): CI runs these.
 test-compat: $(STAMP)

@@ -41,6 +41,8 @@ raised by the app are never caught.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, cast
 
@@ -276,6 +278,15 @@ class _ASGIServed(Served):
                 message = dict(message)
                 message["headers"] = patch_raw_headers(self, headers)
         return self.downstream(message)
+
+
+# The app awaits what ``send`` returns, as with any ASGI send. Code that asks whether
+# ``send`` is a coroutine function hears yes (asgiref's async_to_sync, which Django
+# Channels' sync consumers send through, warns on every call otherwise).
+if sys.version_info >= (3, 12):
+    inspect.markcoroutinefunction(_ASGIServed.send)
+else:  # what inspect.markcoroutinefunction does from 3.12 on, as asyncio read it before
+    _ASGIServed.send._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
 
 
 def _inside_a_running_app() -> bool:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import types
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -341,6 +342,32 @@ async def test_a_cookie_header_not_in_lower_case_is_read_as_the_long_way_reads_i
     assert seen["user"].id == B  # the first hello_retail_id of the joined lines
     assert str(seen["user"].origin) == "sdk_cookie"
     assert set_cookie_names(sent[0]) == [SERVER]
+
+
+@pytest.mark.anyio
+async def test_send_reads_as_a_coroutine_function_so_asgiref_takes_it_without_a_warning(
+    fake_hello_retail: FakeHelloRetail,
+) -> None:
+    # Django Channels' sync consumers send through async_to_sync(send), which warns on a
+    # callable it does not take for a coroutine function: ours returns the server's awaitable.
+    from asgiref.sync import async_to_sync, sync_to_async
+
+    def respond(send: Any) -> None:
+        hr_middleware.get_tracking_user_id()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            async_to_sync(send)({"type": "http.response.start", "status": 200, "headers": []})
+            async_to_sync(send)({"type": "http.response.body", "body": b"ok"})
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await sync_to_async(respond)(send)
+
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    sent = await serve(middleware, scope_of(cookies={SERVER: A, SDK: A}))
+    await middleware.aclose()
+
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert (b"vary", b"Cookie") in sent[0]["headers"]
 
 
 # -- raw http messages --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -39,6 +39,8 @@ from hr_middleware._core.settings import Settings
 from hr_middleware._hello_retail.mint import AsyncMinter, CircuitBreaker, Minter
 from hr_middleware.fastapi import TrackingUserId
 from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
+
+T = TypeVar("T")
 
 CHROME_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
 
@@ -155,9 +157,9 @@ def header_query(query: Mapping[str, str]) -> list[tuple[str, str]]:
 # -- WSGI ---------------------------------------------------------------------------
 
 
-def in_threads(calls: list[Callable[[], Result]]) -> list[Result]:
+def in_threads(calls: list[Callable[[], T]]) -> list[T]:
     """Run each call in its own thread, all at once; their results (the first error is raised)."""
-    results: list[Result] = []
+    results: list[T] = []
     errors: list[BaseException] = []
 
     def run(call: Callable[[], Result]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ from hr_middleware import is_valid_id
 from hr_middleware._hello_retail.mint import MINT_FAILED, AsyncMinter, Minter
 from hr_middleware.testing import FakeHelloRetail, Mode
 
+from .drivers import in_threads
 from .ids import A
 from .servers import free_port
 
@@ -163,20 +163,11 @@ def test_async_minter_reuses_one_keep_alive_connection(fake_hello_retail: FakeHe
 def test_sync_minter_is_safe_under_threads(fake_hello_retail: FakeHelloRetail) -> None:
     minter = Minter(fake_hello_retail.settings())
     fake_hello_retail.delay = 0.02
-    results: list[str | None] = []
-    lock = threading.Lock()
 
-    def work() -> None:
-        for _ in range(5):
-            tracking_user_id = minter.mint()
-            with lock:
-                results.append(tracking_user_id)
+    def work() -> list[str | None]:
+        return [minter.mint() for _ in range(5)]
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = [tracking_user_id for batch in in_threads([work] * 8) for tracking_user_id in batch]
 
     assert len(results) == 40
     assert sorted(results) == sorted(fake_hello_retail.minted)  # type: ignore[type-var]

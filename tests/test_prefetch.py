@@ -201,16 +201,7 @@ def test_concurrent_first_visits_share_the_pool_without_duplicates(
     _, pool = prefetching(driver)
     driver.get("/")
     pool.wait_until_full()
-    seen: list[str] = []
-
-    def visit() -> None:
-        seen.append(driver.get("/").app_id)
-
-    threads = [threading.Thread(target=visit) for _ in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    seen = [result.app_id for result in driver.get_at_once(12)]
 
     assert len(set(seen)) == 12
 

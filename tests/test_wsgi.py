@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import io
 import threading
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from hr_middleware import get_tracking_user_id, is_valid_id
 from hr_middleware.testing import FakeHelloRetail
 from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
 
-from .drivers import PAGE, plain_wsgi_app
+from .drivers import PAGE, in_threads, plain_wsgi_app
 from .ids import SDK, SERVER, A
 
 
@@ -168,11 +169,7 @@ def test_each_thread_sees_only_its_own_id(fake_hello_retail: FakeHelloRetail) ->
             if body != f"{tracking_user_id} {tracking_user_id} {tracking_user_id}":
                 mismatches.append(body)
 
-    threads = [threading.Thread(target=visitor, args=(i,)) for i in ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads([functools.partial(visitor, i) for i in ids])  # a visitor's error fails the test
 
     assert mismatches == []
     assert fake_hello_retail.mint_attempts == 0

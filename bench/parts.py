@@ -40,7 +40,7 @@ def parts() -> dict[str, Callable[[int], None]]:
     at = header.find(key) + len(key)
     value, short = header[at : at + 24], b"hello_retail_id=0123"
     hex_bytes, hex_text, value_text = b"0123456789abcdef", "0123456789abcdef", value.decode()
-    served = engine.begin(scope)
+    served = engine.serve(scope)
     assert served.tracking_user_id is not None, "the bench's visitor must be a returning one"
     served.downstream = lambda message: None
     body = {"type": "http.response.body", "body": b"ok"}
@@ -79,7 +79,7 @@ def parts() -> dict[str, Callable[[int], None]]:
         # The parts of an ASGI request, as the middleware makes them.
         "the cookies read from the scope (the Cookie line found, both checked)": loop(lambda: engine._returning(scope)),  # type: ignore[misc]
         "the two cookies checked (the header found already)": loop(lambda: check_bytes(header)),
-        "Engine.begin: the cookies read and the visit made": loop(lambda: engine.begin(scope)),
+        "Engine.serve: the cookies read and the visit made": loop(lambda: engine.serve(scope)),
         "the visit object, made and freed": loop(lambda: type(served)(engine, scope)),
         "the context variable, set and reset": loop(context),
         "request.state and the mark for nested instances": loop(lambda: _expose({**scope, "state": {}}, served)),

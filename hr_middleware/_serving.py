@@ -26,7 +26,7 @@ from ._core.facts import RequestFacts
 from ._core.ids import OPT_OUT_ID
 from ._core.log import INTERNAL_ERROR, logger
 from ._core.settings import Settings
-from ._core.visit import NoIdReason, Origin, Visit
+from ._core.visit import NO_COOKIES, NoIdReason, Origin, Visit
 from ._hello_retail.mint import AsyncMinter, Minter
 from ._hello_retail.prefetch import AsyncPrefetchingMinter, PrefetchingMinter
 
@@ -136,19 +136,31 @@ class Engine(Generic[N, S]):
         if returning is not None and self.policy.fast:
             self._returning = returning(settings.cookie_name, settings.sdk_cookie_name)
 
-    def begin(self, native: N, *, may_mint: bool = True) -> S:
-        """Decide the visit of *native*; a mint may be due (``served.must_mint``). Never raises."""
+    def serve(self, native: N, *, may_mint: bool = True) -> S:
+        """Decide the visit of *native*, and mint when one is due and the minter is
+        sync (blocking): the visit to serve. Never raises.
+
+        An engine with an async minter leaves a due mint to :meth:`aserve`
+        (``served.must_mint`` stays True); *may_mint* False decides without one.
+        """
         try:
             returning = self._returning
             if returning is not None:
                 tracking_user_id = returning(native)
                 if tracking_user_id is not None:
                     # The usual returning visitor: nothing else to decide, nothing to write.
+                    # Every field the rest of the request reads is set on the object, not
+                    # left to the class: CPython 3.11 reads an instance attribute with a
+                    # specialised instruction, a class default the slow way (docs/performance.md).
                     served = _new(self._served)
                     served.engine = self
                     served.native = native
                     served.tracking_user_id = tracking_user_id
                     served.origin = _COOKIE
+                    served.cookies = NO_COOKIES
+                    served.accessed = False
+                    served.must_mint = False
+                    served.on_read = None
                     return served
             served = self._served(self, native)
             if self.aminter is not None:
@@ -156,25 +168,24 @@ class Engine(Generic[N, S]):
                 # returning visitor needs no mint: it keeps its id.)
                 served.loop = asyncio.get_running_loop()
             self.policy.decide(served, served.facts, may_mint=may_mint)
-            return served
         except Exception:
             logger.exception(INTERNAL_ERROR)
             return self._served.failed(native)
-
-    def mint(self, served: S) -> S:
-        """The mint :meth:`begin` asked for, blocking; the visit to serve. Never raises."""
-        try:
-            self.policy.adopt_minted(served, served.facts, self._mint_blocking(served))
-        except Exception:
-            return self._failed(served)
+        if served.must_mint and self.minter is not None:
+            try:
+                self.policy.adopt_minted(served, served.facts, self.minter.mint())
+            except Exception:
+                return self._failed(served)
         return served
 
-    async def amint(self, served: S) -> S:
-        """The mint :meth:`begin` asked for, awaited; the visit to serve. Never raises."""
-        try:
-            self.policy.adopt_minted(served, served.facts, await self._mint_awaiting(served))
-        except Exception:
-            return self._failed(served)
+    async def aserve(self, native: N) -> S:
+        """:meth:`serve`, with a due mint awaited (an async minter). Never raises."""
+        served = self.serve(native)
+        if served.must_mint:
+            try:
+                self.policy.adopt_minted(served, served.facts, await self._mint_awaiting(served))
+            except Exception:
+                return self._failed(served)
         return served
 
     @staticmethod
@@ -204,15 +215,24 @@ class Engine(Generic[N, S]):
         return await asyncio.to_thread(self.minter.mint)
 
     def close(self) -> None:
-        """Stop the prefetch thread (if any) and close the connections to Hello Retail."""
-        if self.minter is not None:
-            self.minter.close()
+        """Stop the prefetch thread (if any) and close the connections to Hello Retail.
+
+        Never raises: a failure is logged. A later mint opens new connections.
+        """
+        try:
+            if self.minter is not None:
+                self.minter.close()
+        except Exception:
+            logger.exception(INTERNAL_ERROR)
 
     async def aclose(self) -> None:
-        """Close the connections to Hello Retail (either kind of minter)."""
+        """Close the connections to Hello Retail (either kind of minter). Never raises."""
         self.close()
-        if self.aminter is not None:
-            await self.aminter.aclose()
+        try:
+            if self.aminter is not None:
+                await self.aminter.aclose()
+        except Exception:
+            logger.exception(INTERNAL_ERROR)
 
 
 # -- the current visit ---------------------------------------------------------------------

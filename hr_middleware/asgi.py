@@ -202,9 +202,7 @@ class TrackingUserMiddleware:
         if scope["type"] != "http" or VISIT_KEY in scope:
             await self._other(scope, receive, send)
             return
-        served = self._engine.begin(scope)
-        if served.must_mint:
-            served = await self._engine.amint(served)
+        served = await self._engine.aserve(scope)
         _expose(scope, served)
         token = enter(served)
         try:
@@ -221,7 +219,7 @@ class TrackingUserMiddleware:
             await self.app(scope, receive, self._lifespan_send(send))
         elif kind == "websocket" and VISIT_KEY not in scope:
             # A websocket handshake's response cannot carry our cookies: observe only.
-            served = self._engine.begin(scope, may_mint=False)
+            served = self._engine.serve(scope, may_mint=False)
             _expose(scope, served)
             token = enter(served)
             try:
@@ -245,10 +243,7 @@ class TrackingUserMiddleware:
 
         Never raises: a failure is logged. A later mint opens new connections.
         """
-        try:
-            await self._engine.aclose()
-        except Exception:
-            logger.exception(INTERNAL_ERROR)
+        await self._engine.aclose()
 
 
 class _ASGIServed(Served):

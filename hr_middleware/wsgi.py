@@ -144,9 +144,7 @@ class TrackingUserMiddleware:
         if VISIT_KEY in environ:
             # Another instance outside this one has decided already: one visit, one mint.
             return self.app(environ, start_response)
-        served = self._engine.begin(environ)
-        if served.must_mint:
-            served = self._engine.mint(served)
+        served = self._engine.serve(environ)
         environ[ENVIRON_KEY] = served.tracking_user_id
         if served.engine is not None:  # a visit this middleware could not serve is not decided
             environ[VISIT_KEY] = True

@@ -79,7 +79,7 @@ def begin_visit(settings: Settings, headers: dict[str, str], cookie: str | None 
     environ = EnvironBuilder("/", headers=headers).get_environ()
     if cookie is not None:
         environ["HTTP_COOKIE"] = cookie
-    return Engine(settings, WSGIRequestFacts, served=Visit).begin(environ)
+    return Engine(settings, WSGIRequestFacts, served=Visit).serve(environ)
 
 
 @contextmanager

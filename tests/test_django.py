@@ -28,7 +28,7 @@ from django.http import HttpRequest, HttpResponse  # noqa: E402
 from django.test import Client, RequestFactory, override_settings  # noqa: E402
 
 from hr_middleware import is_valid_id  # noqa: E402
-from hr_middleware._core.log import CONFIG_INVALID  # noqa: E402
+from hr_middleware._core.log import CONFIG_INVALID, INTERNAL_ERROR  # noqa: E402
 from hr_middleware.django import TrackingUserMiddleware  # noqa: E402
 from hr_middleware.django.checks import MIDDLEWARE_PATH  # noqa: E402
 from hr_middleware.testing import FakeHelloRetail  # noqa: E402
@@ -251,6 +251,25 @@ def test_invalid_settings_serve_the_site_without_ids(
     finally:
         middleware.close()
     assert fake_hello_retail.mint_count == 1
+
+
+def test_a_response_that_refuses_the_cookies_goes_out_kept_out_of_shared_caches(
+    hello_retail: dict[str, Any], hr_log: pytest.LogCaptureFixture
+) -> None:
+    # The page's Cache-Control cannot say "private" through a failed set_cookie, so no
+    # cache may keep it: it would hand one visitor's id to the next.
+    client, middleware = client_for(hello_retail)
+    try:
+        with override_settings(HELLO_RETAIL=hello_retail):
+            response = client.get("/cookieless", headers=PAGE)
+    finally:
+        middleware.close()
+    assert response.status_code == 200
+    assert response.content == b"cookieless"
+    assert response.headers["Cache-Control"] == "private, no-store"
+    assert "CDN-Cache-Control" not in response.headers
+    assert not response.cookies
+    assert [r.msg for r in hr_log.records if r.levelno == logging.ERROR] == [INTERNAL_ERROR]
 
 
 @pytest.mark.parametrize(

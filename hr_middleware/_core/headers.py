@@ -8,7 +8,7 @@ out of shared caches instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Mapping
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from werkzeug.http import parse_list_header
 
@@ -21,8 +21,10 @@ __all__ = [
     "CDN_HEADERS",
     "FAIL_SAFE_CACHE_CONTROL",
     "FAIL_SAFE_DROPPED",
+    "HeaderMapping",
     "cache_headers",
     "cookies_to_set",
+    "keep_out_of_shared_caches",
     "patch_headers",
     "patch_raw_headers",
     "private_cache_control",
@@ -103,6 +105,28 @@ def patch_raw_headers(visit: Visit, headers: list[tuple[bytes, bytes]]) -> list[
         if _needs_only_vary(headers):
             return [*headers, (b"vary", b"Cookie")]
     return _patched_or_fail_safe(visit, headers, _RAW_HEADERS)
+
+
+class HeaderMapping(Protocol):
+    """Response headers kept in a case-insensitive mapping (Django's ``response.headers``)."""
+
+    def pop(self, name: str, default: None = None, /) -> object: ...
+
+    def __setitem__(self, name: str, value: str, /) -> None: ...
+
+
+def keep_out_of_shared_caches(headers: HeaderMapping) -> None:
+    """What a response whose headers could not be patched gets, its headers being
+    a case-insensitive mapping (Django's ``response.headers``): ``Cache-Control:
+    private, no-store``, CDN-Cache-Control and Surrogate-Control dropped (as
+    :func:`patch_headers` does to a header list). Never raises: a failure is logged.
+    """
+    try:
+        for name in FAIL_SAFE_DROPPED:
+            headers.pop(name, None)
+        headers[CACHE_CONTROL] = FAIL_SAFE_CACHE_CONTROL
+    except Exception:
+        logger.exception(INTERNAL_ERROR)
 
 
 def _needs_only_vary(headers: list[tuple[T, T]]) -> bool:

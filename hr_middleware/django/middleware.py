@@ -16,10 +16,9 @@ from django.http.response import HttpResponseBase
 from hr_middleware._core.facts import RequestFacts
 from hr_middleware._core.headers import (
     CACHING_HEADERS,
-    FAIL_SAFE_CACHE_CONTROL,
-    FAIL_SAFE_DROPPED,
     cache_headers,
     cookies_to_set,
+    keep_out_of_shared_caches,
 )
 from hr_middleware._core.log import CONFIG_INVALID, INTERNAL_ERROR, logger
 from hr_middleware._core.returning import environ_reader
@@ -244,13 +243,8 @@ class TrackingUserMiddleware:
             return _served_outside(request, self.get_response)
         engine, replaced = self._engine()
         if replaced is not None:
-            _closed(replaced)
-        if engine is None:
-            served = Served.failed(request)
-        else:
-            served = engine.begin(request)
-            if served.must_mint:
-                served = engine.mint(served)
+            replaced.close()  # the engine of settings that changed; never raises
+        served = Served.failed(request) if engine is None else engine.serve(request)
         token = _enter(request, served)
         try:
             response = self.get_response(request)
@@ -263,13 +257,8 @@ class TrackingUserMiddleware:
             return await _aserved_outside(request, self.get_response)
         engine, replaced = self._engine()
         if replaced is not None:
-            await _aclosed(replaced)
-        if engine is None:
-            served = Served.failed(request)
-        else:
-            served = engine.begin(request)
-            if served.must_mint:
-                served = await engine.amint(served)
+            await replaced.aclose()
+        served = Served.failed(request) if engine is None else await engine.aserve(request)
         token = _enter(request, served)
         try:
             response = await self.get_response(request)
@@ -288,21 +277,6 @@ class TrackingUserMiddleware:
         engine = self._configuration.engine
         if engine is not None:
             await engine.aclose()
-
-
-def _closed(engine: Engine[HttpRequest, Served]) -> None:
-    """Close the engine of settings that changed; never raises (the request goes on)."""
-    try:
-        engine.close()
-    except Exception:
-        logger.exception(INTERNAL_ERROR)
-
-
-async def _aclosed(engine: Engine[HttpRequest, Served]) -> None:
-    try:
-        await engine.aclose()
-    except Exception:
-        logger.exception(INTERNAL_ERROR)
 
 
 def _enter(request: HttpRequest, served: Served) -> Any:
@@ -388,12 +362,7 @@ def _patch(served: Served, response: HttpResponseBase) -> None:
             )
     except Exception:
         logger.exception(INTERNAL_ERROR)
-        try:
-            for name in FAIL_SAFE_DROPPED:
-                headers.pop(name, None)
-            headers["Cache-Control"] = FAIL_SAFE_CACHE_CONTROL
-        except Exception:
-            logger.exception(INTERNAL_ERROR)
+        keep_out_of_shared_caches(headers)
 
 
 _END: Any = object()

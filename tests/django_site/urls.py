@@ -28,6 +28,7 @@ def endpoints(prefix: str = "") -> list[Any]:
 urlpatterns = [
     *endpoints(),
     path("page", views.page),
+    path("cookieless", views.cookieless),
     path("async/", views.aindex),
     path("cached", views.cached),
     path("cached-silent", views.cached_silent),

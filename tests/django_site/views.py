@@ -32,6 +32,20 @@ def with_headers(request: HttpRequest) -> HttpResponse:
     return response
 
 
+class _CookielessResponse(HttpResponse):
+    """An app's response that refuses cookies (say, one meant for a cookieless CDN domain)."""
+
+    def set_cookie(self, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("this response carries no cookies")
+
+
+def cookieless(request: HttpRequest) -> HttpResponse:
+    response = _CookielessResponse(b"cookieless", content_type="text/plain")
+    response.headers["Cache-Control"] = "public, max-age=600"
+    response.headers["CDN-Cache-Control"] = "max-age=600"
+    return response
+
+
 def grant(request: HttpRequest) -> HttpResponse:
     consent.grant()
     return index(request)

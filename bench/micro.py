@@ -27,9 +27,8 @@ import requests
 from hr_middleware import Settings, get_tracking_user_id
 from hr_middleware._hello_retail.mint import Minter
 from hr_middleware.wsgi import TrackingUserMiddleware as WSGITracking
+from tests.ids import UUID, A
 
-A = "62a0317d17698aa57d369db9"
-UUID = "00000000-0000-4000-8000-000000000001"
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
 
 #: A realistic Cookie header of a returning visitor (~300 bytes, ours among others).

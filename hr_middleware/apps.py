@@ -13,6 +13,8 @@ __all__ = ["HelloRetailConfig"]
 
 
 class HelloRetailConfig(AppConfig):
+    """The Django app ``"hr_middleware"`` in ``INSTALLED_APPS``: it registers the system checks."""
+
     name = "hr_middleware"
     label = "hr_middleware"
     verbose_name = "Hello Retail tracking"

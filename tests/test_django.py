@@ -124,22 +124,6 @@ def test_streamed_content_sees_the_id(make_driver: Any, fake_hello_retail: FakeH
     assert result.set_cookies
 
 
-@pytest.mark.parametrize("adapter", ["django", "django_async"])
-def test_declined_consent_deletes_the_cookies(make_driver: Any, adapter: str) -> None:
-    driver = make_driver(adapter, consent=lambda facts: False, secure=True)
-
-    result = driver.get("/", cookies={SERVER: A, SDK: A})
-
-    assert result.seen == {"id": "0" * 24, "native": "0" * 24, "origin": "opt_out", "reason": None}
-    assert set(result.set_cookies) == {SERVER, SDK}
-    for cookie in result.set_cookies.values():
-        assert cookie.deleted
-        assert cookie.value in ("", '""')
-        assert cookie.attributes["path"] == "/"
-        assert cookie.attributes["samesite"] == "Lax"
-    assert result.header("cache-control") == "private"
-
-
 def test_template_reading_request_tracking_user_id_marks_the_response_vary_cookie(make_driver: Any) -> None:
     result = make_driver("django").get("/page", cookies={SERVER: A, SDK: A})
 

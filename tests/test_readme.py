@@ -29,11 +29,11 @@ from hr_middleware import OPT_OUT_ID, Settings, get_tracking_user_id
 from hr_middleware.testing import FakeHelloRetail
 
 from . import test_docs
+from .ids import A
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text("utf-8")
 BROWSER = {"Accept": "text/html", "User-Agent": "Mozilla/5.0"}
-A = "62a0317d17698aa57d369db9"  # a returning visitor's id
 RETURNING = {**BROWSER, "Cookie": f"helloRetailTrackingUserId={A}; hello_retail_id={A}"}
 
 #: The user-facing modules; the README's API section lists their ``__all__``.

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from hr_middleware._core.ids import OPT_OUT_ID, is_valid_id
+from hr_middleware.client import NOT_TRACKED_MESSAGE
 
 from .images import image_name
 
@@ -96,7 +97,6 @@ ACCESS_DENIED_MESSAGE = (
 )
 TWO_IDENTITIES_MESSAGE = "Only one of email, customerId, or trackingUserId can be provided"
 INVALID_ID_MESSAGE = "Invalid trackingUserId: must be 24-character hex string"
-NOT_TRACKED_MESSAGE = "Not tracked for anonymous user"
 
 #: The good answer's ``message`` of each collect endpoint.
 TRACKED_MESSAGES = {

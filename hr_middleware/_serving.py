@@ -140,7 +140,7 @@ class Engine(Generic[N, S]):
         """Decide the visit of *native*, and mint when one is due and the minter is
         sync (blocking): the visit to serve. Never raises.
 
-        An engine with an async minter leaves a due mint to :meth:`aserve`
+        An engine with an async minter leaves a due mint to :meth:`amint`
         (``served.must_mint`` stays True); *may_mint* False decides without one.
         """
         try:
@@ -178,14 +178,18 @@ class Engine(Generic[N, S]):
                 return self._failed(served)
         return served
 
-    async def aserve(self, native: N) -> S:
-        """:meth:`serve`, with a due mint awaited (an async minter). Never raises."""
-        served = self.serve(native)
-        if served.must_mint:
-            try:
-                self.policy.adopt_minted(served, served.facts, await self._mint_awaiting(served))
-            except Exception:
-                return self._failed(served)
+    async def amint(self, served: S) -> S:
+        """The mint :meth:`serve` left due (``served.must_mint``: an async minter),
+        awaited: the visit to serve. Never raises.
+
+        An async adapter calls it only when a mint is due, rather than awaiting one
+        coroutine that serves and mints: that coroutine would cost every request
+        (docs/performance.md).
+        """
+        try:
+            self.policy.adopt_minted(served, served.facts, await self._mint_awaiting(served))
+        except Exception:
+            return self._failed(served)
         return served
 
     @staticmethod

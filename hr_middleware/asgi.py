@@ -202,7 +202,9 @@ class TrackingUserMiddleware:
         if scope["type"] != "http" or VISIT_KEY in scope:
             await self._other(scope, receive, send)
             return
-        served = await self._engine.aserve(scope)
+        served = self._engine.serve(scope)
+        if served.must_mint:
+            served = await self._engine.amint(served)
         _expose(scope, served)
         token = enter(served)
         try:

@@ -258,7 +258,12 @@ class TrackingUserMiddleware:
         engine, replaced = self._engine()
         if replaced is not None:
             await replaced.aclose()
-        served = Served.failed(request) if engine is None else await engine.aserve(request)
+        if engine is None:
+            served = Served.failed(request)
+        else:
+            served = engine.serve(request)
+            if served.must_mint:
+                served = await engine.amint(served)
         token = _enter(request, served)
         try:
             response = await self.get_response(request)

@@ -69,15 +69,16 @@ class Served(Visit):
 
     #: The event loop of an async adapter, for a ``grant()`` from a worker thread.
     loop: asyncio.AbstractEventLoop | None = None
-    #: Called whenever the app reads the id.
-    on_read: Callable[[], None] | None = None
     _facts: RequestFacts | None = None
 
     def __init__(self, engine: Engine[Any, Any] | None, native: Any) -> None:
+        super().__init__()
         #: The engine that decided the visit (None when the middleware could not).
         self.engine = engine
         #: The framework's request: a WSGI environ, an ASGI scope, a Django ``HttpRequest``.
         self.native = native
+        #: Called whenever the app reads the id.
+        self.on_read: Callable[[], None] | None = None
 
     def read_id(self) -> str | None:
         """The id as the app reads it: the response now varies on Cookie."""
@@ -149,17 +150,16 @@ class Engine(Generic[N, S]):
                 tracking_user_id = returning(native)
                 if tracking_user_id is not None:
                     # The usual returning visitor: nothing else to decide, nothing to write.
-                    # Every field the rest of the request reads is set on the object, not
-                    # left to the class: CPython 3.11 reads an instance attribute with a
-                    # specialised instruction, a class default the slow way (docs/performance.md).
+                    # Made without calling __init__ (one Python call fewer): the fields it
+                    # sets are set here, in its order.
                     served = _new(self._served)
-                    served.engine = self
-                    served.native = native
                     served.tracking_user_id = tracking_user_id
                     served.origin = _COOKIE
                     served.cookies = NO_COOKIES
                     served.accessed = False
                     served.must_mint = False
+                    served.engine = self
+                    served.native = native
                     served.on_read = None
                     return served
             served = self._served(self, native)

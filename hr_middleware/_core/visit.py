@@ -73,27 +73,32 @@ class Visit:
     """One request's identity: the id, its origin or the reason for none, and what the response must carry.
 
     Plain data, filled in by :class:`~hr_middleware._core.decide.TrackingPolicy`;
-    it refers to nothing else (no request, no mint, no loop). The class holds
-    the defaults, so a visit is made without setting anything: the usual
-    returning visitor sets its id and origin, and nothing else.
+    it refers to nothing else (no request, no mint, no loop). The fields that
+    every request reads are the object's own, set by ``__init__``; those that
+    only a first visit or a consent change sets keep their defaults on the
+    class. (A field is never both: an instance attribute that shadows a class
+    attribute is read the slow way on CPython 3.12 and later; see
+    ``docs/performance.md``.)
     """
 
-    #: The visitor's id, :data:`~hr_middleware.OPT_OUT_ID`, or None.
-    tracking_user_id: str | None = None
-    #: Where the id came from; None when there is no id.
-    origin: Origin | None = None
     #: Why there is no id; None while there is one, or before it is decided.
     reason: NoIdReason | None = None
-    #: True while a mint is due and has not been done.
-    must_mint = False
     #: True once a mint was attempted for this request (never two).
     minted = False
-    #: Cookies to set or delete on the response, by name.
-    cookies: Mapping[str, CookieWrite] = NO_COOKIES
-    #: True once the app read the id: the response varies on Cookie.
-    accessed = False
     #: Whether written cookies get ``Secure``; resolved when first needed.
     secure: bool | None = None
+
+    def __init__(self) -> None:
+        #: The visitor's id, :data:`~hr_middleware.OPT_OUT_ID`, or None.
+        self.tracking_user_id: str | None = None
+        #: Where the id came from; None when there is no id.
+        self.origin: Origin | None = None
+        #: Cookies to set or delete on the response, by name.
+        self.cookies: Mapping[str, CookieWrite] = NO_COOKIES
+        #: True once the app read the id: the response varies on Cookie.
+        self.accessed = False
+        #: True while a mint is due and has not been done.
+        self.must_mint = False
 
     def write(self, cookie: CookieWrite) -> None:
         """Add *cookie* to what the response must carry (one per name)."""

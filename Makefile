@@ -74,7 +74,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.micro
 
 # CPU instructions per request, in-process and in real servers, next to the targets (needs valgrind:
-# apt-get install valgrind; about 10 min). A subset in a minute: INSTRUCTIONS_ARGS="--only asgi,wsgi".
+# apt-get install valgrind; about 8 min). A subset in a minute: INSTRUCTIONS_ARGS="--only asgi,wsgi".
 bench-instructions: $(STAMP)
 	$(BIN)/python -m bench.instructions $(INSTRUCTIONS_ARGS)
 

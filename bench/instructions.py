@@ -424,8 +424,9 @@ def main() -> None:
             report_in_process(pool, stacks, lean=args.lean, n=500 if args.quick else 1000, results=results)
         servers = [row for row in rows if row in SERVER_ROWS]
         if servers:
-            # 1,000 requests a stretch: with 400, a figure moved by up to 1,500 instructions
-            # between two runs of one commit (the worker's idle work, GC); with 2,000, by 300.
+            # With 400 requests a stretch a figure moved by up to 1,500 instructions between
+            # two runs of one commit, with 2,000 by 300 (docs/performance.md); 1,000 keeps
+            # the whole run near a quarter of an hour.
             n1, n2 = (50, 250) if args.quick else (100, 1100)
             report_servers(pool, servers, n1=n1, n2=n2, results=results)
     print("\nTargets")

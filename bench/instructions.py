@@ -426,7 +426,7 @@ def main() -> None:
         if servers:
             # With 400 requests a stretch a figure moved by up to 1,500 instructions between
             # two runs of one commit, with 2,000 by 300 (docs/performance.md); 1,000 keeps
-            # the whole run near a quarter of an hour.
+            # a whole run near 8 minutes on a 2-core machine.
             n1, n2 = (50, 250) if args.quick else (100, 1100)
             report_servers(pool, servers, n1=n1, n2=n2, results=results)
     print("\nTargets")

@@ -76,9 +76,9 @@ class Visit:
     it refers to nothing else (no request, no mint, no loop). The fields that
     every request reads are the object's own, set by ``__init__``; those that
     only a first visit or a consent change sets keep their defaults on the
-    class. (A field is never both: an instance attribute that shadows a class
-    attribute is read the slow way on CPython 3.12 and later; see
-    ``docs/performance.md``.)
+    class. (No field that ``__init__`` sets has a class default too: an
+    instance attribute that shadows a class attribute is read the slow way on
+    CPython 3.12 and later; see ``docs/performance.md``.)
     """
 
     #: Why there is no id; None while there is one, or before it is decided.

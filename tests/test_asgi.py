@@ -249,6 +249,36 @@ async def test_lifespan_messages_are_the_apps_own(fake_hello_retail: FakeHelloRe
     assert all(got is mine for got, mine in zip(sent, sent_by_app, strict=True))
 
 
+class _PoolFailingToClose:
+    """A minter whose connection pool fails to close (a transport torn down under it)."""
+
+    async def amint(self) -> str | None:
+        return None
+
+    async def aclose(self) -> None:
+        raise RuntimeError("the pool is in a bad state")
+
+
+@pytest.mark.anyio
+async def test_lifespan_shutdown_completes_when_closing_the_pool_fails(
+    fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        for _ in range(2):
+            await send({"type": (await receive())["type"] + ".complete"})
+
+    middleware = TrackingUserMiddleware(
+        app,
+        settings=fake_hello_retail.settings(),
+        minter=_PoolFailingToClose(),  # type: ignore[arg-type]
+    )
+    lifespan_scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+    sent = await serve(middleware, lifespan_scope, [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert [r.msg for r in hr_log.records if r.levelno >= 40] == [INTERNAL_ERROR]
+
+
 # -- websocket ------------------------------------------------------------------------------------
 
 

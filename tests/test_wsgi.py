@@ -15,6 +15,7 @@ import pytest
 from werkzeug.test import Client
 
 from hr_middleware import get_tracking_user_id, is_valid_id
+from hr_middleware._core.log import INTERNAL_ERROR
 from hr_middleware.testing import FakeHelloRetail
 from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
 
@@ -212,3 +213,27 @@ def test_a_file_wrapper_that_is_a_function_is_fine(fake_hello_retail: FakeHelloR
     assert b"".join(result) == b"chunk;chunk;chunk;"
     result.close()  # type: ignore[attr-defined]
     assert body.closed
+
+
+class _PoolFailingToClose:
+    """A minter whose connection pool fails to close."""
+
+    def mint(self) -> str | None:
+        return None
+
+    def close(self) -> None:
+        raise RuntimeError("the pool is in a bad state")
+
+
+def test_close_logs_a_pool_that_fails_to_close_and_returns(
+    fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
+) -> None:
+    middleware = TrackingUserMiddleware(
+        plain_wsgi_app,
+        settings=fake_hello_retail.settings(),
+        minter=_PoolFailingToClose(),  # type: ignore[arg-type]
+    )
+
+    middleware.close()  # a server's shutdown hook goes on
+
+    assert [r.msg for r in hr_log.records if r.levelno >= 40] == [INTERNAL_ERROR]

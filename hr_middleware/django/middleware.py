@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from functools import partial
 from typing import Any, cast
 
@@ -30,7 +30,16 @@ from hr_middleware._hello_retail.prefetch import (
     make_async_minter,
     make_minter,
 )
-from hr_middleware._serving import VISIT_KEY, Engine, Served, current, enter, leave
+from hr_middleware._serving import (
+    VISIT_KEY,
+    AsyncChunksInVisit,
+    ChunksInVisit,
+    Engine,
+    Served,
+    current,
+    enter,
+    leave,
+)
 
 from .checks import check_report
 from .config import SETTING, Generation, read_settings
@@ -370,37 +379,10 @@ def _patch(served: Served, response: HttpResponseBase) -> None:
         keep_out_of_shared_caches(headers)
 
 
-_END: Any = object()
-
-
 def _stream_in_visit(response: StreamingHttpResponse, served: Served) -> None:
     """Keep *served* current while *response*'s content is produced, after the middleware returned."""
+    content = response.streaming_content
     if response.is_async:
-        response.streaming_content = _achunks(cast(AsyncIterator[bytes], response.streaming_content), served)
+        response.streaming_content = AsyncChunksInVisit(cast(AsyncIterator[bytes], content), served)
     else:
-        response.streaming_content = _chunks(cast(Iterator[bytes], response.streaming_content), served)
-
-
-def _chunks(content: Iterable[bytes], served: Served) -> Iterator[bytes]:
-    iterator = iter(content)
-    while True:
-        token = enter(served)
-        try:
-            chunk = next(iterator, _END)
-        finally:
-            leave(token)
-        if chunk is _END:
-            return
-        yield chunk
-
-
-async def _achunks(content: AsyncIterator[bytes], served: Served) -> AsyncIterator[bytes]:
-    while True:
-        token = enter(served)
-        try:
-            chunk = await anext(content, _END)
-        finally:
-            leave(token)
-        if chunk is _END:
-            return
-        yield chunk
+        response.streaming_content = ChunksInVisit(cast(Iterator[bytes], content), served)

@@ -22,6 +22,7 @@ The app reaches the current visit through :func:`get_tracking_user_id` and
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -146,6 +147,7 @@ class Engine(Generic[N, S]):
         self._returning: Callable[[N], str | None] | None = None
         if returning is not None and self.policy.fast:
             self._returning = returning(settings.cookie_name, settings.sdk_cookie_name)
+        _guard_djangos_cache()
 
     def serve(self, native: N, *, may_mint: bool = True) -> S:
         """Decide the visit of *native*, and mint when one is due and the minter is
@@ -321,6 +323,19 @@ class AsyncChunksInVisit(Generic[T]):
             return await anext(self._iterator)
         finally:
             _current.reset(token)
+
+
+def _guard_djangos_cache() -> None:
+    """Where Django runs, keep every page that read the id out of Django's cache framework.
+
+    Every engine asks, so that it holds under our Django middleware and for a
+    Django project wrapped only by our WSGI or ASGI middleware (built around
+    Django's application, so Django is imported by then). Never imports Django.
+    """
+    if "django.http" in sys.modules:
+        from .django.cache import keep_read_pages_out_of_the_cache
+
+        keep_read_pages_out_of_the_cache()
 
 
 class TrackingUser(NamedTuple):

@@ -41,6 +41,7 @@ from hr_middleware._serving import (
     leave,
 )
 
+from .cache import not_for_the_cache
 from .checks import check_report
 from .config import SETTING, Generation, read_settings
 
@@ -107,8 +108,10 @@ class _TrackingUserIdAttribute:
 
     Reading it marks the visit read (the response then gets ``Vary: Cookie``
     and Django's cache does not store it), exactly as
-    :func:`~hr_middleware.get_tracking_user_id` does. Assigning to it stores
-    that value instead (handy with ``RequestFactory`` in unit tests).
+    :func:`~hr_middleware.get_tracking_user_id` does; once the request is
+    over it reads the plain id, and Django's cache still does not store the
+    page. Assigning to it stores that value instead (handy with
+    ``RequestFactory`` in unit tests).
     """
 
     def __get__(self, request: HttpRequest | None, owner: type | None = None) -> Any:
@@ -116,6 +119,9 @@ class _TrackingUserIdAttribute:
             return self
         state = request.__dict__
         if "tracking_user_id" in state:
+            # Read once the request is over (say by a middleware listed before ours, in its
+            # response phase): too late for Vary: Cookie, not for Django's cache.
+            not_for_the_cache(request)
             return state["tracking_user_id"]
         served: Served | None = state.get(_VISIT_ATTRIBUTE)
         return None if served is None else served.read_id()
@@ -133,18 +139,6 @@ def _install_request_attribute() -> None:
     loaded (not when this module is imported), once."""
     if not isinstance(HttpRequest.__dict__.get("tracking_user_id"), _TrackingUserIdAttribute):
         HttpRequest.tracking_user_id = _TrackingUserIdAttribute()  # type: ignore[attr-defined]
-
-
-def _not_for_the_cache(request: HttpRequest) -> None:
-    """The page read the visitor's id: Django's cache framework must not store it.
-
-    ``@cache_page`` and the site-wide cache middleware store the view's response
-    before this middleware adds ``Vary: Cookie`` (or when it stands outside
-    them), under a key that ignores the visitor's cookie: every later visitor
-    would get this one's id and recommendations. Both ask this flag, which
-    they set when the request begins (so a read in the view comes after).
-    """
-    request._cache_update_cache = False  # type: ignore[attr-defined]
 
 
 # -- the middleware ------------------------------------------------------------------------------
@@ -302,7 +296,7 @@ def _hold(request: HttpRequest, served: Served | None) -> None:
     """Let *request* read *served*'s id, and Django's cache hear when it is read."""
     request.__dict__[_VISIT_ATTRIBUTE] = served
     if served is not None:
-        served.on_read = partial(_not_for_the_cache, request)
+        served.on_read = partial(not_for_the_cache, request)
 
 
 def _let_go(request: HttpRequest, served: Served | None) -> None:

@@ -10,8 +10,9 @@ The id is at ``environ["hello_retail.tracking_user_id"]`` and
 :func:`hr_middleware.get_tracking_user_id` while the request is served,
 including while each chunk of its response iterable is produced (on whichever
 thread the server consumes it) and while it is closed; never after
-``__call__`` returns, even under a server that never calls ``close()``. See the README for every
-option and for what happens when Hello Retail fails (the page is served).
+``__call__`` returns, even under a server that never calls ``close()``. See
+the README for every option and for what happens when Hello Retail fails
+(the page is served).
 """
 
 from __future__ import annotations

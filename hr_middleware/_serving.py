@@ -8,6 +8,11 @@ served without an id (``NoIdReason.INTERNAL_ERROR``). The adapter makes the
 visit current with :func:`enter` / :func:`leave` and patches the response
 with the core's header functions.
 
+A streamed body produced after the adapter returned (a WSGI iterable, a Django
+``StreamingHttpResponse``) is wrapped in :class:`ChunksInVisit` or
+:class:`AsyncChunksInVisit`: the visit is current while each chunk is made,
+on whichever thread or task makes it, and never in between.
+
 The app reaches the current visit through :func:`get_tracking_user_id` and
 :func:`get_tracking_user`; ``hr_middleware.consent``'s ``grant()`` and
 ``revoke()`` act on it through :func:`grant`, :func:`agrant` and
@@ -17,7 +22,8 @@ The app reaches the current visit through :func:`get_tracking_user_id` and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import sys
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -32,10 +38,13 @@ from ._hello_retail.prefetch import AsyncPrefetchingMinter, PrefetchingMinter
 
 __all__ = [
     "VISIT_KEY",
+    "AsyncChunksInVisit",
+    "ChunksInVisit",
     "Engine",
     "Served",
     "TrackingUser",
     "agrant",
+    "call_in_visit",
     "current",
     "enter",
     "get_tracking_user",
@@ -47,6 +56,8 @@ __all__ = [
 
 N = TypeVar("N")
 S = TypeVar("S", bound="Served")
+T = TypeVar("T")
+R = TypeVar("R")
 
 _new = object.__new__
 _COOKIE = Origin.COOKIE
@@ -136,6 +147,7 @@ class Engine(Generic[N, S]):
         self._returning: Callable[[N], str | None] | None = None
         if returning is not None and self.policy.fast:
             self._returning = returning(settings.cookie_name, settings.sdk_cookie_name)
+        _guard_djangos_cache()
 
     def serve(self, native: N, *, may_mint: bool = True) -> S:
         """Decide the visit of *native*, and mint when one is due and the minter is
@@ -249,6 +261,81 @@ enter = _current.set
 leave = _current.reset
 #: The visit being served in this context, or None.
 current = _current.get
+
+
+def call_in_visit(served: Served, call: Callable[[], R]) -> R:
+    """*call*'s result, called with *served* current (and left after): a WSGI body's ``close()``, say."""
+    token = _current.set(served)
+    try:
+        return call()
+    finally:
+        _current.reset(token)
+
+
+class ChunksInVisit(Generic[T]):
+    """A streamed body's chunks, each produced with the visit current, and left after.
+
+    The app's code that makes the body runs only when the server asks for the
+    next chunk: after the adapter returned, maybe on another thread, maybe (a
+    server that never calls ``close()``) never to be followed by any cleanup.
+    So the visit is made current around each ``next()`` (and the first
+    ``iter()``), in the context of whoever asks, and never left behind there.
+    """
+
+    __slots__ = ("_content", "_iterator", "_served")
+
+    def __init__(self, content: Iterable[T], served: Served) -> None:
+        self._content = content
+        self._served = served
+        self._iterator: Iterator[T] | None = None
+
+    def __iter__(self) -> ChunksInVisit[T]:
+        return self
+
+    def __next__(self) -> T:
+        token = _current.set(self._served)
+        try:
+            if self._iterator is None:
+                self._iterator = iter(self._content)  # an __iter__ may run the app's code too
+            return next(self._iterator)
+        finally:
+            _current.reset(token)
+
+
+class AsyncChunksInVisit(Generic[T]):
+    """:class:`ChunksInVisit` for an async iterable: the visit is current while each chunk is awaited."""
+
+    __slots__ = ("_content", "_iterator", "_served")
+
+    def __init__(self, content: AsyncIterable[T], served: Served) -> None:
+        self._content = content
+        self._served = served
+        self._iterator: AsyncIterator[T] | None = None
+
+    def __aiter__(self) -> AsyncChunksInVisit[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        token = _current.set(self._served)
+        try:
+            if self._iterator is None:
+                self._iterator = aiter(self._content)
+            return await anext(self._iterator)
+        finally:
+            _current.reset(token)
+
+
+def _guard_djangos_cache() -> None:
+    """Where Django runs, keep every page that read the id out of Django's cache framework.
+
+    Every engine asks, so that it holds under our Django middleware and for a
+    Django project wrapped only by our WSGI or ASGI middleware (built around
+    Django's application, so Django is imported by then). Never imports Django.
+    """
+    if "django.http" in sys.modules:
+        from .django.cache import keep_read_pages_out_of_the_cache
+
+        keep_read_pages_out_of_the_cache()
 
 
 class TrackingUser(NamedTuple):

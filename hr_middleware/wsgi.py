@@ -8,14 +8,16 @@ Usage::
 
 The id is at ``environ["hello_retail.tracking_user_id"]`` and
 :func:`hr_middleware.get_tracking_user_id` while the request is served,
-including while its response iterable is consumed. See the README for every
-option and for what happens when Hello Retail fails (the page is served).
+including while each chunk of its response iterable is produced (on whichever
+thread the server consumes it) and while it is closed; never after
+``__call__`` returns, even under a server that never calls ``close()``. See
+the README for every option and for what happens when Hello Retail fails
+(the page is served).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextvars import Token
 from typing import TYPE_CHECKING, Any
 
 from ._core.facts import RequestFacts
@@ -24,7 +26,7 @@ from ._core.returning import environ_reader
 from ._core.settings import Settings
 from ._hello_retail.mint import Minter
 from ._hello_retail.prefetch import PrefetchingMinter, make_minter
-from ._serving import VISIT_KEY, Engine, Served, enter, leave
+from ._serving import VISIT_KEY, ChunksInVisit, Engine, Served, call_in_visit, enter, leave
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -152,14 +154,13 @@ class TrackingUserMiddleware:
         try:
             served.downstream = start_response
             result = self.app(environ, served.start_response)
-        except BaseException:
+        finally:
+            # Never left current past the call: a server may never call close() (uvicorn's
+            # --interface wsgi), and its thread would carry this visitor into the next request.
             leave(token)
-            raise
         if type(result) is list or type(result) is tuple or _is_file_wrapper(result, environ):
-            # Consuming these runs no app code: the request is over already.
-            leave(token)
-            return result
-        return _ResponseInVisit(result, token)
+            return result  # consuming these runs no app code
+        return _ResponseInVisit(result, served)
 
     def close(self) -> None:
         """Stop the prefetch thread (if any) and close the connections to Hello Retail."""
@@ -187,26 +188,13 @@ def _is_file_wrapper(result: object, environ: WSGIEnvironment) -> bool:
     return isinstance(wrapper, type) and isinstance(result, wrapper)
 
 
-class _ResponseInVisit:
-    """The app's response iterable, with the visit's context kept until ``close()``."""
+class _ResponseInVisit(ChunksInVisit[bytes]):
+    """The app's response iterable: each chunk, and ``close()``, with the visit current
+    (on whichever thread the server iterates or closes it), and left after."""
 
-    __slots__ = ("_result", "_token")
-
-    def __init__(self, result: Iterable[bytes], token: Token[Served | None]) -> None:
-        self._result = result
-        self._token = token
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._result)
+    __slots__ = ()
 
     def close(self) -> None:
-        try:
-            close = getattr(self._result, "close", None)
-            if close is not None:
-                close()
-        finally:
-            try:
-                leave(self._token)
-            except (ValueError, RuntimeError):
-                # Closed from another context, or twice: nothing of ours to undo.
-                pass
+        close = getattr(self._content, "close", None)
+        if close is not None:
+            call_in_visit(self._served, close)

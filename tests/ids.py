@@ -16,3 +16,8 @@ SERVER = "helloRetailTrackingUserId"
 SDK = "hello_retail_id"
 #: The shop's website uuid: the fake Hello Retail's own.
 UUID = DEFAULT_WEBSITE_UUID
+
+
+def visitors(count: int) -> list[str]:
+    """*count* returning visitors' ids, all distinct."""
+    return [f"{i:024x}" for i in range(1, count + 1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -33,8 +34,9 @@ from hr_middleware.django import TrackingUserMiddleware  # noqa: E402
 from hr_middleware.django.checks import MIDDLEWARE_PATH  # noqa: E402
 from hr_middleware.testing import FakeHelloRetail  # noqa: E402
 
+from .django_site.shop import SHOP_MIDDLEWARE, STAMPING_MIDDLEWARE  # noqa: E402
 from .drivers import PAGE, middleware_in  # noqa: E402
-from .ids import SDK, SERVER, UUID, A, B, C  # noqa: E402
+from .ids import SDK, SERVER, UUID, A, B, C, visitors  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ASYNC_URLS = "tests.django_site.async_urls"
@@ -57,12 +59,20 @@ async def asgi_client(config: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient
     """An httpx client of ``get_asgi_application()``, with *config* as ``HELLO_RETAIL``."""
     with override_settings(HELLO_RETAIL=config, ROOT_URLCONF=ASYNC_URLS):
         app = get_asgi_application()
-        middleware: TrackingUserMiddleware = middleware_in(app)
+        middleware = ours_in(app)
         assert middleware.is_async, "an ASGI handler with only async-capable middleware is an async stack"
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
             yield client
         await middleware.aclose()
+
+
+def ours_in(handler: Any) -> TrackingUserMiddleware:
+    """Our middleware in a Django *handler*'s chain, wherever ``MIDDLEWARE`` lists it."""
+    layer = handler._middleware_chain
+    while not isinstance(layer.__wrapped__, TrackingUserMiddleware):
+        layer = layer.__wrapped__.get_response
+    return layer.__wrapped__  # type: ignore[no-any-return]
 
 
 # -- through Django's real ASGI handler ----------------------------------------------------
@@ -150,6 +160,45 @@ def test_importing_the_django_adapter_patches_nothing() -> None:
         [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT, timeout=60
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_building_the_wsgi_or_asgi_middleware_never_imports_django() -> None:
+    """They ready Django's cache for a Django project they wrap, but only where Django is loaded already."""
+    code = (
+        "import sys; from hr_middleware import asgi, wsgi; "
+        "from hr_middleware.testing import DEFAULT_WEBSITE_UUID as uuid; "
+        "wsgi.TrackingUserMiddleware(lambda e, s: [], website_uuid=uuid); "
+        "asgi.TrackingUserMiddleware(lambda scope, receive, send: None, website_uuid=uuid); "
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'django'], 'Django imported'"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_cache_flag_stays_djangos_plain_attribute_until_the_id_is_read(hello_retail: dict[str, Any]) -> None:
+    """Django's cache asks ``hasattr(request, "_cache_update_cache")`` first: unset must stay unset."""
+    seen: dict[str, Any] = {}
+
+    def view(request: HttpRequest) -> HttpResponse:
+        seen["unset"] = hasattr(request, "_cache_update_cache")
+        request._cache_update_cache = True  # type: ignore[attr-defined]  # as a cache lookup that missed
+        seen["before the read"] = request._cache_update_cache  # type: ignore[attr-defined]
+        del request._cache_update_cache  # type: ignore[attr-defined]
+        seen["deleted"] = hasattr(request, "_cache_update_cache")
+        assert request.tracking_user_id == A  # type: ignore[attr-defined]
+        request._cache_update_cache = True  # type: ignore[attr-defined]  # a lookup after the read
+        return HttpResponse("ok")
+
+    with override_settings(HELLO_RETAIL=hello_retail):
+        middleware = TrackingUserMiddleware(view)
+        request = RequestFactory().get("/", HTTP_COOKIE=f"{SERVER}={A}; {SDK}={A}")
+        middleware(request)
+        middleware.close()
+
+    assert seen == {"unset": False, "before the read": True, "deleted": False}
+    assert request._cache_update_cache is False  # type: ignore[attr-defined]  # also once the request is over
 
 
 def test_the_id_is_the_requests_own_in_any_thread_and_after_the_request(
@@ -497,3 +546,124 @@ def test_cache_page_under_our_wsgi_middleware_never_serves_one_visitors_page_to_
         app.close()
 
     assert seen == VISITORS
+
+
+# -- Django's cache: a shop middleware that reads the id first; a project wrapped by our WSGI/ASGI middleware
+
+#: Returning visitors with distinct id cookies, then first visits (None): each page must show its own id.
+MANY = [*visitors(60), None, None, None]
+
+
+def visitor_headers(visitor: str | None) -> dict[str, str]:
+    return {**PAGE, "Cookie": f"{SERVER}={visitor}; {SDK}={visitor}"} if visitor else dict(PAGE)
+
+
+def assert_every_page_shows_its_own_visitor(sent: list[str | None], seen: list[Any], minted: list[str]) -> None:
+    """The page of visitor ``sent[i]`` showed ``seen[i]``: their own id, or for a first visit
+    (None) the id minted for it (first visits are sent one after another)."""
+    assert len(minted) == sent.count(None)
+    new = iter(minted)
+    expected = [visitor or next(new) for visitor in sent]
+    wrong = [(own, shown) for own, shown in zip(expected, seen, strict=True) if own != shown]
+    assert not wrong, f"{len(wrong)} of {len(sent)} pages showed another visitor's id, e.g. {wrong[:2]}"
+
+
+def pages_through_django(stack: str, config: dict[str, Any], paths: list[tuple[str, str | None]]) -> list[Any]:
+    """Each (path, visitor) sent through Django's test client (sync stack) or its ASGI handler
+    (async stack): the responses' JSON body (None when not JSON) and Cache-Control."""
+    if stack == "sync":
+        client = Client()
+        answers = []
+        for path, visitor in paths:
+            client.cookies.clear()
+            response = client.get(path, headers=visitor_headers(visitor))
+            json_body = response.json() if response["Content-Type"] == "application/json" else None
+            answers.append((json_body, response.get("Cache-Control")))
+        return answers
+
+    async def through_asgi() -> list[Any]:
+        answers = []
+        async with asgi_client(config) as client:
+            for path, visitor in paths:
+                client.cookies.clear()
+                response = await client.get(path, headers=visitor_headers(visitor))
+                json_body = response.json() if response.headers["content-type"] == "application/json" else None
+                answers.append((json_body, response.headers.get("cache-control")))
+        return answers
+
+    return asyncio.run(through_asgi())
+
+
+@pytest.mark.parametrize("stack", ["sync", "async"])
+@pytest.mark.parametrize(
+    ("middleware", "page", "silent"),
+    [
+        pytest.param([MIDDLEWARE_PATH, SHOP_MIDDLEWARE], "/cached-shop-visitor", "/cached-silent", id="cache_page"),
+        pytest.param(
+            [MIDDLEWARE_PATH, SHOP_MIDDLEWARE, UPDATE_CACHE, FETCH_FROM_CACHE],
+            "/shop-visitor",
+            "/silent",
+            id="site-cache-after-the-shop",
+        ),
+        pytest.param(
+            [MIDDLEWARE_PATH, UPDATE_CACHE, SHOP_MIDDLEWARE, FETCH_FROM_CACHE],
+            "/shop-visitor",
+            "/silent",
+            id="site-cache-around-the-shop",
+        ),
+        pytest.param(
+            [UPDATE_CACHE, STAMPING_MIDDLEWARE, MIDDLEWARE_PATH, FETCH_FROM_CACHE],
+            "/stamped",
+            "/silent",
+            id="site-cache-outside-a-middleware-that-reads-once-ours-returned",
+        ),
+    ],
+)
+def test_a_shop_middleware_that_reads_the_id_never_gets_a_page_shared(
+    hello_retail: dict[str, Any],
+    fake_hello_retail: FakeHelloRetail,
+    stack: str,
+    middleware: list[str],
+    page: str,
+    silent: str,
+) -> None:
+    """The shop's middleware reads the id, then the cache's lookup (``@cache_page``'s or
+    ``FetchFromCacheMiddleware``'s) runs and would have the page stored, before ours adds ``Vary: Cookie``;
+    or it reads the id once ours has returned (too late for ``Vary: Cookie``), inside the site cache."""
+    from django.core.cache import cache
+
+    cache.clear()
+    paths = [(page, visitor) for visitor in MANY] + [(silent, MANY[0])]
+    with override_settings(
+        HELLO_RETAIL=hello_retail,
+        MIDDLEWARE=middleware,
+        CACHE_MIDDLEWARE_SECONDS=60,
+        ROOT_URLCONF=ASYNC_URLS if stack == "async" else "tests.django_site.urls",
+    ):
+        *pages, (_, silent_cache_control) = pages_through_django(stack, hello_retail, paths)
+
+    assert_every_page_shows_its_own_visitor(MANY, [body["id"] for body, _ in pages], fake_hello_retail.minted)
+    assert "max-age=60" in (silent_cache_control or "")  # the cache is at work for a page without the id
+
+
+@pytest.mark.parametrize("setup", ["cache_page", "site_cache"])
+@pytest.mark.parametrize("adapter", ["wsgi", "asgi"])
+def test_a_django_project_wrapped_only_by_our_wsgi_or_asgi_middleware_never_shares_a_page(
+    fake_hello_retail: FakeHelloRetail, adapter: str, setup: str
+) -> None:
+    """No Django middleware of ours: the views read ``get_tracking_user_id()``; ``@cache_page`` or the
+    site-wide cache store the page inside Django, before our WSGI/ASGI middleware adds ``Vary: Cookie``.
+
+    In a process of its own: there, nothing but building our middleware around Django's
+    application can have readied Django's cache for it."""
+    argv = [sys.executable, "-m", "tests.django_site.wrapped", adapter, setup]
+    new = MANY.count(None)
+    argv += [fake_hello_retail.url, fake_hello_retail.website_uuid, str(len(MANY) - new), str(new)]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+    *pages, silent = json.loads(done.stdout)
+    assert [page["sent"] for page in pages] == MANY
+    seen = [json.loads(page["body"])["id"] for page in pages]
+    assert_every_page_shows_its_own_visitor(MANY, seen, fake_hello_retail.minted)
+    assert "max-age=60" in (silent["cache_control"] or "")  # the cache is at work for a page without the id

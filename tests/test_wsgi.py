@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextvars
 import functools
 import io
+import json
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,6 +14,7 @@ from wsgiref.util import FileWrapper
 from wsgiref.validate import validator
 
 import pytest
+import requests
 from werkzeug.test import Client
 
 from hr_middleware import get_tracking_user_id, is_valid_id
@@ -21,6 +24,7 @@ from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
 
 from .drivers import PAGE, in_threads, plain_wsgi_app
 from .ids import SDK, SERVER, A
+from .servers import free_port, running
 
 
 def browser(app: Any) -> Client:
@@ -237,3 +241,70 @@ def test_close_logs_a_pool_that_fails_to_close_and_returns(
     middleware.close()  # a server's shutdown hook goes on
 
     assert [r.msg for r in hr_log.records if r.levelno >= 40] == [INTERNAL_ERROR]
+
+
+# -- a server that never calls close(), or iterates the body on another thread ------------------------
+
+
+def returning_environ(tracking_user_id: str) -> dict[str, Any]:
+    """A returning visitor's page request, as a server hands it over."""
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "wsgi.url_scheme": "http",
+        "HTTP_COOKIE": f"{SERVER}={tracking_user_id}",
+    }
+
+
+def test_no_visit_is_current_once_the_middleware_returns_a_streamed_body(fake_hello_retail: FakeHelloRetail) -> None:
+    body = Streamed()
+    middleware = TrackingUserMiddleware(lambda environ, start_response: body, settings=fake_hello_retail.settings())
+
+    result = middleware(returning_environ(A), lambda *a: None)
+
+    assert get_tracking_user_id() is None  # the server may never call close(): nothing may linger till then
+    assert b"".join(result) == b"chunk;chunk;chunk;"
+    assert get_tracking_user_id() is None
+    result.close()  # type: ignore[attr-defined]
+    assert body.seen == [A, A, A, A]  # each chunk and close() still saw the visitor's id
+    assert body.closed
+
+
+def test_a_body_iterated_and_closed_on_another_thread_sees_the_id_in_each_chunk(
+    fake_hello_retail: FakeHelloRetail,
+) -> None:
+    body = Streamed()
+    middleware = TrackingUserMiddleware(lambda environ, start_response: body, settings=fake_hello_retail.settings())
+    result = middleware(returning_environ(A), lambda *a: None)
+    consumed: list[bytes] = []
+
+    def server_thread() -> None:  # a server that hands the body to another thread
+        consumed.extend(result)
+        result.close()  # type: ignore[attr-defined]
+        consumed.append(b"closed" if get_tracking_user_id() is None else b"visit left behind")
+
+    in_threads([server_thread])
+
+    assert consumed == [b"chunk;", b"chunk;", b"chunk;", b"closed"]
+    assert body.seen == [A, A, A, A]
+    assert body.closed
+
+
+def test_under_uvicorn_which_never_calls_close_the_next_request_on_the_thread_sees_no_id() -> None:
+    """uvicorn's ``--interface wsgi`` iterates the body on a worker thread of its pool and never
+    calls ``close()``: visitor A's id must not stay current on that thread for the next request,
+    here one to another app of the same process (whose client calls would carry A's id)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--log-level", "warning", "tests.unclosed_app:app"]
+    rounds = []
+    with running(argv, port=port) as url:
+        for _ in range(3):
+            streamed = requests.get(url + "/streamed", headers={**PAGE, "Cookie": f"{SERVER}={A}"}, timeout=10)
+            other = requests.get(url + "/other", headers=PAGE, timeout=10).json()
+            rounds.append(([json.loads(line) for line in streamed.text.splitlines()], other))
+
+    for chunks, other in rounds:
+        assert [chunk["id"] for chunk in chunks] == [A, A, A]
+        assert other["thread"] == chunks[0]["thread"]  # the same worker thread: where A's visit would linger
+        assert other["id"] is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from functools import partial
 from typing import Any, cast
 
@@ -30,8 +30,18 @@ from hr_middleware._hello_retail.prefetch import (
     make_async_minter,
     make_minter,
 )
-from hr_middleware._serving import VISIT_KEY, Engine, Served, current, enter, leave
+from hr_middleware._serving import (
+    VISIT_KEY,
+    AsyncChunksInVisit,
+    ChunksInVisit,
+    Engine,
+    Served,
+    current,
+    enter,
+    leave,
+)
 
+from .cache import not_for_the_cache
 from .checks import check_report
 from .config import SETTING, Generation, read_settings
 
@@ -98,8 +108,10 @@ class _TrackingUserIdAttribute:
 
     Reading it marks the visit read (the response then gets ``Vary: Cookie``
     and Django's cache does not store it), exactly as
-    :func:`~hr_middleware.get_tracking_user_id` does. Assigning to it stores
-    that value instead (handy with ``RequestFactory`` in unit tests).
+    :func:`~hr_middleware.get_tracking_user_id` does; once the request is
+    over it reads the plain id, and Django's cache still does not store the
+    page. Assigning to it stores that value instead (handy with
+    ``RequestFactory`` in unit tests).
     """
 
     def __get__(self, request: HttpRequest | None, owner: type | None = None) -> Any:
@@ -107,6 +119,9 @@ class _TrackingUserIdAttribute:
             return self
         state = request.__dict__
         if "tracking_user_id" in state:
+            # Read once the request is over (say by a middleware listed before ours, in its
+            # response phase): too late for Vary: Cookie, not for Django's cache.
+            not_for_the_cache(request)
             return state["tracking_user_id"]
         served: Served | None = state.get(_VISIT_ATTRIBUTE)
         return None if served is None else served.read_id()
@@ -124,18 +139,6 @@ def _install_request_attribute() -> None:
     loaded (not when this module is imported), once."""
     if not isinstance(HttpRequest.__dict__.get("tracking_user_id"), _TrackingUserIdAttribute):
         HttpRequest.tracking_user_id = _TrackingUserIdAttribute()  # type: ignore[attr-defined]
-
-
-def _not_for_the_cache(request: HttpRequest) -> None:
-    """The page read the visitor's id: Django's cache framework must not store it.
-
-    ``@cache_page`` and the site-wide cache middleware store the view's response
-    before this middleware adds ``Vary: Cookie`` (or when it stands outside
-    them), under a key that ignores the visitor's cookie: every later visitor
-    would get this one's id and recommendations. Both ask this flag, which
-    they set when the request begins (so a read in the view comes after).
-    """
-    request._cache_update_cache = False  # type: ignore[attr-defined]
 
 
 # -- the middleware ------------------------------------------------------------------------------
@@ -293,7 +296,7 @@ def _hold(request: HttpRequest, served: Served | None) -> None:
     """Let *request* read *served*'s id, and Django's cache hear when it is read."""
     request.__dict__[_VISIT_ATTRIBUTE] = served
     if served is not None:
-        served.on_read = partial(_not_for_the_cache, request)
+        served.on_read = partial(not_for_the_cache, request)
 
 
 def _let_go(request: HttpRequest, served: Served | None) -> None:
@@ -370,37 +373,10 @@ def _patch(served: Served, response: HttpResponseBase) -> None:
         keep_out_of_shared_caches(headers)
 
 
-_END: Any = object()
-
-
 def _stream_in_visit(response: StreamingHttpResponse, served: Served) -> None:
     """Keep *served* current while *response*'s content is produced, after the middleware returned."""
+    content = response.streaming_content
     if response.is_async:
-        response.streaming_content = _achunks(cast(AsyncIterator[bytes], response.streaming_content), served)
+        response.streaming_content = AsyncChunksInVisit(cast(AsyncIterator[bytes], content), served)
     else:
-        response.streaming_content = _chunks(cast(Iterator[bytes], response.streaming_content), served)
-
-
-def _chunks(content: Iterable[bytes], served: Served) -> Iterator[bytes]:
-    iterator = iter(content)
-    while True:
-        token = enter(served)
-        try:
-            chunk = next(iterator, _END)
-        finally:
-            leave(token)
-        if chunk is _END:
-            return
-        yield chunk
-
-
-async def _achunks(content: AsyncIterator[bytes], served: Served) -> AsyncIterator[bytes]:
-    while True:
-        token = enter(served)
-        try:
-            chunk = await anext(content, _END)
-        finally:
-            leave(token)
-        if chunk is _END:
-            return
-        yield chunk
+        response.streaming_content = ChunksInVisit(cast(Iterator[bytes], content), served)

@@ -14,4 +14,7 @@ urlpatterns = [
     # cache_page wraps sync views on every Django we support (async ones only since 5.x).
     path("cached", views.cached),
     path("cached-silent", views.cached_silent),
+    path("shop-visitor", views.shop_visitor),
+    path("stamped", views.stamped),
+    path("cached-shop-visitor", views.cached_shop_visitor),
 ]

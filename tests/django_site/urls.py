@@ -32,6 +32,11 @@ urlpatterns = [
     path("async/", views.aindex),
     path("cached", views.cached),
     path("cached-silent", views.cached_silent),
+    path("visitor", views.visitor),
+    path("cached-visitor", views.cached_visitor),
+    path("shop-visitor", views.shop_visitor),
+    path("stamped", views.stamped),
+    path("cached-shop-visitor", views.cached_shop_visitor),
     path("error", views.error),
     path("aerror", views.aerror),
 ]

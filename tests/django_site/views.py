@@ -56,9 +56,26 @@ def revoke(request: HttpRequest) -> HttpResponse:
     return index(request)
 
 
+def visitor(request: HttpRequest) -> HttpResponse:
+    """The visitor's id, read the way any Python code reads it (no Django middleware of ours needed)."""
+    return JsonResponse({"id": hr_middleware.get_tracking_user_id()})
+
+
+def shop_visitor(request: HttpRequest) -> HttpResponse:
+    """The id the shop's middleware read before the view (this view does not read it)."""
+    return JsonResponse({"id": request.shop_visitor})  # type: ignore[attr-defined]
+
+
+def stamped(request: HttpRequest) -> HttpResponse:
+    """A page with a hole for the visitor's id, filled by the shop's ``StampingMiddleware``."""
+    return HttpResponse(b'{"id": "HR-VISITOR"}', content_type="application/json")
+
+
 #: ``/cached``: the index page under ``@cache_page``; ``/cached-silent`` does not read the id.
 cached = cache_page(60)(index)
 cached_silent = cache_page(60)(silent)
+cached_visitor = cache_page(60)(visitor)
+cached_shop_visitor = cache_page(60)(shop_visitor)
 
 
 def error(request: HttpRequest) -> HttpResponse:

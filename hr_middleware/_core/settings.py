@@ -92,7 +92,9 @@ class Settings:
     #: Sign the server cookie; a list rotates keys (the first signs, all verify).
     secret_key: SecretKey | None = None
     #: With a secret key, whether an id from the (unsigned) SDK cookie is adopted.
-    trust_sdk_cookie: bool = True
+    #: None (default): not with a secret key, so that a cookie another host or
+    #: script planted cannot choose the id; see :attr:`trusts_sdk_cookie`.
+    trust_sdk_cookie: bool | None = None
     #: Consecutive failed mints that open the circuit breaker.
     breaker_threshold: int = 5
     #: Seconds the breaker stays open before one probe mint is allowed.
@@ -118,8 +120,10 @@ class Settings:
                 raise ValueError(f"{name}: {value!r} is not a valid cookie name")
         if self.cookie_name == self.sdk_cookie_name:
             raise ValueError("cookie_name and sdk_cookie_name must differ")
-        for name in ("share_with_sdk", "httponly", "consent_unknown", "respect_gpc", "trust_sdk_cookie"):
+        for name in ("share_with_sdk", "httponly", "consent_unknown", "respect_gpc"):
             _check_bool(name, getattr(self, name))
+        if self.trust_sdk_cookie is not None:
+            _check_bool("trust_sdk_cookie", self.trust_sdk_cookie)
         # Browsers cap a cookie's lifetime at 400 days (RFC 6265bis); far more
         # overflows the Expires date and no cookie could be written at all.
         _check_int("max_age", self.max_age, low=1, high=MAX_COOKIE_AGE)
@@ -185,6 +189,21 @@ class Settings:
                 raise ValueError("secret_key: every key must be a string or bytes of 16+ characters")
             checked.append(key)
         return CookieSigner(checked, self.max_age)
+
+    @property
+    def trusts_sdk_cookie(self) -> bool:
+        """Whether a valid id in the SDK cookie is adopted when the server cookie holds none or another one.
+
+        Always without ``secret_key`` (nothing is signed, and the page's
+        JavaScript reports under the SDK cookie's id). With it, only when
+        ``trust_sdk_cookie=True``: signing promises that the visitor's id was
+        issued by this server (minted, or adopted because the shop said so),
+        and the SDK cookie is unsigned, so any sibling subdomain or script
+        could plant one. ``trust_sdk_cookie`` stays None by default rather
+        than being resolved here, so that ``replace(secret_key=...)`` and an
+        adapter's ``settings=`` plus ``secret_key=`` keep the promise too.
+        """
+        return self.signer is None or self.trust_sdk_cookie is True
 
     @property
     def mint_url(self) -> str:

@@ -531,7 +531,8 @@ def _redact_sentry_event(event: dict[str, Any], hint: object) -> dict[str, Any]:
     live objects of the frames, and none of ours holds the key in a form that
     Sentry shows (see :class:`PreparedRequest`).
     """
-    secrets = tuple(_secrets)
+    with _secrets_lock:  # a client made on another thread may be adding its key
+        secrets = tuple(_secrets)
     if secrets:
         crumbs = event.get("breadcrumbs")
         if isinstance(crumbs, dict) and isinstance(crumbs.get("values"), list):

@@ -20,6 +20,8 @@ def main(dist: Path) -> None:
     (sdist,) = dist.glob("*.tar.gz")
     names = zipfile.ZipFile(wheel).namelist()
     assert "hr_middleware/py.typed" in names, "py.typed missing from the wheel"
+    # Read when a cookie `domain` is checked: Settings(domain=...) below needs it.
+    assert "hr_middleware/_core/public_suffixes_icann.txt" in names, "public suffix rules missing from the wheel"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "hr_middleware = hr_middleware.pytest_plugin" in zipfile.ZipFile(wheel).read(entry_points).decode()
     with tarfile.open(sdist) as archive:
@@ -38,6 +40,14 @@ def main(dist: Path) -> None:
         importlib.import_module(name)
     for name in hr_middleware.__all__:
         assert getattr(hr_middleware, name) is not None
+    shop = hr_middleware.Settings(website_uuid="12345678-90ab-4cde-8f01-234567890abc", domain=".shop.co.uk")
+    assert shop.domain == ".shop.co.uk"
+    refused = ""
+    try:
+        hr_middleware.Settings(website_uuid=shop.website_uuid, domain="co.uk")
+    except ValueError as exc:
+        refused = str(exc)
+    assert "public suffix" in refused, f"domain='co.uk' not refused by the installed wheel: {refused!r}"
     plugins = [ep.value for ep in importlib.metadata.entry_points(group="pytest11") if ep.name == "hr_middleware"]
     assert plugins == ["hr_middleware.pytest_plugin"], plugins
     print(f"dist ok: {wheel.name}, {sdist.name}; imported {len(modules)} modules from {location.parent}")

@@ -30,9 +30,11 @@ decoded JSON, untouched; :func:`tracked`, :func:`paging`, :func:`next_page`,
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import logging
 import math
+import sys
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -189,12 +191,20 @@ class ConversionBody(TypedDict, total=False):
 # -- the shared request builder and answer parser -----------------------------------
 
 
-class PreparedRequest(NamedTuple):
-    """A request ready for a transport; *secret* is the API key in *url*, if any."""
+class PreparedRequest:
+    """A request ready for a transport; *secret* is the API key in *url*, if any.
 
-    url: str
-    body: bytes
-    secret: str | None = None
+    A plain object, not a tuple: error reporters (Sentry's local variables)
+    show a tuple element by element, and an object by its repr, which hides
+    the key.
+    """
+
+    __slots__ = ("url", "body", "secret")
+
+    def __init__(self, url: str, body: bytes, secret: str | None = None) -> None:
+        self.url = url
+        self.body = body
+        self.secret = secret
 
     def __repr__(self) -> str:
         url = self.url if self.secret is None else _redact(self.url, _forms(self.secret))
@@ -484,6 +494,63 @@ def _keep_secret(secret: str) -> None:
             logger = logging.getLogger(name)
             if _redactor not in logger.filters:
                 logger.addFilter(_redactor)
+    _redact_sentry_events()
+
+
+#: The error reporters told to redact the keys: "sentry" once :func:`_redact_sentry_event` is
+#: one of Sentry's global event processors.
+_hooked: set[str] = set()
+
+
+def _redact_sentry_events() -> None:
+    """Have Sentry, if it is loaded, take the API keys out of every event's breadcrumbs and spans.
+
+    Sentry's stdlib and httpx integrations (on by default) record each HTTP
+    request's query in a breadcrumb (``http.query``) and a span, unsanitised,
+    and the key must travel there (``?apiKey=``). Called when a client gets a
+    key and before each call that sends one: Sentry may be imported later.
+    """
+    if "sentry" in _hooked or "sentry_sdk" not in sys.modules:
+        return
+    with _secrets_lock:
+        if "sentry" in _hooked:
+            return
+        try:
+            add_processor = importlib.import_module("sentry_sdk.scope").add_global_event_processor
+        except (ImportError, AttributeError):  # pragma: no cover - a Sentry without global event processors
+            return
+        add_processor(_redact_sentry_event)
+        _hooked.add("sentry")
+
+
+def _redact_sentry_event(event: dict[str, Any], hint: object) -> dict[str, Any]:
+    """A Sentry event processor: the event, its breadcrumbs and spans holding no API key.
+
+    The breadcrumbs are rebuilt, not changed in place: their data may be the
+    application's own objects. Frame variables are not walked: they are the
+    live objects of the frames, and none of ours holds the key in a form that
+    Sentry shows (see :class:`PreparedRequest`).
+    """
+    with _secrets_lock:  # a client made on another thread may be adding its key
+        secrets = tuple(_secrets)
+    if secrets:
+        crumbs = event.get("breadcrumbs")
+        if isinstance(crumbs, dict) and isinstance(crumbs.get("values"), list):
+            crumbs["values"] = [_redacted(crumb, secrets, 8) for crumb in crumbs["values"]]
+        if isinstance(event.get("spans"), list):
+            event["spans"] = [_redacted(span, secrets, 8) for span in event["spans"]]
+    return event
+
+
+def _redacted(value: Any, secrets: Sequence[str], depth: int) -> Any:
+    """*value* with the *secrets* taken out of its strings, in plain dicts and lists *depth* levels deep."""
+    if isinstance(value, str):
+        return _redact(value, secrets)
+    if depth and isinstance(value, dict):
+        return {key: _redacted(item, secrets, depth - 1) for key, item in value.items()}
+    if depth and isinstance(value, list):
+        return [_redacted(item, secrets, depth - 1) for item in value]
+    return value
 
 
 def _scrubbed(exc: Exception, secret: str) -> HelloRetailError:
@@ -498,6 +565,13 @@ def _scrubbed(exc: Exception, secret: str) -> HelloRetailError:
         if isinstance(value, str):
             setattr(clean, name, _redact(value, secrets))
     return clean
+
+
+def _cut(exc: BaseException) -> BaseException:
+    """*exc* (not an :class:`Exception`: it must go on as it is) without the frames it
+    passed through below the client, whose variables hold the URL with the key."""
+    exc.__cause__ = exc.__context__ = None
+    return exc.with_traceback(None)
 
 
 # -- the clients --------------------------------------------------------------------
@@ -565,6 +639,7 @@ class _Client(Generic[_R, _T]):
         body = build_body(endpoint, fields, website_uuid=self.website_uuid, tracking_user_id=tracking_user_id)
         url = self.api_url + endpoint.path + path
         if self._api_key is not None and any(body.get(name) for name in endpoint.needs_api_key):
+            _redact_sentry_events()
             return PreparedRequest(
                 url + "?" + urlencode({"apiKey": self._api_key}), json.dumps(body).encode(), self._api_key
             )
@@ -688,11 +763,13 @@ class HelloRetailClient(_Client[Any, SyncTransport]):
     def _send(self, request: PreparedRequest) -> Any:
         if request.secret is None:
             return parse_answer(self.transport.post(request.url, request.body, timeout=self.timeout))
-        failure: HelloRetailError
+        failure: BaseException
         try:
             return parse_answer(self.transport.post(request.url, request.body, timeout=self.timeout))
         except Exception as exc:
             failure = _scrubbed(exc, request.secret)
+        except BaseException as exc:  # KeyboardInterrupt, a worker's timeout (SystemExit)
+            failure = _cut(exc)
         raise failure  # outside the except block: no chain back to the URL
 
     def close(self) -> None:
@@ -722,11 +799,13 @@ class AsyncHelloRetailClient(_Client[Coroutine[Any, Any, Any], AsyncTransport]):
     async def _send(self, request: PreparedRequest) -> Any:
         if request.secret is None:
             return parse_answer(await self.transport.post(request.url, request.body, timeout=self.timeout))
-        failure: HelloRetailError
+        failure: BaseException
         try:
             return parse_answer(await self.transport.post(request.url, request.body, timeout=self.timeout))
         except Exception as exc:
             failure = _scrubbed(exc, request.secret)
+        except BaseException as exc:  # the task's cancellation, KeyboardInterrupt
+            failure = _cut(exc)
         raise failure  # outside the except block: no chain back to the URL
 
     async def aclose(self) -> None:

@@ -8,11 +8,16 @@ middleware around a real app.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
+import subprocess
+import sys
 import time
+import traceback
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -45,6 +50,7 @@ pytestmark = pytest.mark.anyio
 W = DEFAULT_WEBSITE_UUID
 NOT_TRACKED = {"success": True, "message": "Not tracked for anonymous user"}
 API_KEY = "test-shop-api-key"
+ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 0.5
 
 
@@ -564,3 +570,87 @@ def test_a_document_nested_too_deep_is_an_invalid_response_not_a_crash() -> None
 
     with pytest.raises(InvalidResponseError, match="not JSON"):
         parse_answer(Answer(200, b"[" * 100_000))
+
+
+# -- the API key and error reporters ------------------------------------------------------------------
+
+#: Characters a URL quotes, so that the key's quoted form is looked for too.
+SENTRY_KEY = "Sup3r/Secret+Key=42"
+SENTRY_KEY_FORMS = (SENTRY_KEY, "Sup3r%2FSecret%2BKey%3D42", "Sup3r%2fSecret%2bKey%3d42")
+
+
+def test_the_api_key_reaches_no_sentry_event_breadcrumb_or_frame_variable() -> None:
+    # tests/sentry_events.py: real sentry_sdk.init with its default options (local variables and HTTP
+    # breadcrumbs on), both clients failing in each way and succeeding, on every call that sends the key.
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.sentry_events"],
+        input=SENTRY_KEY + "\n",
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    captured = json.loads(done.stdout)
+
+    cases = {c["case"] for c in captured}
+    assert len(cases) == len(captured) == 40  # one event per call: 2 clients x 5 outcomes x 4 calls
+    leaks = [c["case"] for c in captured if any(form in json.dumps(c["event"]) for form in SENTRY_KEY_FORMS)]
+    assert leaks == []
+    # Not vacuous: the events hold the frame that sent the request, with its variables ...
+    errors = [c["event"] for c in captured if "exception" in c["event"]]
+    assert {c["case"].split()[1] for c in captured if "exception" in c["event"]} == {
+        "refused",
+        "timeout",
+        "http-500",
+        "not-json",
+    }
+    for event in errors:
+        frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
+        (sending,) = [f for f in frames if f["function"] == "_send"]
+        assert "apiKey=***" in sending["vars"]["request"]
+    # ... and the HTTP breadcrumbs Sentry's httpx integration records, with the query redacted.
+    queries = {
+        crumb["data"].get("http.query")
+        for c in captured
+        for crumb in c["event"].get("breadcrumbs", {}).get("values", [])
+        if crumb.get("type") == "http"
+    }
+    assert queries == {"apiKey=***"}
+
+
+async def test_a_cancelled_call_leaves_no_frame_holding_the_key_on_its_traceback(
+    fake_hello_retail: FakeHelloRetail,
+) -> None:
+    # A cancellation (the visitor went away) is not an Exception: it goes on as it is, but the
+    # frames it passed through below the client (the transport's, whose variables hold the URL) are cut.
+    fake_hello_retail.api_mode = Mode.HANG
+    client = AsyncHelloRetailClient.from_settings(fake_hello_retail.settings(timeout=30.0, api_key=SENTRY_KEY))
+    seen: list[BaseException] = []
+
+    async def call() -> None:
+        try:
+            await client.recommendations([{"key": "k"}], customerId="42")
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+
+    task = asyncio.get_running_loop().create_task(call())
+    for _ in range(6000):  # until the request reached the fake, which holds it (30 s at most)
+        if fake_hello_retail.api_attempts:
+            break
+        await asyncio.sleep(0.005)
+    assert fake_hello_retail.api_attempts == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    fake_hello_retail.api_mode = Mode.OK
+    await client.aclose()
+
+    (cancelled,) = seen
+    assert isinstance(cancelled, asyncio.CancelledError)
+    frames = [frame for frame, _ in traceback.walk_tb(cancelled.__traceback__)]
+    assert [f.f_code.co_name for f in frames][-2:] == ["call", "_send"]  # none of the transport's
+    shown = repr([frame.f_locals for frame in frames])
+    assert not [form for form in SENTRY_KEY_FORMS if form in shown]
+    assert cancelled.__context__ is None

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hr_middleware import OPT_OUT_ID, Settings, is_valid_id
 from hr_middleware._core.cookies import find_cookie
+from hr_middleware._core.public_suffixes import is_public_suffix
 
 from .ids import UUID, A, B
 
+ROOT = Path(__file__).resolve().parent.parent
 KEY = "helloRetailTrackingUserId="
+#: 253 characters: the longest domain name.
+LONGEST_DOMAIN = ("a" * 62 + ".") * 3 + "a" * 56 + ".example"
 
 
 def accept(value: str) -> str | None:
@@ -133,6 +142,64 @@ def test_defaults() -> None:
         pytest.param({"path": "/a b"}, ValueError, "path", id="path-blank"),
         pytest.param({"max_age": 10**12}, ValueError, "max_age", id="max-age-overflows"),
         pytest.param({"max_age": 401 * 24 * 3600}, ValueError, "max_age", id="max-age-over-400-days"),
+        # Accepted once, then dropped by browsers, so that every page minted again:
+        pytest.param({"domain": "a" + LONGEST_DOMAIN}, ValueError, "domain: .* 254 characters", id="domain-over-253"),
+        pytest.param({"domain": "com"}, ValueError, "domain: 'com' is a public suffix", id="domain-tld"),
+        pytest.param({"domain": ".com"}, ValueError, "domain: '.com' is a public suffix", id="domain-dot-tld"),
+        pytest.param({"domain": "co.uk"}, ValueError, "domain: 'co.uk' is a public suffix", id="domain-co-uk"),
+        pytest.param({"domain": ".CO.UK"}, ValueError, "domain: '.CO.UK' is a public suffix", id="domain-co-uk-upper"),
+        pytest.param({"domain": "shop.kobe.jp"}, ValueError, "public suffix", id="domain-wildcard-suffix-jp"),
+        pytest.param({"domain": "shop.ck"}, ValueError, "public suffix", id="domain-wildcard-suffix"),
+        pytest.param({"domain": "xn--55qx5d.cn"}, ValueError, "public suffix", id="domain-idn-suffix"),
+        pytest.param(
+            {"domain": "localhost"},
+            ValueError,
+            "domain: 'localhost' is a public suffix \\(a single label",
+            id="domain-one-label",
+        ),
+        pytest.param(
+            {"cookie_name": "__Secure-hr"},
+            ValueError,
+            "cookie_name: '__Secure-hr'.*secure=True",
+            id="secure-prefix-auto",
+        ),
+        pytest.param(
+            {"sdk_cookie_name": "__secure-hr", "secure": False},
+            ValueError,
+            "sdk_cookie_name.*secure=True",
+            id="secure-prefix-lower",
+        ),
+        pytest.param(
+            {"cookie_name": "__Host-hr"}, ValueError, "cookie_name: '__Host-hr'.*secure=True", id="host-prefix-auto"
+        ),
+        pytest.param(
+            {"cookie_name": "__HOST-hr", "secure": True, "path": "/shop"},
+            ValueError,
+            "cookie_name.*path='/'",
+            id="host-prefix-path",
+        ),
+        pytest.param(
+            {"sdk_cookie_name": "__Host-hr", "secure": True, "domain": "shop.example"},
+            ValueError,
+            "sdk_cookie_name.*domain=None",
+            id="host-prefix-domain",
+        ),
+        pytest.param({"api_url": "https://core.helloretail.com\x00"}, ValueError, "api_url", id="url-host-nul"),
+        pytest.param({"api_url": "https://core\x85.helloretail.com"}, ValueError, "api_url", id="url-host-c1"),
+        pytest.param({"api_url": "https://core.helloretail.com\x9f"}, ValueError, "api_url", id="url-host-c1-end"),
+        pytest.param(
+            {"api_url": "https://core.helloretail.com\u2028"}, ValueError, "api_url", id="url-host-line-separator"
+        ),
+        pytest.param(
+            {"api_url": "https://core.helloretail.com\u200b"}, ValueError, "api_url", id="url-host-zero-width"
+        ),
+        pytest.param({"api_url": "https://core.helloretail.com/hr\x85"}, ValueError, "api_url", id="url-path-c1"),
+        pytest.param({"api_url": "https://core%2ehelloretail.com"}, ValueError, "api_url", id="url-host-percent"),
+        pytest.param({"api_url": "http://[fe80::1%25eth0]:8080"}, ValueError, "api_url", id="url-ipv6-zone"),
+        pytest.param({"api_url": "http://[::g]:8080"}, ValueError, "api_url", id="url-ipv6-invalid"),
+        pytest.param({"api_url": "https://bücher.example"}, ValueError, "api_url", id="url-host-not-punycode"),
+        pytest.param({"api_url": "https://core..helloretail.com"}, ValueError, "api_url", id="url-host-empty-label"),
+        pytest.param({"api_url": "https://core.hello*retail.com"}, ValueError, "api_url", id="url-host-star"),
     ],
 )
 def test_bad_options_name_the_option(options: dict[str, Any], error: type[Exception], names: str) -> None:
@@ -187,7 +254,27 @@ def test_website_uuid_is_kept_in_canonical_form(given: str, kept: str) -> None:
     [
         pytest.param({"domain": ".shop.example"}, "domain", ".shop.example", id="domain-leading-dot"),
         pytest.param({"domain": "xn--bcher-kva.example"}, "domain", "xn--bcher-kva.example", id="domain-punycode"),
-        pytest.param({"domain": "localhost"}, "domain", "localhost", id="domain-single-label"),
+        pytest.param({"domain": "shop.co.uk"}, "domain", "shop.co.uk", id="domain-below-a-suffix"),
+        pytest.param({"domain": "city.kobe.jp"}, "domain", "city.kobe.jp", id="domain-wildcard-exception"),
+        pytest.param({"domain": "www.ck"}, "domain", "www.ck", id="domain-wildcard-exception-ck"),
+        pytest.param({"domain": LONGEST_DOMAIN}, "domain", LONGEST_DOMAIN, id="domain-253"),
+        pytest.param({"cookie_name": "__Host-hr", "secure": True}, "cookie_name", "__Host-hr", id="host-prefix"),
+        pytest.param(
+            {"cookie_name": "__Secure-hr", "secure": True, "path": "/shop", "domain": ".shop.example"},
+            "cookie_name",
+            "__Secure-hr",
+            id="secure-prefix",
+        ),
+        pytest.param(
+            {"api_url": "http://hello_retail_fake:8080"},
+            "api_url",
+            "http://hello_retail_fake:8080",
+            id="url-underscore-host",
+        ),
+        pytest.param({"api_url": "http://127.0.0.1:8080"}, "api_url", "http://127.0.0.1:8080", id="url-ipv4"),
+        pytest.param(
+            {"api_url": "https://xn--bcher-kva.example"}, "api_url", "https://xn--bcher-kva.example", id="url-punycode"
+        ),
         pytest.param({"api_url": "http://[::1]:8080/"}, "api_url", "http://[::1]:8080", id="url-ipv6"),
         pytest.param({"api_url": "https://proxy.example/hr/"}, "api_url", "https://proxy.example/hr", id="url-path"),
         pytest.param({"max_age": 400 * 24 * 3600}, "max_age", 400 * 24 * 3600, id="max-age-400-days"),
@@ -196,3 +283,48 @@ def test_website_uuid_is_kept_in_canonical_form(given: str, kept: str) -> None:
 )
 def test_good_options_are_kept(options: dict[str, Any], attribute: str, kept: Any) -> None:
     assert getattr(Settings(website_uuid=UUID, **options), attribute) == kept
+
+
+# -- the Public Suffix List's rules -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("domain", "suffix"),
+    [
+        pytest.param("com", True, id="tld"),
+        pytest.param("co.uk", True, id="second-level"),
+        pytest.param(".co.uk", True, id="leading-dot"),
+        pytest.param("shop.co.uk", False, id="below-a-suffix"),
+        pytest.param("any.sch.uk", True, id="wildcard"),
+        pytest.param("sch.uk", False, id="above-a-wildcard"),
+        pytest.param("www.ck", False, id="exception"),
+        pytest.param("xn--55qx5d.cn", True, id="international-in-punycode"),
+        pytest.param("github.io", False, id="private-section-left-out"),
+        pytest.param("shop.example", False, id="unknown-tld-two-labels"),
+        pytest.param("localhost", True, id="single-label"),
+    ],
+)
+def test_is_public_suffix(domain: str, suffix: bool) -> None:
+    assert is_public_suffix(domain) is suffix
+
+
+def test_the_public_suffix_rules_are_shipped_with_their_licence_and_origin(tmp_path: Path) -> None:
+    # The wheel built from the sdist, as `pip install` of a release builds it: both must carry the file.
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--skip-dependency-check", "--outdir", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    shipped = zipfile.ZipFile(wheel).read("hr_middleware/_core/public_suffixes_icann.txt").decode("ascii")
+
+    assert shipped == (ROOT / "hr_middleware/_core/public_suffixes_icann.txt").read_text("ascii")
+    header = shipped.split("\nac\n", 1)[0]
+    assert "Mozilla Public" in header
+    assert "https://mozilla.org/MPL/2.0/" in header
+    assert re.search(r"^// Taken from the publicsuffixlist [\d.]+ package .* on \d{4}-\d\d-\d\d\.$", header, re.M)
+    assert re.search(r"^// VERSION: \S+", header, re.M)
+    rules = shipped.splitlines()
+    assert {"co.uk", "*.sch.uk", "!www.ck", "xn--55qx5d.cn"} <= set(rules)
+    assert len([r for r in rules if not r.startswith("//")]) > 6000

@@ -332,6 +332,36 @@ IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605
         pytest.param("GoogleOther-Image/1.0", True, id="googleother-image"),
         pytest.param(CHROME_ANDROID + " (compatible; Google-InspectionTool/1.0;)", True, id="google-inspectiontool"),
         pytest.param("Mediapartners-Google", True, id="mediapartners-google"),
+        # Google's user-triggered fetchers, as Google documents their User-Agent strings:
+        pytest.param(
+            "Mozilla/5.0 (Linux; Android 7.0; SM-G930V Build/NRD90M) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/59.0.3071.125 Mobile Safari/537.36 (compatible; Google-Read-Aloud; "
+            "+https://support.google.com/webmasters/answer/1061943)",
+            True,
+            id="google-read-aloud-mobile",
+        ),
+        pytest.param(
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/41.0.2272.118 "
+            "Safari/537.36 (compatible; Google-Read-Aloud; +https://support.google.com/webmasters/answer/1061943)",
+            True,
+            id="google-read-aloud-desktop",
+        ),
+        pytest.param("google-speakr", True, id="google-read-aloud-former"),
+        pytest.param("Google-NotebookLM", True, id="google-notebooklm"),
+        pytest.param("Google-GeminiNotebook", True, id="google-notebooklm-renamed"),
+        pytest.param("Google-Pinpoint", True, id="google-pinpoint"),
+        pytest.param(
+            "Mozilla/5.0 (Linux; Android 11; Pixel 2; DuplexWeb-Google/1.0) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/86.0.4240.193 Mobile Safari/537.36",
+            True,
+            id="duplexweb-google",
+        ),
+        pytest.param(
+            "Mozilla/5.0 (Linux; Android 8.0; Pixel 2 Build/OPD3.170816.012; DuplexWeb-Google/1.0) "
+            "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/74.0.3729.131 Mobile Safari/537.36",
+            True,
+            id="duplexweb-google-older",
+        ),
         pytest.param("Google-Safety", True, id="google-safety"),
         pytest.param(
             "APIs-Google (+https://developers.google.com/webmasters/APIs-Google.html)", True, id="apis-google"

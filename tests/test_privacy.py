@@ -8,14 +8,14 @@ import pytest
 from itsdangerous import TimestampSigner
 
 import hr_middleware
-from hr_middleware import OPT_OUT_ID, is_valid_id
+from hr_middleware import OPT_OUT_ID, Settings, is_valid_id
 from hr_middleware._core.ids import CookieSigner
 from hr_middleware._core.log import BAD_SIGNATURE
 from hr_middleware.consent import cookie_consent, cookiebot, cookieyes, onetrust
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE
-from .ids import SDK, SERVER, A, B
+from .ids import SDK, SERVER, UUID, A, B
 from .test_policy import Facts
 
 KEY = "a-secret-key-of-some-length"
@@ -290,6 +290,63 @@ def test_trust_sdk_cookie_decides_whether_an_unsigned_sdk_id_wins(
     result = driver.get("/", cookies={SERVER: signed(A), SDK: B})
 
     assert result.app_id == expected
+
+
+# Signed mode with its defaults: options, cookies sent -> id, mints, cookies written ("<new>": the minted id;
+# the server cookie's value is shown unsigned). A sibling subdomain or a script can plant an unsigned SDK
+# cookie; signing promises that it cannot choose the visitor's id unless the shop says so (trust_sdk_cookie).
+PLANTED = [
+    pytest.param({}, {SERVER: "signed:A", SDK: B}, A, 0, {SDK: A}, id="planted-sdk-loses-and-is-rewritten"),
+    pytest.param({}, {SDK: B}, "<new>", 1, {SERVER: "<new>", SDK: "<new>"}, id="planted-sdk-alone-is-not-adopted"),
+    pytest.param(
+        {}, {SERVER: "tampered", SDK: B}, "<new>", 1, {SERVER: "<new>", SDK: "<new>"}, id="tampered-and-planted"
+    ),
+    pytest.param({}, {SERVER: "signed:A", SDK: A}, A, 0, {}, id="returning"),
+    pytest.param({"share_with_sdk": False}, {SERVER: "signed:A", SDK: B}, A, 0, {}, id="not-shared-left-alone"),
+    pytest.param({"trust_sdk_cookie": True}, {SERVER: "signed:A", SDK: B}, B, 0, {SERVER: B}, id="trusted-by-choice"),
+    pytest.param({"trust_sdk_cookie": True}, {SDK: B}, B, 0, {SERVER: B}, id="trusted-alone-adopted"),
+]
+
+
+@pytest.mark.parametrize(("options", "cookies", "expected_id", "mints", "written"), PLANTED)
+def test_with_a_secret_key_a_planted_sdk_cookie_cannot_choose_the_id(
+    adapter: str,
+    make_driver: Any,
+    fake_hello_retail: FakeHelloRetail,
+    options: dict[str, Any],
+    cookies: dict[str, str],
+    expected_id: str,
+    mints: int,
+    written: dict[str, str],
+) -> None:
+    driver = make_driver(adapter, secret_key=KEY, **options)
+    sent = {name: signed(A) if value == "signed:A" else value for name, value in cookies.items()}
+    if sent.get(SERVER) == "tampered":
+        sent[SERVER] = signed(A).replace(A, B)
+
+    result = driver.get("/", cookies=sent)
+
+    new = fake_hello_retail.minted[0] if fake_hello_retail.minted else None
+    assert result.app_id == (new if expected_id == "<new>" else expected_id)
+    assert fake_hello_retail.mint_attempts == mints
+    got = {name: c.value for name, c in result.set_cookies.items()}
+    if SERVER in got:
+        unsigned = CookieSigner([KEY], 3600).unsign(got[SERVER])
+        assert unsigned is not None
+        got[SERVER] = unsigned[0]
+    assert got == {name: (new if value == "<new>" else value) for name, value in written.items()}
+
+
+def test_trust_sdk_cookie_defaults_to_the_promise_of_signing() -> None:
+    assert Settings(website_uuid=UUID).trust_sdk_cookie is None
+    assert Settings(website_uuid=UUID).trusts_sdk_cookie is True  # nothing is signed: the SDK's id wins
+    assert Settings(website_uuid=UUID, secret_key=KEY).trusts_sdk_cookie is False
+    assert Settings(website_uuid=UUID, secret_key=KEY, trust_sdk_cookie=True).trusts_sdk_cookie is True
+    # The default follows secret_key through replace() and the adapters' settings= plus options:
+    assert Settings(website_uuid=UUID).replace(secret_key=KEY).trusts_sdk_cookie is False
+    assert Settings.merge(Settings(website_uuid=UUID), {"secret_key": KEY}).trusts_sdk_cookie is False
+    with pytest.raises(TypeError, match="trust_sdk_cookie"):
+        Settings(website_uuid=UUID, trust_sdk_cookie="yes")  # type: ignore[arg-type]
 
 
 class SignedAgo(TimestampSigner):

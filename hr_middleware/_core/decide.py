@@ -25,13 +25,14 @@ def _accept_any(value: str) -> str:
 class TrackingPolicy:
     """The decisions for one :class:`Settings`: which id, whether to mint, which cookies to write."""
 
-    __slots__ = ("settings", "_server_key", "_sdk_key", "_check_consent", "fast")
+    __slots__ = ("settings", "_server_key", "_sdk_key", "_check_consent", "_trust_sdk", "fast")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._server_key = settings.cookie_name + "="
         self._sdk_key = settings.sdk_cookie_name + "="
         self._check_consent = settings.consent is not None or settings.respect_gpc
+        self._trust_sdk = settings.trusts_sdk_cookie
         #: Whether the usual returning visitor may be decided by the hot path
         #: (:mod:`~hr_middleware._core.returning`): no consent to ask, and no
         #: signature (the server cookie holds the bare id).
@@ -68,9 +69,12 @@ class TrackingPolicy:
             server, resign = find_cookie(header, self._server_key, valid_id_or_none), False
         else:
             server, resign = self._read_signed_cookie(header)
-        if sdk is not None and (settings.signer is None or settings.trust_sdk_cookie):
+        if sdk is not None and self._trust_sdk:
             # The page's JavaScript reports events under the SDK cookie's id, so
-            # it wins; the server cookie follows it.
+            # it wins; the server cookie follows it. With a secret key, only if
+            # the shop chose to trust the unsigned cookie: otherwise the signed
+            # id wins below and the SDK cookie is rewritten to it (or, with no
+            # signed id, a new one is minted).
             visit.tracking_user_id = sdk
             visit.origin = Origin.COOKIE if server == sdk else Origin.SDK_COOKIE
             if server != sdk or resign:

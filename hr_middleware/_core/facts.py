@@ -107,7 +107,8 @@ _BOT_RE = re.compile(
     r"(?<!cu)bot\b|bot/|crawl|spider|slurp|archiver|scrap|fetch|preview|embedly|"
     r"facebookexternalhit|facebookcatalog|whatsapp|telegrambot|vkshare|pinterest/0\.|"
     r"googleother|google-inspectiontool|mediapartners-google|google-safety|apis-google|"
-    r"google-site-verification|google favicon|"
+    r"google-site-verification|google favicon|google-read-aloud|google-speakr|google-notebooklm|"
+    r"google-gemininotebook|google-pinpoint|duplexweb-google|"
     r"headless|phantomjs|lighthouse|pagespeed|pingdom|uptime|monitor|"
     r"curl/|wget/|python-|httpx|aiohttp|go-http-client|java/|okhttp|libwww|"
     r"apache-httpclient|node-fetch|axios|postman",

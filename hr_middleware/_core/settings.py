@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 
 from .facts import RequestFacts, is_page_navigation
 from .ids import CookieSigner
+from .public_suffixes import is_public_suffix
 
 __all__ = ["DEFAULT_API_URL", "MAX_COOKIE_AGE", "ONE_YEAR", "Settings"]
 
@@ -28,6 +30,13 @@ _COOKIE_PATH_RE = re.compile(r"[!-:<-~]+")
 # A host name, optionally with a leading dot: labels of letters, digits and "-".
 _COOKIE_DOMAIN_RE = re.compile(
     r"\.?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+)
+#: The longest domain name (RFC 1035): a longer ``Domain`` attribute is dropped by browsers.
+_MAX_DOMAIN_LENGTH = 253
+# The API's host name: labels of letters, digits, "-" and "_" (a container's service name
+# may hold one), optionally ending in a dot. An IPv4 address is such a name too.
+_API_HOST_RE = re.compile(
+    r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?"
 )
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _PLACEHOLDER_UUIDS = frozenset(("00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"))
@@ -83,7 +92,9 @@ class Settings:
     #: Sign the server cookie; a list rotates keys (the first signs, all verify).
     secret_key: SecretKey | None = None
     #: With a secret key, whether an id from the (unsigned) SDK cookie is adopted.
-    trust_sdk_cookie: bool = True
+    #: None (default): not with a secret key, so that a cookie another host or
+    #: script planted cannot choose the id; see :attr:`trusts_sdk_cookie`.
+    trust_sdk_cookie: bool | None = None
     #: Consecutive failed mints that open the circuit breaker.
     breaker_threshold: int = 5
     #: Seconds the breaker stays open before one probe mint is allowed.
@@ -109,8 +120,10 @@ class Settings:
                 raise ValueError(f"{name}: {value!r} is not a valid cookie name")
         if self.cookie_name == self.sdk_cookie_name:
             raise ValueError("cookie_name and sdk_cookie_name must differ")
-        for name in ("share_with_sdk", "httponly", "consent_unknown", "respect_gpc", "trust_sdk_cookie"):
+        for name in ("share_with_sdk", "httponly", "consent_unknown", "respect_gpc"):
             _check_bool(name, getattr(self, name))
+        if self.trust_sdk_cookie is not None:
+            _check_bool("trust_sdk_cookie", self.trust_sdk_cookie)
         # Browsers cap a cookie's lifetime at 400 days (RFC 6265bis); far more
         # overflows the Expires date and no cookie could be written at all.
         _check_int("max_age", self.max_age, low=1, high=MAX_COOKIE_AGE)
@@ -118,18 +131,15 @@ class Settings:
         if not self.path.startswith("/") or not _COOKIE_PATH_RE.fullmatch(self.path):
             raise ValueError(f"path: {self.path!r} must start with '/' and hold no ';', blank or control character")
         if self.domain is not None:
-            _check_str("domain", self.domain)
-            if not _COOKIE_DOMAIN_RE.fullmatch(self.domain):
-                raise ValueError(
-                    f"domain: {self.domain!r} is not a cookie domain: a host name such as 'shop.example' or "
-                    "'.shop.example', ASCII (punycode for an international name), with no port"
-                )
+            _check_domain(self.domain)
         if self.secure != "auto" and not isinstance(self.secure, bool):
             raise TypeError(f"secure: expected 'auto', True or False, got {self.secure!r}")
         if self.samesite not in ("Lax", "Strict", "None", None):
             raise ValueError(f"samesite: expected 'Lax', 'Strict', 'None' or None, got {self.samesite!r}")
         if self.samesite == "None" and self.secure is False:
             raise ValueError("samesite: 'None' needs secure=True or 'auto' (browsers drop it otherwise)")
+        for name in ("cookie_name", "sdk_cookie_name"):
+            self._check_cookie_prefix(name, getattr(self, name))
         if not callable(self.mint_when):
             raise TypeError(f"mint_when: expected a callable, got {self.mint_when!r}")
         if self.consent is not None and not callable(self.consent):
@@ -145,6 +155,23 @@ class Settings:
             if not self.api_key or not self.api_key.isprintable() or any(c.isspace() for c in self.api_key):
                 raise ValueError("api_key: expected the shop's API key, a non-empty string without spaces")
         object.__setattr__(self, "signer", self._make_signer())
+
+    def _check_cookie_prefix(self, option: str, name: str) -> None:
+        """Browsers drop a ``__Secure-`` or ``__Host-`` cookie (any case) set without
+        the attributes its prefix promises (RFC 6265bis): refuse the options that would."""
+        prefix = name[:9].lower()
+        if prefix.startswith("__host-"):
+            if self.secure is not True or self.path != "/" or self.domain is not None:
+                raise ValueError(
+                    f"{option}: {name!r} starts with '__Host-', which browsers keep only with Secure, Path=/ and "
+                    f"no Domain: set secure=True, path='/' and domain=None (got secure={self.secure!r}, "
+                    f"path={self.path!r}, domain={self.domain!r}), or choose a name without the prefix"
+                )
+        elif prefix == "__secure-" and self.secure is not True:
+            raise ValueError(
+                f"{option}: {name!r} starts with '__Secure-', which browsers keep only with Secure: set "
+                f"secure=True (got {self.secure!r}) and serve the shop over https, or choose a name without the prefix"
+            )
 
     def _make_signer(self) -> CookieSigner | None:
         if self.secret_key is None:
@@ -162,6 +189,21 @@ class Settings:
                 raise ValueError("secret_key: every key must be a string or bytes of 16+ characters")
             checked.append(key)
         return CookieSigner(checked, self.max_age)
+
+    @property
+    def trusts_sdk_cookie(self) -> bool:
+        """Whether a valid id in the SDK cookie is adopted when the server cookie holds none or another one.
+
+        Always without ``secret_key`` (nothing is signed, and the page's
+        JavaScript reports under the SDK cookie's id). With it, only when
+        ``trust_sdk_cookie=True``: signing promises that the visitor's id was
+        issued by this server (minted, or adopted because the shop said so),
+        and the SDK cookie is unsigned, so any sibling subdomain or script
+        could plant one. ``trust_sdk_cookie`` stays None by default rather
+        than being resolved here, so that ``replace(secret_key=...)`` and an
+        adapter's ``settings=`` plus ``secret_key=`` keep the promise too.
+        """
+        return self.signer is None or self.trust_sdk_cookie is True
 
     @property
     def mint_url(self) -> str:
@@ -253,8 +295,8 @@ def _checked_api_url(value: object) -> str:
     _check_str("api_url", value)
     assert isinstance(value, str)
     problem = None
-    if any(c <= " " or c == "\x7f" for c in value):
-        problem = "holds a blank or control character"
+    if any(not c.isprintable() or c.isspace() for c in value):  # C0 and C1 controls, U+2028, U+200B...
+        problem = "holds a blank, control or non-printable character"
     else:
         try:
             parts = urlsplit(value)
@@ -270,9 +312,56 @@ def _checked_api_url(value: object) -> str:
                 problem = "must not hold credentials"
             elif port == 0:
                 problem = "has port 0"
+            else:
+                problem = _host_problem(parts.netloc.rpartition("@")[2], parts.hostname)
     if problem is not None:
         raise ValueError(f"api_url: {value[:100]!r} {problem}; e.g. 'https://core.helloretail.com'")
     return value.rstrip("/")
+
+
+def _host_problem(netloc_host: str, hostname: str) -> str | None:
+    """What is wrong with the API URL's host (*hostname*, as written in *netloc_host* with its port), or None."""
+    if netloc_host.startswith("["):
+        try:
+            ipaddress.IPv6Address(hostname)
+        except ValueError:
+            return f"has a host {netloc_host!r} that is not an IPv6 address"
+        if "%" in hostname:  # a zone: only meaningful on this machine, and a '%' that HTTP libraries read apart
+            return "has an IPv6 zone ('%'); use an address without one"
+        return None
+    if len(hostname) > _MAX_DOMAIN_LENGTH or not _API_HOST_RE.fullmatch(hostname):
+        return (
+            f"has a host {hostname[:60]!r} that is not a host name: letters, digits, '-' and '.', ASCII "
+            "(punycode for an international name), or an IP address ('[::1]' for IPv6)"
+        )
+    return None
+
+
+def _check_domain(domain: object) -> None:
+    """Refuse a ``domain`` option that no browser would keep a cookie for."""
+    _check_str("domain", domain)
+    assert isinstance(domain, str)
+    if len(domain.lstrip(".")) > _MAX_DOMAIN_LENGTH:
+        raise ValueError(
+            f"domain: {domain[:60]!r}... is {len(domain.lstrip('.'))} characters; a domain name has at most "
+            f"{_MAX_DOMAIN_LENGTH} and browsers drop a cookie whose Domain is longer: use your shop's domain"
+        )
+    if not _COOKIE_DOMAIN_RE.fullmatch(domain):
+        raise ValueError(
+            f"domain: {domain!r} is not a cookie domain: a host name such as 'shop.example' or "
+            "'.shop.example', ASCII (punycode for an international name), with no port"
+        )
+    if is_public_suffix(domain):
+        why = (
+            "a single label, which browsers take as one"
+            if "." not in domain.lstrip(".")
+            else "like 'com' or 'co.uk', by the Public Suffix List"
+        )
+        raise ValueError(
+            f"domain: {domain!r} is a public suffix ({why}): browsers drop cookies set for it (or keep them for "
+            "that exact host only), so every page would mint again; use your shop's domain such as "
+            "'.shop.example', or leave domain unset (None) for a host-only cookie"
+        )
 
 
 def _check_str(name: str, value: object) -> None:

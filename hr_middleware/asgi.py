@@ -129,13 +129,30 @@ class ScopeHeaders(Mapping[str, str]):
     __slots__ = ("_values",)
 
     def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
-        values: dict[str, str] = {}
+        # Each name's lines are collected, then joined once: joining line by line copies
+        # the growing value each time (33,000 Cookie lines took seconds). Names are
+        # decoded and lower-cased once each, not once a line (half the time of 33,000 lines).
+        if not isinstance(raw, (list, tuple)):
+            raw = list(raw)  # ASGI allows any iterable; it may be read twice here
+        lines: dict[bytes, list[bytes]] = {}
+        get = lines.get
         for raw_name, raw_value in raw:
+            found = get(raw_name)
+            if found is None:
+                lines[raw_name] = [raw_value]
+            else:
+                found.append(raw_value)
+        values: dict[str, str] = {}
+        for raw_name, found in lines.items():
             name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
             if name in values:
-                value = values[name] + ("; " if name == "cookie" else ", ") + value
-            values[name] = value
+                # One name in two spellings (a server that keeps the client's): every line in order.
+                lines_in_order: dict[str, list[bytes]] = {}
+                for spelt, raw_value in raw:
+                    lines_in_order.setdefault(spelt.decode("latin-1").lower(), []).append(raw_value)
+                values = {name: _joined(name, found) for name, found in lines_in_order.items()}
+                break
+            values[name] = _joined(name, found)
         self._values = values
 
     def __getitem__(self, name: str) -> str:
@@ -149,6 +166,13 @@ class ScopeHeaders(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._values)
+
+
+def _joined(name: str, lines: list[bytes]) -> str:
+    """The lines of header *name* as one value: joined with ``"; "`` for Cookie (RFC 9113
+    8.2.3), ``", "`` for the others (RFC 9110 5.3); decoded as latin-1."""
+    value = lines[0] if len(lines) == 1 else (b"; " if name == "cookie" else b", ").join(lines)
+    return value.decode("latin-1")
 
 
 class TrackingUserMiddleware:

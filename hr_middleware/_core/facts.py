@@ -12,6 +12,7 @@ from typing import Any
 
 from werkzeug.sansio.http import parse_cookie
 
+from .cookies import cookie_header_end
 from .visit import NoIdReason
 
 __all__ = ["RequestFacts", "is_bot", "is_page_navigation", "not_a_page_navigation", "parse_cookies"]
@@ -84,11 +85,13 @@ _JOINED_LINE = re.compile(r",[ \t]*(?=[!#$%&'*+\-.^_`|~0-9A-Za-z]+=)")
 def parse_cookies(header: str) -> dict[str, str]:
     """The cookies of a raw Cookie *header*, first value of each name; never raises.
 
-    *header* is as WSGI and ASGI servers hand it (bytes read as latin-1): it is
-    decoded as UTF-8, any byte that is not UTF-8 replaced, so one odd byte in
-    another site's cookie does not hide the others (werkzeug's ``parse_cookie``
-    raises on it). Two header lines joined with ", " are read as two lines.
+    *header* is as WSGI and ASGI servers hand it (bytes read as latin-1), read up to
+    :func:`~hr_middleware._core.cookies.cookie_header_end`. It is decoded as UTF-8,
+    any byte that is not UTF-8 replaced, so one odd byte in another site's cookie
+    does not hide the others (werkzeug's ``parse_cookie`` raises on it). Two header
+    lines joined with ", " are read as two lines.
     """
+    header = header[: cookie_header_end(header)]
     try:
         text = header.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:  # already text beyond latin-1: decoded by the framework

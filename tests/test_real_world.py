@@ -12,7 +12,7 @@ import pytest
 
 from hr_middleware import asgi, wsgi
 from hr_middleware._core.log import INTERNAL_ERROR
-from hr_middleware.consent import cookie_consent, cookiebot
+from hr_middleware.consent import cookie_consent, cookiebot, onetrust
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE
@@ -100,12 +100,45 @@ def test_a_cookie_header_far_beyond_what_browsers_send_is_read_up_to_the_bound(
     assert past_the_bound.set_cookies[SERVER].value == fake_hello_retail.minted[0]
 
 
-def test_consent_on_the_second_of_two_joined_lines_is_read(adapter: str, make_driver: Any) -> None:
+@pytest.mark.parametrize(
+    "cookies",
+    [
+        pytest.param(f"{SERVER}={A}; {SDK}={A}, tracking_ok=1", id="joined-with-comma-blank"),
+        pytest.param(f"{SERVER}={A}; {SDK}={A},tracking_ok=1", id="joined-with-comma"),
+        pytest.param([f"{SERVER}={A}; {SDK}={A}", "tracking_ok=1"], id="two-lines-joined-by-the-server"),
+    ],
+)
+def test_consent_on_the_second_of_two_joined_lines_is_read(adapter: str, make_driver: Any, cookies: Any) -> None:
+    """werkzeug and wsgiref join two lines with ", ", gunicorn 27 and Django's ASGI handler with ","."""
     driver = make_driver(adapter, consent=cookie_consent("tracking_ok"))
 
-    result = driver.get("/", cookies=f"{SERVER}={A}; {SDK}={A}, tracking_ok=1")
+    result = driver.get("/", cookies=cookies)
 
     assert (result.app_id, result.set_cookies) == (A, {})
+
+
+#: OneTrust's OptanonConsent as some sites leave it: partly percent-encoded, the lists'
+#: ":" and "," raw, and its host and vendor lists ending with "," (so ",&genVendors=" and
+#: ",&consentId=": a "," then what looks like a cookie's "name=").
+ONETRUST_MIXED = (
+    "isGpcEnabled=0&datestamp=Wed+Mar+06+2024+14%3A21%3A09+GMT%2B0100+(Central+European+Standard+Time)"
+    "&version=202401.2.0&browserGpcFlag=0&isIABGlobal=false&hosts=H12:1,H31:1,&genVendors=V2:1,V1:1,"
+    "&consentId=0b8e4c1a-5f7d-4c39-9e21-7a6f3c2d1b0e&interactionCount=1&landingPath=NotLandingPage"
+    "&groups=C0001:1,C0002:1,C0003:1,C0004:1&AwaitingReconsent=false&geolocation=DK%3B84"
+)
+
+
+def test_a_consent_cookie_holding_comma_name_equals_is_read_whole(adapter: str, make_driver: Any) -> None:
+    """Read as ", "-joined lines first, it was cut at ",&genVendors=": no groups, consent
+    unknown, so declined, and the visitor's id cookies deleted."""
+    driver = make_driver(adapter, consent=onetrust("C0004"))
+
+    result = driver.get(
+        "/", cookies=f"OptanonAlertBoxClosed=2024-03-06T13:21:09.123Z; {IDS}; OptanonConsent={ONETRUST_MIXED}"
+    )
+
+    assert (result.app_id, result.seen["origin"]) == (A, "cookie")
+    assert result.set_cookies == {}
 
 
 def test_the_apps_own_id_cookie_is_the_only_one_of_its_name(

@@ -77,8 +77,9 @@ class RequestFacts:
 
 
 #: A "," that starts another cookie: where a server joined two Cookie header
-#: lines with ", " (gunicorn, werkzeug, wsgiref). A "," inside a value
-#: (Cookiebot's "{necessary:true,marketing:false}") is not followed by "name=".
+#: lines with "," (gunicorn 27, Django's ASGI handler) or ", " (werkzeug, wsgiref).
+#: A "," inside a value (Cookiebot's "{necessary:true,marketing:false}") is not
+#: followed by "name=" (but see parse_cookies).
 _JOINED_LINE = re.compile(r",[ \t]*(?=[!#$%&'*+\-.^_`|~0-9A-Za-z]+=)")
 
 
@@ -88,17 +89,26 @@ def parse_cookies(header: str) -> dict[str, str]:
     *header* is as WSGI and ASGI servers hand it (bytes read as latin-1), read up to
     :func:`~hr_middleware._core.cookies.cookie_header_end`. It is decoded as UTF-8,
     any byte that is not UTF-8 replaced, so one odd byte in another site's cookie
-    does not hide the others (werkzeug's ``parse_cookie`` raises on it). Two header
-    lines joined with ", " are read as two lines.
+    does not hide the others (werkzeug's ``parse_cookie`` raises on it).
+
+    It is read as browsers send it first (cookies end at ``;`` only), then as
+    header lines joined with ``","`` by the server; a name found only in the second
+    reading is taken from it. So a value holding ``",name="`` (a OneTrust
+    ``OptanonConsent`` with an unencoded ``genVendors=V2:1,&...``) is kept whole,
+    and a cookie on a second line joined by the server is still found. (Where a
+    server joined the lines with ``","`` alone, the last cookie of a line keeps
+    what follows up to the next ``";"``, as in a browser's reading.)
     """
     header = header[: cookie_header_end(header)]
     try:
         text = header.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:  # already text beyond latin-1: decoded by the framework
         text = header
+    cookies = parse_cookie(text).to_dict()
     if "," in text:
-        text = _JOINED_LINE.sub("; ", text)
-    return parse_cookie(text).to_dict()
+        for name, value in parse_cookie(_JOINED_LINE.sub("; ", text)).items():
+            cookies.setdefault(name, value)
+    return cookies
 
 
 # Link previews, crawlers, monitors, headless automation and HTTP libraries: a

@@ -80,6 +80,12 @@ def bare_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> li
     return [b"ok"]
 
 
+def reading_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """The bare app, but it reads the id, as a page with recommendations does (the response is made private)."""
+    get_tracking_user_id()
+    return bare_wsgi(environ, start_response)
+
+
 def wsgi_environ(cookie: str | None) -> dict[str, Any]:
     environ = {
         "REQUEST_METHOD": "GET",
@@ -152,6 +158,7 @@ def bench_wsgi(rounds: int, n: int) -> dict[str, float]:
         "bare app": bare_wsgi,
         "hr-middleware (returning visitor)": WSGITracking(bare_wsgi, settings=settings),
         "werkzeug ProxyFix": ProxyFix(bare_wsgi, x_for=1, x_proto=1),
+        "hr-middleware, app reads the id": WSGITracking(reading_wsgi, settings=settings),
         "floor: contextvar + start_response": FloorWSGI(bare_wsgi),
     }
     environ = wsgi_environ(COOKIE)
@@ -204,7 +211,7 @@ def asgi_scope(cookie: str) -> dict[str, Any]:
 
 
 async def reading_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The bare app, but it reads the id, as a page with recommendations does (the response gets Vary: Cookie)."""
+    """The bare app, but it reads the id, as a page with recommendations does (the response is made private)."""
     get_tracking_user_id()
     await bare_asgi(scope, receive, send)
 

@@ -11,10 +11,12 @@ Any other ASGI 3 app (Django's ASGI handler, Quart, a bare callable)::
     app = TrackingUserMiddleware(app, website_uuid="...")
 
 The options are those of :class:`~hr_middleware.Settings`, as keyword
-arguments or as ``settings=``. While a request is served the id (or None) is
-at ``scope["state"]["tracking_user_id"]`` (``request.state.tracking_user_id``
-in Starlette and FastAPI) and :func:`hr_middleware.get_tracking_user_id`
-returns it, in the endpoint and in every task it starts.
+arguments or as ``settings=``. While a request is served
+:func:`hr_middleware.get_tracking_user_id` returns the id (or None), in the
+endpoint and in every task it starts, and keeps the response out of shared
+caches. The id is also at ``scope["state"]["tracking_user_id"]``
+(``request.state.tracking_user_id``), for code outside the request's context;
+reading it there is not seen, so a page must not be built from it.
 
 Per scope type:
 
@@ -23,8 +25,9 @@ Per scope type:
     id from Hello Retail with a non-blocking, pooled httpx client (one per
     middleware instance), so concurrent first visits mint concurrently and
     returning visitors never wait for Hello Retail. ``http.response.start``
-    gets the Set-Cookie (and, where needed, ``Cache-Control: private`` and
-    ``Vary: Cookie``) headers appended; every other message passes unchanged.
+    gets the Set-Cookie headers appended and, where a cookie is written or the
+    id was read, its caching headers made private; every other message passes
+    unchanged.
 ``websocket``
     The id is read from the cookies and exposed the same way; nothing is
     minted and no cookie is set.

@@ -6,9 +6,11 @@ Usage::
 
     app = TrackingUserMiddleware(app, website_uuid="...")
 
-The id is at ``environ["hello_retail.tracking_user_id"]`` and
-:func:`hr_middleware.get_tracking_user_id` while the request is served,
-including while its response iterable is consumed. See the README for every
+:func:`hr_middleware.get_tracking_user_id` returns the id while the request is
+served, including while its response iterable is consumed, and keeps the
+response out of shared caches. The id is also at
+``environ["hello_retail.tracking_user_id"]`` for code outside the request's
+context; reading it there is not seen, so a page must not be built from it. See the README for every
 option and for what happens when Hello Retail fails (the page is served).
 """
 

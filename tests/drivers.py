@@ -7,6 +7,7 @@ all of them:
 ``/asset.png``   the same handler, reached the way a browser loads an image
 ``/headers``     answers with the Cache-Control/Vary given in the query string
 ``/silent``      does not read the id at all
+``/silent-headers`` answers like ``/headers`` without reading the id
 ``/grant``       calls ``hr_middleware.consent.grant()`` (``agrant`` where async), then answers like ``/``
 ``/revoke``      calls ``hr_middleware.consent.revoke()``, then answers like ``/``
 
@@ -161,7 +162,8 @@ def as_config(settings: Settings, prefix: str = "") -> dict[str, Any]:
 
 
 def header_query(query: Mapping[str, str]) -> list[tuple[str, str]]:
-    """``/headers?cc=...&vary=...&cdn=...&surrogate=...&set_cookie=...`` -> the headers the app answers with."""
+    """``/headers?cc=...&vary=...&cdn=...&surrogate=...&set_cookie=...&header=Name: value``
+    -> the headers the app answers with."""
     out = []
     if "cc" in query:
         out.append(("Cache-Control", query["cc"]))
@@ -173,6 +175,9 @@ def header_query(query: Mapping[str, str]) -> list[tuple[str, str]]:
         out.append(("Surrogate-Control", query["surrogate"]))
     if "set_cookie" in query:
         out.append(("Set-Cookie", query["set_cookie"]))
+    if "header" in query:
+        name, _, value = query["header"].partition(":")
+        out.append((name.strip(), value.strip()))
     return out
 
 
@@ -209,6 +214,9 @@ def plain_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) 
     headers = [("Content-Type", "application/json")]
     if path == "/silent":
         start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"silent"]
+    if path == "/silent-headers":
+        start_response("200 OK", [("Content-Type", "text/plain"), *header_query(query)])
         return [b"silent"]
     if path == "/headers":
         headers += header_query(query)
@@ -343,6 +351,13 @@ class FlaskDriver(WSGIDriver):
         def silent() -> str:
             return "silent"
 
+        @app.get("/silent-headers")
+        def silent_with_headers() -> Response:
+            response = Response("silent", content_type="text/plain")
+            for key, value in header_query(request.args):
+                response.headers.add(key, value)
+            return response
+
         @app.route("/grant", methods=["GET", "POST"])
         def grant() -> dict[str, Any]:
             consent.grant()
@@ -383,6 +398,14 @@ async def silent(request: Request) -> StarletteResponse:
     return PlainTextResponse("silent")
 
 
+async def silent_with_headers(request: Request) -> StarletteResponse:
+    """``/headers`` without reading the id."""
+    response = PlainTextResponse("silent")
+    for key, value in header_query(request.query_params):
+        response.headers.append(key, value)
+    return response
+
+
 async def grant_endpoint(request: Request) -> StarletteResponse:
     await consent.agrant()
     return JSONResponse(seen_now(state_id(request)))
@@ -420,6 +443,7 @@ def starlette_app() -> Starlette:
             Route("/", index, methods=["GET", "POST", "HEAD"]),
             Route("/asset.png", index),
             Route("/silent", silent),
+            Route("/silent-headers", silent_with_headers),
             Route("/headers", with_headers),
             *ASGI_CONSENT_ROUTES,
         ]
@@ -512,6 +536,7 @@ class FastAPIDriver(ASGIDriver):
             return headers_response(request, {**seen_now(state_id(request)), "id": tracking_user_id})
 
         app.add_route("/silent", silent)
+        app.add_route("/silent-headers", silent_with_headers)
         app.router.routes.extend(ASGI_CONSENT_ROUTES)
         # Built now (Starlette would on the first request) to find the instance add_middleware made.
         app.middleware_stack = app.build_middleware_stack()

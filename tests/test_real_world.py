@@ -7,6 +7,7 @@ import socket
 import sys
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -174,12 +175,63 @@ def test_the_apps_own_id_cookie_is_the_only_one_of_its_name(
 def test_a_page_that_sets_the_id_is_kept_out_of_every_shared_cache(
     adapter: str, make_driver: Any, query: dict[str, str], expected: dict[str, str]
 ) -> None:
-    from urllib.parse import urlencode
-
     result = make_driver(adapter).get("/headers?" + urlencode(query))
 
     assert result.set_cookies  # a first visit: the id is set
     assert {name: result.header(name) for name in expected} == expected
+
+
+#: The fields CDNs obey instead of Cache-Control, each with a value that lets them store the page.
+CDN_FIELDS = [
+    pytest.param("CDN-Cache-Control", "public, max-age=600", id="cdn-cache-control"),
+    pytest.param("Surrogate-Control", "max-age=600", id="surrogate-control"),
+    pytest.param("Cloudflare-CDN-Cache-Control", "max-age=600", id="cloudflare"),
+    pytest.param("Vercel-CDN-Cache-Control", "max-age=600, stale-while-revalidate=60", id="vercel"),
+    pytest.param("Netlify-CDN-Cache-Control", "public, durable, s-maxage=600", id="netlify"),
+    pytest.param("Fastly-CDN-Cache-Control", "max-age=600", id="any-targeted-field"),  # RFC 9213
+    pytest.param("Akamai-Cache-Control", "public, max-age=600", id="akamai"),
+    pytest.param("Edge-Control", "!no-store, cache-maxage=600s", id="edge-control"),
+]
+SHARED = "public, s-maxage=600"
+
+
+@pytest.mark.parametrize(("field", "value"), CDN_FIELDS)
+def test_a_page_that_read_the_id_is_stored_by_no_shared_cache(
+    adapter: str, make_driver: Any, field: str, value: str
+) -> None:
+    """A returning visitor's page writes no cookie: ``Vary: Cookie`` alone, which Cloudflare
+    and most CDNs ignore, once let them store it for the next visitor."""
+    query = urlencode({"cc": SHARED, "header": f"{field}: {value}"})
+
+    result = make_driver(adapter).get(f"/headers?{query}", cookies={SERVER: A, SDK: A})
+
+    assert (result.app_id, result.set_cookies) == (A, {})
+    assert result.header_lines("cache-control") == ["private, s-maxage=600"]
+    assert result.header_lines(field) == ["no-store"]
+    assert result.header_lines("vary") == ["Cookie"]
+
+
+def test_a_page_that_read_the_id_and_says_nothing_of_caches_is_made_private(adapter: str, make_driver: Any) -> None:
+    result = make_driver(adapter).get("/", cookies={SERVER: A, SDK: A})
+
+    assert (result.app_id, result.set_cookies) == (A, {})
+    assert result.header_lines("cache-control") == ["private"]
+    assert result.header_lines("vary") == ["Cookie"]
+
+
+@pytest.mark.parametrize(("field", "value"), CDN_FIELDS)
+def test_a_page_that_did_not_read_the_id_keeps_its_caching_headers(
+    adapter: str, make_driver: Any, field: str, value: str
+) -> None:
+    query = urlencode({"cc": SHARED, "header": f"{field}: {value}"})
+
+    result = make_driver(adapter).get(f"/silent-headers?{query}", cookies={SERVER: A, SDK: A})
+
+    assert result.body == b"silent"
+    assert result.set_cookies == {}
+    assert result.header_lines("cache-control") == [SHARED]
+    assert result.header_lines(field) == [value]
+    assert result.header("vary") is None
 
 
 def test_a_returning_visitors_page_tells_cdns_not_to_store_it(adapter: str, make_driver: Any) -> None:

@@ -15,7 +15,6 @@ from django.http.response import HttpResponseBase
 
 from hr_middleware._core.facts import RequestFacts
 from hr_middleware._core.headers import (
-    CACHING_HEADERS,
     cache_headers,
     cookies_to_set,
     keep_out_of_shared_caches,
@@ -349,8 +348,7 @@ def _finish(request: HttpRequest, served: Served, response: HttpResponseBase) ->
 def _patch(served: Served, response: HttpResponseBase) -> None:
     headers = response.headers
     try:
-        current_values = {name: headers.get(name) for name in CACHING_HEADERS}
-        for name, value in cache_headers(served, current_values).items():
+        for name, value in cache_headers(served, dict(headers.items())).items():
             headers[name] = value
         for cookie in cookies_to_set(served, response.cookies):
             # set_cookie for deletions too: delete_cookie() would drop Secure and HttpOnly.

@@ -163,7 +163,8 @@ def as_config(settings: Settings, prefix: str = "") -> dict[str, Any]:
 
 def header_query(query: Mapping[str, str]) -> list[tuple[str, str]]:
     """``/headers?cc=...&vary=...&cdn=...&surrogate=...&set_cookie=...&header=Name: value``
-    -> the headers the app answers with."""
+    -> the headers the app answers with (Django's views set a Set-Cookie through
+    ``response.cookies`` unless ``set_cookie_as=header``)."""
     out = []
     if "cc" in query:
         out.append(("Cache-Control", query["cc"]))

@@ -157,6 +157,22 @@ def test_the_apps_own_id_cookie_is_the_only_one_of_its_name(
     assert "private" in (result.header("cache-control") or "")
 
 
+@pytest.mark.parametrize("django", ["django", "django_async"])
+def test_a_django_view_that_writes_our_set_cookie_header_itself_keeps_it(
+    django: str, make_driver: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    """``response.headers["Set-Cookie"] = ...`` rather than ``set_cookie()``: Django sends
+    that line and ``response.cookies``' lines; ours was added after the app's, and won."""
+    query = urlencode({"set_cookie": f"{SERVER}={B}; Path=/; Max-Age=31536000", "set_cookie_as": "header"})
+
+    result = make_driver(django).get(f"/headers?{query}")
+
+    names = [line.partition("=")[0].strip() for line in result.header_lines("set-cookie")]
+    assert names.count(SERVER) == 1
+    assert result.set_cookies[SERVER].value == B
+    assert result.set_cookies[SDK].value == fake_hello_retail.minted[0]  # ours: the app left it alone
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [

@@ -31,7 +31,7 @@ def silent_with_headers(request: HttpRequest) -> HttpResponse:
 
 def _headers_from_query(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     for key, value in header_query(request.GET):
-        if key == "Set-Cookie":
+        if key == "Set-Cookie" and request.GET.get("set_cookie_as") != "header":
             # The Django way: through response.cookies.
             name, _, rest = value.partition("=")
             response.set_cookie(name, rest.partition(";")[0])

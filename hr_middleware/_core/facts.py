@@ -81,6 +81,9 @@ class RequestFacts:
 #: A "," inside a value (Cookiebot's "{necessary:true,marketing:false}") is not
 #: followed by "name=" (but see parse_cookies).
 _JOINED_LINE = re.compile(r",[ \t]*(?=[!#$%&'*+\-.^_`|~0-9A-Za-z]+=)")
+#: The same with a blank after the ",": only a server's join makes that (browsers
+#: send no blank after a "," in a value: OneTrust's and Cookiebot's lists have none).
+_JOINED_LINE_WITH_BLANK = re.compile(r",[ \t]+(?=[!#$%&'*+\-.^_`|~0-9A-Za-z]+=)")
 
 
 def parse_cookies(header: str) -> dict[str, str]:
@@ -91,23 +94,26 @@ def parse_cookies(header: str) -> dict[str, str]:
     any byte that is not UTF-8 replaced, so one odd byte in another site's cookie
     does not hide the others (werkzeug's ``parse_cookie`` raises on it).
 
-    It is read as browsers send it first (cookies end at ``;`` only), then as
-    header lines joined with ``","`` by the server; a name found only in the second
-    reading is taken from it. So a value holding ``",name="`` (a OneTrust
-    ``OptanonConsent`` with an unencoded ``genVendors=V2:1,&...``) is kept whole,
-    and a cookie on a second line joined by the server is still found. (Where a
-    server joined the lines with ``","`` alone, the last cookie of a line keeps
-    what follows up to the next ``";"``, as in a browser's reading.)
+    Lines a server joined with ``", "`` are read as lines. Then the header is read
+    as browsers send it (cookies end at ``;`` only), and a name not found that way
+    is taken from a reading that also splits at ``","`` before ``name=`` (lines
+    joined with ``","`` alone). So a value holding ``",name="`` (a OneTrust
+    ``OptanonConsent`` with its lists unencoded: ``genVendors=V2:1,V1:1,&...``) is
+    kept whole, and a cookie on a second line is still found. (Where a server
+    joined the lines with ``","`` alone, the last cookie of a line keeps what
+    follows up to the next ``";"``, as in a browser's reading.)
     """
     header = header[: cookie_header_end(header)]
     try:
         text = header.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:  # already text beyond latin-1: decoded by the framework
         text = header
+    if "," not in text:
+        return parse_cookie(text).to_dict()
+    text = _JOINED_LINE_WITH_BLANK.sub("; ", text)
     cookies = parse_cookie(text).to_dict()
-    if "," in text:
-        for name, value in parse_cookie(_JOINED_LINE.sub("; ", text)).items():
-            cookies.setdefault(name, value)
+    for name, value in parse_cookie(_JOINED_LINE.sub("; ", text)).items():
+        cookies.setdefault(name, value)
     return cookies
 
 

@@ -4,8 +4,8 @@
 
 - ``0`` (or unset): the middleware, talking to ``HELLO_RETAIL_API_URL``;
 - ``1``: the same app without it;
-- ``vary``: without it, its pages sending the ``Vary: Cookie`` header that the
-  middleware adds to a page that reads the id;
+- ``vary``: without it, its pages sending the ``Cache-Control: private`` and
+  ``Vary: Cookie`` headers that the middleware adds to a page that reads the id;
 - ``correlation-id``: asgi-correlation-id instead of ours (ASGI only), a peer
   that also reads a header and sets a contextvar on every request.
 
@@ -29,7 +29,7 @@ from hr_middleware import get_tracking_user_id
 
 _STACK = os.environ.get("HR_BENCH_BARE", "0")
 BARE = _STACK in ("1", "vary")
-#: The page headers; the bare app with "vary" sends what ours adds.
+#: The page headers; the bare app with "vary" sends what ours adds (Cache-Control: private, Vary: Cookie).
 _VARY = _STACK == "vary"
 _JINJA = os.environ.get("HR_BENCH_PAGE", "hello") == "jinja"
 
@@ -139,7 +139,7 @@ def _bare_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         return [b"ok"]
     body = _page(get_tracking_user_id())
     headers = [("Content-Type", "text/html"), ("Content-Length", str(len(body)))]
-    start_response("200 OK", [*headers, ("Vary", "Cookie")] if _VARY else headers)
+    start_response("200 OK", [*headers, ("Cache-Control", "private"), ("Vary", "Cookie")] if _VARY else headers)
     return [body]
 
 
@@ -159,7 +159,7 @@ async def _bare_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
     else:
         body, headers = _page(get_tracking_user_id()), [(b"content-type", b"text/html")]
         if _VARY:
-            headers.append((b"vary", b"Cookie"))
+            headers += [(b"cache-control", b"private"), (b"vary", b"Cookie")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

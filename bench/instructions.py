@@ -18,8 +18,8 @@ In-process (rows ``asgi``, ``wsgi``)
     over the bare app to those the peer adds.
 Real servers (rows ``h11``, ``httptools``, ``jinja``, ``gthread``)
     uvicorn and gunicorn, one worker, serving ``bench/apps.py`` (bare, bare
-    sending the ``Vary: Cookie`` header a personalised page needs, with the
-    middleware, and with a peer middleware), a returning visitor's requests
+    sending the ``Cache-Control: private`` and ``Vary: Cookie`` headers a
+    personalised page needs, with the middleware, and with a peer middleware), a returning visitor's requests
     sent one at a time over one keep-alive connection. ``GET /mark`` marks;
     the figure per request is the difference of two stretches of N1 and N2
     requests divided by N2 - N1 (the marking requests cancel out), counting
@@ -166,10 +166,10 @@ def in_process_variants() -> dict[str, Callable[[], Callable[[int], None]]]:
 
         return ProxyFix(micro.bare_wsgi, x_for=1, x_proto=1)
 
-    def ours_wsgi() -> Any:
+    def ours_wsgi(app: Any) -> Any:
         from hr_middleware.wsgi import TrackingUserMiddleware
 
-        return TrackingUserMiddleware(micro.bare_wsgi, settings=settings)
+        return TrackingUserMiddleware(app, settings=settings)
 
     return {
         "asgi: bare app": asgi(lambda: micro.bare_asgi),
@@ -179,9 +179,11 @@ def in_process_variants() -> dict[str, Callable[[], Callable[[int], None]]]:
         "asgi: bare app that reads the id": asgi(lambda: micro.reading_asgi),
         "asgi: hr-middleware, app reads the id": asgi(lambda: ours_asgi(micro.reading_asgi)),
         "wsgi: bare app": wsgi(lambda: micro.bare_wsgi),
-        f"wsgi: {OURS}": wsgi(ours_wsgi),
+        f"wsgi: {OURS}": wsgi(lambda: ours_wsgi(micro.bare_wsgi)),
         "wsgi: werkzeug ProxyFix": wsgi(proxy_fix),
         "wsgi: floor: contextvar + start_response": wsgi(lambda: micro.FloorWSGI(micro.bare_wsgi)),
+        "wsgi: bare app that reads the id": wsgi(lambda: micro.reading_wsgi),
+        "wsgi: hr-middleware, app reads the id": wsgi(lambda: ours_wsgi(micro.reading_wsgi)),
     }
 
 
@@ -229,7 +231,7 @@ def report_in_process(
         for name, value in figures.items():
             if not name.startswith(stack):
                 continue
-            reference = figures["asgi: bare app that reads the id"] if "app reads the id" in name else bare
+            reference = figures[f"{stack}: bare app that reads the id"] if "app reads the id" in name else bare
             added = value - reference
             line = f"  {name:<44}{value:>14,.0f}"
             if name != f"{stack}: bare app":
@@ -242,8 +244,8 @@ def report_in_process(
                 line += f"{target.text():>11}  {target.mark(results[stack])}"
             print(line)
         print()
-    if "asgi" in stacks and not lean:
-        print("  (the reads-the-id row is measured against the bare app that reads it too)")
+    if not lean:
+        print("  (the reads-the-id rows are measured against the bare app that reads it too)")
 
 
 # -- real servers ---------------------------------------------------------------------------
@@ -277,7 +279,7 @@ SERVER_ROWS = {
 STACK_ENV = {"bare": "1", "bare + Vary": "vary", "ours": "0", "correlation-id": "correlation-id"}
 STACK_NAMES = {
     "bare": "bare",
-    "bare + Vary": "bare + Vary: Cookie",
+    "bare + Vary": "bare + private, Vary",
     "ours": "hr-middleware",
     "correlation-id": "asgi-correlation-id",
 }
@@ -385,7 +387,8 @@ def report_servers(pool: ThreadPoolExecutor, rows: list[str], *, n1: int, n2: in
                 line += f"{target.text():>10}  {target.mark(results[name])}"
             print(line)
     print("  bare kept: bare / with, the throughput a stack keeps where the server's CPU is the limit.")
-    print("  bare + Vary: the bare app sending the Vary: Cookie header that ours adds to a page reading the id.")
+    print("  bare + private, Vary: the bare app sending the Cache-Control: private and Vary: Cookie headers")
+    print("  that ours adds to a page reading the id.")
 
 
 # -- the run ------------------------------------------------------------------------------

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import functools
 import json
+import socket
 import statistics
 import subprocess
 import sys
@@ -76,6 +78,12 @@ def report(title: str, rows: list[tuple[str, float]], peer: str | None, target: 
 def bare_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
     return [b"ok"]
+
+
+def reading_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """The bare app, but it reads the id, as a page with recommendations does (the response is made private)."""
+    get_tracking_user_id()
+    return bare_wsgi(environ, start_response)
 
 
 def wsgi_environ(cookie: str | None) -> dict[str, Any]:
@@ -150,6 +158,7 @@ def bench_wsgi(rounds: int, n: int) -> dict[str, float]:
         "bare app": bare_wsgi,
         "hr-middleware (returning visitor)": WSGITracking(bare_wsgi, settings=settings),
         "werkzeug ProxyFix": ProxyFix(bare_wsgi, x_for=1, x_proto=1),
+        "hr-middleware, app reads the id": WSGITracking(reading_wsgi, settings=settings),
         "floor: contextvar + start_response": FloorWSGI(bare_wsgi),
     }
     environ = wsgi_environ(COOKIE)
@@ -202,7 +211,7 @@ def asgi_scope(cookie: str) -> dict[str, Any]:
 
 
 async def reading_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The bare app, but it reads the id, as a page with recommendations does (the response gets Vary: Cookie)."""
+    """The bare app, but it reads the id, as a page with recommendations does (the response is made private)."""
     get_tracking_user_id()
     await bare_asgi(scope, receive, send)
 
@@ -382,6 +391,69 @@ def bench_django(rounds: int, n: int) -> dict[str, float] | None:
     )
 
 
+# -- hostile Cookie headers, real server ----------------------------------------------------
+
+#: A request from a script, not a page view (no mint, on either stack): only the headers cost.
+HOSTILE_HEADERS = (
+    "GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n"
+    f"User-Agent: {UA}\r\nAccept: application/json\r\nSec-Fetch-Dest: empty\r\n"
+)
+#: What the hardening issue sent to a FastAPI worker on uvicorn+httptools: 33,000 Cookie
+#: lines in 1.3 MB (12.5 s of the worker's time, 0.01 s without the middleware), and one 4 MB line
+#: of an empty id cookie (4.6 s).
+HOSTILE_REQUESTS = {
+    "33,000 Cookie lines (1.3 MB)": (
+        HOSTILE_HEADERS + "Cookie: helloRetailTrackingUserId=nothex\r\n" * 33_000 + "\r\n"
+    ).encode(),
+    "one 4 MB Cookie line": (
+        HOSTILE_HEADERS + "Cookie: " + "helloRetailTrackingUserId=," * (4_000_000 // 27) + "\r\n\r\n"
+    ).encode(),
+}
+
+
+def served_in(port: int, request: bytes) -> float:
+    """Seconds from connecting to the end of the answer (the server closes the connection)."""
+    started = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=600) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    elapsed = time.perf_counter() - started
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    return elapsed
+
+
+def bench_hostile_cookies(samples: int) -> None:
+    """The hostile requests, each sent *samples* times to uvicorn+httptools, bare and with the
+    middleware (both servers up at once, requests alternating); medians and their ratio."""
+    from bench.load import server_argv
+    from tests.servers import free_port, running
+
+    stacks = {"bare": "1", "hr-middleware": "0"}
+    ports = {name: free_port() for name in stacks}
+    with contextlib.ExitStack() as servers:
+        for name, bare in stacks.items():
+            argv = server_argv("uvicorn", ports[name], workers=1, http="httptools")
+            servers.enter_context(running(argv, port=ports[name], env={"HR_BENCH_BARE": bare}))
+        times: dict[tuple[str, str], list[float]] = {}
+        for title, request in HOSTILE_REQUESTS.items():
+            for name in stacks:
+                served_in(ports[name], request)  # warm up
+            for _ in range(samples):
+                for name in stacks:
+                    times.setdefault((title, name), []).append(served_in(ports[name], request))
+    print(f"\nHostile Cookie headers, uvicorn+httptools, one worker, {samples} requests each, medians")
+    print(f"  {'request':<32}{'bare ms':>10}{'ours ms':>10}{'ours / bare':>13}")
+    worst = 0.0
+    for title in HOSTILE_REQUESTS:
+        bare, ours = (statistics.median(times[title, name]) * 1000 for name in stacks)
+        worst = max(worst, ours / bare)
+        print(f"  {title:<32}{bare:>10.1f}{ours:>10.1f}{ours / bare:>12.2f}x")
+    print("  target: each at most 2x the bare app's time for the same request")
+    print(f"  result: {'met' if worst <= 2.0 else 'NOT met'} (worst {worst:.2f}x)")
+
+
 # -- first visit ------------------------------------------------------------------------
 
 
@@ -457,18 +529,34 @@ def bench_first_visit(delay: float, visits: int) -> None:
     print(f"  result: {'met' if added_pooled <= 1.0 else 'NOT met'} ({added_pooled:.2f} ms)")
 
 
+PARTS = ("wsgi", "asgi", "django", "first-visit", "hostile")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--requests", type=int, default=20_000, help="requests per round and variant")
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help=f"comma-separated parts to run, of: {', '.join(PARTS)} (default: all)"
+    )
+    parser.add_argument("--hostile-samples", type=int, default=9, help="requests per hostile request and stack")
     args = parser.parse_args()
     rounds, n = (3, 2000) if args.quick else (args.rounds, args.requests)
+    parts = {part.strip() for part in args.only.split(",") if part.strip()}
+    if parts - set(PARTS):
+        parser.error(f"unknown parts {', '.join(sorted(parts - set(PARTS)))}; pick from {', '.join(PARTS)}")
     started = time.monotonic()
-    bench_wsgi(rounds, n)
-    bench_asgi(rounds, n)
-    bench_django(rounds, n)
-    bench_first_visit(delay=0.02, visits=40 if not args.quick else 10)
+    if "wsgi" in parts:
+        bench_wsgi(rounds, n)
+    if "asgi" in parts:
+        bench_asgi(rounds, n)
+    if "django" in parts:
+        bench_django(rounds, n)
+    if "first-visit" in parts:
+        bench_first_visit(delay=0.02, visits=40 if not args.quick else 10)
+    if "hostile" in parts:
+        bench_hostile_cookies(2 if args.quick else args.hostile_samples)
     print(f"\n(bench took {time.monotonic() - started:.0f} s)")
 
 

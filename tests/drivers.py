@@ -7,6 +7,7 @@ all of them:
 ``/asset.png``   the same handler, reached the way a browser loads an image
 ``/headers``     answers with the Cache-Control/Vary given in the query string
 ``/silent``      does not read the id at all
+``/silent-headers`` answers like ``/headers`` without reading the id
 ``/grant``       calls ``hr_middleware.consent.grant()`` (``agrant`` where async), then answers like ``/``
 ``/revoke``      calls ``hr_middleware.consent.revoke()``, then answers like ``/``
 
@@ -115,11 +116,33 @@ def make_result(status: int, body: bytes, headers: list[tuple[str, str]]) -> Res
     return result
 
 
-def cookie_header(cookies: Mapping[str, str] | str | bytes | None) -> str | bytes | None:
-    """The Cookie header to send: a str as a browser sends it (UTF-8), bytes as they are."""
-    if cookies is None or isinstance(cookies, (str, bytes)):
+#: What a driver sends as the Cookie header: one line (a str as a browser sends it, in
+#: UTF-8; bytes as they are), several lines (a list), or none.
+CookieLines = str | bytes | list[str] | None
+
+
+def cookie_header(cookies: Mapping[str, str] | str | bytes | list[str] | None) -> CookieLines:
+    """The Cookie header to send: a str as a browser sends it (UTF-8), bytes as they are,
+    a list as that many Cookie lines; a mapping as one line."""
+    if cookies is None or isinstance(cookies, (str, bytes, list)):
         return cookies
     return "; ".join(f"{k}={v}" for k, v in cookies.items())
+
+
+def joined_by_a_wsgi_server(cookie: CookieLines) -> str | None:
+    """The ``HTTP_COOKIE`` a WSGI server makes of the Cookie line(s): several lines joined
+    with ", " (werkzeug's server, wsgiref; gunicorn 27 joins with ","); bytes read as latin-1."""
+    if isinstance(cookie, list):
+        return ", ".join(cookie)
+    return cookie.decode("latin-1") if isinstance(cookie, bytes) else cookie
+
+
+def raw_cookie_lines(cookie: CookieLines, encoding: str = "utf-8") -> list[bytes]:
+    """The raw Cookie lines an ASGI server hands over: a str encoded (as a browser sends it: UTF-8)."""
+    if cookie is None:
+        return []
+    lines = cookie if isinstance(cookie, list) else [cookie]
+    return [line if isinstance(line, bytes) else line.encode(encoding) for line in lines]
 
 
 def seen_now(native_id: Any) -> dict[str, Any]:
@@ -139,7 +162,9 @@ def as_config(settings: Settings, prefix: str = "") -> dict[str, Any]:
 
 
 def header_query(query: Mapping[str, str]) -> list[tuple[str, str]]:
-    """``/headers?cc=...&vary=...&cdn=...&surrogate=...&set_cookie=...`` -> the headers the app answers with."""
+    """``/headers?cc=...&vary=...&cdn=...&surrogate=...&set_cookie=...&header=Name: value``
+    -> the headers the app answers with (Django's views set a Set-Cookie through
+    ``response.cookies`` unless ``set_cookie_as=header``)."""
     out = []
     if "cc" in query:
         out.append(("Cache-Control", query["cc"]))
@@ -151,6 +176,9 @@ def header_query(query: Mapping[str, str]) -> list[tuple[str, str]]:
         out.append(("Surrogate-Control", query["surrogate"]))
     if "set_cookie" in query:
         out.append(("Set-Cookie", query["set_cookie"]))
+    if "header" in query:
+        name, _, value = query["header"].partition(":")
+        out.append((name.strip(), value.strip()))
     return out
 
 
@@ -187,6 +215,9 @@ def plain_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) 
     headers = [("Content-Type", "application/json")]
     if path == "/silent":
         start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"silent"]
+    if path == "/silent-headers":
+        start_response("200 OK", [("Content-Type", "text/plain"), *header_query(query)])
         return [b"silent"]
     if path == "/headers":
         headers += header_query(query)
@@ -233,14 +264,15 @@ class Driver:
         path: str = "/",
         *,
         headers: Mapping[str, str] | None = None,
-        cookies: Mapping[str, str] | str | bytes | None = None,
+        cookies: Mapping[str, str] | str | bytes | list[str] | None = None,
         method: str = "GET",
         scheme: str = "http",
     ) -> Result:
-        """One request; *headers* default to a browser's page navigation (:data:`PAGE`)."""
+        """One request; *headers* default to a browser's page navigation (:data:`PAGE`);
+        *cookies* a list: that many Cookie lines (as the driver's kind of server passes them)."""
         return self.send(method, path, dict(headers if headers is not None else PAGE), cookie_header(cookies), scheme)
 
-    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: CookieLines, scheme: str) -> Result:
         """One request with exactly these headers and this raw Cookie header (None: none)."""
         raise NotImplementedError
 
@@ -258,7 +290,7 @@ class Driver:
 
 
 def wsgi_send(
-    app: Callable[..., Any], method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str
+    app: Callable[..., Any], method: str, path: str, headers: dict[str, str], cookie: CookieLines, scheme: str
 ) -> Result:
     """One request to the WSGI *app*, as a server makes it."""
     builder = EnvironBuilder(path, method=method, headers=headers)
@@ -267,7 +299,7 @@ def wsgi_send(
     if cookie is not None:
         # Set on the environ directly: werkzeug's client refuses some of the
         # hostile values the tests send. Bytes reach the environ as servers put them: latin-1.
-        environ["HTTP_COOKIE"] = cookie.decode("latin-1") if isinstance(cookie, bytes) else cookie
+        environ["HTTP_COOKIE"] = joined_by_a_wsgi_server(cookie)
     app_iter, status, response_headers = run_wsgi_app(app, environ)
     try:
         body = b"".join(app_iter)
@@ -286,7 +318,7 @@ class WSGIDriver(Driver):
         self.middleware = TrackingUserMiddleware(app, settings=settings)
         self.app: Callable[..., Any] = self.middleware
 
-    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: CookieLines, scheme: str) -> Result:
         return wsgi_send(self.app, method, path, headers, cookie, scheme)
 
     def wrap_in_outer_instance(self) -> None:
@@ -319,6 +351,13 @@ class FlaskDriver(WSGIDriver):
         @app.get("/silent")
         def silent() -> str:
             return "silent"
+
+        @app.get("/silent-headers")
+        def silent_with_headers() -> Response:
+            response = Response("silent", content_type="text/plain")
+            for key, value in header_query(request.args):
+                response.headers.add(key, value)
+            return response
 
         @app.route("/grant", methods=["GET", "POST"])
         def grant() -> dict[str, Any]:
@@ -360,6 +399,14 @@ async def silent(request: Request) -> StarletteResponse:
     return PlainTextResponse("silent")
 
 
+async def silent_with_headers(request: Request) -> StarletteResponse:
+    """``/headers`` without reading the id."""
+    response = PlainTextResponse("silent")
+    for key, value in header_query(request.query_params):
+        response.headers.append(key, value)
+    return response
+
+
 async def grant_endpoint(request: Request) -> StarletteResponse:
     await consent.agrant()
     return JSONResponse(seen_now(state_id(request)))
@@ -397,6 +444,7 @@ def starlette_app() -> Starlette:
             Route("/", index, methods=["GET", "POST", "HEAD"]),
             Route("/asset.png", index),
             Route("/silent", silent),
+            Route("/silent-headers", silent_with_headers),
             Route("/headers", with_headers),
             *ASGI_CONSENT_ROUTES,
         ]
@@ -422,17 +470,14 @@ class ASGIDriver(Driver):
         self._portal_cm = start_blocking_portal()
         self.portal = self._portal_cm.__enter__()
 
-    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: CookieLines, scheme: str) -> Result:
         return self.portal.call(functools.partial(self.serve, self.request(method, path, headers, cookie, scheme)))
 
     @staticmethod
-    def request(
-        method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str
-    ) -> httpx.Request:
+    def request(method: str, path: str, headers: dict[str, str], cookie: CookieLines, scheme: str) -> httpx.Request:
         raw = [(k.encode(), v.encode()) for k, v in headers.items()]
-        if cookie is not None:
-            # What a browser sends: UTF-8, unchecked; bytes as they are.
-            raw.append((b"cookie", cookie if isinstance(cookie, bytes) else cookie.encode()))
+        # What a browser sends: UTF-8, unchecked; bytes as they are; each line its own header.
+        raw += [(b"cookie", line) for line in raw_cookie_lines(cookie)]
         return httpx.Request(method, f"{scheme}://shop.test{path}", headers=raw)
 
     def get_at_once(self, count: int, path: str = "/", *, headers: Mapping[str, str] | None = None) -> list[Result]:
@@ -492,6 +537,7 @@ class FastAPIDriver(ASGIDriver):
             return headers_response(request, {**seen_now(state_id(request)), "id": tracking_user_id})
 
         app.add_route("/silent", silent)
+        app.add_route("/silent-headers", silent_with_headers)
         app.router.routes.extend(ASGI_CONSENT_ROUTES)
         # Built now (Starlette would on the first request) to find the instance add_middleware made.
         app.middleware_stack = app.build_middleware_stack()
@@ -539,7 +585,7 @@ class DjangoDriver(Driver):
 
         return override_settings(HELLO_RETAIL=self._config, ROOT_URLCONF=self.urlconf)
 
-    def send(self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str) -> Result:
+    def send(self, method: str, path: str, headers: dict[str, str], cookie: CookieLines, scheme: str) -> Result:
         with self.settings():
             if self._outer is not None:
                 return wsgi_send(self._outer, method, path, headers, cookie, scheme)
@@ -576,7 +622,7 @@ class DjangoDriver(Driver):
         method: str,
         path: str,
         headers: dict[str, str],
-        cookie: str | bytes | None,
+        cookie: CookieLines,
         scheme: str,
         client: Any = None,
     ) -> Result:
@@ -584,7 +630,7 @@ class DjangoDriver(Driver):
         extra = {}
         if cookie is not None:
             # Into META directly: the client's cookie jar would quote hostile values.
-            extra["HTTP_COOKIE"] = cookie.decode("latin-1") if isinstance(cookie, bytes) else cookie
+            extra["HTTP_COOKIE"] = joined_by_a_wsgi_server(cookie)
         client.cookies.clear()  # stateless, like the other drivers
         response = client.generic(method, path, secure=scheme == "https", headers=headers, **extra)
         body = b"".join(response.streaming_content) if response.streaming else response.content
@@ -634,19 +680,17 @@ class DjangoAsyncDriver(DjangoDriver):
         method: str,
         path: str,
         headers: dict[str, str],
-        cookie: str | bytes | None,
+        cookie: CookieLines,
         scheme: str,
         client: Any = None,
     ) -> Result:
         return self._loop.run_until_complete(self._serve(method, path, headers, cookie, scheme))
 
-    async def _serve(
-        self, method: str, path: str, headers: dict[str, str], cookie: str | bytes | None, scheme: str
-    ) -> Result:
+    async def _serve(self, method: str, path: str, headers: dict[str, str], cookie: CookieLines, scheme: str) -> Result:
         lines = [(k, v.encode("latin-1")) for k, v in headers.items()]
-        if cookie is not None:
-            # One raw header, as a server passes it; httpx's client would add its own defaults.
-            lines.append(("Cookie", cookie if isinstance(cookie, bytes) else cookie.encode("latin-1")))
+        # Raw headers, as a server passes them (Django joins several with ","); httpx's
+        # client would add its own defaults.
+        lines += [("Cookie", line) for line in raw_cookie_lines(cookie, "latin-1")]
         request = httpx.Request(method, f"{scheme}://shop.test{path}", headers=lines)
         response = await self._transport.handle_async_request(request)
         body = await response.aread()

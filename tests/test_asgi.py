@@ -503,7 +503,12 @@ async def test_headers_given_as_a_generator_are_all_kept(fake_hello_retail: Fake
     sent = await serve(middleware, scope_of(cookies={SERVER: A, SDK: A}))
     await middleware.aclose()
 
-    assert list(sent[0]["headers"]) == [(b"content-type", b"text/plain"), (b"x-app", b"1"), (b"vary", b"Cookie")]
+    assert list(sent[0]["headers"]) == [
+        (b"content-type", b"text/plain"),
+        (b"x-app", b"1"),
+        (b"cache-control", b"private"),
+        (b"vary", b"Cookie"),
+    ]
 
 
 @pytest.mark.parametrize("when", ["before-start", "after-start"])

@@ -14,6 +14,7 @@ import pytest
 from hr_middleware import OPT_OUT_ID, Settings, is_valid_id
 from hr_middleware._core.cookies import find_cookie
 from hr_middleware._core.public_suffixes import is_public_suffix
+from hr_middleware._core.facts import parse_cookies
 
 from .ids import UUID, A, B
 
@@ -50,6 +51,34 @@ def accept(value: str) -> str | None:
 )
 def test_find_cookie(header: str, expected: str | None) -> None:
     assert find_cookie(header, KEY, accept) == expected
+
+
+OPTANON = "groups=C0001:1,C0004:1&genVendors=V2:1,V1:1,&geolocation=DK%3B84"
+COOKIEBOT = "{stamp:%27x%27,necessary:true,marketing:true}"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param("a=1; b=2", {"a": "1", "b": "2"}, id="as-browsers-send-it"),
+        pytest.param("a=1, b=2", {"a": "1", "b": "2"}, id="two-lines-joined-with-comma-blank"),
+        # Joined with "," alone (gunicorn 27, Django's ASGI handler), the first line's last
+        # cookie reads as a browser's header would: up to the ";" (what the second line holds
+        # is still found).
+        pytest.param("a=1,b=2", {"a": "1,b=2", "b": "2"}, id="two-lines-joined-with-comma"),
+        pytest.param(f"CookieConsent={COOKIEBOT}; a=1", {"CookieConsent": COOKIEBOT, "a": "1"}, id="cookiebot"),
+        # A name the browser's reading finds keeps its value; only the others come from the joined reading.
+        pytest.param(
+            f"OptanonConsent={OPTANON}; a=1", {"OptanonConsent": OPTANON, "a": "1"}, id="comma-name-in-a-value"
+        ),
+        pytest.param("a=x,b=1; b=2", {"a": "x,b=1", "b": "2"}, id="the-browsers-reading-wins"),
+        pytest.param("legacy=caf\xe9; a=1", {"legacy": "caf\ufffd", "a": "1"}, id="a-byte-that-is-not-utf8"),
+    ],
+)
+def test_parse_cookies(header: str, expected: dict[str, str]) -> None:
+    cookies = parse_cookies(header)
+
+    assert {name: cookies.get(name) for name in expected} == expected
 
 
 @pytest.mark.parametrize(

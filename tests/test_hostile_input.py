@@ -1,18 +1,18 @@
-"""Hostile Cookie headers: property-based. Never raise, never an invalid id, linear cost."""
+"""Hostile Cookie headers: property-based. Never raise, never an invalid id, read up to a bound."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hr_middleware import Settings, is_valid_id
-from hr_middleware._core.cookies import find_cookie, valid_id_or_none
+from hr_middleware._core.cookies import COOKIE_HEADER_LIMIT, cookie_header_end, find_cookie, valid_id_or_none
 from hr_middleware._core.decide import TrackingPolicy
-from hr_middleware._core.returning import agreeing_id_reader
+from hr_middleware._core.facts import parse_cookies
+from hr_middleware._core.returning import agreeing_id_reader, scope_reader
 from hr_middleware._core.visit import Visit
+from hr_middleware.asgi import ASGIRequestFacts
 
 from .ids import SDK, SERVER, UUID, A
 from .test_policy import Facts
@@ -69,27 +69,104 @@ PATHOLOGICAL = [
     " " * 50 + "helloRetailTrackingUserId=x",  # long whitespace before each candidate
     "a=helloRetailTrackingUserId=" + A,  # candidates inside values
     "helloRetailTrackingUserId=" + "b" * 40 + ";",  # many invalid values of our name
+    # The hardening issue's requests, as the app gets them: 33,000 Cookie lines joined by
+    # the server, and one 4 MB line of an empty id cookie (the search for ";" ran to the
+    # end of the header once per cookie: 12.5 s and 4.6 s of a uvicorn worker).
+    "helloRetailTrackingUserId=nothex; ",
+    "helloRetailTrackingUserId=,",
 ]
 
 
 #: A 2 MB Cookie header: over a hundred times what servers accept (gunicorn 8 KB a line, nginx 8-16 KB).
 HUGE = 2_000_000
-#: The time budget for deciding on it. A linear scan takes a few tens of ms; a
-#: quadratic one (a copy of the rest of the header per candidate) takes seconds.
-BUDGET = 0.25
+#: A returning visitor's two cookies, as a browser sends them.
+IDS = f"{SERVER}={A}; {SDK}={A}"
 
 
 @pytest.mark.parametrize("unit", PATHOLOGICAL)
-def test_a_huge_hostile_header_is_decided_within_the_budget(unit: str) -> None:
-    header = unit * (HUGE // len(unit))
+def test_a_huge_hostile_header_is_read_up_to_the_bound(unit: str) -> None:
+    """The cost is the benchmark's to show (``make bench``, the hostile row); here, what is read.
 
-    started = time.perf_counter()
+    The ids before the bound are the visitor's; the same ids only past it are not read.
+    """
+    hostile = unit * (HUGE // len(unit))
+
+    first = Visit()
+    policy.decide(first, Facts(f"{IDS}; {hostile}"))
+    last = Visit()
+    policy.decide(last, Facts(f"{hostile}; {IDS}"))
+
+    assert (first.tracking_user_id, first.cookies) == (A, {})
+    assert (last.tracking_user_id, last.cookies) == (None, {})
+    # The hot path declines such a header: it is read only the long way, up to the bound.
+    assert READ_TEXT(f"{IDS}; {hostile}") is None
+    assert READ_BYTES(f"{IDS}; {hostile}".encode("latin-1")) is None
+
+
+#: Other cookies, as a shop with many scripts sends them: 100 bytes each.
+FILLER = "; ".join(f"c{i:03}={'v' * 94}" for i in range(COOKIE_HEADER_LIMIT // 100 + 1))
+
+
+@pytest.mark.parametrize(
+    ("header", "read"),
+    [
+        pytest.param(f"{IDS}; {FILLER}", A, id="ids-first"),
+        pytest.param(f"{FILLER[: COOKIE_HEADER_LIMIT - 200]}; {IDS}; {FILLER}", A, id="ids-just-before-the-bound"),
+        pytest.param(f"{FILLER}; {IDS}", None, id="ids-past-the-bound"),
+        pytest.param(f"{FILLER[: COOKIE_HEADER_LIMIT - 40]}; {IDS}; {FILLER}", None, id="ids-across-the-bound"),
+        pytest.param(f"{FILLER}", None, id="no-ids"),
+    ],
+)
+def test_a_cookie_header_longer_than_the_bound_is_read_up_to_the_last_cookie_before_it(
+    header: str, read: str | None
+) -> None:
     visit = Visit()
     policy.decide(visit, Facts(header))
-    elapsed = time.perf_counter() - started
 
-    assert visit.tracking_user_id in (None, A)
-    assert elapsed < 3 * BUDGET  # a generous margin for a loaded machine
+    assert visit.tracking_user_id == read
+    assert find_cookie(header, f"{SERVER}=", valid_id_or_none) == read
+    assert find_cookie(header, f"{SDK}=", valid_id_or_none) == read
+
+
+def test_a_cookie_across_the_bound_is_not_read_cut_short() -> None:
+    """A value the bound would cut (``tracking_ok=10`` read as ``1``) is not read at all."""
+    start = COOKIE_HEADER_LIMIT - len("; tracking_ok=1")
+    header = f"{FILLER[:start]}; tracking_ok=10; a=1"
+    assert header.index("tracking_ok=1") + len("tracking_ok=1") == COOKIE_HEADER_LIMIT
+
+    assert "tracking_ok" not in parse_cookies(header)
+    assert find_cookie(header, "tracking_ok=", lambda value: value) is None
+    # Ending exactly at the bound, it is read.
+    assert parse_cookies(header.replace("tracking_ok=10; a=1", "tracking_ok=1; a=1"))["tracking_ok"] == "1"
+
+
+def test_the_bound_is_where_the_docs_say() -> None:
+    assert COOKIE_HEADER_LIMIT == 32 * 1024
+    assert cookie_header_end("a=1; b=2") == len("a=1; b=2")
+    exact = "a=" + "x" * (COOKIE_HEADER_LIMIT - 2)
+    assert cookie_header_end(exact) == COOKIE_HEADER_LIMIT  # not longer than the bound: read whole
+    assert cookie_header_end(exact + "; b=1") == COOKIE_HEADER_LIMIT  # whole cookies up to the bound
+    assert cookie_header_end(exact + "x; b=1") == 0  # the first cookie crosses it: nothing is read
+    assert cookie_header_end("a=1; " + exact) == len("a=1")
+
+
+def test_many_cookie_lines_in_an_asgi_scope_read_as_one_header() -> None:
+    """HTTP/2 splits the Cookie header into lines (RFC 9113 joins them with "; "); a hostile
+    client sends 33,000. Every other repeated header is joined with ", "."""
+    lines = [f"{SERVER}={A}; {SDK}={A}".encode()] + [b"helloRetailTrackingUserId=nothex"] * 33_000
+    raw = [(b"user-agent", b"Mozilla/5.0"), *((b"cookie", line) for line in lines)]
+    raw += [(b"x-forwarded-for", b"203.0.113.9")] * 33_000
+    scope = {"type": "http", "headers": raw}
+
+    facts = ASGIRequestFacts(scope)
+
+    assert facts.cookie_header == "; ".join(line.decode() for line in lines)
+    assert facts.headers["X-Forwarded-For"] == ", ".join(["203.0.113.9"] * 33_000)
+    assert scope_reader(SERVER, SDK)(scope) is None  # past the bound: the long way
+    assert scope_reader(SERVER, SDK)({"headers": raw[:3]}) == A  # two lines within it: the hot path
+    visit = Visit()
+    policy.decide(visit, facts)
+    assert (visit.tracking_user_id, visit.cookies) == (A, {})
 
 
 READ_BYTES = agreeing_id_reader("helloRetailTrackingUserId", "hello_retail_id", bytes)

@@ -22,6 +22,7 @@ from hr_middleware._core.headers import (
     _TEXT_HEADERS,
     _patched,
     cache_headers,
+    keep_out_of_shared_caches,
     patch_headers,
     patch_raw_headers,
     private_cache_control,
@@ -221,20 +222,23 @@ def test_patch_headers_is_a_no_op_for_an_untouched_returning_visit() -> None:
     ("cookies", "accessed", "current", "changes"),
     [
         pytest.param(True, False, {}, {"Cache-Control": "private", "Vary": "Cookie"}, id="writes-nothing-said"),
-        pytest.param(False, True, {"cache-control": "public"}, {"Vary": "Cookie"}, id="read-only"),
+        pytest.param(
+            False, True, {"cache-control": "public"}, {"cache-control": "private", "Vary": "Cookie"}, id="read-only"
+        ),
+        pytest.param(False, True, {}, {"Cache-Control": "private", "Vary": "Cookie"}, id="read-nothing-said"),
         pytest.param(False, False, {"cdn-cache-control": "max-age=60"}, {}, id="untouched"),
         pytest.param(
             True,
             False,
             {"cdn-cache-control": "max-age=600", "surrogate-control": "max-age=600", "vary": "Cookie"},
-            {"Cache-Control": "private", "CDN-Cache-Control": "no-store", "Surrogate-Control": "no-store"},
+            {"Cache-Control": "private", "cdn-cache-control": "no-store", "surrogate-control": "no-store"},
             id="cdn-headers-on-a-write",
         ),
         pytest.param(
             False,
             True,
-            {"cdn-cache-control": "public, max-age=600"},
-            {"Vary": "Cookie", "CDN-Cache-Control": "no-store"},
+            {"CDN-Cache-Control": "public, max-age=600", "Cache-Control": "public, s-maxage=600"},
+            {"Cache-Control": "private, s-maxage=600", "Vary": "Cookie", "CDN-Cache-Control": "no-store"},
             id="cdn-on-a-read",
         ),
         pytest.param(
@@ -247,9 +251,36 @@ def test_patch_headers_is_a_no_op_for_an_untouched_returning_visit() -> None:
         pytest.param(
             False,
             True,
-            {"cdn-cache-control": 'private="Set-Cookie"'},
-            {"Vary": "Cookie", "CDN-Cache-Control": "no-store"},
+            {"cdn-cache-control": 'private="Set-Cookie"', "cache-control": "private"},
+            {"Vary": "Cookie", "cdn-cache-control": "no-store"},
             id="cdn-qualified-private",
+        ),
+        pytest.param(
+            False,
+            True,
+            {
+                "Cloudflare-CDN-Cache-Control": "max-age=600",
+                "vercel-cdn-cache-control": "max-age=600",
+                "Akamai-Cache-Control": "public, max-age=600",
+                "Edge-Control": "!no-store, cache-maxage=600s",
+                "Vary": "Accept-Encoding",
+            },
+            {
+                "Cache-Control": "private",
+                "Vary": "Accept-Encoding, Cookie",
+                "Cloudflare-CDN-Cache-Control": "no-store",
+                "vercel-cdn-cache-control": "no-store",
+                "Akamai-Cache-Control": "no-store",
+                "Edge-Control": "no-store",
+            },
+            id="every-cdns-field-in-the-apps-spelling",
+        ),
+        pytest.param(
+            False,
+            True,
+            {"Content-Type": "text/html", "X-CDN-Cache-Control-Hint": "max-age=600", "cdn-cache-control-x": "1"},
+            {"Cache-Control": "private", "Vary": "Cookie"},
+            id="other-headers-are-not-read",
         ),
     ],
 )
@@ -281,6 +312,10 @@ def test_cookies_the_app_set_itself_are_left_to_it() -> None:
             [("Cache-Control", b"public, max-age=600"), ("CDN-Cache-Control", "max-age=600")], id="bytes-value"
         ),
         pytest.param([("Vary", None), ("Surrogate-Control", "max-age=600")], id="none-value"),
+        pytest.param(
+            [("Vary", None), ("Cloudflare-CDN-Cache-Control", "max-age=600"), ("Edge-Control", "cache-maxage=600s")],
+            id="targeted-fields",
+        ),
     ],
 )
 def test_headers_that_cannot_be_patched_are_kept_out_of_shared_caches(
@@ -292,9 +327,32 @@ def test_headers_that_cannot_be_patched_are_kept_out_of_shared_caches(
     out = patch_headers(visit, headers)
 
     assert ("Cache-Control", "private, no-store") in out
-    assert not [k for k, _ in out if k.lower() in ("cdn-cache-control", "surrogate-control")]
+    assert not [k for k, _ in out if k.lower().endswith("control") and k != "Cache-Control"]
     assert [k for k, _ in out].count("Cache-Control") == 1
     assert [r.message for r in hr_log.records] == [INTERNAL_ERROR]
+
+
+def test_a_header_mapping_that_cannot_be_patched_drops_every_cdn_field() -> None:
+    """Django's response headers, as its adapter hands them over when patching failed."""
+    from django.http import HttpResponse
+
+    from .django_site import configure
+
+    configure()
+    response = HttpResponse(b"page", content_type="text/html")
+    for name, value in [
+        ("Cache-Control", "public, max-age=600"),
+        ("CDN-Cache-Control", "max-age=600"),
+        ("Cloudflare-CDN-Cache-Control", "max-age=600"),
+        ("Akamai-Cache-Control", "public, max-age=600"),
+        ("Edge-Control", "cache-maxage=600s"),
+        ("Surrogate-Control", "max-age=600"),
+    ]:
+        response.headers[name] = value
+
+    keep_out_of_shared_caches(response.headers)
+
+    assert dict(response.headers.items()) == {"Content-Type": "text/html", "Cache-Control": "private, no-store"}
 
 
 CHROME_ANDROID = (
@@ -389,6 +447,11 @@ _HEADER_NAMES = [
     "Cache-Control",
     "CDN-Cache-Control",
     "Surrogate-Control",
+    "Cloudflare-CDN-Cache-Control",
+    "Akamai-Cache-Control",
+    "Edge-Control",
+    "Edge-Controls",
+    "Strict-Transport-Security",
     "X-Vary",
 ]
 _HEADER_VALUES = ["text/html", "Accept-Encoding", "Cookie", "*", "public, max-age=60", "max-age=600", "no-store", ""]

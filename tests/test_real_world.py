@@ -7,12 +7,13 @@ import socket
 import sys
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 from hr_middleware import asgi, wsgi
 from hr_middleware._core.log import INTERNAL_ERROR
-from hr_middleware.consent import cookie_consent, cookiebot
+from hr_middleware.consent import cookie_consent, cookiebot, onetrust
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE
@@ -65,12 +66,80 @@ def test_two_cookie_lines_joined_by_the_server_keep_the_visitor(
     assert fake_hello_retail.mint_count == 0
 
 
-def test_consent_on_the_second_of_two_joined_lines_is_read(adapter: str, make_driver: Any) -> None:
+#: The hardening issue's two requests (a FastAPI worker on uvicorn+httptools froze for
+#: 12.5 s and 4.6 s): 33,000 Cookie lines in 1.3 MB, and one 4 MB line of an empty id cookie.
+HOSTILE_LINES = ["helloRetailTrackingUserId=nothex"] * 33_000
+HOSTILE_LINE = "helloRetailTrackingUserId=," * (4_000_000 // 27)
+IDS = f"{SERVER}={A}; {SDK}={A}"
+
+
+@pytest.mark.parametrize(
+    ("ids_first", "ids_last"),
+    [
+        pytest.param([IDS, *HOSTILE_LINES], [*HOSTILE_LINES, IDS], id="33000-lines"),
+        pytest.param(f"{IDS}; {HOSTILE_LINE}", f"{HOSTILE_LINE}; {IDS}", id="4MB-line"),
+    ],
+)
+def test_a_cookie_header_far_beyond_what_browsers_send_is_read_up_to_the_bound(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail, ids_first: Any, ids_last: Any
+) -> None:
+    """Served, and read up to 32 KiB (``COOKIE_HEADER_LIMIT``): the ids there are the
+    visitor's, ids only past it are not read. (What it costs: ``make bench``, the hostile row.)"""
+    driver = make_driver(adapter)
+
+    returning = driver.get("/", cookies=ids_first)
+    past_the_bound = driver.get("/", cookies=ids_last)
+
+    assert (returning.status, returning.app_id, returning.seen["origin"]) == (200, A, "cookie")
+    # Where the server joined the lines with "," (WSGI servers, Django), the bound cuts the
+    # first line after its first cookie: the SDK cookie may be written again, with the same id.
+    assert SERVER not in returning.set_cookies
+    assert {cookie.value for cookie in returning.set_cookies.values()} <= {A}
+    assert past_the_bound.status == 200
+    assert past_the_bound.app_id == fake_hello_retail.minted[0]  # a first visit
+    assert fake_hello_retail.mint_count == 1
+    assert past_the_bound.set_cookies[SERVER].value == fake_hello_retail.minted[0]
+
+
+@pytest.mark.parametrize(
+    "cookies",
+    [
+        pytest.param(f"{SERVER}={A}; {SDK}={A}, tracking_ok=1", id="joined-with-comma-blank"),
+        pytest.param(f"{SERVER}={A}; {SDK}={A},tracking_ok=1", id="joined-with-comma"),
+        pytest.param([f"{SERVER}={A}; {SDK}={A}", "tracking_ok=1"], id="two-lines-joined-by-the-server"),
+    ],
+)
+def test_consent_on_the_second_of_two_joined_lines_is_read(adapter: str, make_driver: Any, cookies: Any) -> None:
+    """werkzeug and wsgiref join two lines with ", ", gunicorn 27 and Django's ASGI handler with ","."""
     driver = make_driver(adapter, consent=cookie_consent("tracking_ok"))
 
-    result = driver.get("/", cookies=f"{SERVER}={A}; {SDK}={A}, tracking_ok=1")
+    result = driver.get("/", cookies=cookies)
 
     assert (result.app_id, result.set_cookies) == (A, {})
+
+
+#: OneTrust's OptanonConsent as some sites leave it: partly percent-encoded, the lists'
+#: ":" and "," raw, and its host and vendor lists ending with "," (so ",&genVendors=" and
+#: ",&consentId=": a "," then what looks like a cookie's "name=").
+ONETRUST_MIXED = (
+    "isGpcEnabled=0&datestamp=Wed+Mar+06+2024+14%3A21%3A09+GMT%2B0100+(Central+European+Standard+Time)"
+    "&version=202401.2.0&browserGpcFlag=0&isIABGlobal=false&hosts=H12:1,H31:1,&genVendors=V2:1,V1:1,"
+    "&consentId=0b8e4c1a-5f7d-4c39-9e21-7a6f3c2d1b0e&interactionCount=1&landingPath=NotLandingPage"
+    "&groups=C0001:1,C0002:1,C0003:1,C0004:1&AwaitingReconsent=false&geolocation=DK%3B84"
+)
+
+
+def test_a_consent_cookie_holding_comma_name_equals_is_read_whole(adapter: str, make_driver: Any) -> None:
+    """Read as ", "-joined lines first, it was cut at ",&genVendors=": no groups, consent
+    unknown, so declined, and the visitor's id cookies deleted."""
+    driver = make_driver(adapter, consent=onetrust("C0004"))
+
+    result = driver.get(
+        "/", cookies=f"OptanonAlertBoxClosed=2024-03-06T13:21:09.123Z; {IDS}; OptanonConsent={ONETRUST_MIXED}"
+    )
+
+    assert (result.app_id, result.seen["origin"]) == (A, "cookie")
+    assert result.set_cookies == {}
 
 
 def test_the_apps_own_id_cookie_is_the_only_one_of_its_name(
@@ -86,6 +155,22 @@ def test_the_apps_own_id_cookie_is_the_only_one_of_its_name(
     assert result.set_cookies[SERVER].value == B
     assert result.set_cookies[SDK].value == fake_hello_retail.minted[0]  # ours: the app left it alone
     assert "private" in (result.header("cache-control") or "")
+
+
+@pytest.mark.parametrize("django", ["django", "django_async"])
+def test_a_django_view_that_writes_our_set_cookie_header_itself_keeps_it(
+    django: str, make_driver: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    """``response.headers["Set-Cookie"] = ...`` rather than ``set_cookie()``: Django sends
+    that line and ``response.cookies``' lines; ours was added after the app's, and won."""
+    query = urlencode({"set_cookie": f"{SERVER}={B}; Path=/; Max-Age=31536000", "set_cookie_as": "header"})
+
+    result = make_driver(django).get(f"/headers?{query}")
+
+    names = [line.partition("=")[0].strip() for line in result.header_lines("set-cookie")]
+    assert names.count(SERVER) == 1
+    assert result.set_cookies[SERVER].value == B
+    assert result.set_cookies[SDK].value == fake_hello_retail.minted[0]  # ours: the app left it alone
 
 
 @pytest.mark.parametrize(
@@ -106,12 +191,63 @@ def test_the_apps_own_id_cookie_is_the_only_one_of_its_name(
 def test_a_page_that_sets_the_id_is_kept_out_of_every_shared_cache(
     adapter: str, make_driver: Any, query: dict[str, str], expected: dict[str, str]
 ) -> None:
-    from urllib.parse import urlencode
-
     result = make_driver(adapter).get("/headers?" + urlencode(query))
 
     assert result.set_cookies  # a first visit: the id is set
     assert {name: result.header(name) for name in expected} == expected
+
+
+#: The fields CDNs obey instead of Cache-Control, each with a value that lets them store the page.
+CDN_FIELDS = [
+    pytest.param("CDN-Cache-Control", "public, max-age=600", id="cdn-cache-control"),
+    pytest.param("Surrogate-Control", "max-age=600", id="surrogate-control"),
+    pytest.param("Cloudflare-CDN-Cache-Control", "max-age=600", id="cloudflare"),
+    pytest.param("Vercel-CDN-Cache-Control", "max-age=600, stale-while-revalidate=60", id="vercel"),
+    pytest.param("Netlify-CDN-Cache-Control", "public, durable, s-maxage=600", id="netlify"),
+    pytest.param("Fastly-CDN-Cache-Control", "max-age=600", id="any-targeted-field"),  # RFC 9213
+    pytest.param("Akamai-Cache-Control", "public, max-age=600", id="akamai"),
+    pytest.param("Edge-Control", "!no-store, cache-maxage=600s", id="edge-control"),
+]
+SHARED = "public, s-maxage=600"
+
+
+@pytest.mark.parametrize(("field", "value"), CDN_FIELDS)
+def test_a_page_that_read_the_id_is_stored_by_no_shared_cache(
+    adapter: str, make_driver: Any, field: str, value: str
+) -> None:
+    """A returning visitor's page writes no cookie: ``Vary: Cookie`` alone, which Cloudflare
+    and most CDNs ignore, once let them store it for the next visitor."""
+    query = urlencode({"cc": SHARED, "header": f"{field}: {value}"})
+
+    result = make_driver(adapter).get(f"/headers?{query}", cookies={SERVER: A, SDK: A})
+
+    assert (result.app_id, result.set_cookies) == (A, {})
+    assert result.header_lines("cache-control") == ["private, s-maxage=600"]
+    assert result.header_lines(field) == ["no-store"]
+    assert result.header_lines("vary") == ["Cookie"]
+
+
+def test_a_page_that_read_the_id_and_says_nothing_of_caches_is_made_private(adapter: str, make_driver: Any) -> None:
+    result = make_driver(adapter).get("/", cookies={SERVER: A, SDK: A})
+
+    assert (result.app_id, result.set_cookies) == (A, {})
+    assert result.header_lines("cache-control") == ["private"]
+    assert result.header_lines("vary") == ["Cookie"]
+
+
+@pytest.mark.parametrize(("field", "value"), CDN_FIELDS)
+def test_a_page_that_did_not_read_the_id_keeps_its_caching_headers(
+    adapter: str, make_driver: Any, field: str, value: str
+) -> None:
+    query = urlencode({"cc": SHARED, "header": f"{field}: {value}"})
+
+    result = make_driver(adapter).get(f"/silent-headers?{query}", cookies={SERVER: A, SDK: A})
+
+    assert result.body == b"silent"
+    assert result.set_cookies == {}
+    assert result.header_lines("cache-control") == [SHARED]
+    assert result.header_lines(field) == [value]
+    assert result.header("vary") is None
 
 
 def test_a_returning_visitors_page_tells_cdns_not_to_store_it(adapter: str, make_driver: Any) -> None:
@@ -215,6 +351,37 @@ def test_gunicorn_joins_two_cookie_lines_and_the_visitor_keeps_the_id(fake_hello
     assert A.encode() in body
     assert b"set-cookie" not in head.lower()
     assert fake_hello_retail.mint_count == 0
+
+
+def test_uvicorn_with_httptools_serves_the_hostile_cookie_requests(fake_hello_retail: FakeHelloRetail) -> None:
+    """httptools accepts headers of any size: the issue's requests reach the middleware whole."""
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "--http", "httptools", "--port", str(port), "bench.apps:asgi_app"]
+    head = "GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in PAGE.items()
+    )
+    requests = [
+        head + "".join(f"Cookie: {line}\r\n" for line in [IDS, *HOSTILE_LINES]) + "\r\n",
+        head + f"Cookie: {IDS}; {HOSTILE_LINE}\r\n\r\n",
+    ]
+    with running(argv, port=port, env={"HELLO_RETAIL_API_URL": fake_hello_retail.url}):
+        answers = [_answer(port, request.encode()) for request in requests]
+
+    for answer in answers:
+        head_bytes, _, body = answer.partition(b"\r\n\r\n")
+        assert head_bytes.startswith(b"HTTP/1.1 200")
+        assert A.encode() in body
+        assert b"set-cookie" not in head_bytes.lower()
+    assert fake_hello_retail.mint_count == 0
+
+
+def _answer(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
 
 
 # -- error pages: the minted id is delivered wherever the error page passes through the middleware --

@@ -12,6 +12,7 @@ from typing import Any
 
 from werkzeug.sansio.http import parse_cookie
 
+from .cookies import cookie_header_end
 from .visit import NoIdReason
 
 __all__ = ["RequestFacts", "is_bot", "is_page_navigation", "not_a_page_navigation", "parse_cookies"]
@@ -76,26 +77,44 @@ class RequestFacts:
 
 
 #: A "," that starts another cookie: where a server joined two Cookie header
-#: lines with ", " (gunicorn, werkzeug, wsgiref). A "," inside a value
-#: (Cookiebot's "{necessary:true,marketing:false}") is not followed by "name=".
+#: lines with "," (gunicorn 27, Django's ASGI handler) or ", " (werkzeug, wsgiref).
+#: A "," inside a value (Cookiebot's "{necessary:true,marketing:false}") is not
+#: followed by "name=" (but see parse_cookies).
 _JOINED_LINE = re.compile(r",[ \t]*(?=[!#$%&'*+\-.^_`|~0-9A-Za-z]+=)")
+#: The same with a blank after the ",": only a server's join makes that (browsers
+#: send no blank after a "," in a value: OneTrust's and Cookiebot's lists have none).
+_JOINED_LINE_WITH_BLANK = re.compile(r",[ \t]+(?=[!#$%&'*+\-.^_`|~0-9A-Za-z]+=)")
 
 
 def parse_cookies(header: str) -> dict[str, str]:
     """The cookies of a raw Cookie *header*, first value of each name; never raises.
 
-    *header* is as WSGI and ASGI servers hand it (bytes read as latin-1): it is
-    decoded as UTF-8, any byte that is not UTF-8 replaced, so one odd byte in
-    another site's cookie does not hide the others (werkzeug's ``parse_cookie``
-    raises on it). Two header lines joined with ", " are read as two lines.
+    *header* is as WSGI and ASGI servers hand it (bytes read as latin-1), read up to
+    :func:`~hr_middleware._core.cookies.cookie_header_end`. It is decoded as UTF-8,
+    any byte that is not UTF-8 replaced, so one odd byte in another site's cookie
+    does not hide the others (werkzeug's ``parse_cookie`` raises on it).
+
+    Lines a server joined with ``", "`` are read as lines. Then the header is read
+    as browsers send it (cookies end at ``;`` only), and a name not found that way
+    is taken from a reading that also splits at ``","`` before ``name=`` (lines
+    joined with ``","`` alone). So a value holding ``",name="`` (a OneTrust
+    ``OptanonConsent`` with its lists unencoded: ``genVendors=V2:1,V1:1,&...``) is
+    kept whole, and a cookie on a second line is still found. (Where a server
+    joined the lines with ``","`` alone, the last cookie of a line keeps what
+    follows up to the next ``";"``, as in a browser's reading.)
     """
+    header = header[: cookie_header_end(header)]
     try:
         text = header.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:  # already text beyond latin-1: decoded by the framework
         text = header
-    if "," in text:
-        text = _JOINED_LINE.sub("; ", text)
-    return parse_cookie(text).to_dict()
+    if "," not in text:
+        return parse_cookie(text).to_dict()
+    text = _JOINED_LINE_WITH_BLANK.sub("; ", text)
+    cookies = parse_cookie(text).to_dict()
+    for name, value in parse_cookie(_JOINED_LINE.sub("; ", text)).items():
+        cookies.setdefault(name, value)
+    return cookies
 
 
 # Link previews, crawlers, monitors, headless automation and HTTP libraries: a

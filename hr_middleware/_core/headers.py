@@ -7,7 +7,7 @@ out of shared caches instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from typing import Generic, Protocol, TypeVar
 
 from werkzeug.http import parse_list_header
@@ -17,54 +17,76 @@ from .log import INTERNAL_ERROR, logger
 from .visit import Visit
 
 __all__ = [
-    "CACHING_HEADERS",
     "CDN_HEADERS",
     "FAIL_SAFE_CACHE_CONTROL",
-    "FAIL_SAFE_DROPPED",
     "HeaderMapping",
     "cache_headers",
     "cookies_to_set",
+    "is_caching_header",
     "keep_out_of_shared_caches",
     "patch_headers",
     "patch_raw_headers",
     "private_cache_control",
+    "set_cookie_name",
     "vary_on_cookie",
 ]
 
 T = TypeVar("T", str, bytes)
 
 
-def cache_headers(visit: Visit, current: Mapping[str, str | None]) -> dict[str, str]:
+def cache_headers(visit: Visit, current: Mapping[str, str]) -> dict[str, str]:
     """New values of the response's caching headers: only those that change.
 
-    *current* maps the lower-case names of ``Cache-Control``, ``Vary``,
-    ``CDN-Cache-Control`` and ``Surrogate-Control`` to the response's value
-    (several lines joined) or None; the answer maps the canonical names of
-    those to change to their new value.
+    *current* maps the response's headers (names in any case, each once,
+    several lines of one name joined with ", ") to their values; only the
+    caching headers (:func:`is_caching_header`) among them are read. The answer
+    maps each header to change to its new value, under the name *current* has
+    it (``Cache-Control`` and ``Vary`` when the response has none).
 
-    A response that sets or deletes an id cookie must not be stored by a
-    shared cache (every later visitor would get the id): its
-    ``Cache-Control`` becomes ``private``. A response the app built after
-    reading the id may differ per visitor: it gets ``Vary: Cookie``. Either
-    way a ``CDN-Cache-Control`` or ``Surrogate-Control`` (which CDNs obey
-    instead of Cache-Control, and most CDNs ignore ``Vary: Cookie``) that
-    lets the CDN store the page becomes ``no-store``.
+    A response that sets or deletes an id cookie, and one the app built after
+    reading the id, must not be stored by a shared cache: the first would hand
+    the id to every later visitor, the second a page built for this one (and
+    Cloudflare and most CDNs ignore ``Vary: Cookie``). Both get the same: a
+    ``Cache-Control`` made ``private`` (added when there is none), ``Vary:
+    Cookie``, and every header a CDN obeys instead of Cache-Control
+    (:data:`CDN_HEADERS`, any ``*-CDN-Cache-Control``) that lets it store the
+    page made ``no-store``.
     """
     changes: dict[str, str] = {}
     if not (visit.cookies or visit.accessed):
         return changes
-    if visit.cookies:
-        cache_control = private_cache_control(current.get("cache-control"))
-        if cache_control is not None:
-            changes[CACHE_CONTROL] = cache_control
-    vary = vary_on_cookie(current.get("vary"))
-    if vary is not None:
-        changes[VARY] = vary
-    for name in CDN_HEADERS:
-        value = current.get(name.lower())
-        if value is not None and not _keeps_out_of_shared_caches(value):
+    cache_control_name, cache_control = CACHE_CONTROL, None
+    vary_name, vary = VARY, None
+    for name, value in current.items():
+        lowered = name.lower()
+        if lowered == "cache-control":
+            cache_control_name, cache_control = name, value
+        elif lowered == "vary":
+            vary_name, vary = name, value
+        elif _is_cdn_header(lowered) and not _keeps_out_of_shared_caches(value):
             changes[name] = "no-store"
+    private = private_cache_control(cache_control)
+    if private is not None:
+        changes[cache_control_name] = private
+    varying = vary_on_cookie(vary)
+    if varying is not None:
+        changes[vary_name] = varying
     return changes
+
+
+def is_caching_header(name: str) -> bool:
+    """Is *name* (any case) a header :func:`cache_headers` reads: Cache-Control, Vary, or one a CDN obeys?"""
+    lowered = name.lower()
+    return lowered in _CACHE_CONTROL_AND_VARY or _is_cdn_header(lowered)
+
+
+def _is_cdn_header(lowered: str) -> bool:
+    return lowered in _CDN_NAMES or lowered.endswith(_TARGETED_SUFFIX)
+
+
+def set_cookie_name(value: str) -> str:
+    """The name of the cookie a ``Set-Cookie`` header *value* sets."""
+    return value.partition("=")[0].strip()
 
 
 def cookies_to_set(visit: Visit, set_by_app: Container[str] = ()) -> list[CookieWrite]:
@@ -83,15 +105,14 @@ def patch_headers(visit: Visit, headers: list[tuple[str, str]]) -> list[tuple[st
     lines of a caching header are merged into one when changed. Never
     raises: if the headers cannot be patched (an app sending headers of
     the wrong type), that is logged and they are returned kept out of
-    shared caches (``Cache-Control: private, no-store``; CDN-Cache-Control
-    and Surrogate-Control dropped), since the page may carry an id that
-    its cookies do not.
+    shared caches (``Cache-Control: private, no-store``; the CDNs' headers
+    dropped), since the page may carry an id that its cookies do not.
     """
     if not visit.cookies:
         if not visit.accessed:
             return headers
-        if _needs_only_vary(headers):
-            return [*headers, ("Vary", "Cookie")]
+        if _text_needs_only_appends(headers):
+            return [*headers, *_READ_ONLY_TEXT]
     return _patched_or_fail_safe(visit, headers, _TEXT_HEADERS)
 
 
@@ -102,13 +123,15 @@ def patch_raw_headers(visit: Visit, headers: list[tuple[bytes, bytes]]) -> list[
     if not visit.cookies:
         if not visit.accessed:
             return headers
-        if _needs_only_vary(headers):
-            return [*headers, (b"vary", b"Cookie")]
+        if _raw_needs_only_appends(headers):
+            return [*headers, *_READ_ONLY_RAW]
     return _patched_or_fail_safe(visit, headers, _RAW_HEADERS)
 
 
 class HeaderMapping(Protocol):
     """Response headers kept in a case-insensitive mapping (Django's ``response.headers``)."""
+
+    def __iter__(self) -> Iterator[str]: ...
 
     def pop(self, name: str, default: None = None, /) -> object: ...
 
@@ -118,28 +141,45 @@ class HeaderMapping(Protocol):
 def keep_out_of_shared_caches(headers: HeaderMapping) -> None:
     """What a response whose headers could not be patched gets, its headers being
     a case-insensitive mapping (Django's ``response.headers``): ``Cache-Control:
-    private, no-store``, CDN-Cache-Control and Surrogate-Control dropped (as
-    :func:`patch_headers` does to a header list). Never raises: a failure is logged.
+    private, no-store``, the CDNs' headers dropped (as :func:`patch_headers` does
+    to a header list). Never raises: a failure is logged.
     """
     try:
-        for name in FAIL_SAFE_DROPPED:
+        for name in [name for name in headers if _fail_safe_drops(name)]:
             headers.pop(name, None)
         headers[CACHE_CONTROL] = FAIL_SAFE_CACHE_CONTROL
     except Exception:
         logger.exception(INTERNAL_ERROR)
 
 
-def _needs_only_vary(headers: list[tuple[T, T]]) -> bool:
-    """Does a page that read the id, and writes no cookie, need nothing but ``Vary: Cookie``
-    appended? Yes when it has no Vary, CDN-Cache-Control or Surrogate-Control to merge with
-    (the usual page: what the general rules would answer too, in one pass over the names)."""
-    try:
-        for name, _ in headers:
-            if len(name) in _VARY_RULE_LENGTHS and name.lower() in _VARY_RULES:
-                return False
-    except Exception:  # headers of the wrong shape: the general rules are fail-safe
-        return False
-    return True
+def _fail_safe_drops(name: str) -> bool:
+    lowered = name.lower()
+    return lowered == "cache-control" or _is_cdn_header(lowered)
+
+
+def _only_appends_check(
+    last: frozenset[object], watched: frozenset[T], suffix: T
+) -> Callable[[list[tuple[T, T]]], bool]:
+    """Does a page that read the id, and writes no cookie, need only ``Cache-Control:
+    private`` and ``Vary: Cookie`` appended? Yes when it has no caching header to merge
+    with (the usual page: what the general rules would answer too, in one pass over the
+    names). Every caching header's name ends with "l" ("-control") or "y" ("vary"):
+    only those names are lower-cased. One check per form (text, raw), each with its
+    own constants: every attribute looked up here is paid on every page that reads the id.
+    """
+
+    def needs_only_appends(headers: list[tuple[T, T]]) -> bool:
+        try:
+            for name, _ in headers:
+                if name[-1] in last:
+                    lowered = name.lower()
+                    if lowered in watched or lowered[-_TARGETED_LENGTH:] == suffix:
+                        return False
+        except Exception:  # headers of the wrong shape: the general rules are fail-safe
+            return False
+        return True
+
+    return needs_only_appends
 
 
 def _patched_or_fail_safe(visit: Visit, headers: list[tuple[T, T]], form: _HeaderForm[T]) -> list[tuple[T, T]]:
@@ -150,9 +190,7 @@ def _patched_or_fail_safe(visit: Visit, headers: list[tuple[T, T]], form: _Heade
     try:
         kind = type(form.set_cookie)
         kept: list[tuple[T, T]] = [
-            line
-            for line in headers
-            if not (isinstance(line[0], kind) and form.decode(line[0]).lower() in FAIL_SAFE_DROPPED)
+            line for line in headers if not (isinstance(line[0], kind) and _fail_safe_drops(form.decode(line[0])))
         ]
         kept.append((form.name(CACHE_CONTROL), form.encode(FAIL_SAFE_CACHE_CONTROL)))
         return kept
@@ -162,28 +200,32 @@ def _patched_or_fail_safe(visit: Visit, headers: list[tuple[T, T]], form: _Heade
 
 
 def _patched(visit: Visit, headers: list[tuple[T, T]], form: _HeaderForm[T]) -> list[tuple[T, T]]:
-    # Runs on every response of a page that read the id: only names of the
-    # right lengths are lower-cased (len() is a fifth of lower()).
-    found: dict[str, list[T]] = {}
+    # Runs on every response of a page that read the id and has caching headers
+    # of its own: only names of a watched length are lower-cased (len() is a
+    # fifth of lower()).
+    found: dict[str, tuple[str, list[T]]] = {}
     set_by_app: list[str] = []
     for name, value in headers:
-        if len(name) in _WATCHED_LENGTHS:
-            lowered = form.decode(name).lower()
+        n = len(name)
+        if n in _WATCHED_LENGTHS or n > _TARGETED_LENGTH:
+            spelt = form.decode(name)
+            lowered = spelt.lower()
             if lowered == "set-cookie":
-                set_by_app.append(form.decode(value).partition("=")[0].strip())
-            elif lowered in CACHING_HEADERS:
-                found.setdefault(lowered, []).append(value)
-    current = {name: form.joined(values) for name, values in found.items()}
-    changes = cache_headers(visit, current)
+                set_by_app.append(set_cookie_name(form.decode(value)))
+            elif is_caching_header(lowered):
+                found.setdefault(lowered, (spelt, []))[1].append(value)
+    changes = cache_headers(visit, {spelt: form.joined(values) for spelt, values in found.values()})
     replaced = {name.lower() for name in changes if name.lower() in found}
-    if replaced:
-        out = [(k, v) for k, v in headers if len(k) not in _WATCHED_LENGTHS or form.decode(k).lower() not in replaced]
-    else:
-        out = list(headers)
+    out = [(k, v) for k, v in headers if not _among(k, replaced, form)] if replaced else list(headers)
     out.extend((form.name(name), form.encode(value)) for name, value in changes.items())
     for cookie in cookies_to_set(visit, set_by_app):
         out.append((form.set_cookie, form.encode(render_set_cookie(cookie))))
     return out
+
+
+def _among(name: T, lowered_names: set[str], form: _HeaderForm[T]) -> bool:
+    n = len(name)
+    return (n in _WATCHED_LENGTHS or n > _TARGETED_LENGTH) and form.decode(name).lower() in lowered_names
 
 
 class _HeaderForm(Generic[T]):
@@ -198,9 +240,9 @@ class _HeaderForm(Generic[T]):
         #: Raw headers (ASGI) have lower-case names.
         self.raw = isinstance(set_cookie, bytes)
 
-    def name(self, canonical: str) -> T:
-        """A header name in this form's spelling."""
-        return self.encode(canonical.lower() if self.raw else canonical)
+    def name(self, name: str) -> T:
+        """A header name in this form's spelling (lower case for raw headers)."""
+        return self.encode(name.lower() if self.raw else name)
 
     def joined(self, values: list[T]) -> str:
         """Several lines of one header as one value (RFC 9110 5.3)."""
@@ -221,21 +263,31 @@ def _same(value: str) -> str:
 
 CACHE_CONTROL = "Cache-Control"
 VARY = "Vary"
-#: Read by CDNs instead of Cache-Control (RFC 9213; Fastly, Akamai and others).
-CDN_HEADERS = ("CDN-Cache-Control", "Surrogate-Control")
-#: The lower-case names of the response headers the middleware may change.
-CACHING_HEADERS = frozenset(name.lower() for name in (CACHE_CONTROL, VARY, *CDN_HEADERS))
-#: The lengths of the names the patch reads: only names of these are lower-cased and compared.
-_WATCHED_LENGTHS = frozenset(len(name) for name in (*CACHING_HEADERS, "set-cookie"))
-#: What a response gets when patching it failed (:func:`patch_headers`);
-#: its CDN-Cache-Control and Surrogate-Control are dropped.
+#: Read by CDNs instead of Cache-Control: RFC 9213's CDN-Cache-Control (and any
+#: ``*-CDN-Cache-Control``, the field it lets a CDN target at itself: Cloudflare-,
+#: Vercel-, Netlify-...), Surrogate-Control (Fastly, Akamai), Akamai-Cache-Control
+#: and Akamai's Edge-Control. Most CDNs ignore ``Vary: Cookie``.
+CDN_HEADERS = ("CDN-Cache-Control", "Surrogate-Control", "Akamai-Cache-Control", "Edge-Control")
+_CDN_NAMES = frozenset(name.lower() for name in CDN_HEADERS)
+_TARGETED_SUFFIX = "-cdn-cache-control"
+_TARGETED_SUFFIX_RAW = _TARGETED_SUFFIX.encode("latin-1")
+#: A targeted field's name is longer than its suffix.
+_TARGETED_LENGTH = len(_TARGETED_SUFFIX)
+_CACHE_CONTROL_AND_VARY = frozenset(("cache-control", "vary"))
+#: The names the patch reads besides the targeted fields (the caching headers and
+#: Set-Cookie), lower case, as text and as raw bytes; and their lengths, so that only
+#: names of those lengths (or longer than a targeted suffix) are lower-cased.
+_WATCHED = _CACHE_CONTROL_AND_VARY | _CDN_NAMES
+_WATCHED_RAW = frozenset(name.encode("latin-1") for name in _WATCHED)
+_WATCHED_LENGTHS = frozenset(len(name) for name in (*_WATCHED, "set-cookie"))
+#: What a response gets when patching it failed (:func:`patch_headers`); its
+#: CDNs' headers are dropped.
 FAIL_SAFE_CACHE_CONTROL = "private, no-store"
-FAIL_SAFE_DROPPED = frozenset(name.lower() for name in (CACHE_CONTROL, *CDN_HEADERS))
-#: The headers a page that only read the id may need merged: Vary and the CDNs' own.
-_VARY_RULES = frozenset(
-    form for name in (VARY, *CDN_HEADERS) for form in (name.lower(), name.lower().encode("latin-1"))
-)
-_VARY_RULE_LENGTHS = frozenset(len(name) for name in (VARY, *CDN_HEADERS))
+#: What a page that read the id gets when it has no caching header of its own.
+_READ_ONLY_TEXT = ((CACHE_CONTROL, "private"), (VARY, "Cookie"))
+_READ_ONLY_RAW = ((b"cache-control", b"private"), (b"vary", b"Cookie"))
+_text_needs_only_appends = _only_appends_check(frozenset("lLyY"), _WATCHED, _TARGETED_SUFFIX)
+_raw_needs_only_appends = _only_appends_check(frozenset(b"lLyY"), _WATCHED_RAW, _TARGETED_SUFFIX_RAW)
 _TEXT_HEADERS = _HeaderForm("Set-Cookie", _same, _same)
 _RAW_HEADERS = _HeaderForm(b"set-cookie", _latin1, _unlatin1)
 

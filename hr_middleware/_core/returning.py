@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, AnyStr
 
+from .cookies import COOKIE_HEADER_LIMIT
 from .ids import HEX_DIGITS, OPT_OUT_ID
 
 __all__ = ["agreeing_id_reader", "environ_reader", "scope_reader"]
@@ -27,11 +28,13 @@ def agreeing_id_reader(
 
     It answers only for the form browsers send: each name first found at the
     start of the header or after ``"; "``, its value exactly 24 lower-case hex
-    characters (not the opt-out id), then ``";"`` or the end. None sends the
-    caller the long way. *kind* is ``bytes`` (latin-1, as ASGI servers hand the
-    header) or ``str`` (as WSGI servers do). The function takes the header
-    itself, or what *source* is: ``"scope"`` (an ASGI scope) or ``"environ"``
-    (a WSGI environ, or Django's ``request.META``).
+    characters (not the opt-out id), then ``";"`` or the end, in a header no
+    longer than :data:`~hr_middleware._core.cookies.COOKIE_HEADER_LIMIT` (which
+    the long way reads whole). None sends the caller the long way. *kind* is
+    ``bytes`` (latin-1, as ASGI servers hand the header) or ``str`` (as WSGI
+    servers do). The function takes the header itself, or what *source* is:
+    ``"scope"`` (an ASGI scope) or ``"environ"`` (a WSGI environ, or Django's
+    ``request.META``).
     """
     raw = issubclass(kind, bytes)
 
@@ -44,6 +47,7 @@ def agreeing_id_reader(
     semicolon, blank = (ord(";"), ord(" ")) if raw else (";", " ")
     server_skip, sdk_skip = len(server_key) + _ID_LENGTH, len(sdk_key) + _ID_LENGTH
     scope, environ = source == "scope", source == "environ"
+    limit = COOKIE_HEADER_LIMIT
 
     # Every C call here (a find, a slice, a compare) is a real share of the
     # middleware's cost per request, so there are as few as the checks allow:
@@ -54,14 +58,26 @@ def agreeing_id_reader(
             # ASGI servers lower-case header names, or keep the client's spelling (which
             # is "Cookie"): that request goes the long way, which reads every spelling.
             # HTTP/2 may split the Cookie header; RFC 9113 joins the parts with "; ".
-            header = None
+            header: Any = None
+            lines: list[bytes] | None = None
             for name, value in native["headers"]:
                 if name == b"cookie":
-                    header = value if header is None else header + b"; " + value
+                    if header is None:
+                        header = value
+                    elif lines is None:
+                        lines = [header, value]
+                        size = len(header) + len(value)
+                    else:  # joined once below: joining line by line copies the growing header each time
+                        lines.append(value)
+                        size += len(value) + 2
+                        if size > limit:  # the long way reads it (up to the bound): no need to see the rest
+                            return None
                 elif name == b"Cookie":  # a server that keeps the client's spelling: the long way reads it
                     return None
             if header is None:
                 return None
+            if lines is not None:
+                header = b"; ".join(lines)
         elif environ:
             try:
                 header = native["HTTP_COOKIE"]
@@ -69,6 +85,9 @@ def agreeing_id_reader(
                 return None
         else:
             header = native
+        if len(header) > limit:
+            # Far beyond what browsers send: the long way reads it up to the bound (cookie_header_end).
+            return None
         # A name is taken where it is first found, at the start or after "; ". (At 1,
         # header[-1] is the last character: a ";" there and a blank at 0 is a
         # cookie after a leading blank, which the long way takes too.)

@@ -15,10 +15,10 @@ from django.http.response import HttpResponseBase
 
 from hr_middleware._core.facts import RequestFacts
 from hr_middleware._core.headers import (
-    CACHING_HEADERS,
     cache_headers,
     cookies_to_set,
     keep_out_of_shared_caches,
+    set_cookie_name,
 )
 from hr_middleware._core.log import CONFIG_INVALID, INTERNAL_ERROR, logger
 from hr_middleware._core.returning import environ_reader
@@ -352,10 +352,12 @@ def _finish(request: HttpRequest, served: Served, response: HttpResponseBase) ->
 def _patch(served: Served, response: HttpResponseBase) -> None:
     headers = response.headers
     try:
-        current_values = {name: headers.get(name) for name in CACHING_HEADERS}
-        for name, value in cache_headers(served, current_values).items():
+        for name, value in cache_headers(served, dict(headers.items())).items():
             headers[name] = value
-        for cookie in cookies_to_set(served, response.cookies):
+        # The app's cookies: response.cookies, and a Set-Cookie it wrote as a header itself.
+        raw = headers.get("Set-Cookie")
+        set_by_app = [*response.cookies, *([] if raw is None else [set_cookie_name(raw)])]
+        for cookie in cookies_to_set(served, set_by_app):
             # set_cookie for deletions too: delete_cookie() would drop Secure and HttpOnly.
             response.set_cookie(
                 cookie.name,

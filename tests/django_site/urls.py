@@ -14,6 +14,7 @@ ENDPOINTS = {
     "asset.png": "index",
     "headers": "with_headers",
     "silent": "silent",
+    "silent-headers": "silent_with_headers",
     "stream": "stream",
     "grant": "grant",
     "revoke": "revoke",

@@ -22,9 +22,17 @@ def silent(request: HttpRequest) -> HttpResponse:
 
 
 def with_headers(request: HttpRequest) -> HttpResponse:
-    response = JsonResponse(seen_now(request.tracking_user_id))  # type: ignore[attr-defined]
+    return _headers_from_query(request, JsonResponse(seen_now(request.tracking_user_id)))  # type: ignore[attr-defined]
+
+
+def silent_with_headers(request: HttpRequest) -> HttpResponse:
+    return _headers_from_query(request, HttpResponse(b"silent", content_type="text/plain"))
+
+
+def _headers_from_query(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     for key, value in header_query(request.GET):
-        if key == "Set-Cookie":  # the Django way: through response.cookies
+        if key == "Set-Cookie" and request.GET.get("set_cookie_as") != "header":
+            # The Django way: through response.cookies.
             name, _, rest = value.partition("=")
             response.set_cookie(name, rest.partition(";")[0])
         else:
@@ -109,6 +117,10 @@ async def asilent(request: HttpRequest) -> HttpResponse:
 
 async def awith_headers(request: HttpRequest) -> HttpResponse:
     return with_headers(request)
+
+
+async def asilent_with_headers(request: HttpRequest) -> HttpResponse:
+    return silent_with_headers(request)
 
 
 async def agrant(request: HttpRequest) -> HttpResponse:

@@ -13,8 +13,8 @@ import pytest
 
 from hr_middleware import OPT_OUT_ID, Settings, is_valid_id
 from hr_middleware._core.cookies import find_cookie
-from hr_middleware._core.public_suffixes import is_public_suffix
 from hr_middleware._core.facts import parse_cookies
+from hr_middleware._core.public_suffixes import is_public_suffix
 
 from .ids import UUID, A, B
 

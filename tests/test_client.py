@@ -34,8 +34,7 @@ from hr_middleware._hello_retail.errors import (
     TransportError,
 )
 from hr_middleware._hello_retail.transport import SyncTransport
-from hr_middleware._serving import Engine
-from hr_middleware._serving import Served as Visit
+from hr_middleware._serving import Engine, Visit
 from hr_middleware._serving import enter as set_visit
 from hr_middleware._serving import leave as reset_visit
 from hr_middleware.client import AsyncHelloRetailClient, HelloRetailClient, parse_answer, tracked
@@ -85,7 +84,7 @@ def begin_visit(settings: Settings, headers: dict[str, str], cookie: str | None 
     environ = EnvironBuilder("/", headers=headers).get_environ()
     if cookie is not None:
         environ["HTTP_COOKIE"] = cookie
-    return Engine(settings, WSGIRequestFacts, served=Visit).serve(environ)
+    return Engine(settings, WSGIRequestFacts, visit=Visit).serve(environ)
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """The response side of a visit: its Set-Cookie lines and the caching headers that keep it private.
 
-Pure functions of a :class:`Visit` and the response's headers. The patch
+Pure functions of what a visit needs (:class:`Personalised`) and the response's headers. The patch
 functions never raise: a response whose headers cannot be patched is kept
 out of shared caches instead.
 """
@@ -14,12 +14,12 @@ from werkzeug.http import parse_list_header
 
 from .cookies import CookieWrite, render_set_cookie
 from .log import INTERNAL_ERROR, logger
-from .visit import Visit
 
 __all__ = [
     "CDN_HEADERS",
     "FAIL_SAFE_CACHE_CONTROL",
     "HeaderMapping",
+    "Personalised",
     "cache_headers",
     "cookies_to_set",
     "is_caching_header",
@@ -31,10 +31,21 @@ __all__ = [
     "vary_on_cookie",
 ]
 
+
+class Personalised(Protocol):
+    """What a response must carry for a visit: the cookies to set or delete, and whether the page read the id."""
+
+    @property
+    def cookies(self) -> Mapping[str, CookieWrite]: ...
+
+    @property
+    def accessed(self) -> bool: ...
+
+
 T = TypeVar("T", str, bytes)
 
 
-def cache_headers(visit: Visit, current: Mapping[str, str]) -> dict[str, str]:
+def cache_headers(visit: Personalised, current: Mapping[str, str]) -> dict[str, str]:
     """New values of the response's caching headers: only those that change.
 
     *current* maps the response's headers (names in any case, each once,
@@ -89,7 +100,7 @@ def set_cookie_name(value: str) -> str:
     return value.partition("=")[0].strip()
 
 
-def cookies_to_set(visit: Visit, set_by_app: Container[str] = ()) -> list[CookieWrite]:
+def cookies_to_set(visit: Personalised, set_by_app: Container[str] = ()) -> list[CookieWrite]:
     """The cookies this response must carry, leaving out any the app set itself.
 
     An app that sets a cookie of one of our names knows better (a login
@@ -98,7 +109,7 @@ def cookies_to_set(visit: Visit, set_by_app: Container[str] = ()) -> list[Cookie
     return [cookie for name, cookie in visit.cookies.items() if name not in set_by_app]
 
 
-def patch_headers(visit: Visit, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def patch_headers(visit: Personalised, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Return *headers* with this visit's Set-Cookie and caching headers applied.
 
     The app's own headers keep their order and values, except that several
@@ -116,7 +127,7 @@ def patch_headers(visit: Visit, headers: list[tuple[str, str]]) -> list[tuple[st
     return _patched_or_fail_safe(visit, headers, _TEXT_HEADERS)
 
 
-def patch_raw_headers(visit: Visit, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def patch_raw_headers(visit: Personalised, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """:func:`patch_headers` for raw headers, as ASGI has them: bytes, names
     in lower case. Only the values of the headers it may change are decoded
     (latin-1); the other headers pass as they are."""
@@ -182,7 +193,7 @@ def _only_appends_check(
     return needs_only_appends
 
 
-def _patched_or_fail_safe(visit: Visit, headers: list[tuple[T, T]], form: _HeaderForm[T]) -> list[tuple[T, T]]:
+def _patched_or_fail_safe(visit: Personalised, headers: list[tuple[T, T]], form: _HeaderForm[T]) -> list[tuple[T, T]]:
     try:
         return _patched(visit, headers, form)
     except Exception:
@@ -199,7 +210,7 @@ def _patched_or_fail_safe(visit: Visit, headers: list[tuple[T, T]], form: _Heade
         return headers
 
 
-def _patched(visit: Visit, headers: list[tuple[T, T]], form: _HeaderForm[T]) -> list[tuple[T, T]]:
+def _patched(visit: Personalised, headers: list[tuple[T, T]], form: _HeaderForm[T]) -> list[tuple[T, T]]:
     # Runs on every response of a page that read the id and has caching headers
     # of its own: only names of a watched length are lower-cased (len() is a
     # fifth of lower()).

@@ -40,7 +40,6 @@ def parts() -> dict[str, Callable[[int], None]]:
     sdk_key = settings.sdk_cookie_name + "="
     at = header.find(sdk_key) + len(sdk_key)
     value = header[at : at + 24]
-    decision = policy.decide(request)
     served = engine.serve(scope)
     assert served.tracking_user_id is not None, "the bench's visitor must be a returning one"
     served.downstream = lambda message: None
@@ -89,8 +88,7 @@ def parts() -> dict[str, Callable[[int], None]]:
         "find_cookie: the SDK cookie": loop(lambda: find_cookie(header, sdk_key, valid_id_or_none)),
         "valid_id_or_none on an id": loop(lambda: valid_id_or_none(value)),
         "a Decision, made": loop(lambda: Decision(value, Origin.COOKIE, None, (), False, ())),
-        "the visit object, made and freed": loop(lambda: type(served)(decision, engine, scope)),
-        "tuple.__new__ of a Decision": loop(lambda: tuple.__new__(Decision, (value, Origin.COOKIE, None, (), False, ()))),
+        "the visit object, made and freed": loop(lambda: type(served)(engine, scope, value, Origin.COOKIE)),
         "the fail-open boundary, entered and left": loop(boundary),
         "the context variable, set and reset": loop(context),
         "request.state and the mark for nested instances": loop(lambda: _expose({**scope, "state": {}}, served)),

@@ -135,7 +135,7 @@ class Visit:
     #: The event loop of an async adapter, for a ``grant()`` from a worker thread.
     loop: asyncio.AbstractEventLoop | None = None
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - positional: keywords cost every request's visit
         self,
         engine: Engine[Any, Any] | None,
         native: Any,

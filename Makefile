@@ -10,7 +10,7 @@ EXTRAS := flask,django,asgi,fastapi,dev
 # Only the folders that exist (bench/ may not yet).
 LINT_PATHS := $(wildcard hr_middleware tests examples bench .ci)
 
-.PHONY: venv test lint demo demo-asgi screenshot bench bench-instructions bench-parts load throughput test-all test-compat test-django-versions dist-check clean
+.PHONY: venv test lint demo demo-asgi screenshot bench bench-transport bench-instructions bench-parts load throughput test-all test-compat test-django-versions dist-check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,10 @@ clean:
 # In-process cost per request next to peers, and first-visit latency (prints a report; < 5 min).
 bench: $(STAMP)
 	$(BIN)/python -m bench.micro
+
+# What the transports cost to build, and what hostile answers make them spend (about a minute).
+bench-transport: $(STAMP)
+	$(BIN)/python -m bench.transport
 
 # CPU instructions per request, in-process and in real servers, next to the targets (needs valgrind:
 # apt-get install valgrind; about 8 min). A subset in a minute: INSTRUCTIONS_ARGS="--only asgi,wsgi".

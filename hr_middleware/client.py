@@ -794,7 +794,7 @@ class AsyncHelloRetailClient(_Client[Coroutine[Any, Any, Any], AsyncTransport]):
     """
 
     def _new_transport(self) -> AsyncTransport:
-        return AsyncTransport()
+        return AsyncTransport(api_url=self.api_url)
 
     async def _send(self, request: PreparedRequest) -> Any:
         if request.secret is None:

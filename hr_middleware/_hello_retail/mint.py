@@ -33,8 +33,14 @@ BREAKER_OPENED = "Hello Retail mint circuit opened after %d failed mints; no min
 BREAKER_CLOSED = "Hello Retail mint circuit closed; minting again"
 
 
-#: A mint answer is ~50 bytes: no compression, so the size cap counts what is read.
+#: A mint answer is ~50 bytes: no compression (a compressed answer is refused
+#: on its headers, unread), so the size cap counts what is read.
 MINT_HEADERS = {"Accept-Encoding": "identity"}
+
+#: The mint answer's size cap: ~50 bytes are expected, and one of these per
+#: first visit may be read at once (the downstream client's 4 MiB cap cost
+#: 216 MiB with 200 concurrent first visits).
+MINT_MAX_BYTES = 4 * 1024
 
 
 def mint_body(settings: Settings) -> bytes:
@@ -207,7 +213,9 @@ class Minter(_MintCall):
         if not self.breaker.allow():
             return None
         try:
-            answer = self.transport.post(self.url, self.body, timeout=self.settings.timeout, headers=MINT_HEADERS)
+            answer = self.transport.post(
+                self.url, self.body, timeout=self.settings.timeout, headers=MINT_HEADERS, max_bytes=MINT_MAX_BYTES
+            )
         except Exception as exc:
             self.failed(exc)
             return None
@@ -232,14 +240,16 @@ class AsyncMinter(_MintCall):
         breaker: CircuitBreaker | None = None,
     ) -> None:
         super().__init__(settings, breaker)
-        self.transport = transport or AsyncTransport()
+        self.transport = transport or AsyncTransport(api_url=settings.api_url)
 
     async def amint(self) -> str | None:
         """A new id, or None (failure logged; breaker open)."""
         if not self.breaker.allow():
             return None
         try:
-            answer = await self.transport.post(self.url, self.body, timeout=self.settings.timeout, headers=MINT_HEADERS)
+            answer = await self.transport.post(
+                self.url, self.body, timeout=self.settings.timeout, headers=MINT_HEADERS, max_bytes=MINT_MAX_BYTES
+            )
         except Exception as exc:
             self.failed(exc)
             return None

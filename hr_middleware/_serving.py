@@ -35,6 +35,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from ._core.cookies import CookieWrite
 from ._core.decide import TrackingPolicy
 from ._core.facts import RequestFacts
+from ._core.headers import fail_safe_headers
 from ._core.ids import OPT_OUT_ID
 from ._core.log import INTERNAL_ERROR, logger
 from ._core.settings import Settings
@@ -59,6 +60,7 @@ __all__ = [
     "grant",
     "in_visit",
     "leave",
+    "patched",
     "revoke",
 ]
 
@@ -66,6 +68,7 @@ N = TypeVar("N")
 V = TypeVar("V", bound="Visit")
 T = TypeVar("T")
 R = TypeVar("R")
+H = TypeVar("H", str, bytes)
 
 #: The mark an adapter leaves in the WSGI environ or ASGI scope of a request
 #: it serves, so that a second instance (nested, or Django's inside ours)
@@ -104,6 +107,20 @@ class _FailOpen:
 
 #: The boundary (stateless, so one serves every request, thread and task).
 fail_open = _FailOpen()
+
+
+def patched(
+    visit: Visit, headers: list[tuple[H, H]], patch: Callable[[Visit, list[tuple[H, H]]], list[tuple[H, H]]]
+) -> list[tuple[H, H]]:
+    """*headers* with *visit*'s cookies and caching headers (*patch*: :func:`patch_headers`
+    or :func:`patch_raw_headers`); headers that cannot be patched are logged and kept out of
+    shared caches instead (the page may carry an id its cookies do not); headers that cannot
+    even be read, as they are (the server will refuse them anyway)."""
+    with fail_open:
+        return patch(visit, headers)
+    with fail_open:
+        return fail_safe_headers(headers)
+    return headers
 
 
 def _log(notes: tuple[Note, ...]) -> None:

@@ -57,7 +57,7 @@ from ._core.returning import scope_reader
 from ._core.settings import Settings
 from ._hello_retail.mint import AsyncMinter
 from ._hello_retail.prefetch import AsyncPrefetchingMinter, make_async_minter
-from ._serving import VISIT_KEY, Engine, Visit, ain_visit, enter, fail_open, leave
+from ._serving import VISIT_KEY, Engine, Visit, ain_visit, enter, fail_open, leave, patched
 
 __all__ = ["STATE_KEY", "TrackingUserMiddleware"]
 
@@ -298,17 +298,16 @@ class _ASGIVisit(Visit):
         awaits it): the patch is synchronous, so no coroutine of our own is needed.
         """
         if (self.cookies or self.accessed) and message["type"] == "http.response.start":
-            with fail_open:
+            with fail_open:  # a message whose headers cannot even be read: sent as it is
                 headers = message.get("headers", ())
                 if type(headers) is not list:
                     # ASGI allows any iterable of headers (a generator too): it is read once, here.
                     headers = list(headers)
                 # A new message and a new header list: the app's own are left as they
-                # were (an app may send one message object on every response). The
-                # patch never raises.
-                patched = dict(message)
-                patched["headers"] = patch_raw_headers(self, headers)
-                message = patched
+                # were (an app may send one message object on every response).
+                started = dict(message)
+                started["headers"] = patched(self, headers, patch_raw_headers)
+                message = started
         return self.downstream(message)
 
 

@@ -567,6 +567,12 @@ def _scrubbed(exc: Exception, secret: str) -> HelloRetailError:
     return clean
 
 
+def _without_the_key(exc: BaseException, secret: str) -> BaseException:
+    """What a keyed call raises in place of *exc*: an error scrubbed of the key, or
+    (a cancellation, KeyboardInterrupt: it must go on as it is) *exc* cut from its frames."""
+    return _scrubbed(exc, secret) if isinstance(exc, Exception) else _cut(exc)
+
+
 def _cut(exc: BaseException) -> BaseException:
     """*exc* (not an :class:`Exception`: it must go on as it is) without the frames it
     passed through below the client, whose variables hold the URL with the key."""
@@ -766,10 +772,8 @@ class HelloRetailClient(_Client[Any, SyncTransport]):
         failure: BaseException
         try:
             return parse_answer(self.transport.post(request.url, request.body, timeout=self.timeout))
-        except Exception as exc:
-            failure = _scrubbed(exc, request.secret)
-        except BaseException as exc:  # KeyboardInterrupt, a worker's timeout (SystemExit)
-            failure = _cut(exc)
+        except BaseException as exc:  # every exception carries the URL in its frames or cause
+            failure = _without_the_key(exc, request.secret)
         raise failure  # outside the except block: no chain back to the URL
 
     def close(self) -> None:
@@ -802,10 +806,8 @@ class AsyncHelloRetailClient(_Client[Coroutine[Any, Any, Any], AsyncTransport]):
         failure: BaseException
         try:
             return parse_answer(await self.transport.post(request.url, request.body, timeout=self.timeout))
-        except Exception as exc:
-            failure = _scrubbed(exc, request.secret)
-        except BaseException as exc:  # the task's cancellation, KeyboardInterrupt
-            failure = _cut(exc)
+        except BaseException as exc:  # a cancellation too: its frames hold the URL
+            failure = _without_the_key(exc, request.secret)
         raise failure  # outside the except block: no chain back to the URL
 
     async def aclose(self) -> None:

@@ -30,7 +30,7 @@ from ._core.returning import environ_reader
 from ._core.settings import Settings
 from ._hello_retail.mint import Minter
 from ._hello_retail.prefetch import PrefetchingMinter, make_minter
-from ._serving import VISIT_KEY, ChunksInVisit, Engine, Visit, in_visit
+from ._serving import VISIT_KEY, ChunksInVisit, Engine, Visit, in_visit, patched
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -144,7 +144,7 @@ class _WSGIVisit(Visit):
     ) -> Callable[[bytes], object]:
         """Start the response, with the visit's Set-Cookie and caching headers."""
         if self.cookies or self.accessed:
-            headers = patch_headers(self, headers)  # never raises
+            headers = patched(self, headers, patch_headers)
         return self.downstream(status, headers, exc_info)
 
 

@@ -326,7 +326,6 @@ def _finish(request: HttpRequest, visit: Visit, response: HttpResponseBase) -> H
 
 def _patch(visit: Visit, response: HttpResponseBase) -> None:
     headers = response.headers
-    patched = False
     with fail_open:
         for name, value in cache_headers(visit, dict(headers.items())).items():
             headers[name] = value
@@ -346,8 +345,8 @@ def _patch(visit: Visit, response: HttpResponseBase) -> None:
                 httponly=cookie.httponly,
                 samesite=cookie.samesite,
             )
-        patched = True
-    if not patched:
+        return
+    with fail_open:  # headers that cannot even be changed: sent as they are
         keep_out_of_shared_caches(headers)
 
 

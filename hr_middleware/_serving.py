@@ -447,7 +447,7 @@ def _guard_djangos_cache() -> None:
     Django's application, so Django is imported by then). Never imports Django.
     """
     if "django.http" in sys.modules:
-        from .django.cache import keep_read_pages_out_of_the_cache
+        from .django._cache import keep_read_pages_out_of_the_cache
 
         keep_read_pages_out_of_the_cache()
 

@@ -242,9 +242,9 @@ class TrackingUserMiddleware:
     ) -> None:
         self.app = app
         self.settings = Settings.merge(settings, options)
-        self.minter = minter or make_async_minter(self.settings)
+        self._minter = minter or make_async_minter(self.settings)
         self._engine: Engine[Scope, _ASGIVisit] = Engine(
-            self.settings, ASGIRequestFacts, returning=scope_reader, aminter=self.minter, visit=_ASGIVisit
+            self.settings, ASGIRequestFacts, returning=scope_reader, aminter=self._minter, visit=_ASGIVisit
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

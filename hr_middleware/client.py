@@ -44,13 +44,17 @@ from urllib.parse import quote, urlencode
 
 from ._core.ids import OPT_OUT_ID, is_valid_id
 from ._core.settings import DEFAULT_API_URL, Settings
+from ._hello_retail import endpoints
 from ._hello_retail.errors import APIError, HelloRetailError, InvalidResponseError, TransportError
 from ._hello_retail.transport import Answer, AsyncTransport, SyncTransport
 from ._serving import get_tracking_user_id
 
 __all__ = [
     "AsyncHelloRetailClient",
+    "Facet",
+    "FacetValue",
     "HelloRetailClient",
+    "Paging",
     "ProductsQuery",
     "RecommendationRequest",
     "facets",
@@ -102,13 +106,13 @@ class Endpoint(NamedTuple):
 
 
 _BY_CUSTOMER = ("email", "customerId")
-RECOMMENDATIONS = Endpoint("/serve/recoms", True, _BY_CUSTOMER, _BY_CUSTOMER)
-SEARCH = Endpoint("/serve/search", False)
-PAGES = Endpoint("/serve/pages/", False)
-PAGEVIEW = Endpoint("/serve/collect/pageview", True, (), _BY_CUSTOMER)
-CLICK = Endpoint("/serve/collect/click", True, (), _BY_CUSTOMER)
-CART = Endpoint("/serve/collect/cart", True, (), _BY_CUSTOMER)
-CONVERSION = Endpoint("/serve/collect/conversion", True, (), _BY_CUSTOMER)
+RECOMMENDATIONS = Endpoint(endpoints.RECOMMENDATIONS, True, _BY_CUSTOMER, _BY_CUSTOMER)
+SEARCH = Endpoint(endpoints.SEARCH, False)
+PAGES = Endpoint(endpoints.PAGES_PREFIX, False)
+PAGEVIEW = Endpoint(endpoints.PAGEVIEW, True, (), _BY_CUSTOMER)
+CLICK = Endpoint(endpoints.CLICK, True, (), _BY_CUSTOMER)
+CART = Endpoint(endpoints.CART, True, (), _BY_CUSTOMER)
+CONVERSION = Endpoint(endpoints.CONVERSION, True, (), _BY_CUSTOMER)
 
 
 # -- request shapes, for IDEs: the bodies stay plain dicts --------------------------

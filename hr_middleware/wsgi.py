@@ -102,14 +102,14 @@ class TrackingUserMiddleware:
     ) -> None:
         self.app = app
         self.settings = Settings.merge(settings, options)
-        self.minter = minter or make_minter(self.settings)
+        self._minter = minter or make_minter(self.settings)
         native = native_request
 
         def make_facts(environ: WSGIEnvironment) -> WSGIRequestFacts:
             return WSGIRequestFacts(environ, native)
 
         self._engine: Engine[WSGIEnvironment, _WSGIVisit] = Engine(
-            self.settings, make_facts, returning=environ_reader, minter=self.minter, visit=_WSGIVisit
+            self.settings, make_facts, returning=environ_reader, minter=self._minter, visit=_WSGIVisit
         )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

@@ -31,7 +31,7 @@ from django.test import Client, RequestFactory, override_settings  # noqa: E402
 from hr_middleware import is_valid_id  # noqa: E402
 from hr_middleware._core.log import CONFIG_INVALID, INTERNAL_ERROR  # noqa: E402
 from hr_middleware.django import TrackingUserMiddleware  # noqa: E402
-from hr_middleware.django.checks import MIDDLEWARE_PATH  # noqa: E402
+from hr_middleware.django._checks import MIDDLEWARE_PATH  # noqa: E402
 from hr_middleware.testing import FakeHelloRetail  # noqa: E402
 
 from .django_site.shop import SHOP_MIDDLEWARE, STAMPING_MIDDLEWARE  # noqa: E402

@@ -206,11 +206,6 @@ class Settings:
         """
         return self.signer is None or self.trust_sdk_cookie is True
 
-    @property
-    def mint_url(self) -> str:
-        """The URL a new id is minted at."""
-        return self.api_url + "/serve/trackingUser"
-
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with *changes* applied (validated again)."""
         return dataclasses.replace(self, **changes)

@@ -19,6 +19,7 @@ from typing import cast
 from hr_middleware._core.ids import is_valid_id
 from hr_middleware._core.settings import Settings
 
+from . import endpoints
 from .errors import APIError, HelloRetailError, InvalidResponseError
 from .forks import PerProcess
 from .transport import Answer, AsyncTransport, SyncTransport
@@ -172,7 +173,7 @@ class _MintCall:
 
     def __init__(self, settings: Settings, breaker: CircuitBreaker | None) -> None:
         self.settings = settings
-        self.url = settings.mint_url
+        self.url = settings.api_url + endpoints.MINT
         self.body = mint_body(settings)
         self.breaker = breaker or CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown)
 

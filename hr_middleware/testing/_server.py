@@ -9,9 +9,9 @@ from typing import Any
 
 from hr_middleware._core.settings import Settings
 
-from .answers import MINT_PATH, Mode
-from .handler import FakeHTTPServer, FakeRequestHandler, RecordedRequest, shut
-from .images import IMAGE_PREFIX
+from ._answers import MINT_PATH, Mode
+from ._handler import FakeHTTPServer, FakeRequestHandler, RecordedRequest, shut
+from ._images import IMAGE_PREFIX
 
 __all__ = ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail"]
 

@@ -42,9 +42,9 @@ from hr_middleware._serving import (
     in_visit,
 )
 
-from .cache import not_for_the_cache
-from .checks import check_report
-from .config import SETTING, Generation, read_settings
+from ._cache import not_for_the_cache
+from ._checks import check_report
+from ._config import SETTING, Generation, read_settings
 
 __all__ = ["DjangoRequestFacts", "TrackingUserMiddleware"]
 
@@ -227,7 +227,7 @@ class TrackingUserMiddleware:
         return None if engine is None else engine.settings
 
     @property
-    def minter(self) -> Minter | PrefetchingMinter | AsyncMinter | AsyncPrefetchingMinter | None:
+    def _minter(self) -> Minter | PrefetchingMinter | AsyncMinter | AsyncPrefetchingMinter | None:
         """What mints for this stack (requests when sync, httpx when async; None while invalid)."""
         engine = self._configuration.engine
         return None if engine is None else engine.minter or engine.aminter

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from .answers import (
+from ._answers import (
     COLLECT_PATHS,
     MINT_PATH,
     PAGES_PREFIX,
@@ -28,10 +28,10 @@ from .answers import (
     mint_answer,
     mint_problem,
 )
-from .images import IMAGE_PREFIX, product_image
+from ._images import IMAGE_PREFIX, product_image
 
 if TYPE_CHECKING:
-    from .server import FakeHelloRetail
+    from ._server import FakeHelloRetail
 
 __all__ = ["FakeHTTPServer", "FakeRequestHandler", "RecordedRequest", "shut"]
 

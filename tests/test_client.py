@@ -480,6 +480,7 @@ async def entered(client: Any) -> AsyncIterator[Any]:
             yield inside
 
 
+@pytest.mark.loopback
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_the_client_pools_its_connection_and_closes_it_on_exit(
     fake_hello_retail: FakeHelloRetail, kind: str
@@ -618,6 +619,7 @@ def test_the_api_key_reaches_no_sentry_event_breadcrumb_or_frame_variable() -> N
     assert queries == {"apiKey=***"}
 
 
+@pytest.mark.loopback
 async def test_a_cancelled_call_leaves_no_frame_holding_the_key_on_its_traceback(
     fake_hello_retail: FakeHelloRetail,
 ) -> None:

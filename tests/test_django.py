@@ -646,6 +646,7 @@ def test_a_shop_middleware_that_reads_the_id_never_gets_a_page_shared(
     assert "max-age=60" in (silent_cache_control or "")  # the cache is at work for a page without the id
 
 
+@pytest.mark.loopback
 @pytest.mark.parametrize("setup", ["cache_page", "site_cache"])
 @pytest.mark.parametrize("adapter", ["wsgi", "asgi"])
 def test_a_django_project_wrapped_only_by_our_wsgi_or_asgi_middleware_never_shares_a_page(

@@ -7,7 +7,9 @@ Django), never on the request path. An empty pool falls back to minting
 inline. Nothing is minted before the first request, refilling stops while the
 circuit breaker is open, ids older than ``prefetch_max_age`` are discarded,
 a forked worker starts with an empty pool of its own, and ``close()`` /
-``aclose()`` stop the refill.
+``aclose()`` stop the refill. A process that uWSGI will fork from C starts no
+refill thread (see :func:`~hr_middleware._hello_retail.forks.may_start_threads`):
+its pool stays empty, and its workers fill their own.
 
 The price: ids minted and never used (at most N per idle period longer than
 ``prefetch_max_age``, and N when the process stops). Hello Retail ids cost
@@ -25,7 +27,7 @@ from collections.abc import Callable
 
 from hr_middleware._core.settings import Settings
 
-from .forks import PerProcess
+from .forks import PerProcess, may_start_threads
 from .mint import AsyncMinter, CircuitBreaker, Minter
 
 __all__ = ["AsyncPrefetchingMinter", "IdPool", "PrefetchingMinter", "make_async_minter", "make_minter"]
@@ -105,7 +107,8 @@ class PrefetchingMinter:
     """A :class:`~hr_middleware._hello_retail.mint.Minter` with a pool refilled by one background thread.
 
     After a fork the child has no refill thread and an empty pool; its first
-    mint starts its own thread.
+    mint starts its own thread. A process that uWSGI will fork from C mints
+    inline and starts none.
     """
 
     def __init__(self, minter: Minter, size: int, max_age: float) -> None:
@@ -125,7 +128,7 @@ class PrefetchingMinter:
     def _ensure_refilling(self) -> _Refiller:
         refiller = self._refiller.get()
         thread = refiller.thread
-        if (thread is not None and thread.is_alive()) or self._closed:
+        if (thread is not None and thread.is_alive()) or self._closed or not may_start_threads():
             return refiller
         with refiller.start_lock:
             thread = refiller.thread

@@ -35,7 +35,7 @@ import urllib3.connection
 from requests.adapters import HTTPAdapter
 
 from .errors import InvalidResponseError, RequestTimeoutError, TransportError
-from .forks import PerProcess
+from .forks import PerProcess, may_start_threads
 
 if TYPE_CHECKING:
     import httpx
@@ -286,6 +286,11 @@ class SyncTransport:
         """POST *body* as JSON to *url*; the caller waits at most *timeout* seconds."""
         call = _Call(timeout)
         session, workers = self._connections.get()
+        if not may_start_threads():
+            # A process uWSGI will fork from C (forks.may_start_threads): no worker
+            # thread of ours may hold the GIL then. The exchange runs here, bounded
+            # by its socket timeouts only: it loads the app, it serves no visitor.
+            return self._exchange(session, url, body, headers, call)
         future = workers.submit(self._exchange, session, url, body, headers, call)
         try:
             return future.result(timeout=timeout)

@@ -163,7 +163,7 @@ def test_gunicorn_preload_workers_share_no_id_and_no_answer(fake_hello_retail: F
     assert len(master_calls) == 1
 
 
-#: uWSGI starts per framework: the unfixed code hung in 5 of 6 (Flask) and 5 of 6 (Django).
+#: uWSGI starts per framework: the hang came at some starts, not at each (figures: docs/reliability.md).
 UWSGI_STARTS = 6
 
 

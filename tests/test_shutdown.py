@@ -30,13 +30,13 @@ from hr_middleware.testing import DEFAULT_WEBSITE_UUID, FakeHelloRetail
 from .drivers import PAGE
 from .servers import ROOT, MintGate, free_port, running
 
-#: Runs of the README's TestClient pattern (each left its ``with`` block in 15 of 20 before the fix).
+#: Runs of the README's TestClient pattern: the hang came at some runs, not at each (docs/reliability.md).
 README_RUNS = 20
-#: Seconds the README's runs may take in all: a budget for a hang, not a pause (they take about 5 s).
+#: Seconds the README's runs may take in all: a budget that tells a hang, not a pause (they take a few seconds).
 README_BUDGET = 180
-#: Starts of the preloading gunicorn (3 of 10 masters never finished importing before the fix).
+#: Starts of the preloading gunicorn: the hang came at some starts, not at each (docs/reliability.md).
 GUNICORN_STARTS = 6
-#: Seconds a shutdown may take before the test calls it hung: a budget, not a pause (it takes milliseconds).
+#: Seconds a shutdown may take before the test calls it hung: a budget, not a pause.
 SHUTDOWN_BUDGET = 30.0
 
 

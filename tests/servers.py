@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -30,17 +31,30 @@ def free_port() -> int:
 
 @contextmanager
 def running(
-    argv: Sequence[str], *, port: int, env: Mapping[str, str] | None = None, ready_path: str = "/health"
+    argv: Sequence[str],
+    *,
+    port: int,
+    env: Mapping[str, str] | None = None,
+    ready_path: str = "/health",
+    own_group: bool = False,
 ) -> Iterator[str]:
     """Run *argv* (a server listening on *port*) until the block ends; yields its base URL.
 
     The environment is ours minus any ``HELLO_RETAIL_*`` variable, plus *env*.
+    With *own_group* the server runs in a process group of its own, killed
+    whole at the end: a worker that hangs must not outlive its master.
     """
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("HELLO_RETAIL_")}
     full_env.update(env or {})
     full_env["PORT"] = str(port)
     process = subprocess.Popen(
-        list(argv), cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        list(argv),
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=own_group,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -61,8 +75,28 @@ def running(
         try:
             process.communicate(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            # A worker that outlives its master keeps the output pipe open: kill them all.
+            if own_group:
+                kill_group(process.pid)
+            else:
+                process.kill()
             process.communicate()
+        if own_group:
+            kill_group(process.pid)  # workers left behind by a master that exited
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL the process group *pgid* (a server started with ``own_group``), if anyone is left in it."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:  # no one is
+        pass
+
+
+def uwsgi_argv(*args: str) -> list[str]:
+    """uWSGI from the ``pyuwsgi`` wheel with *args*, as its ``uwsgi`` command runs it, in our Python."""
+    run = "import sys, pyuwsgi; sys.argv[0] = 'uwsgi'; sys.exit(pyuwsgi.run())"
+    return [sys.executable, "-c", run, *args]
 
 
 def demo_argv() -> list[str]:

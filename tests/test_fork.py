@@ -6,21 +6,24 @@ import json
 import os
 import secrets
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 
 from hr_middleware import is_valid_id
+from hr_middleware._hello_retail.forks import may_start_threads
 from hr_middleware._hello_retail.prefetch import PrefetchingMinter, make_minter
 from hr_middleware.client import HelloRetailClient
 from hr_middleware.testing import FakeHelloRetail, fake_products
 
 from .drivers import PAGE
-from .servers import free_port, running
+from .servers import ROOT, MintGate, free_port, running, uwsgi_argv
 
 #: The fake over a real socket: forked processes reach the fake over HTTP.
 pytestmark = [pytest.mark.loopback, pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")]
@@ -159,3 +162,109 @@ def test_gunicorn_preload_workers_share_no_id_and_no_answer(fake_hello_retail: F
         )
     master_calls = [r for r in fake_hello_retail.api_requests() if r.json.get("trackingUserId") == MASTER_VISITOR]
     assert len(master_calls) == 1
+
+
+#: uWSGI starts per framework: the hang came at some starts, not at each (figures: docs/reliability.md).
+UWSGI_STARTS = 6
+
+
+@pytest.mark.parametrize("framework", ["flask", "django"])
+def test_uwsgi_master_that_minted_with_prefetch_forks_workers_that_serve(
+    fake_hello_retail: FakeHelloRetail, framework: str
+) -> None:
+    # uWSGI forks its workers from C, past Python's fork hooks: a thread of ours
+    # holding the GIL then (the prefetch refill the warm-up page started) left
+    # each worker a GIL owned by a thread it does not have, and it hung.
+    outcomes = []
+    for _ in range(UWSGI_STARTS):
+        with MintGate(together=2) as barrier:
+            port = free_port()
+            argv = uwsgi_argv("--master", "--processes", "2", "--http-socket", f"127.0.0.1:{port}")
+            argv += ["--module", "tests.uwsgi_app:application", "--pythonpath", str(ROOT)]
+            argv += ["--need-app", "--die-on-term", "--disable-logging"]
+            env = {
+                "UWSGI_APP_FRAMEWORK": framework,
+                "PRELOAD_API_URL": fake_hello_retail.url,
+                "PRELOAD_WEBSITE_UUID": fake_hello_retail.website_uuid,
+                "PRELOAD_TIMEOUT": str(TIMEOUT),
+                "PRELOAD_BARRIER_URL": barrier.url,
+            }
+            minted_before = len(fake_hello_retail.minted)
+            try:
+                with running(argv, port=port, env=env, own_group=True) as url:
+                    master_minted = fake_hello_retail.minted[minted_before:]
+                    # Two first visits at once: they meet at the barrier only if two workers serve.
+                    with ThreadPoolExecutor(2) as pool:
+                        meets = list(
+                            pool.map(lambda _: requests.get(url + "/meet", headers=PAGE, timeout=30).json(), range(2))
+                        )
+            except (RuntimeError, requests.RequestException) as exc:  # no worker answered at all
+                outcomes.append({"failed": type(exc).__name__})
+                continue
+        outcomes.append(
+            {
+                "workers": len({seen["pid"] for seen in meets}),
+                "met": all(seen["met"] for seen in meets),
+                "master_minted": len(master_minted),
+                "ids": [seen["id"] for seen in meets],
+                "refilling": all(seen["refilling"] for seen in meets),
+                "fresh": not {seen["id"] for seen in meets} & set(master_minted),
+            }
+        )
+
+    served_by_both = sum(o.get("workers") == 2 for o in outcomes)
+    assert served_by_both == UWSGI_STARTS, f"{served_by_both} of {UWSGI_STARTS} starts served from both workers"
+    assert all(o["met"] for o in outcomes)
+    # The warm-up page minted inline; the master refilled nothing: the pool fills in the workers.
+    assert [o["master_minted"] for o in outcomes] == [1] * UWSGI_STARTS
+    assert all(o["refilling"] for o in outcomes)
+    ids = [i for o in outcomes for i in o["ids"]]
+    assert all(is_valid_id(i) for i in ids)
+    assert len(set(ids)) == len(ids)
+    assert all(o["fresh"] for o in outcomes)
+
+
+def uwsgi_module(worker: int = 0, mule: int = 0, spooler: bool = False) -> SimpleNamespace:
+    """What uWSGI's ``uwsgi`` module tells about the process it runs in (a worker's id is 1 or more)."""
+    return SimpleNamespace(worker_id=lambda: worker, mule_id=lambda: mule, i_am_the_spooler=lambda: spooler)
+
+
+@pytest.mark.parametrize(
+    ("module", "may"),
+    [
+        (None, True),  # not under uWSGI
+        (uwsgi_module(), False),  # its master, or the process that loads the app before it forks
+        (uwsgi_module(worker=1), True),
+        (uwsgi_module(mule=1), True),
+        (uwsgi_module(spooler=True), True),
+        (SimpleNamespace(), True),  # a stub of that name, not uWSGI's
+    ],
+)
+def test_threads_are_started_in_every_process_but_one_uwsgi_forks_from_c(
+    monkeypatch: pytest.MonkeyPatch, module: SimpleNamespace | None, may: bool
+) -> None:
+    monkeypatch.setitem(sys.modules, "uwsgi", module)
+    if module is None:
+        monkeypatch.delitem(sys.modules, "uwsgi")
+    assert may_start_threads() is may
+
+
+def test_a_uwsgi_master_mints_in_its_own_thread_and_refills_nothing(
+    fake_hello_retail: FakeHelloRetail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    minter = make_minter(fake_hello_retail.settings(prefetch=8, timeout=TIMEOUT))
+    assert isinstance(minter, PrefetchingMinter)
+    monkeypatch.setitem(sys.modules, "uwsgi", uwsgi_module())
+    before = set(threading.enumerate())
+    try:
+        ids = [minter.mint() for _ in range(3)]
+        threads = [t.name for t in set(threading.enumerate()) - before if t.name.startswith("hr-middleware")]
+        pooled = len(minter.pool)
+    finally:
+        minter.close()
+
+    assert threads == []  # no thread of ours can hold the GIL when uWSGI forks
+    assert all(is_valid_id(i) for i in ids)
+    assert len(set(ids)) == 3
+    assert fake_hello_retail.minted == ids  # one mint per visit, none for a pool
+    assert pooled == 0

@@ -13,16 +13,23 @@ Two mechanisms notice a fork: ``os.register_at_fork`` drops every live value in
 the child at once, and a process id check on use covers forks that skip
 Python's hooks (uWSGI forks from C and calls them only when told to). The check
 runs on the mint and client call path only, never for a returning visitor.
+
+A fork that skips Python's hooks must also find no thread of ours running:
+the child would inherit a GIL held by a thread it does not have, and hang
+before its first request. :func:`may_start_threads` says whether this process
+may start one; where it may not, the prefetch pool is not refilled and the
+sync transport's exchange runs in the calling thread.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["PerProcess"]
+__all__ = ["PerProcess", "may_start_threads"]
 
 _T = TypeVar("_T")
 
@@ -77,6 +84,31 @@ class PerProcess(Generic[_T]):
         """In a forked child: drop the parent's value (it is garbage once unreferenced)."""
         self._values = {}
         self._slot = (_NOWHERE, None)
+
+
+def may_start_threads() -> bool:
+    """May this process start a thread of ours (the prefetch refill, the sync transport's workers)?
+
+    Not in a process that uWSGI will fork from C: its master, or without a
+    master the process that loads the app before it forks the workers. There
+    ``uwsgi.worker_id()`` is 0 (a worker's is 1 or more; a mule or a spooler,
+    forked already, has its own id or flag). uWSGI's ``fork()`` skips Python's
+    fork hooks unless ``--py-call-uwsgi-fork-hooks``: a thread of ours holding
+    the GIL at that moment leaves each worker a GIL owned by a thread it does
+    not have, and the worker hangs before its first request. That process
+    loads the app; it serves no visitor, so the inline work costs nothing.
+
+    Asked on every mint and every sync call, not once: without a master, the
+    process that loaded the app goes on as worker 1, with the same pid.
+    """
+    uwsgi = sys.modules.get("uwsgi")  # uWSGI puts its module there before it loads the app
+    if uwsgi is None:
+        return True
+    try:
+        worker_id, mule_id, is_spooler = uwsgi.worker_id, uwsgi.mule_id, uwsgi.i_am_the_spooler
+    except AttributeError:  # some other module of that name (a stub for type checks): not uWSGI
+        return True
+    return bool(worker_id() > 0 or mule_id() > 0 or is_spooler())
 
 
 _live: weakref.WeakSet[PerProcess[Any]] = weakref.WeakSet()

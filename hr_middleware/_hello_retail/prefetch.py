@@ -7,7 +7,10 @@ Django), never on the request path. An empty pool falls back to minting
 inline. Nothing is minted before the first request, refilling stops while the
 circuit breaker is open, ids older than ``prefetch_max_age`` are discarded,
 a forked worker starts with an empty pool of its own, and ``close()`` /
-``aclose()`` stop the refill.
+``aclose()`` stop the refill, waiting for it at most one mint's time budget
+(plus a second). A process that uWSGI will fork from C starts no refill
+thread (see :func:`~hr_middleware._hello_retail.forks.may_start_threads`):
+its pool stays empty, and its workers fill their own.
 
 The price: ids minted and never used (at most N per idle period longer than
 ``prefetch_max_age``, and N when the process stops). Hello Retail ids cost
@@ -17,6 +20,7 @@ nothing until used, but they are visitors that never come back in its data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -25,7 +29,7 @@ from collections.abc import Callable
 
 from hr_middleware._core.settings import Settings
 
-from .forks import PerProcess
+from .forks import PerProcess, may_start_threads
 from .mint import AsyncMinter, CircuitBreaker, Minter
 
 __all__ = ["AsyncPrefetchingMinter", "IdPool", "PrefetchingMinter", "make_async_minter", "make_minter"]
@@ -105,7 +109,8 @@ class PrefetchingMinter:
     """A :class:`~hr_middleware._hello_retail.mint.Minter` with a pool refilled by one background thread.
 
     After a fork the child has no refill thread and an empty pool; its first
-    mint starts its own thread.
+    mint starts its own thread. A process that uWSGI will fork from C mints
+    inline and starts none.
     """
 
     def __init__(self, minter: Minter, size: int, max_age: float) -> None:
@@ -125,7 +130,7 @@ class PrefetchingMinter:
     def _ensure_refilling(self) -> _Refiller:
         refiller = self._refiller.get()
         thread = refiller.thread
-        if (thread is not None and thread.is_alive()) or self._closed:
+        if (thread is not None and thread.is_alive()) or self._closed or not may_start_threads():
             return refiller
         with refiller.start_lock:
             thread = refiller.thread
@@ -137,11 +142,11 @@ class PrefetchingMinter:
         return refiller
 
     def _refill(self, refiller: _Refiller) -> None:
-        while not refiller.stopped.is_set():
+        while not (refiller.stopped.is_set() or self._closed):
             refiller.wanted.wait()
             refiller.wanted.clear()
             try:
-                while self.pool.wants_more and not refiller.stopped.is_set():
+                while self.pool.wants_more and not (refiller.stopped.is_set() or self._closed):
                     tracking_user_id = self.minter.mint()  # None at once while the breaker is open
                     if tracking_user_id is None or not self.pool.put(tracking_user_id):
                         break
@@ -208,16 +213,35 @@ class AsyncPrefetchingMinter:
         return refill.wanted
 
     async def _refill(self, wanted: asyncio.Event) -> None:
-        while True:
+        # The closed flag ends it even where a cancel went astray.
+        while not self._closed:
             await wanted.wait()
             wanted.clear()
             try:
-                while self.pool.wants_more:
-                    tracking_user_id = await self.minter.amint()
+                while self.pool.wants_more and not self._closed:
+                    tracking_user_id = await self._mint_apart()
                     if tracking_user_id is None or not self.pool.put(tracking_user_id):
                         break
             except Exception:
                 logger.exception(REFILL_FAILED)
+
+    async def _mint_apart(self) -> str | None:
+        """One mint, in a task of its own: a cancel of the refill always ends the refill.
+
+        Awaited directly, the mint's handling of a cancel would decide: on
+        CPython 3.10 and 3.11, ``asyncio.wait_for`` swallows a cancel that
+        arrives as the awaited exchange finishes, and the refill would go on,
+        then wait for the next visit forever (``aclose()`` and
+        ``asyncio.run()``'s teardown with it). ``asyncio.wait`` only waits: the
+        cancel reaches the refill, and is passed on to the mint.
+        """
+        mint = asyncio.get_running_loop().create_task(self.minter.amint(), name="hr-middleware-prefetch-mint")
+        try:
+            await asyncio.wait((mint,))
+        except asyncio.CancelledError:
+            mint.cancel()
+            raise
+        return mint.result()
 
     @property
     def refilling(self) -> bool:
@@ -226,19 +250,24 @@ class AsyncPrefetchingMinter:
         return refill is not None and refill.task is not None and not refill.task.done()
 
     async def aclose(self) -> None:
-        """Cancel the refill task and close the connections."""
+        """Stop the refill task and close the connections.
+
+        Waits for the refill at most one mint's time budget (plus a second),
+        whatever it is doing: a shutdown finishes.
+        """
         self._closed = True
         refill = self._refill_task.peek()
         task = None
         if refill is not None:
             task, refill.task = refill.task, None
         if task is not None and not task.done():
-            task.cancel()
-            if task.get_loop() is asyncio.get_running_loop():
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+            loop = task.get_loop()
+            if loop is asyncio.get_running_loop():
+                task.cancel()
+                await asyncio.wait((task,), timeout=self.minter.settings.timeout + 1)
+            else:  # a task is cancelled on its own loop's thread (the closed flag ends it too)
+                with contextlib.suppress(RuntimeError):  # that loop is closed: the task will never run again
+                    loop.call_soon_threadsafe(task.cancel)
         await self.minter.aclose()
 
 

@@ -43,7 +43,7 @@ from requests.adapters import HTTPAdapter
 
 from . import memory
 from .errors import InvalidResponseError, RequestTimeoutError, TransportError
-from .forks import PerProcess
+from .forks import PerProcess, may_start_threads
 
 if TYPE_CHECKING:
     import httpx
@@ -423,6 +423,11 @@ class SyncTransport:
             )
         call = _Call(timeout, self.max_bytes if max_bytes is None else max_bytes)
         session, workers = self._connections.get()
+        if not may_start_threads():
+            # A process uWSGI will fork from C (forks.may_start_threads): no worker
+            # thread of ours may hold the GIL then. The exchange runs here, bounded
+            # by its socket timeouts only: it loads the app, it serves no visitor.
+            return self._exchange(session, url, body, headers, call)
         future = workers.submit(self._exchange, session, url, body, headers, call)
         try:
             return future.result(timeout=timeout)

@@ -106,7 +106,15 @@ class WaitForTransport:
         self.started = asyncio.Event()
         self.answered = asyncio.Event()
 
-    async def post(self, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str] | None = None) -> Answer:
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        max_bytes: int | None = None,
+    ) -> Answer:
         return await asyncio.wait_for(self._exchange(), timeout)
 
     async def _exchange(self) -> Answer:
@@ -131,7 +139,8 @@ def test_aclose_finishes_when_its_cancel_lands_as_the_refills_exchange_ends(
             max_age=600,
         )
         visit = asyncio.get_running_loop().create_task(minter.amint())  # mints inline, starts the refill
-        await transport.started.wait()  # the visit's exchange and the refill's are running
+        with anyio.fail_after(SHUTDOWN_BUDGET):  # a mint that never reaches the transport fails the test
+            await transport.started.wait()  # the visit's exchange and the refill's are running
         refill = minter._refill_task.get().task
         assert refill is not None
         # (The old aclose() swallowed the cancel of a scope it outlived: ask the scope, not for an exception.)

@@ -29,15 +29,15 @@ import asyncio
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
-from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from ._boundary import fail_open
 from ._core.cookies import CookieWrite
 from ._core.decide import TrackingPolicy
 from ._core.facts import RequestFacts
 from ._core.headers import fail_safe_headers
 from ._core.ids import OPT_OUT_ID
-from ._core.log import INTERNAL_ERROR, logger
+from ._core.log import logger
 from ._core.settings import Settings
 from ._core.visit import NO_COOKIES, Decision, NoIdReason, Note, Origin
 from ._hello_retail.mint import AsyncMinter, Minter
@@ -76,37 +76,6 @@ H = TypeVar("H", str, bytes)
 VISIT_KEY = "hello_retail.decided"
 
 _COOKIE = Origin.COOKIE
-
-
-# -- the one fail-open boundary ------------------------------------------------------------
-
-
-class _FailOpen:
-    """``with fail_open:`` around our own work on a request: an :class:`Exception` in it
-    is logged (``INTERNAL_ERROR``, with its traceback) and goes no further; the code after
-    the block serves the request without us. The app's own exceptions never pass through
-    one (the app is called outside it), and neither does a cancellation."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> bool:
-        if kind is None or not issubclass(kind, Exception):
-            return False
-        logger.error(INTERNAL_ERROR, exc_info=(kind, error, traceback))  # type: ignore[arg-type]
-        return True
-
-    def caught(self) -> None:
-        """Log the exception being handled, as the block does (for an ``except`` on the hot path)."""
-        logger.error(INTERNAL_ERROR, exc_info=True)
-
-
-#: The boundary (stateless, so one serves every request, thread and task).
-fail_open = _FailOpen()
 
 
 def patched(

@@ -363,10 +363,14 @@ class _Misconfigured:
 def _expose(scope: Scope, visit: Visit) -> None:
     """Put the id where ``request.state`` reads it (a server may not provide ``state``),
     and mark the scope decided for instances inside this one. Never raises."""
-    with fail_open:  # a read-only state of an odd server: the id is still current
+    # try, not the fail_open block: this runs on every request, and a block costs two calls
+    # (docs/performance.md). What it catches goes to the same log line.
+    try:
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
         state[STATE_KEY] = visit.tracking_user_id
         if visit.engine is not None:  # a visit this middleware could not serve is not decided
             scope[VISIT_KEY] = True
+    except Exception:  # a read-only state of an odd server: the id is still current
+        fail_open.caught()

@@ -27,6 +27,7 @@ from typing import Any
 import requests
 
 from hr_middleware import Settings, get_tracking_user_id
+from hr_middleware._hello_retail import endpoints
 from hr_middleware._hello_retail.mint import Minter
 from hr_middleware.wsgi import TrackingUserMiddleware as WSGITracking
 from tests.ids import UUID, A
@@ -494,14 +495,16 @@ def bench_first_visit(delay: float, visits: int) -> None:
         prefetching = WSGITracking(bare_wsgi, settings=settings.replace(prefetch=visits + 5))
         one(prefetching)
         deadline = time.monotonic() + 30
-        while len(prefetching.minter.pool) < visits + 5 and time.monotonic() < deadline:  # type: ignore[union-attr]
+        while len(prefetching._minter.pool) < visits + 5 and time.monotonic() < deadline:  # type: ignore[union-attr]
             time.sleep(0.01)
         warm_ms = [one(prefetching) for _ in range(visits)]
         prefetching.close()
         pooled.close()
         raw_ms = []
         with requests.Session() as session:  # the fake's answer time alone: one keep-alive POST, this thread
-            mint = functools.partial(session.post, settings.mint_url, json={"websiteUuid": settings.website_uuid})
+            mint = functools.partial(
+                session.post, settings.api_url + endpoints.MINT, json={"websiteUuid": settings.website_uuid}
+            )
             mint()
             for _ in range(visits):
                 started = time.perf_counter_ns()

@@ -25,21 +25,21 @@ def parts() -> dict[str, Callable[[int], None]]:
     """The parts by name: each runs its work *n* times."""
     from bench import micro
     from hr_middleware import Settings, get_tracking_user_id
-    from hr_middleware._core.returning import agreeing_id_reader
-    from hr_middleware._serving import enter, leave
-    from hr_middleware.asgi import TrackingUserMiddleware, _expose
+    from hr_middleware._core.cookies import find_cookie, valid_id_or_none
+    from hr_middleware._core.visit import Decision, Origin
+    from hr_middleware._serving import enter, fail_open, leave
+    from hr_middleware.asgi import ASGIRequestFacts, TrackingUserMiddleware, _expose
 
     settings = Settings(website_uuid=micro.UUID, api_url="http://127.0.0.1:9")
     middleware = TrackingUserMiddleware(micro.bare_asgi, settings=settings)
     engine = middleware._engine
+    policy = engine.policy
     scope = micro.asgi_scope(micro.COOKIE)
-    header, text = micro.COOKIE.encode(), micro.COOKIE
-    check_bytes = agreeing_id_reader(settings.cookie_name, settings.sdk_cookie_name, bytes)
-    check_text = agreeing_id_reader(settings.cookie_name, settings.sdk_cookie_name, str)
-    key = settings.sdk_cookie_name.encode() + b"="
-    at = header.find(key) + len(key)
-    value, short = header[at : at + 24], b"hello_retail_id=0123"
-    hex_bytes, hex_text, value_text = b"0123456789abcdef", "0123456789abcdef", value.decode()
+    request = ASGIRequestFacts(scope)
+    header = micro.COOKIE
+    sdk_key = settings.sdk_cookie_name + "="
+    at = header.find(sdk_key) + len(sdk_key)
+    value = header[at : at + 24]
     served = engine.serve(scope)
     assert served.tracking_user_id is not None, "the bench's visitor must be a returning one"
     served.downstream = lambda message: None
@@ -74,29 +74,33 @@ def parts() -> dict[str, Callable[[int], None]]:
     def context() -> None:
         leave(enter(served))
 
+    def boundary() -> None:
+        with fail_open:
+            pass
+
     return {
         "empty loop": loop(lambda: None),
         # The parts of an ASGI request, as the middleware makes them.
-        "the cookies read from the scope (the Cookie line found, both checked)": loop(lambda: engine._returning(scope)),  # type: ignore[misc]
-        "the two cookies checked (the header found already)": loop(lambda: check_bytes(header)),
-        "Engine.serve: the cookies read and the visit made": loop(lambda: engine.serve(scope)),
-        "the visit object, made and freed": loop(lambda: type(served)(engine, scope)),
+        "Engine.serve: the returning visitor's visit": loop(lambda: engine.serve(scope)),
+        "the hot path's reader (the Cookie line found, both cookies checked)": loop(lambda: engine._returning(scope)),  # type: ignore[misc]
+        "the request's facts (the Cookie line found and decoded)": loop(lambda: ASGIRequestFacts(scope)),
+        "TrackingPolicy.decide (both cookies read)": loop(lambda: policy.decide(request)),
+        "find_cookie: the SDK cookie": loop(lambda: find_cookie(header, sdk_key, valid_id_or_none)),
+        "valid_id_or_none on an id": loop(lambda: valid_id_or_none(value)),
+        "a Decision, made": loop(lambda: Decision(value, Origin.COOKIE, None, (), False, ())),
+        "the visit object, made and freed": loop(lambda: type(served)(engine, scope, value, Origin.COOKIE)),
+        "the fail-open boundary, entered and left": loop(boundary),
         "the context variable, set and reset": loop(context),
         "request.state and the mark for nested instances": loop(lambda: _expose({**scope, "state": {}}, served)),
         "a dict copy of the scope (subtract from the line above)": loop(lambda: {**scope, "state": {}}),
         "the send wrapper: one message passed on": loop(lambda: served.send(body)),
         "get_tracking_user_id() in a visit": in_visit(lambda: get_tracking_user_id()),  # noqa: PLW0108
-        "the start message patched for Vary: Cookie": loop(patched_start),
-        # The C calls the cookie check is made of.
-        "bytes.find on the 321-byte header": loop(lambda: header.find(key)),
-        "bytes.find on a 20-byte header": loop(lambda: short.find(key)),
-        "a 24-byte slice": loop(lambda: header[at : at + 24]),
-        "an index and a compare": loop(lambda: header[at] != 59),
-        "bytes.strip(hex digits) of an id": loop(lambda: value.strip(hex_bytes)),
-        "str.strip(hex digits) of an id": loop(lambda: value_text.strip(hex_text)),
-        "str.encode() of an id, then bytes.strip": loop(lambda: value_text.encode().strip(hex_bytes)),
-        "decode() of an id": loop(lambda: value.decode()),  # noqa: PLW0108
-        "the two cookies checked, str header (WSGI)": loop(lambda: check_text(text)),
+        "the start message patched for Vary: Cookie and private": loop(patched_start),
+        # The C calls the cookie read is made of.
+        "str.find of a cookie name on the 321-byte header": loop(lambda: header.find(sdk_key)),
+        "a 24-character slice": loop(lambda: header[at : at + 24]),
+        "str.strip(hex digits) of an id": loop(lambda: value.strip("0123456789abcdef")),
+        "str.encode() of an id, then bytes.strip": loop(lambda: value.encode().strip(b"0123456789abcdef")),
     }
 
 

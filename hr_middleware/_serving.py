@@ -1,17 +1,21 @@
-"""Between the pure core and the adapters: one request served, failing open.
+"""The request lifecycle, once: decide, expose, run the app, patch the response, leave.
 
-An adapter hands its framework's request (a WSGI environ, an ASGI scope, a
-Django ``HttpRequest``) to its :class:`Engine`. The engine decides the visit
-(the core), runs the mint when one is due (the one I/O, sync or async), and
-never raises: whatever fails on our side is logged once and the request is
-served without an id (``NoIdReason.INTERNAL_ERROR``). The adapter makes the
-visit current with :func:`enter` / :func:`leave` and patches the response
-with the core's header functions.
+Between the pure core and the adapters. An adapter turns its framework's
+request into the core's facts and hands it to its :class:`Engine`, whose
+:meth:`~Engine.serve` decides the visit (the core's
+:meth:`~hr_middleware._core.decide.TrackingPolicy.decide`) and mints when one
+is due (the one I/O: :meth:`~Engine.serve` when the minter is sync,
+:meth:`~Engine.amint` when it is async). The adapter exposes the id its own
+way, runs the app with the visit current (:func:`in_visit`, :func:`ain_visit`;
+a streamed body chunk by chunk with :class:`ChunksInVisit` or
+:class:`AsyncChunksInVisit`), and patches its response type with the core's
+header functions (:mod:`hr_middleware._core.headers`).
 
-A streamed body produced after the adapter returned (a WSGI iterable, a Django
-``StreamingHttpResponse``) is wrapped in :class:`ChunksInVisit` or
-:class:`AsyncChunksInVisit`: the visit is current while each chunk is made,
-on whichever thread or task makes it, and never in between.
+Failing open happens here, at one boundary: :data:`fail_open` logs whatever
+failed on our side (``INTERNAL_ERROR``, with the traceback) and the request
+is served without an id (``NoIdReason.INTERNAL_ERROR``). The core raises
+nothing it does not mean and logs nothing: the notes of a decision (a shop's
+hook that raised, a bad signature) are logged here.
 
 The app reaches the current visit through :func:`get_tracking_user_id` and
 :func:`get_tracking_user`; ``hr_middleware.consent``'s ``grant()`` and
@@ -23,16 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from ._boundary import fail_open
+from ._core.cookies import CookieWrite
 from ._core.decide import TrackingPolicy
 from ._core.facts import RequestFacts
+from ._core.headers import fail_safe_headers
 from ._core.ids import OPT_OUT_ID
-from ._core.log import INTERNAL_ERROR, logger
+from ._core.log import logger
 from ._core.settings import Settings
-from ._core.visit import NO_COOKIES, NoIdReason, Origin, Visit
+from ._core.visit import NO_COOKIES, Decision, NoIdReason, Note, Origin
 from ._hello_retail.mint import AsyncMinter, Minter
 from ._hello_retail.prefetch import AsyncPrefetchingMinter, PrefetchingMinter
 
@@ -41,91 +48,162 @@ __all__ = [
     "AsyncChunksInVisit",
     "ChunksInVisit",
     "Engine",
-    "Served",
     "TrackingUser",
+    "Visit",
     "agrant",
-    "call_in_visit",
+    "ain_visit",
     "current",
     "enter",
+    "fail_open",
     "get_tracking_user",
     "get_tracking_user_id",
     "grant",
+    "in_visit",
     "leave",
+    "patched",
     "revoke",
 ]
 
 N = TypeVar("N")
-S = TypeVar("S", bound="Served")
+V = TypeVar("V", bound="Visit")
 T = TypeVar("T")
 R = TypeVar("R")
-
-_new = object.__new__
-_COOKIE = Origin.COOKIE
+H = TypeVar("H", str, bytes)
 
 #: The mark an adapter leaves in the WSGI environ or ASGI scope of a request
 #: it serves, so that a second instance (nested, or Django's inside ours)
 #: takes the current visit instead of deciding again: one visit, one mint.
 VISIT_KEY = "hello_retail.decided"
 
+_COOKIE = Origin.COOKIE
 
-class Served(Visit):
-    """A visit being served: the core's record, and what acting on it later takes.
 
-    The engine that decided it and the request's facts, for ``grant()`` and
-    ``revoke()`` in the app; the event loop of an async adapter, for a
-    ``grant()`` from a worker thread; and ``on_read``, an adapter's way to
-    hear that the app read the id (Django's cache framework must then not
-    store the page). Nothing refers back to it but the context.
+def patched(
+    visit: Visit, headers: list[tuple[H, H]], patch: Callable[[Visit, list[tuple[H, H]]], list[tuple[H, H]]]
+) -> list[tuple[H, H]]:
+    """*headers* with *visit*'s cookies and caching headers (*patch*: :func:`patch_headers`
+    or :func:`patch_raw_headers`); headers that cannot be patched are logged and kept out of
+    shared caches instead (the page may carry an id its cookies do not); headers that cannot
+    even be read, as they are (the server will refuse them anyway)."""
+    with fail_open:
+        return patch(visit, headers)
+    with fail_open:
+        return fail_safe_headers(headers)
+    return headers
+
+
+def _log(notes: tuple[Note, ...]) -> None:
+    """Log what the core noted about a decision (the core itself logs nothing)."""
+    for note in notes:
+        logger.log(note.level, note.message, *note.args, exc_info=note.error)
+
+
+# -- a visit being served ------------------------------------------------------------------
+
+
+class Visit:
+    """One request's identity while it is served: the current :class:`Decision`'s
+    fields, whether the app read the id, whether a mint was tried, and what
+    acting on it later takes.
+
+    Made from a decision (the one way to make one) and changed only by
+    :meth:`apply` (a mint's outcome, a consent change in the request). It keeps
+    the engine that decided it and the framework's request, for ``grant()``
+    and ``revoke()`` in the app; the event loop of an async adapter, for a
+    ``grant()`` from a worker thread; and ``on_read``, an adapter's way to hear
+    that the app read the id (Django's cache framework must then not store the
+    page). Nothing refers back to it but the context. Adapters subclass it
+    with the one method their response needs (``send``, ``start_response``).
     """
 
+    #: True once a mint was attempted for this request (never two).
+    minted = False
     #: The event loop of an async adapter, for a ``grant()`` from a worker thread.
     loop: asyncio.AbstractEventLoop | None = None
-    _facts: RequestFacts | None = None
 
-    def __init__(self, engine: Engine[Any, Any] | None, native: Any) -> None:
-        super().__init__()
+    def __init__(  # noqa: PLR0917 - positional: keywords cost every request's visit
+        self,
+        engine: Engine[Any, Any] | None,
+        native: Any,
+        tracking_user_id: str | None,
+        origin: Origin | None,
+        reason: NoIdReason | None = None,
+        cookies: tuple[CookieWrite, ...] = (),
+        must_mint: bool = False,
+    ) -> None:
+        # The fields of a Decision, given one by one: the usual returning visitor's
+        # decision is never made as one (it would cost every request 3,000 instructions).
+        # (No field set here has a class default too: an instance attribute that shadows
+        # a class attribute is read the slow way on CPython 3.12+; docs/performance.md.)
+        #: The visitor's id, :data:`~hr_middleware.OPT_OUT_ID`, or None.
+        self.tracking_user_id = tracking_user_id
+        #: Where the id came from; None when there is no id.
+        self.origin = origin
+        #: Why there is no id; None while there is one, or while a mint is due.
+        self.reason = reason
+        #: Cookies to set or delete on the response, by name.
+        self.cookies: Mapping[str, CookieWrite] = (
+            NO_COOKIES if not cookies else {cookie.name: cookie for cookie in cookies}
+        )
+        #: True while a mint is due and has not been done.
+        self.must_mint = must_mint
+        #: True once the app read the id: the response varies on Cookie and is kept private.
+        self.accessed = False
         #: The engine that decided the visit (None when the middleware could not).
         self.engine = engine
         #: The framework's request: a WSGI environ, an ASGI scope, a Django ``HttpRequest``.
         self.native = native
         #: Called whenever the app reads the id.
         self.on_read: Callable[[], None] | None = None
+        self._request: RequestFacts | None = None
+
+    @property
+    def request(self) -> RequestFacts:
+        """The request's facts (made when first needed: the usual returning visitor never needs them)."""
+        if self._request is None:
+            assert self.engine is not None
+            self._request = self.engine.make_facts(self.native)
+        return self._request
+
+    def apply(self, decision: Decision) -> None:
+        """Take *decision* (a later one: a mint's outcome, a consent change): its id,
+        origin and reason; its cookies replace any of the same name."""
+        self.tracking_user_id = decision.tracking_user_id
+        self.origin = decision.origin
+        self.reason = decision.reason
+        self.must_mint = decision.mint
+        if decision.cookies:
+            self.cookies = {**self.cookies, **{cookie.name: cookie for cookie in decision.cookies}}
 
     def read_id(self) -> str | None:
-        """The id as the app reads it: the response now varies on Cookie."""
+        """The id as the app reads it: the response now varies on Cookie and is kept private."""
         self.accessed = True
         if self.on_read is not None:
             self.on_read()
         return self.tracking_user_id
 
-    @property
-    def facts(self) -> RequestFacts:
-        """The request's facts (made when first needed)."""
-        if self._facts is None:
-            assert self.engine is not None
-            self._facts = self.engine.make_facts(self.native)
-        return self._facts
-
     @classmethod
-    def failed(cls: type[S], native: Any) -> S:
+    def failed(cls: type[V], native: Any = None) -> V:
         """A request the middleware could not serve: no id, nothing to write."""
-        served = cls(None, native)
-        served.reason = NoIdReason.INTERNAL_ERROR
-        return served
+        return cls(None, native, None, None, NoIdReason.INTERNAL_ERROR)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.tracking_user_id!r} origin={self.origin!s} cookies={list(self.cookies)}>"
 
 
-class Engine(Generic[N, S]):
+class Engine(Generic[N, V]):
     """One middleware's settings, decision and minter, serving requests of native type *N*.
 
     *make_facts* builds the core's :class:`RequestFacts` from the native
     request. *returning* makes, from the two cookie names, the hot path's
-    reader of the native request (see :mod:`hr_middleware._core.returning`):
-    the id of the usual returning visitor, or None to go the long way. A
-    sync adapter gives *minter*, an async one *aminter*; *served* is the
-    adapter's subclass of :class:`Served`, if it has one.
+    reader of the native request (:mod:`hr_middleware._core.returning`): the
+    first branch of the decision, the usual returning visitor's id, read
+    without building the request's facts (None: decide the long way). A
+    sync adapter gives *minter*, an async one *aminter*; *visit* is the
+    adapter's subclass of :class:`Visit`.
     """
 
-    __slots__ = ("settings", "policy", "make_facts", "minter", "aminter", "_returning", "_served")
+    __slots__ = ("settings", "policy", "make_facts", "minter", "aminter", "_returning", "_visit")
 
     def __init__(
         self,
@@ -135,87 +213,88 @@ class Engine(Generic[N, S]):
         returning: Callable[[str, str], Callable[[N], str | None]] | None = None,
         minter: Minter | PrefetchingMinter | None = None,
         aminter: AsyncMinter | AsyncPrefetchingMinter | None = None,
-        served: type[S],
+        visit: type[V],
     ) -> None:
         self.settings = settings
-        #: The class of the visits it serves (:class:`Served`, or an adapter's subclass).
-        self._served = served
+        #: The class of the visits it serves (an adapter's subclass of :class:`Visit`).
+        self._visit = visit
         self.policy = TrackingPolicy(settings)
         self.make_facts = make_facts
         self.minter = minter
         self.aminter = aminter
         self._returning: Callable[[N], str | None] | None = None
-        if returning is not None and self.policy.fast:
+        if returning is not None and self.policy.returning_shortcut:
             self._returning = returning(settings.cookie_name, settings.sdk_cookie_name)
         _guard_djangos_cache()
 
-    def serve(self, native: N, *, may_mint: bool = True) -> S:
+    def serve(self, native: N, *, may_mint: bool = True) -> V:
         """Decide the visit of *native*, and mint when one is due and the minter is
         sync (blocking): the visit to serve. Never raises.
 
         An engine with an async minter leaves a due mint to :meth:`amint`
-        (``served.must_mint`` stays True); *may_mint* False decides without one.
+        (``visit.must_mint`` stays True); *may_mint* False decides without one.
         """
+        # try, not the fail_open block: this runs on every request, and a block costs two
+        # calls (docs/performance.md). What it catches goes to the same log line.
         try:
             returning = self._returning
             if returning is not None:
                 tracking_user_id = returning(native)
                 if tracking_user_id is not None:
-                    # The usual returning visitor: nothing else to decide, nothing to write.
-                    # Made without calling __init__ (one Python call fewer): the fields it
-                    # sets are set here, in its order.
-                    served = _new(self._served)
-                    served.tracking_user_id = tracking_user_id
-                    served.origin = _COOKIE
-                    served.cookies = NO_COOKIES
-                    served.accessed = False
-                    served.must_mint = False
-                    served.engine = self
-                    served.native = native
-                    served.on_read = None
-                    return served
-            served = self._served(self, native)
+                    # The decision's first branch, the usual returning visitor: nothing to write.
+                    return self._visit(self, native, tracking_user_id, _COOKIE)
+            request = self.make_facts(native)
+            decision = self.policy.decide(request, may_mint=may_mint)
+            if decision.notes:
+                _log(decision.notes)
+            visit = self._visit(
+                self,
+                native,
+                decision.tracking_user_id,
+                decision.origin,
+                decision.reason,
+                decision.cookies,
+                decision.mint,
+            )
+            visit._request = request
+        except Exception:
+            fail_open.caught()
+            return self._visit.failed(native)
+        with fail_open:
             if self.aminter is not None:
                 # For a grant() from a worker thread: it would mint on this loop. (A
-                # returning visitor needs no mint: it keeps its id.)
-                served.loop = asyncio.get_running_loop()
-            self.policy.decide(served, served.facts, may_mint=may_mint)
-        except Exception:
-            logger.exception(INTERNAL_ERROR)
-            return self._served.failed(native)
-        if served.must_mint and self.minter is not None:
-            try:
-                self.policy.adopt_minted(served, served.facts, self.minter.mint())
-            except Exception:
-                return self._failed(served)
-        return served
+                # returning visitor needs none: it keeps its id.)
+                visit.loop = asyncio.get_running_loop()
+            elif visit.must_mint and self.minter is not None:
+                self._adopt(visit, self.minter.mint())
+            return visit
+        return self._visit.failed(native)
 
-    async def amint(self, served: S) -> S:
-        """The mint :meth:`serve` left due (``served.must_mint``: an async minter),
+    async def amint(self, visit: V) -> V:
+        """The mint :meth:`serve` left due (``visit.must_mint``: an async minter),
         awaited: the visit to serve. Never raises.
 
         An async adapter calls it only when a mint is due, rather than awaiting one
         coroutine that serves and mints: that coroutine would cost every request
         (docs/performance.md).
         """
-        try:
-            self.policy.adopt_minted(served, served.facts, await self._mint_awaiting(served))
-        except Exception:
-            return self._failed(served)
-        return served
+        with fail_open:
+            self._adopt(visit, await self._mint_awaiting())
+            return visit
+        return self._visit.failed(visit.native)
 
-    @staticmethod
-    def _failed(served: S) -> S:
-        logger.exception(INTERNAL_ERROR)
-        return type(served).failed(served.native)
+    def _adopt(self, visit: Visit, tracking_user_id: str | None) -> None:
+        """Take a mint's outcome (None: it failed) into *visit*."""
+        visit.minted = True
+        visit.apply(self.policy.minted(visit.request, tracking_user_id))
 
-    def _mint_blocking(self, served: Served) -> str | None:
+    def _mint_blocking(self, visit: Visit) -> str | None:
         if self.minter is not None:
             return self.minter.mint()
         assert self.aminter is not None
         # A sync endpoint of an async app (Starlette's threadpool, Django's
         # sync_to_async): mint on the request's event loop and wait for it here.
-        loop = served.loop
+        loop = visit.loop
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -224,7 +303,7 @@ class Engine(Generic[N, S]):
             raise RuntimeError("grant() would block the event loop here: use `await agrant()` in async code")
         return asyncio.run_coroutine_threadsafe(self.aminter.amint(), loop).result()
 
-    async def _mint_awaiting(self, served: Served) -> str | None:
+    async def _mint_awaiting(self) -> str | None:
         if self.aminter is not None:
             return await self.aminter.amint()
         assert self.minter is not None
@@ -235,39 +314,45 @@ class Engine(Generic[N, S]):
 
         Never raises: a failure is logged. A later mint opens new connections.
         """
-        try:
+        with fail_open:
             if self.minter is not None:
                 self.minter.close()
-        except Exception:
-            logger.exception(INTERNAL_ERROR)
 
     async def aclose(self) -> None:
         """Close the connections to Hello Retail (either kind of minter). Never raises."""
         self.close()
-        try:
+        with fail_open:
             if self.aminter is not None:
                 await self.aminter.aclose()
-        except Exception:
-            logger.exception(INTERNAL_ERROR)
 
 
 # -- the current visit ---------------------------------------------------------------------
 
-_current: ContextVar[Served | None] = ContextVar("hr_middleware.visit", default=None)
+_current: ContextVar[Visit | None] = ContextVar("hr_middleware.visit", default=None)
 
 #: Make a visit current (returns the token for :func:`leave`).
 enter = _current.set
 #: Undo :func:`enter`.
 leave = _current.reset
-#: The visit being served in this context, or None.
+#: The visit being visit in this context, or None.
 current = _current.get
 
 
-def call_in_visit(served: Served, call: Callable[[], R]) -> R:
-    """*call*'s result, called with *served* current (and left after): a WSGI body's ``close()``, say."""
-    token = _current.set(served)
+def in_visit(visit: Visit | None, call: Callable[..., R], *args: Any) -> R:
+    """``call(*args)`` with *visit* current, and left after: the app, a streamed
+    body's next chunk, its ``close()``."""
+    token = _current.set(visit)
     try:
-        return call()
+        return call(*args)
+    finally:
+        _current.reset(token)
+
+
+async def ain_visit(visit: Visit | None, call: Callable[..., Awaitable[R]], *args: Any) -> R:
+    """``await call(*args)`` with *visit* current, and left after."""
+    token = _current.set(visit)
+    try:
+        return await call(*args)
     finally:
         _current.reset(token)
 
@@ -282,47 +367,45 @@ class ChunksInVisit(Generic[T]):
     ``iter()``), in the context of whoever asks, and never left behind there.
     """
 
-    __slots__ = ("_content", "_iterator", "_served")
+    __slots__ = ("_content", "_iterator", "_visit")
 
-    def __init__(self, content: Iterable[T], served: Served) -> None:
+    def __init__(self, content: Iterable[T], visit: Visit) -> None:
         self._content = content
-        self._served = served
+        self._visit = visit
         self._iterator: Iterator[T] | None = None
 
     def __iter__(self) -> ChunksInVisit[T]:
         return self
 
     def __next__(self) -> T:
-        token = _current.set(self._served)
-        try:
-            if self._iterator is None:
-                self._iterator = iter(self._content)  # an __iter__ may run the app's code too
-            return next(self._iterator)
-        finally:
-            _current.reset(token)
+        return in_visit(self._visit, self._next)
+
+    def _next(self) -> T:
+        if self._iterator is None:
+            self._iterator = iter(self._content)  # an __iter__ may run the app's code too
+        return next(self._iterator)
 
 
 class AsyncChunksInVisit(Generic[T]):
     """:class:`ChunksInVisit` for an async iterable: the visit is current while each chunk is awaited."""
 
-    __slots__ = ("_content", "_iterator", "_served")
+    __slots__ = ("_content", "_iterator", "_visit")
 
-    def __init__(self, content: AsyncIterable[T], served: Served) -> None:
+    def __init__(self, content: AsyncIterable[T], visit: Visit) -> None:
         self._content = content
-        self._served = served
+        self._visit = visit
         self._iterator: AsyncIterator[T] | None = None
 
     def __aiter__(self) -> AsyncChunksInVisit[T]:
         return self
 
     async def __anext__(self) -> T:
-        token = _current.set(self._served)
-        try:
-            if self._iterator is None:
-                self._iterator = aiter(self._content)
-            return await anext(self._iterator)
-        finally:
-            _current.reset(token)
+        return await ain_visit(self._visit, self._anext)
+
+    async def _anext(self) -> T:
+        if self._iterator is None:
+            self._iterator = aiter(self._content)
+        return await anext(self._iterator)
 
 
 def _guard_djangos_cache() -> None:
@@ -333,7 +416,7 @@ def _guard_djangos_cache() -> None:
     Django's application, so Django is imported by then). Never imports Django.
     """
     if "django.http" in sys.modules:
-        from .django.cache import keep_read_pages_out_of_the_cache
+        from .django._cache import keep_read_pages_out_of_the_cache
 
         keep_read_pages_out_of_the_cache()
 
@@ -367,8 +450,8 @@ def get_tracking_user_id() -> str | None:
     any framework, inside the middleware. Reading it marks the response
     ``Vary: Cookie``.
     """
-    served = _current.get()
-    return None if served is None else served.read_id()
+    visit = _current.get()
+    return None if visit is None else visit.read_id()
 
 
 def get_tracking_user() -> TrackingUser:
@@ -376,43 +459,47 @@ def get_tracking_user() -> TrackingUser:
 
     Outside a request: ``TrackingUser(None, None, NoIdReason.OUTSIDE_REQUEST)``.
     """
-    served = _current.get()
-    if served is None:
+    visit = _current.get()
+    if visit is None:
         return _OUTSIDE
-    tracking_user_id = served.read_id()
+    tracking_user_id = visit.read_id()
     if tracking_user_id is None:
-        return TrackingUser(None, None, served.reason or NoIdReason.INTERNAL_ERROR)
-    return TrackingUser(tracking_user_id, served.origin)
+        return TrackingUser(None, None, visit.reason or NoIdReason.INTERNAL_ERROR)
+    return TrackingUser(tracking_user_id, visit.origin)
 
 
 # -- acting on a consent change within a request ----------------------------------------------
 
 
-def _served() -> tuple[Served, Engine[Any, Any]]:
-    served = _current.get()
-    if served is None or served.engine is None:
+def _served() -> tuple[Visit, Engine[Any, Any], RequestFacts]:
+    visit = _current.get()
+    if visit is None or visit.engine is None or visit.request is None:
         raise LookupError("no Hello Retail visit here: call this while a request passes through the middleware")
-    return served, served.engine
+    return visit, visit.engine, visit.request
 
 
 def grant() -> str | None:
     """Consent given: keep or mint the id (blocking) and write the cookies. See :func:`hr_middleware.consent.grant`."""
-    served, engine = _served()
-    if engine.policy.grant_needs_mint(served, served.facts):
-        engine.policy.adopt_minted(served, served.facts, engine._mint_blocking(served))
-    return served.tracking_user_id
+    visit, engine, request = _served()
+    decision = engine.policy.grant(request, visit.tracking_user_id, visit.origin, visit.reason, visit.minted)
+    visit.apply(decision)
+    if decision.mint:
+        engine._adopt(visit, engine._mint_blocking(visit))
+    return visit.tracking_user_id
 
 
 async def agrant() -> str | None:
     """:func:`grant` for async code; never blocks the event loop."""
-    served, engine = _served()
-    if engine.policy.grant_needs_mint(served, served.facts):
-        engine.policy.adopt_minted(served, served.facts, await engine._mint_awaiting(served))
-    return served.tracking_user_id
+    visit, engine, request = _served()
+    decision = engine.policy.grant(request, visit.tracking_user_id, visit.origin, visit.reason, visit.minted)
+    visit.apply(decision)
+    if decision.mint:
+        engine._adopt(visit, await engine._mint_awaiting())
+    return visit.tracking_user_id
 
 
 def revoke() -> str:
     """Consent withdrawn: delete both id cookies; the id becomes :data:`~hr_middleware.OPT_OUT_ID`."""
-    served, engine = _served()
-    engine.policy.revoke(served, served.facts)
+    visit, engine, request = _served()
+    visit.apply(engine.policy.revoke(request))
     return OPT_OUT_ID

@@ -11,7 +11,7 @@ Any other ASGI 3 app (Django's ASGI handler, Quart, a bare callable)::
     app = TrackingUserMiddleware(app, website_uuid="...")
 
 The options are those of :class:`~hr_middleware.Settings`, as keyword
-arguments or as ``settings=``. While a request is served
+arguments or as ``settings=``. While a request is visit
 :func:`hr_middleware.get_tracking_user_id` returns the id (or None), in the
 endpoint and in every task it starts, and keeps the response out of shared
 caches. The id is also at ``scope["state"]["tracking_user_id"]``
@@ -36,7 +36,7 @@ Per scope type:
     ``.failed``) the pooled connections to Hello Retail are closed.
 
 When Hello Retail is slow, down or answers garbage, the mint gives up after
-``timeout`` seconds and the page is served without an id. A failure of the
+``timeout`` seconds and the page is visit without an id. A failure of the
 middleware itself is logged and the request goes on without it; exceptions
 raised by the app are never caught.
 """
@@ -49,14 +49,15 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, cast
 
+from ._core.cookies import COOKIE_HEADER_LIMIT
 from ._core.facts import RequestFacts
 from ._core.headers import patch_raw_headers
-from ._core.log import INTERNAL_ERROR, MISCONFIGURED, logger
+from ._core.log import MISCONFIGURED, logger
 from ._core.returning import scope_reader
 from ._core.settings import Settings
 from ._hello_retail.mint import AsyncMinter
 from ._hello_retail.prefetch import AsyncPrefetchingMinter, make_async_minter
-from ._serving import VISIT_KEY, Engine, Served, enter, leave
+from ._serving import VISIT_KEY, Engine, Visit, ain_visit, enter, fail_open, leave, patched
 
 __all__ = ["STATE_KEY", "TrackingUserMiddleware"]
 
@@ -80,17 +81,13 @@ class ASGIRequestFacts(RequestFacts):
     __slots__ = ("scope", "_headers")
 
     def __init__(self, scope: Scope) -> None:
-        super().__init__()
+        super().__init__(_cookie_header(scope.get("headers", ())))
         self.scope = scope
         self._headers: ScopeHeaders | None = None
 
     @property
     def native(self) -> Scope:
         return self.scope
-
-    @property
-    def cookie_header(self) -> str:
-        return self.headers.get("cookie", "")
 
     @property
     def method(self) -> str:
@@ -120,6 +117,31 @@ class ASGIRequestFacts(RequestFacts):
         if self._headers is None:
             self._headers = ScopeHeaders(self.scope.get("headers", ()))
         return self._headers
+
+
+def _cookie_header(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The request's Cookie lines as one header, decoded as latin-1.
+
+    HTTP/2 may split the Cookie header; RFC 9113 joins the parts with ``"; "``.
+    ASGI servers lower-case header names, or keep the client's spelling. Lines
+    past :data:`~hr_middleware._core.cookies.COOKIE_HEADER_LIMIT` are not
+    joined (the facts read no further), so work stays linear in the header count.
+    """
+    found: bytes | None = None
+    lines: list[bytes] | None = None
+    size = 0
+    for name, value in headers:
+        if name == b"cookie" or (name[:1] in b"cC" and name.lower() == b"cookie"):
+            if found is None:
+                found, size = value, len(value)
+            elif size <= COOKIE_HEADER_LIMIT:
+                if lines is None:
+                    lines = [found]
+                lines.append(value)
+                size += len(value) + 2
+    if found is None:
+        return ""
+    return (found if lines is None else b"; ".join(lines)).decode("latin-1")
 
 
 class ScopeHeaders(Mapping[str, str]):
@@ -220,43 +242,31 @@ class TrackingUserMiddleware:
     ) -> None:
         self.app = app
         self.settings = Settings.merge(settings, options)
-        self.minter = minter or make_async_minter(self.settings)
-        self._engine: Engine[Scope, _ASGIServed] = Engine(
-            self.settings, ASGIRequestFacts, returning=scope_reader, aminter=self.minter, served=_ASGIServed
+        self._minter = minter or make_async_minter(self.settings)
+        self._engine: Engine[Scope, _ASGIVisit] = Engine(
+            self.settings, ASGIRequestFacts, returning=scope_reader, aminter=self._minter, visit=_ASGIVisit
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or VISIT_KEY in scope:
-            await self._other(scope, receive, send)
+        kind = scope["type"]
+        if kind not in ("http", "websocket") or VISIT_KEY in scope:
+            # The lifespan, a scope type we don't know, or another instance outside
+            # this one decided already: one visit, one mint.
+            await self.app(scope, receive, self._lifespan_send(send) if kind == "lifespan" else send)
             return
-        served = self._engine.serve(scope)
-        if served.must_mint:
-            served = await self._engine.amint(served)
-        _expose(scope, served)
-        token = enter(served)
+        # A websocket handshake's response cannot carry our cookies: its id is only read.
+        visit = self._engine.serve(scope, may_mint=kind == "http")
+        if visit.must_mint:
+            visit = await self._engine.amint(visit)
+        _expose(scope, visit)
+        # send is wrapped even when nothing is to be set yet: the app may read the id
+        # (and so need Vary: Cookie) before it starts the response.
+        visit.downstream = send
+        token = enter(visit)
         try:
-            # Wrapped even when nothing is to be set yet: the app may read the
-            # id (and so need Vary: Cookie) before it starts the response.
-            served.downstream = send
-            await self.app(scope, receive, served.send)
+            await self.app(scope, receive, visit.send)
         finally:
             leave(token)
-
-    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
-            await self.app(scope, receive, self._lifespan_send(send))
-        elif kind == "websocket" and VISIT_KEY not in scope:
-            # A websocket handshake's response cannot carry our cookies: observe only.
-            served = self._engine.serve(scope, may_mint=False)
-            _expose(scope, served)
-            token = enter(served)
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                leave(token)
-        else:  # another instance outside this one decided already, or a scope type we don't know
-            await self.app(scope, receive, send)
 
     def _lifespan_send(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:
@@ -275,8 +285,8 @@ class TrackingUserMiddleware:
         await self._engine.aclose()
 
 
-class _ASGIServed(Served):
-    """A visit served over ASGI; its ``send`` is the app's: the app's ``send``,
+class _ASGIVisit(Visit):
+    """A visit visit over ASGI; its ``send`` is the app's: the app's ``send``,
     with the visit's headers added to ``http.response.start`` when there are any."""
 
     downstream: Send
@@ -288,29 +298,32 @@ class _ASGIServed(Served):
         awaits it): the patch is synchronous, so no coroutine of our own is needed.
         """
         if (self.cookies or self.accessed) and message["type"] == "http.response.start":
-            try:
+            with fail_open:  # a message whose headers cannot even be read: sent as it is
                 headers = message.get("headers", ())
                 if type(headers) is not list:
                     # ASGI allows any iterable of headers (a generator too): it is read once, here.
                     headers = list(headers)
-            except Exception:
-                logger.exception(INTERNAL_ERROR)
-            else:
                 # A new message and a new header list: the app's own are left as they
-                # were (an app may send one message object on every response). The
-                # patch never raises.
-                message = dict(message)
-                message["headers"] = patch_raw_headers(self, headers)
+                # were (an app may send one message object on every response).
+                started = dict(message)
+                started["headers"] = patched(self, headers, patch_raw_headers)
+                message = started
         return self.downstream(message)
 
 
 # The app awaits what ``send`` returns, as with any ASGI send. Code that asks whether
-# ``send`` is a coroutine function hears yes (asgiref's async_to_sync, which Django
-# Channels' sync consumers send through, warns on every call otherwise).
+# ``send`` is a coroutine function hears yes: asgiref's async_to_sync (which Django
+# Channels' sync consumers send through) warns on every call otherwise. Before Python
+# 3.12 only asgiref has a public way to say so, and only asgiref asks.
 if sys.version_info >= (3, 12):
-    inspect.markcoroutinefunction(_ASGIServed.send)
-else:  # what inspect.markcoroutinefunction does from 3.12 on, as asyncio read it before
-    _ASGIServed.send._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+    inspect.markcoroutinefunction(_ASGIVisit.send)
+else:
+    try:
+        from asgiref.sync import markcoroutinefunction
+    except ImportError:  # no asgiref: nothing here asks
+        pass
+    else:
+        markcoroutinefunction(_ASGIVisit.send)
 
 
 def _inside_a_running_app() -> bool:
@@ -325,7 +338,7 @@ def _inside_a_running_app() -> bool:
 class _Misconfigured:
     """What a lazily built middleware with invalid options is: the server's
     start-up is refused with the reason; requests that arrive all the same
-    (a server without lifespan) are served without ids."""
+    (a server without lifespan) are visit without ids."""
 
     def __init__(self, app: ASGIApp, reason: str) -> None:
         self.app = app
@@ -341,25 +354,23 @@ class _Misconfigured:
         if not self._logged:
             self._logged = True
             logger.error(MISCONFIGURED, self.reason)
-        token = enter(Served.failed(scope))
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            leave(token)
+        await ain_visit(Visit.failed(scope), self.app, scope, receive, send)
 
     async def aclose(self) -> None:
         """Nothing to close: no connection was opened."""
 
 
-def _expose(scope: Scope, served: Served) -> None:
+def _expose(scope: Scope, visit: Visit) -> None:
     """Put the id where ``request.state`` reads it (a server may not provide ``state``),
     and mark the scope decided for instances inside this one. Never raises."""
+    # try, not the fail_open block: this runs on every request, and a block costs two calls
+    # (docs/performance.md). What it catches goes to the same log line.
     try:
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
-        state[STATE_KEY] = served.tracking_user_id
-        if served.engine is not None:  # a visit this middleware could not serve is not decided
+        state[STATE_KEY] = visit.tracking_user_id
+        if visit.engine is not None:  # a visit this middleware could not serve is not decided
             scope[VISIT_KEY] = True
     except Exception:  # a read-only state of an odd server: the id is still current
-        logger.exception(INTERNAL_ERROR)
+        fail_open.caught()

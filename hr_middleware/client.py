@@ -44,13 +44,17 @@ from urllib.parse import quote, urlencode
 
 from ._core.ids import OPT_OUT_ID, is_valid_id
 from ._core.settings import DEFAULT_API_URL, Settings
+from ._hello_retail import endpoints
 from ._hello_retail.errors import APIError, HelloRetailError, InvalidResponseError, TransportError
 from ._hello_retail.transport import Answer, AsyncTransport, SyncTransport
 from ._serving import get_tracking_user_id
 
 __all__ = [
     "AsyncHelloRetailClient",
+    "Facet",
+    "FacetValue",
     "HelloRetailClient",
+    "Paging",
     "ProductsQuery",
     "RecommendationRequest",
     "facets",
@@ -102,13 +106,13 @@ class Endpoint(NamedTuple):
 
 
 _BY_CUSTOMER = ("email", "customerId")
-RECOMMENDATIONS = Endpoint("/serve/recoms", True, _BY_CUSTOMER, _BY_CUSTOMER)
-SEARCH = Endpoint("/serve/search", False)
-PAGES = Endpoint("/serve/pages/", False)
-PAGEVIEW = Endpoint("/serve/collect/pageview", True, (), _BY_CUSTOMER)
-CLICK = Endpoint("/serve/collect/click", True, (), _BY_CUSTOMER)
-CART = Endpoint("/serve/collect/cart", True, (), _BY_CUSTOMER)
-CONVERSION = Endpoint("/serve/collect/conversion", True, (), _BY_CUSTOMER)
+RECOMMENDATIONS = Endpoint(endpoints.RECOMMENDATIONS, True, _BY_CUSTOMER, _BY_CUSTOMER)
+SEARCH = Endpoint(endpoints.SEARCH, False)
+PAGES = Endpoint(endpoints.PAGES_PREFIX, False)
+PAGEVIEW = Endpoint(endpoints.PAGEVIEW, True, (), _BY_CUSTOMER)
+CLICK = Endpoint(endpoints.CLICK, True, (), _BY_CUSTOMER)
+CART = Endpoint(endpoints.CART, True, (), _BY_CUSTOMER)
+CONVERSION = Endpoint(endpoints.CONVERSION, True, (), _BY_CUSTOMER)
 
 
 # -- request shapes, for IDEs: the bodies stay plain dicts --------------------------
@@ -567,6 +571,12 @@ def _scrubbed(exc: Exception, secret: str) -> HelloRetailError:
     return clean
 
 
+def _without_the_key(exc: BaseException, secret: str) -> BaseException:
+    """What a keyed call raises in place of *exc*: an error scrubbed of the key, or
+    (a cancellation, KeyboardInterrupt: it must go on as it is) *exc* cut from its frames."""
+    return _scrubbed(exc, secret) if isinstance(exc, Exception) else _cut(exc)
+
+
 def _cut(exc: BaseException) -> BaseException:
     """*exc* (not an :class:`Exception`: it must go on as it is) without the frames it
     passed through below the client, whose variables hold the URL with the key."""
@@ -766,10 +776,8 @@ class HelloRetailClient(_Client[Any, SyncTransport]):
         failure: BaseException
         try:
             return parse_answer(self.transport.post(request.url, request.body, timeout=self.timeout))
-        except Exception as exc:
-            failure = _scrubbed(exc, request.secret)
-        except BaseException as exc:  # KeyboardInterrupt, a worker's timeout (SystemExit)
-            failure = _cut(exc)
+        except BaseException as exc:  # every exception carries the URL in its frames or cause
+            failure = _without_the_key(exc, request.secret)
         raise failure  # outside the except block: no chain back to the URL
 
     def close(self) -> None:
@@ -802,10 +810,8 @@ class AsyncHelloRetailClient(_Client[Coroutine[Any, Any, Any], AsyncTransport]):
         failure: BaseException
         try:
             return parse_answer(await self.transport.post(request.url, request.body, timeout=self.timeout))
-        except Exception as exc:
-            failure = _scrubbed(exc, request.secret)
-        except BaseException as exc:  # the task's cancellation, KeyboardInterrupt
-            failure = _cut(exc)
+        except BaseException as exc:  # a cancellation too: its frames hold the URL
+            failure = _without_the_key(exc, request.secret)
         raise failure  # outside the except block: no chain back to the URL
 
     async def aclose(self) -> None:

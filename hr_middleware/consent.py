@@ -27,8 +27,10 @@ from urllib.parse import unquote
 from . import _serving
 from ._core.facts import RequestFacts
 
-__all__ = ["agrant", "cookie_consent", "cookiebot", "cookieyes", "grant", "onetrust", "revoke"]
+__all__ = ["ConsentReader", "agrant", "cookie_consent", "cookiebot", "cookieyes", "grant", "onetrust", "revoke"]
 
+#: What a reader is: the ``consent`` option's type, a function of the request's facts
+#: answering True (allowed), False (declined) or None (not answered yet).
 ConsentReader = Callable[[RequestFacts], "bool | None"]
 
 

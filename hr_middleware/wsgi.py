@@ -7,20 +7,22 @@ Usage::
     app = TrackingUserMiddleware(app, website_uuid="...")
 
 The id is returned by :func:`hr_middleware.get_tracking_user_id` while the request
-is served, including while each chunk of its response iterable is produced (on
+is visit, including while each chunk of its response iterable is produced (on
 whichever thread the server consumes it) and while it is closed; never after
 ``__call__`` returns, even under a server that never calls ``close()``. Reading
 it there keeps the response out of shared caches. The id is also at
 ``environ["hello_retail.tracking_user_id"]`` for code outside the request's
 context; reading it there is not seen, so a page must not be built from it. See
 the README for every option and for what happens when Hello Retail fails (the
-page is served).
+page is visit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from werkzeug.datastructures import EnvironHeaders
 
 from ._core.facts import RequestFacts
 from ._core.headers import patch_headers
@@ -28,7 +30,7 @@ from ._core.returning import environ_reader
 from ._core.settings import Settings
 from ._hello_retail.mint import Minter
 from ._hello_retail.prefetch import PrefetchingMinter, make_minter
-from ._serving import VISIT_KEY, ChunksInVisit, Engine, Served, call_in_visit, enter, leave
+from ._serving import VISIT_KEY, ChunksInVisit, Engine, Visit, in_visit, patched
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -40,19 +42,15 @@ ENVIRON_KEY = "hello_retail.tracking_user_id"
 
 
 class WSGIRequestFacts(RequestFacts):
-    """:class:`RequestFacts` read lazily from a WSGI environ."""
+    """:class:`RequestFacts` of a WSGI environ (its headers through werkzeug's ``EnvironHeaders``)."""
 
     __slots__ = ("environ", "_make_native", "_native")
 
     def __init__(self, environ: WSGIEnvironment, make_native: Callable[[WSGIEnvironment], Any] | None = None) -> None:
-        super().__init__()
+        super().__init__(environ.get("HTTP_COOKIE", ""))
         self.environ = environ
         self._make_native = make_native
         self._native: Any = None
-
-    @property
-    def cookie_header(self) -> str:
-        return self.environ.get("HTTP_COOKIE", "")  # type: ignore[no-any-return]
 
     @property
     def method(self) -> str:
@@ -68,7 +66,7 @@ class WSGIRequestFacts(RequestFacts):
 
     @property
     def headers(self) -> Mapping[str, str]:
-        return EnvironHeaderMap(self.environ)
+        return EnvironHeaders(self.environ)  # type: ignore[return-value]
 
     @property
     def native(self) -> Any:
@@ -77,36 +75,6 @@ class WSGIRequestFacts(RequestFacts):
         if self._native is None:
             self._native = self._make_native(self.environ)
         return self._native
-
-
-class EnvironHeaderMap(Mapping[str, str]):
-    """The request headers of a WSGI environ as a case-insensitive, read-only mapping."""
-
-    __slots__ = ("_environ",)
-
-    def __init__(self, environ: WSGIEnvironment) -> None:
-        self._environ = environ
-
-    @staticmethod
-    def _key(name: str) -> str:
-        key = name.upper().replace("-", "_")
-        return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
-
-    def __getitem__(self, name: str) -> str:
-        return self._environ[self._key(name)]  # type: ignore[no-any-return]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._key(name) in self._environ
-
-    def __iter__(self) -> Iterator[str]:
-        for key in self._environ:
-            if key.startswith("HTTP_"):
-                yield key[5:].replace("_", "-").lower()
-            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and self._environ[key]:
-                yield key.replace("_", "-").lower()
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
 
 class TrackingUserMiddleware:
@@ -134,43 +102,39 @@ class TrackingUserMiddleware:
     ) -> None:
         self.app = app
         self.settings = Settings.merge(settings, options)
-        self.minter = minter or make_minter(self.settings)
+        self._minter = minter or make_minter(self.settings)
         native = native_request
 
         def make_facts(environ: WSGIEnvironment) -> WSGIRequestFacts:
             return WSGIRequestFacts(environ, native)
 
-        self._engine: Engine[WSGIEnvironment, _WSGIServed] = Engine(
-            self.settings, make_facts, returning=environ_reader, minter=self.minter, served=_WSGIServed
+        self._engine: Engine[WSGIEnvironment, _WSGIVisit] = Engine(
+            self.settings, make_facts, returning=environ_reader, minter=self._minter, visit=_WSGIVisit
         )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if VISIT_KEY in environ:
             # Another instance outside this one has decided already: one visit, one mint.
             return self.app(environ, start_response)
-        served = self._engine.serve(environ)
-        environ[ENVIRON_KEY] = served.tracking_user_id
-        if served.engine is not None:  # a visit this middleware could not serve is not decided
+        visit = self._engine.serve(environ)
+        environ[ENVIRON_KEY] = visit.tracking_user_id
+        if visit.engine is not None:  # a visit this middleware could not serve is not decided
             environ[VISIT_KEY] = True
-        token = enter(served)
-        try:
-            served.downstream = start_response
-            result = self.app(environ, served.start_response)
-        finally:
-            # Never left current past the call: a server may never call close() (uvicorn's
-            # --interface wsgi), and its thread would carry this visitor into the next request.
-            leave(token)
+        visit.downstream = start_response
+        # Left current when the call returns: a server may never call close() (uvicorn's
+        # --interface wsgi), and its thread would carry this visitor into the next request.
+        result = in_visit(visit, self.app, environ, visit.start_response)
         if type(result) is list or type(result) is tuple or _is_file_wrapper(result, environ):
             return result  # consuming these runs no app code
-        return _ResponseInVisit(result, served)
+        return _ResponseInVisit(result, visit)
 
     def close(self) -> None:
         """Stop the prefetch thread (if any) and close the connections to Hello Retail."""
         self._engine.close()
 
 
-class _WSGIServed(Served):
-    """A visit served over WSGI; its ``start_response`` is the app's: the server's,
+class _WSGIVisit(Visit):
+    """A visit visit over WSGI; its ``start_response`` is the app's: the server's,
     with the visit's headers added when there are any."""
 
     downstream: StartResponse
@@ -180,7 +144,7 @@ class _WSGIServed(Served):
     ) -> Callable[[bytes], object]:
         """Start the response, with the visit's Set-Cookie and caching headers."""
         if self.cookies or self.accessed:
-            headers = patch_headers(self, headers)  # never raises
+            headers = patched(self, headers, patch_headers)
         return self.downstream(status, headers, exc_info)
 
 
@@ -199,4 +163,4 @@ class _ResponseInVisit(ChunksInVisit[bytes]):
     def close(self) -> None:
         close = getattr(self._content, "close", None)
         if close is not None:
-            call_in_visit(self._served, close)
+            in_visit(self._visit, close)

@@ -1,4 +1,11 @@
-"""Shared fixtures: the fake Hello Retail comes from our own pytest plugin."""
+"""Shared fixtures: the fake Hello Retail comes from our own pytest plugin, in memory unless a test needs its socket.
+
+A test marked ``loopback`` gets the plugin's fake as users get it: a real HTTP
+server on 127.0.0.1 (for real servers in other processes, the transports'
+sockets, real time budgets). Every other test gets the same fake answering in
+memory: the same answers and faults, without a socket, and a hang or a drip is
+the transport's timeout at once instead of after the time budget.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,23 @@ from hr_middleware.testing import FakeHelloRetail
 from .drivers import DRIVERS
 
 ALL_ADAPTERS = list(DRIVERS)
+
+
+@pytest.fixture(scope="session")
+def _hr_memory_fake() -> Iterator[FakeHelloRetail]:
+    with FakeHelloRetail(in_memory=True) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_hello_retail(
+    request: pytest.FixtureRequest, _hr_fake_server: FakeHelloRetail, _hr_memory_fake: FakeHelloRetail
+) -> Iterator[FakeHelloRetail]:
+    """The fake Hello Retail, reset for this test: in memory unless the test is marked ``loopback``."""
+    fake = _hr_fake_server if request.node.get_closest_marker("loopback") else _hr_memory_fake
+    fake.reset()
+    yield fake
+    fake.reset()
 
 
 @pytest.fixture

@@ -243,10 +243,10 @@ class Clock:
 def breaker_on(driver: Driver, clock: Callable[[], float]) -> CircuitBreaker:
     """Give *driver*'s minter a circuit breaker on *clock*, with the settings' threshold and cool-down.
 
-    Every adapter's middleware keeps its minter as ``middleware.minter``; the
+    Every adapter's middleware keeps its minter as ``middleware._minter``; the
     minter asks its ``breaker`` before each mint. Call before the first request.
     """
-    minter = driver.middleware.minter
+    minter = driver.middleware._minter
     assert isinstance(minter, (Minter, AsyncMinter)), "a prefetching minter keeps its breaker twice"
     settings = minter.settings
     minter.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown, clock=clock)

@@ -43,7 +43,7 @@ application = TrackingUserMiddleware(shop, settings=settings)
 
 # What a master may do before it forks: mint (which starts the refill thread and
 # fills the prefetch pool) and call the client (which keeps a connection alive).
-minter = application.minter
+minter = application._minter
 assert isinstance(minter, PrefetchingMinter)
 minter.mint()
 while minter.pool.wants_more:

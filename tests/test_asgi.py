@@ -167,6 +167,7 @@ def uvicorn_shop(fake_hello_retail: FakeHelloRetail, tmp_path: Path) -> Iterator
                 process.wait()
 
 
+@pytest.mark.loopback
 def test_real_uvicorn_mints_once_over_several_visits(
     uvicorn_shop: tuple[str, subprocess.Popen[str]], fake_hello_retail: FakeHelloRetail
 ) -> None:
@@ -188,6 +189,7 @@ def test_real_uvicorn_mints_once_over_several_visits(
 # -- lifespan --------------------------------------------------------------------------------------
 
 
+@pytest.mark.loopback
 @pytest.mark.anyio
 async def test_lifespan_passes_through_and_shutdown_closes_the_pool(fake_hello_retail: FakeHelloRetail) -> None:
     received: list[Message] = []

@@ -26,6 +26,9 @@ from hr_middleware.testing import FakeHelloRetail
 from .drivers import CHROME_UA
 from .servers import ROOT, demo_argv, free_port, running
 
+#: The fake over a real socket: the demo shop runs in another process.
+pytestmark = pytest.mark.loopback
+
 SCREENSHOT = ROOT / "docs" / "demo.png"
 #: The README's screenshot: a laptop-sized window.
 VIEWPORT = {"width": 1280, "height": 900}

@@ -34,8 +34,7 @@ from hr_middleware._hello_retail.errors import (
     TransportError,
 )
 from hr_middleware._hello_retail.transport import SyncTransport
-from hr_middleware._serving import Engine
-from hr_middleware._serving import Served as Visit
+from hr_middleware._serving import Engine, Visit
 from hr_middleware._serving import enter as set_visit
 from hr_middleware._serving import leave as reset_visit
 from hr_middleware.client import AsyncHelloRetailClient, HelloRetailClient, parse_answer, tracked
@@ -85,7 +84,7 @@ def begin_visit(settings: Settings, headers: dict[str, str], cookie: str | None 
     environ = EnvironBuilder("/", headers=headers).get_environ()
     if cookie is not None:
         environ["HTTP_COOKIE"] = cookie
-    return Engine(settings, WSGIRequestFacts, served=Visit).serve(environ)
+    return Engine(settings, WSGIRequestFacts, visit=Visit).serve(environ)
 
 
 @contextmanager
@@ -481,6 +480,7 @@ async def entered(client: Any) -> AsyncIterator[Any]:
             yield inside
 
 
+@pytest.mark.loopback
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_the_client_pools_its_connection_and_closes_it_on_exit(
     fake_hello_retail: FakeHelloRetail, kind: str
@@ -619,6 +619,7 @@ def test_the_api_key_reaches_no_sentry_event_breadcrumb_or_frame_variable() -> N
     assert queries == {"apiKey=***"}
 
 
+@pytest.mark.loopback
 async def test_a_cancelled_call_leaves_no_frame_holding_the_key_on_its_traceback(
     fake_hello_retail: FakeHelloRetail,
 ) -> None:

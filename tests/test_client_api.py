@@ -191,6 +191,7 @@ def test_the_api_key_is_in_no_exception_traceback_or_log_line(
     assert_no_secret(repr([(r.msg, r.args) for r in caplog.records]))
 
 
+@pytest.mark.loopback
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_the_http_libraries_log_lines_show_the_url_without_the_key(
     fake_hello_retail: FakeHelloRetail, caplog: pytest.LogCaptureFixture, kind: str

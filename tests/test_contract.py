@@ -29,6 +29,9 @@ from hr_middleware._hello_retail.transport import Answer
 from hr_middleware.client import HelloRetailClient, parse_answer, tracked
 from hr_middleware.testing import FakeHelloRetail, Mode
 
+#: The fake over a real socket: answers over HTTP, as users' tests see it.
+pytestmark = pytest.mark.loopback
+
 CONTRACT = Path(__file__).parent / "contract"
 API_KEY = "shop-api-key-0001"
 #: Top-level answer fields whose values (not only types) must match.

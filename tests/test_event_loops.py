@@ -158,6 +158,7 @@ async def first_visit(app: Any) -> list[dict[str, Any]]:
     return sent
 
 
+@pytest.mark.loopback
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_middleware_dropped_after_a_mint_closes_its_connection_without_a_warning(
     fake_hello_retail: FakeHelloRetail, loop: str

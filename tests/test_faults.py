@@ -17,7 +17,7 @@ FAULTS = [m for m in Mode if m not in (Mode.OK, Mode.ID_ONLY)]
 
 
 def breaker_of(driver: Any) -> CircuitBreaker:
-    return driver.middleware.minter.breaker  # type: ignore[no-any-return]
+    return driver.middleware._minter.breaker  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("mode", FAULTS, ids=str)

@@ -25,7 +25,8 @@ from hr_middleware.testing import FakeHelloRetail, fake_products
 from .drivers import PAGE
 from .servers import ROOT, MintGate, free_port, running, uwsgi_argv
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+#: The fake over a real socket: forked processes reach the fake over HTTP.
+pytestmark = [pytest.mark.loopback, pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")]
 
 #: Every call's time budget: a first call that waited it out would be obvious.
 TIMEOUT = 3.0

@@ -9,9 +9,7 @@ from hypothesis import strategies as st
 from hr_middleware import Settings, is_valid_id
 from hr_middleware._core.cookies import COOKIE_HEADER_LIMIT, cookie_header_end, find_cookie, valid_id_or_none
 from hr_middleware._core.decide import TrackingPolicy
-from hr_middleware._core.facts import parse_cookies
 from hr_middleware._core.returning import agreeing_id_reader, scope_reader
-from hr_middleware._core.visit import Visit
 from hr_middleware.asgi import ASGIRequestFacts
 
 from .ids import SDK, SERVER, UUID, A
@@ -47,10 +45,9 @@ def test_find_cookie_never_raises_and_only_returns_valid_ids(header: str) -> Non
 @given(headers)
 def test_the_decision_never_raises_and_never_writes_request_bytes(header: str) -> None:
     for chosen in (policy, signed_policy):
-        visit = Visit()
-        chosen.decide(visit, Facts(header))
+        visit = chosen.decide(Facts(header))
         assert visit.tracking_user_id is None or is_valid_id(visit.tracking_user_id)
-        for cookie in visit.cookies.values():
+        for cookie in visit.cookies:
             assert cookie.value is None or is_valid_id(cookie.value.split(".")[0])
             assert cookie.value is None or cookie.value.split(".")[0] == visit.tracking_user_id
 
@@ -91,13 +88,11 @@ def test_a_huge_hostile_header_is_read_up_to_the_bound(unit: str) -> None:
     """
     hostile = unit * (HUGE // len(unit))
 
-    first = Visit()
-    policy.decide(first, Facts(f"{IDS}; {hostile}"))
-    last = Visit()
-    policy.decide(last, Facts(f"{hostile}; {IDS}"))
+    first = policy.decide(Facts(f"{IDS}; {hostile}"))
+    last = policy.decide(Facts(f"{hostile}; {IDS}"))
 
-    assert (first.tracking_user_id, first.cookies) == (A, {})
-    assert (last.tracking_user_id, last.cookies) == (None, {})
+    assert (first.tracking_user_id, first.cookies) == (A, ())
+    assert (last.tracking_user_id, last.cookies) == (None, ())
     # The hot path declines such a header: it is read only the long way, up to the bound.
     assert READ_TEXT(f"{IDS}; {hostile}") is None
     assert READ_BYTES(f"{IDS}; {hostile}".encode("latin-1")) is None
@@ -120,12 +115,12 @@ FILLER = "; ".join(f"c{i:03}={'v' * 94}" for i in range(COOKIE_HEADER_LIMIT // 1
 def test_a_cookie_header_longer_than_the_bound_is_read_up_to_the_last_cookie_before_it(
     header: str, read: str | None
 ) -> None:
-    visit = Visit()
-    policy.decide(visit, Facts(header))
+    facts = Facts(header)
 
-    assert visit.tracking_user_id == read
-    assert find_cookie(header, f"{SERVER}=", valid_id_or_none) == read
-    assert find_cookie(header, f"{SDK}=", valid_id_or_none) == read
+    assert policy.decide(facts).tracking_user_id == read
+    # Every reader reads the facts' header, which ends at the bound.
+    assert find_cookie(facts.cookie_header, f"{SERVER}=", valid_id_or_none) == read
+    assert find_cookie(facts.cookie_header, f"{SDK}=", valid_id_or_none) == read
 
 
 def test_a_cookie_across_the_bound_is_not_read_cut_short() -> None:
@@ -134,10 +129,10 @@ def test_a_cookie_across_the_bound_is_not_read_cut_short() -> None:
     header = f"{FILLER[:start]}; tracking_ok=10; a=1"
     assert header.index("tracking_ok=1") + len("tracking_ok=1") == COOKIE_HEADER_LIMIT
 
-    assert "tracking_ok" not in parse_cookies(header)
-    assert find_cookie(header, "tracking_ok=", lambda value: value) is None
+    assert "tracking_ok" not in Facts(header).cookies
+    assert find_cookie(Facts(header).cookie_header, "tracking_ok=", lambda value: value) is None
     # Ending exactly at the bound, it is read.
-    assert parse_cookies(header.replace("tracking_ok=10; a=1", "tracking_ok=1; a=1"))["tracking_ok"] == "1"
+    assert Facts(header.replace("tracking_ok=10; a=1", "tracking_ok=1; a=1")).cookies["tracking_ok"] == "1"
 
 
 def test_the_bound_is_where_the_docs_say() -> None:
@@ -160,13 +155,14 @@ def test_many_cookie_lines_in_an_asgi_scope_read_as_one_header() -> None:
 
     facts = ASGIRequestFacts(scope)
 
-    assert facts.cookie_header == "; ".join(line.decode() for line in lines)
+    # Read up to the bound: whole cookies only, the first line's ids among them.
+    whole = "; ".join(line.decode() for line in lines)
+    assert facts.cookie_header == whole[: cookie_header_end(whole)]
     assert facts.headers["X-Forwarded-For"] == ", ".join(["203.0.113.9"] * 33_000)
     assert scope_reader(SERVER, SDK)(scope) is None  # past the bound: the long way
     assert scope_reader(SERVER, SDK)({"headers": raw[:3]}) == A  # two lines within it: the hot path
-    visit = Visit()
-    policy.decide(visit, facts)
-    assert (visit.tracking_user_id, visit.cookies) == (A, {})
+    visit = policy.decide(facts)
+    assert (visit.tracking_user_id, visit.cookies) == (A, ())
 
 
 READ_BYTES = agreeing_id_reader("helloRetailTrackingUserId", "hello_retail_id", bytes)

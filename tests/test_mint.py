@@ -138,6 +138,7 @@ def test_connection_refused(hr_log: pytest.LogCaptureFixture, fake_hello_retail:
     assert all("Connect" in r.getMessage() or "refused" in r.getMessage() for r in hr_log.records)
 
 
+@pytest.mark.loopback
 def test_sync_minter_reuses_one_keep_alive_connection(fake_hello_retail: FakeHelloRetail) -> None:
     minter = Minter(fake_hello_retail.settings())
 
@@ -148,6 +149,7 @@ def test_sync_minter_reuses_one_keep_alive_connection(fake_hello_retail: FakeHel
     minter.close()
 
 
+@pytest.mark.loopback
 def test_async_minter_reuses_one_keep_alive_connection(fake_hello_retail: FakeHelloRetail) -> None:
     minter = AsyncMinter(fake_hello_retail.settings())
 

@@ -29,7 +29,8 @@ from hr_middleware._core.headers import (
     vary_on_cookie,
 )
 from hr_middleware._core.log import INTERNAL_ERROR
-from hr_middleware._core.visit import Visit
+from hr_middleware._core.visit import Decision
+from hr_middleware._serving import Visit, patched
 
 from .ids import SDK, SERVER, UUID, A, B, C
 
@@ -39,16 +40,14 @@ NEW = C
 class Facts(RequestFacts):
     """Request facts from plain values, as an adapter would read them."""
 
-    __slots__ = ("_cookie", "_headers", "_method", "_scheme")
+    __slots__ = ("_headers", "_method", "_scheme")
 
     def __init__(self, cookie: str = "", *, method: str = "GET", scheme: str = "http", **headers: str) -> None:
-        super().__init__()
-        self._cookie = cookie
+        super().__init__(cookie)
         self._method = method
         self._scheme = scheme
         self._headers = {k.replace("_", "-").lower(): v for k, v in headers.items()}
 
-    cookie_header = property(lambda self: self._cookie)
     method = property(lambda self: self._method)
     path = property(lambda self: "/")
     scheme = property(lambda self: self._scheme)
@@ -59,18 +58,24 @@ class Facts(RequestFacts):
         return self._headers
 
 
+def visit_of(decision: Decision) -> Visit:
+    """A visit made from *decision*, as the engine makes one."""
+    return Visit(
+        None, None, decision.tracking_user_id, decision.origin, decision.reason, decision.cookies, decision.mint
+    )
+
+
 def begin(policy: TrackingPolicy, facts: RequestFacts) -> Visit:
     """The visit the core decides for *facts*, before any mint."""
-    visit = Visit()
-    policy.decide(visit, facts)
-    return visit
+    return visit_of(policy.decide(facts))
 
 
 def resolve(policy: TrackingPolicy, facts: RequestFacts, mint: Any) -> Visit:
     """The visit, with the mint it asks for run by *mint* (what an adapter does)."""
     visit = begin(policy, facts)
     if visit.must_mint:
-        policy.adopt_minted(visit, facts, mint())
+        visit.minted = True
+        visit.apply(policy.minted(facts, mint()))
     return visit
 
 
@@ -149,10 +154,10 @@ def test_secure_is_resolved_from_the_request_only_when_writing() -> None:
     policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: True))
     visit = resolve(policy, Facts(scheme="https"), lambda: NEW)
 
-    assert visit.secure is True
+    assert visit.cookies
     assert all(c.secure for c in visit.cookies.values())
     returning = begin(policy, Facts(f"{SERVER}={A}; {SDK}={A}", scheme="https"))
-    assert returning.secure is None
+    assert not returning.cookies  # nothing written, so Secure never asked for
 
 
 @pytest.mark.parametrize(
@@ -324,7 +329,7 @@ def test_headers_that_cannot_be_patched_are_kept_out_of_shared_caches(
     policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: True))
     visit = resolve(policy, Facts(), lambda: NEW)
 
-    out = patch_headers(visit, headers)
+    out = patched(visit, headers, patch_headers)  # the serving layer's fail-safe around the core's patch
 
     assert ("Cache-Control", "private, no-store") in out
     assert not [k for k, _ in out if k.lower().endswith("control") and k != "Cache-Control"]
@@ -459,8 +464,8 @@ _HEADER_VALUES = ["text/html", "Accept-Encoding", "Cookie", "*", "public, max-ag
 
 @given(st.lists(st.tuples(st.sampled_from(_HEADER_NAMES), st.sampled_from(_HEADER_VALUES)), max_size=6))
 def test_a_page_that_only_read_the_id_is_patched_as_the_general_rules_say(headers: list[tuple[str, str]]) -> None:
-    visit = Visit()
-    visit.tracking_user_id, visit.accessed = A, True
+    visit = Visit(None, None, A, Origin.COOKIE)
+    visit.accessed = True
 
     general = _patched(visit, list(headers), _TEXT_HEADERS)
     raw = [(name.lower().encode(), value.encode()) for name, value in headers]

@@ -44,7 +44,7 @@ class WatchedPool(IdPool):
 
 def prefetching(driver: Any, clock: Callable[[], float] | None = None) -> tuple[PrefetchingMinter, WatchedPool]:
     """*driver*'s prefetching minter, with a watched pool (on *clock*) put in before the first request."""
-    minter = driver.middleware.minter
+    minter = driver.middleware._minter
     assert isinstance(minter, PrefetchingMinter)
     pool = WatchedPool(minter.pool.size, minter.pool.max_age, clock)
     minter.pool = pool
@@ -57,7 +57,7 @@ def mint_failures(hr_log: pytest.LogCaptureFixture) -> list[str]:
 
 def test_nothing_is_minted_before_the_first_request(make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
     driver = make_driver("wsgi", prefetch=3)
-    minter = driver.middleware.minter
+    minter = driver.middleware._minter
     assert isinstance(minter, PrefetchingMinter)
 
     # No refill thread, so nothing can mint until a request starts one.

@@ -163,7 +163,7 @@ def run_django_settings(block: Block, fake: FakeHelloRetail, django_site: None) 
     gets an id, ``manage.py check`` is content, and the app is installed."""
     from django.test import Client, override_settings
 
-    from hr_middleware.django.checks import check_settings
+    from hr_middleware.django._checks import check_settings
 
     namespace = run(block, {"INSTALLED_APPS": []})
     assert "hr_middleware" in namespace["INSTALLED_APPS"]

@@ -60,6 +60,7 @@ def uvicorn_worker_class() -> str:
     return "uvicorn.workers.UvicornWorker"
 
 
+@pytest.mark.loopback
 def test_a_preloading_gunicorn_uvicorn_master_that_minted_at_import_starts_workers_that_serve(
     fake_hello_retail: FakeHelloRetail,
 ) -> None:

@@ -12,6 +12,9 @@ from hr_middleware.testing import FakeHelloRetail, Mode, fake_products
 
 from .ids import A
 
+#: The fake over a real socket: the fake as users get it: an HTTP server.
+pytestmark = pytest.mark.loopback
+
 pytest_plugins = ["pytester"]
 
 

@@ -457,6 +457,7 @@ def test_a_truncated_or_corrupt_gzip_answer_is_refused(post: Callable[..., list[
 # -- the first mint on an event loop --------------------------------------------------------------
 
 
+@pytest.mark.loopback
 def test_the_first_mint_under_uvicorn_does_not_stall_the_event_loop(fake_hello_retail: FakeHelloRetail) -> None:
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--loop", "asyncio"]
@@ -547,6 +548,7 @@ def test_an_https_api_loads_the_ca_bundle_once_per_process_at_construction() -> 
     assert counted["at_construction"] == counted["in_all"] == 1
 
 
+@pytest.mark.loopback
 def test_an_http_api_never_loads_a_ca_bundle(fake_hello_retail: FakeHelloRetail) -> None:
     # Apps rebuilt per request paid 20 ms per construction for it; httpx
     # would load certifi's bundle itself if it were given no context.

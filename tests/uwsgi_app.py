@@ -96,7 +96,7 @@ elif FRAMEWORK == "django":
     from django.http import HttpRequest, HttpResponse, JsonResponse
     from django.urls import path
 
-    from hr_middleware.django.checks import MIDDLEWARE_PATH
+    from hr_middleware.django._checks import MIDDLEWARE_PATH
 
     def django_meet(request: HttpRequest) -> JsonResponse:
         return JsonResponse(meet())

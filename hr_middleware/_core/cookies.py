@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Literal, NamedTuple, TypeVar
 
 from werkzeug.http import dump_cookie
 
-from .ids import is_valid_id
+from .ids import HEX_DIGITS, OPT_OUT_ID
 
 __all__ = [
     "COOKIE_HEADER_LIMIT",
@@ -37,9 +36,9 @@ COOKIE_HEADER_LIMIT = 32 * 1024
 def cookie_header_end(header: str) -> int:
     """Where reading the Cookie *header* stops: at its end when it is no longer than
     :data:`COOKIE_HEADER_LIMIT`, else at the last ``;`` that leaves at most that many
-    characters before it (0 when there is none): whole cookies only. Every reader of
-    the header stops there: the long way's :func:`find_cookie` and the consent
-    readers' cookies (``parse_cookies``); the hot path declines a longer header."""
+    characters before it (0 when there is none): whole cookies only.
+    :class:`~hr_middleware._core.facts.RequestFacts` reads the header up to there,
+    and every reader of cookies reads the facts' header."""
     if len(header) <= COOKIE_HEADER_LIMIT:
         return len(header)
     return max(header.rfind(";", 0, COOKIE_HEADER_LIMIT + 1), 0)
@@ -48,64 +47,67 @@ def cookie_header_end(header: str) -> int:
 def find_cookie(header: str, key: str, parse: Callable[[str], T | None]) -> T | None:
     """Return ``parse(value)`` for the first cookie ``key`` (``"name="``) it accepts.
 
-    Runs on every request, so it does not parse the whole header: it looks
-    for ``name=`` at a cookie boundary and hands the value (unquoted) to
-    *parse*, which returns ``None`` to reject it. Several cookies of the same
-    name (set for different paths or domains) are tried in order. Reads the
-    header up to :func:`cookie_header_end`; linear in what it reads (each
-    character is looked at a bounded number of times, whatever the header);
-    never raises on any input.
+    The one reader of a cookie's value, for every request: it does not parse
+    the whole header, it looks for ``name=`` where a cookie starts (the start,
+    or after ``;`` or a ``,`` that joined two header lines, and blanks) and
+    hands the value (unquoted) to *parse*, which returns ``None`` to reject
+    it. Several cookies of the same name (set for different paths or
+    domains) are tried in order. *header* is what
+    :attr:`~hr_middleware._core.facts.RequestFacts.cookie_header` holds (read up
+    to :data:`COOKIE_HEADER_LIMIT`). Linear in its length (each character is
+    looked at a bounded number of times, whatever the header); never raises.
     """
-    n = len(key)
-    stop = cookie_header_end(header)
-    i = header.find(key, 0, stop)
+    i = header.find(key)
+    if i < 0:
+        return None
+    size = len(header)
+    # Where the next ";" and "," are, kept while they lie ahead: a value ends at the first of
+    # them, and finding each anew for every "name=" would scan to the end of a header that
+    # lacks one, once per cookie (quadratic in a hostile header).
+    semicolon = comma = -1
     while i >= 0:
-        if not _at_boundary(header, i):
+        k = i - 1
+        while k >= 0 and header[k] in " \t":
+            k -= 1
+        if k >= 0 and header[k] not in ";,":
             # "name=" inside another cookie's name or value: not ours.
-            i = header.find(key, i + 1, stop)
+            i = header.find(key, i + 1)
             continue
-        start = i + n
-        end = _value_end(header, start, stop)
-        value = header[start:end].strip(" \t")
-        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-            value = value[1:-1]
+        start = i + len(key)
+        if semicolon < start:
+            semicolon = header.find(";", start)
+            if semicolon < 0:
+                semicolon = size
+        if comma < start:
+            comma = header.find(",", start)
+            if comma < 0:
+                comma = size
+        end = semicolon if semicolon < comma else comma
+        value = header[start:end]
+        if value and (value[0] in _TRIMMED or value[-1] in _TRIMMED):
+            value = value.strip(" \t")
+            if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+                value = value[1:-1]
         result = parse(value)
         if result is not None:
             return result
-        i = header.find(key, end, stop)
+        i = header.find(key, end)
     return None
 
 
-def _at_boundary(header: str, i: int) -> bool:
-    """Does a cookie start at *i*: only blanks between it and the previous separator or the start?
-
-    The separator is ``;``, or ``,`` where a server joined two Cookie header
-    lines (gunicorn, werkzeug and wsgiref join repeated headers with ``", "``).
-    """
-    k = i - 1
-    while k >= 0 and header[k] in " \t":
-        k -= 1
-    return k < 0 or header[k] in ";,"
-
-
-#: A value's characters: up to the next ";" or "," (which no id or signed id holds, and which
-#: ends a cookie on a joined header line).
-_VALUE = re.compile(r"[^;,]*")
-
-
-def _value_end(header: str, start: int, stop: int) -> int:
-    """Where the value starting at *start* ends: at the next ``;`` or ``,``, or at *stop*.
-
-    One scan that stops at the first of either: looking for each separator on its own
-    would scan to the end of a header that lacks one, once per cookie.
-    """
-    match = _VALUE.match(header, start, stop)
-    return stop if match is None else match.end()  # never None: the pattern matches an empty value
+#: What may surround a value: blanks, and the quotes of a quoted one.
+_TRIMMED = frozenset(' \t"')
+_HEX_DIGITS = HEX_DIGITS.encode()
 
 
 def valid_id_or_none(value: str) -> str | None:
     """*value* if it is a visitor's id, else None: the *parse* of :func:`find_cookie` for ids."""
-    return value if is_valid_id(value) else None
+    # is_valid_id inline (this runs twice on every request), its hex check on bytes:
+    # str.strip(chars) costs twice encode() and bytes.strip together (make bench-parts).
+    try:
+        return value if len(value) == 24 and not value.encode().strip(_HEX_DIGITS) and value != OPT_OUT_ID else None
+    except UnicodeEncodeError:  # a lone surrogate, which no server hands over
+        return None
 
 
 class CookieWrite(NamedTuple):

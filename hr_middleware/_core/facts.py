@@ -1,7 +1,8 @@
 """The request facts the core decides on, and the default rule for when to mint.
 
-Adapters subclass :class:`RequestFacts` to read their framework's request
-lazily; the usual returning visitor never needs them (see ``returning``).
+Adapters subclass :class:`RequestFacts`: the Cookie header is read at once
+(every request's decision needs it), the rest of their framework's request
+lazily (only a first visit, a consent hook or ``mint_when`` asks).
 """
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ from typing import Any
 
 from werkzeug.sansio.http import parse_cookie
 
-from .cookies import cookie_header_end
+from .cookies import COOKIE_HEADER_LIMIT, cookie_header_end
 from .visit import NoIdReason
 
 __all__ = ["RequestFacts", "is_bot", "is_page_navigation", "not_a_page_navigation", "parse_cookies"]
 
 
 class RequestFacts:
-    """The facts of one request that options such as ``mint_when`` and ``consent`` see.
+    """The facts of one request that the decision and options such as ``mint_when`` and ``consent`` see.
 
     Attributes:
+        cookie_header: the raw ``Cookie`` header (``""`` when there is none;
+            several lines joined with ``"; "``), read up to
+            :data:`~hr_middleware._core.cookies.COOKIE_HEADER_LIMIT`: every
+            reader of cookies reads this.
         method: the HTTP method, upper case.
         path: the URL path, without query string.
         scheme: ``"http"`` or ``"https"``.
@@ -29,20 +34,20 @@ class RequestFacts:
         cookies: a mapping of the request's cookies (first value of each name).
         native: the framework's own request object (WSGI environ, ASGI scope,
             Django ``HttpRequest``, Flask ``Request``).
+
+    Adapters subclass it to read the rest of their framework's request lazily.
     """
 
-    __slots__ = ("_cookies",)
+    __slots__ = ("cookie_header", "_cookies")
 
-    def __init__(self) -> None:
+    def __init__(self, cookie_header: str) -> None:
+        if len(cookie_header) > COOKIE_HEADER_LIMIT:  # far beyond what browsers send: whole cookies up to the bound
+            cookie_header = cookie_header[: cookie_header_end(cookie_header)]
+        self.cookie_header = cookie_header
         self._cookies: Mapping[str, str] | None = None
 
     @property
     def native(self) -> Any:
-        raise NotImplementedError
-
-    @property
-    def cookie_header(self) -> str:
-        """The raw ``Cookie`` header, ``""`` when there is none."""
         raise NotImplementedError
 
     @property
@@ -89,8 +94,8 @@ _JOINED_LINE_WITH_BLANK = re.compile(r",[ \t]+(?=[!#$%&'*+\-.^_`|~0-9A-Za-z]+=)"
 def parse_cookies(header: str) -> dict[str, str]:
     """The cookies of a raw Cookie *header*, first value of each name; never raises.
 
-    *header* is as WSGI and ASGI servers hand it (bytes read as latin-1), read up to
-    :func:`~hr_middleware._core.cookies.cookie_header_end`. It is decoded as UTF-8,
+    *header* is as WSGI and ASGI servers hand it (bytes read as latin-1), already
+    bounded (:attr:`RequestFacts.cookie_header`). It is decoded as UTF-8,
     any byte that is not UTF-8 replaced, so one odd byte in another site's cookie
     does not hide the others (werkzeug's ``parse_cookie`` raises on it).
 
@@ -103,7 +108,6 @@ def parse_cookies(header: str) -> dict[str, str]:
     joined the lines with ``","`` alone, the last cookie of a line keeps what
     follows up to the next ``";"``, as in a browser's reading.)
     """
-    header = header[: cookie_header_end(header)]
     try:
         text = header.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:  # already text beyond latin-1: decoded by the framework

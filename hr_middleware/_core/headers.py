@@ -1,27 +1,28 @@
 """The response side of a visit: its Set-Cookie lines and the caching headers that keep it private.
 
-Pure functions of a :class:`Visit` and the response's headers. The patch
-functions never raise: a response whose headers cannot be patched is kept
-out of shared caches instead.
+Pure functions of what a visit needs (:class:`Personalised`) and the response's
+headers. Headers that cannot be patched (of the wrong type) raise; the serving
+layer then keeps the response out of shared caches (:func:`fail_safe_headers`,
+:func:`keep_out_of_shared_caches`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterator, Mapping
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from werkzeug.http import parse_list_header
 
 from .cookies import CookieWrite, render_set_cookie
-from .log import INTERNAL_ERROR, logger
-from .visit import Visit
 
 __all__ = [
     "CDN_HEADERS",
     "FAIL_SAFE_CACHE_CONTROL",
     "HeaderMapping",
+    "Personalised",
     "cache_headers",
     "cookies_to_set",
+    "fail_safe_headers",
     "is_caching_header",
     "keep_out_of_shared_caches",
     "patch_headers",
@@ -31,10 +32,21 @@ __all__ = [
     "vary_on_cookie",
 ]
 
+
+class Personalised(Protocol):
+    """What a response must carry for a visit: the cookies to set or delete, and whether the page read the id."""
+
+    @property
+    def cookies(self) -> Mapping[str, CookieWrite]: ...
+
+    @property
+    def accessed(self) -> bool: ...
+
+
 T = TypeVar("T", str, bytes)
 
 
-def cache_headers(visit: Visit, current: Mapping[str, str]) -> dict[str, str]:
+def cache_headers(visit: Personalised, current: Mapping[str, str]) -> dict[str, str]:
     """New values of the response's caching headers: only those that change.
 
     *current* maps the response's headers (names in any case, each once,
@@ -89,7 +101,7 @@ def set_cookie_name(value: str) -> str:
     return value.partition("=")[0].strip()
 
 
-def cookies_to_set(visit: Visit, set_by_app: Container[str] = ()) -> list[CookieWrite]:
+def cookies_to_set(visit: Personalised, set_by_app: Container[str] = ()) -> list[CookieWrite]:
     """The cookies this response must carry, leaving out any the app set itself.
 
     An app that sets a cookie of one of our names knows better (a login
@@ -98,25 +110,24 @@ def cookies_to_set(visit: Visit, set_by_app: Container[str] = ()) -> list[Cookie
     return [cookie for name, cookie in visit.cookies.items() if name not in set_by_app]
 
 
-def patch_headers(visit: Visit, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def patch_headers(visit: Personalised, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Return *headers* with this visit's Set-Cookie and caching headers applied.
 
     The app's own headers keep their order and values, except that several
-    lines of a caching header are merged into one when changed. Never
-    raises: if the headers cannot be patched (an app sending headers of
-    the wrong type), that is logged and they are returned kept out of
-    shared caches (``Cache-Control: private, no-store``; the CDNs' headers
-    dropped), since the page may carry an id that its cookies do not.
+    lines of a caching header are merged into one when changed. Headers of
+    the wrong type (an app's bytes in WSGI) raise: the serving layer then
+    keeps the response out of shared caches (:func:`fail_safe_headers`),
+    since the page may carry an id that its cookies do not.
     """
     if not visit.cookies:
         if not visit.accessed:
             return headers
         if _text_needs_only_appends(headers):
             return [*headers, *_READ_ONLY_TEXT]
-    return _patched_or_fail_safe(visit, headers, _TEXT_HEADERS)
+    return _patched(visit, headers, _TEXT_HEADERS)
 
 
-def patch_raw_headers(visit: Visit, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def patch_raw_headers(visit: Personalised, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """:func:`patch_headers` for raw headers, as ASGI has them: bytes, names
     in lower case. Only the values of the headers it may change are decoded
     (latin-1); the other headers pass as they are."""
@@ -125,7 +136,17 @@ def patch_raw_headers(visit: Visit, headers: list[tuple[bytes, bytes]]) -> list[
             return headers
         if _raw_needs_only_appends(headers):
             return [*headers, *_READ_ONLY_RAW]
-    return _patched_or_fail_safe(visit, headers, _RAW_HEADERS)
+    return _patched(visit, headers, _RAW_HEADERS)
+
+
+def fail_safe_headers(headers: list[tuple[T, T]]) -> list[tuple[T, T]]:
+    """*headers* (text or raw) kept out of shared caches, for a response whose headers
+    could not be patched: ``Cache-Control: private, no-store``, the CDNs' headers dropped."""
+    form: _HeaderForm[Any] = _RAW_HEADERS if headers and isinstance(headers[0][0], bytes) else _TEXT_HEADERS
+    kind = type(form.set_cookie)
+    kept = [line for line in headers if not (isinstance(line[0], kind) and _fail_safe_drops(form.decode(line[0])))]
+    kept.append((form.name(CACHE_CONTROL), form.encode(FAIL_SAFE_CACHE_CONTROL)))
+    return kept
 
 
 class HeaderMapping(Protocol):
@@ -141,15 +162,12 @@ class HeaderMapping(Protocol):
 def keep_out_of_shared_caches(headers: HeaderMapping) -> None:
     """What a response whose headers could not be patched gets, its headers being
     a case-insensitive mapping (Django's ``response.headers``): ``Cache-Control:
-    private, no-store``, the CDNs' headers dropped (as :func:`patch_headers` does
-    to a header list). Never raises: a failure is logged.
+    private, no-store``, the CDNs' headers dropped (as :func:`fail_safe_headers`
+    does to a header list).
     """
-    try:
-        for name in [name for name in headers if _fail_safe_drops(name)]:
-            headers.pop(name, None)
-        headers[CACHE_CONTROL] = FAIL_SAFE_CACHE_CONTROL
-    except Exception:
-        logger.exception(INTERNAL_ERROR)
+    for name in [name for name in headers if _fail_safe_drops(name)]:
+        headers.pop(name, None)
+    headers[CACHE_CONTROL] = FAIL_SAFE_CACHE_CONTROL
 
 
 def _fail_safe_drops(name: str) -> bool:
@@ -169,37 +187,17 @@ def _only_appends_check(
     """
 
     def needs_only_appends(headers: list[tuple[T, T]]) -> bool:
-        try:
-            for name, _ in headers:
-                if name[-1] in last:
-                    lowered = name.lower()
-                    if lowered in watched or lowered[-_TARGETED_LENGTH:] == suffix:
-                        return False
-        except Exception:  # headers of the wrong shape: the general rules are fail-safe
-            return False
+        for name, _ in headers:
+            if name[-1] in last:
+                lowered = name.lower()
+                if lowered in watched or lowered[-_TARGETED_LENGTH:] == suffix:
+                    return False
         return True
 
     return needs_only_appends
 
 
-def _patched_or_fail_safe(visit: Visit, headers: list[tuple[T, T]], form: _HeaderForm[T]) -> list[tuple[T, T]]:
-    try:
-        return _patched(visit, headers, form)
-    except Exception:
-        logger.exception(INTERNAL_ERROR)
-    try:
-        kind = type(form.set_cookie)
-        kept: list[tuple[T, T]] = [
-            line for line in headers if not (isinstance(line[0], kind) and _fail_safe_drops(form.decode(line[0])))
-        ]
-        kept.append((form.name(CACHE_CONTROL), form.encode(FAIL_SAFE_CACHE_CONTROL)))
-        return kept
-    except Exception:  # headers that cannot even be read: the server will refuse them anyway
-        logger.exception(INTERNAL_ERROR)
-        return headers
-
-
-def _patched(visit: Visit, headers: list[tuple[T, T]], form: _HeaderForm[T]) -> list[tuple[T, T]]:
+def _patched(visit: Personalised, headers: list[tuple[T, T]], form: _HeaderForm[T]) -> list[tuple[T, T]]:
     # Runs on every response of a page that read the id and has caching headers
     # of its own: only names of a watched length are lower-cased (len() is a
     # fifth of lower()).

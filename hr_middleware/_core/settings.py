@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 from urllib.parse import urlsplit
 
-from .facts import RequestFacts, is_page_navigation
+from .facts import RequestFacts
 from .ids import CookieSigner
 from .public_suffixes import is_public_suffix
 
@@ -81,8 +81,9 @@ class Settings:
     samesite: Literal["Lax", "Strict", "None"] | None = "Lax"
     #: Cookie ``HttpOnly``; off so the page's JavaScript can read the id.
     httponly: bool = False
-    #: Which id-less requests mint a new id.
-    mint_when: MintWhen = is_page_navigation
+    #: Which id-less requests mint a new id; None: the default rule
+    #: (:func:`~hr_middleware.is_page_navigation`, which also says why not: a bot, not a page).
+    mint_when: MintWhen | None = None
     #: Consent hook: True (allowed), False (declined), None (unknown); None = no hook.
     consent: Consent | None = None
     #: What an unknown consent (the hook returned None) counts as.
@@ -140,8 +141,8 @@ class Settings:
             raise ValueError("samesite: 'None' needs secure=True or 'auto' (browsers drop it otherwise)")
         for name in ("cookie_name", "sdk_cookie_name"):
             self._check_cookie_prefix(name, getattr(self, name))
-        if not callable(self.mint_when):
-            raise TypeError(f"mint_when: expected a callable, got {self.mint_when!r}")
+        if self.mint_when is not None and not callable(self.mint_when):
+            raise TypeError(f"mint_when: expected a callable or None, got {self.mint_when!r}")
         if self.consent is not None and not callable(self.consent):
             raise TypeError(f"consent: expected a callable or None, got {self.consent!r}")
         _check_int("breaker_threshold", self.breaker_threshold, low=1)
@@ -204,11 +205,6 @@ class Settings:
         adapter's ``settings=`` plus ``secret_key=`` keep the promise too.
         """
         return self.signer is None or self.trust_sdk_cookie is True
-
-    @property
-    def mint_url(self) -> str:
-        """The URL a new id is minted at."""
-        return self.api_url + "/serve/trackingUser"
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with *changes* applied (validated again)."""

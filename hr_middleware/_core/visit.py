@@ -1,14 +1,15 @@
-"""The outcome of one request, as plain data: the id, where it came from or why there is none, what to write."""
+"""What the core decides for one request, as values: the id, where it came from or why there is none, what to write."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
+from typing import NamedTuple
 
 from .cookies import CookieWrite
 
-__all__ = ["NO_COOKIES", "NoIdReason", "Origin", "Visit"]
+__all__ = ["NO_COOKIES", "Decision", "NoIdReason", "Note", "Origin"]
 
 
 class Origin(str, Enum):
@@ -65,46 +66,42 @@ _EXPLANATIONS = {
 }
 
 
-#: The cookies of a visit that writes none (shared, read-only: a write makes the visit its own dict).
+#: The cookies of a visit that writes none (shared and read-only).
 NO_COOKIES: Mapping[str, CookieWrite] = MappingProxyType({})
 
 
-class Visit:
-    """One request's identity: the id, its origin or the reason for none, and what the response must carry.
+class Note(NamedTuple):
+    """Something to log about a decision (the core logs nothing; the serving layer logs its notes):
+    a hook of the shop's that raised, a cookie with a bad signature."""
 
-    Plain data, filled in by :class:`~hr_middleware._core.decide.TrackingPolicy`;
-    it refers to nothing else (no request, no mint, no loop). The fields that
-    every request reads are the object's own, set by ``__init__``; those that
-    only a first visit or a consent change sets keep their defaults on the
-    class. (No field that ``__init__`` sets has a class default too: an
-    instance attribute that shadows a class attribute is read the slow way on
-    CPython 3.12 and later; see ``docs/performance.md``.)
+    #: The :mod:`logging` level.
+    level: int
+    #: One of the messages of :mod:`hr_middleware._core.log`, with ``%s`` for *args*.
+    message: str
+    args: tuple[object, ...] = ()
+    #: The exception a hook raised (logged with its traceback).
+    error: Exception | None = None
+
+
+class Decision(NamedTuple):
+    """What the core decided for one request: a value, made by
+    :class:`~hr_middleware._core.decide.TrackingPolicy` and read by the serving layer.
+
+    Either an id (``tracking_user_id`` and its ``origin``), or a mint due
+    (``mint``: the caller mints and hands the outcome to
+    :meth:`~hr_middleware._core.decide.TrackingPolicy.minted`), or neither and
+    the ``reason``. ``cookies`` are what the response must write or delete.
     """
 
-    #: Why there is no id; None while there is one, or before it is decided.
+    #: The visitor's id, :data:`~hr_middleware.OPT_OUT_ID`, or None.
+    tracking_user_id: str | None = None
+    #: Where the id came from; None when there is no id.
+    origin: Origin | None = None
+    #: Why there is no id (None with an id, or while a mint is due).
     reason: NoIdReason | None = None
-    #: True once a mint was attempted for this request (never two).
-    minted = False
-    #: Whether written cookies get ``Secure``; resolved when first needed.
-    secure: bool | None = None
-
-    def __init__(self) -> None:
-        #: The visitor's id, :data:`~hr_middleware.OPT_OUT_ID`, or None.
-        self.tracking_user_id: str | None = None
-        #: Where the id came from; None when there is no id.
-        self.origin: Origin | None = None
-        #: Cookies to set or delete on the response, by name.
-        self.cookies: Mapping[str, CookieWrite] = NO_COOKIES
-        #: True once the app read the id: the response varies on Cookie.
-        self.accessed = False
-        #: True while a mint is due and has not been done.
-        self.must_mint = False
-
-    def write(self, cookie: CookieWrite) -> None:
-        """Add *cookie* to what the response must carry (one per name)."""
-        if self.cookies is NO_COOKIES:
-            self.cookies = {}
-        self.cookies[cookie.name] = cookie  # type: ignore[index]
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.tracking_user_id!r} origin={self.origin!s} cookies={list(self.cookies)}>"
+    #: Cookies to set or delete on the response.
+    cookies: tuple[CookieWrite, ...] = ()
+    #: True when a mint is due.
+    mint: bool = False
+    #: What to log about it (the core logs nothing: the serving layer does).
+    notes: tuple[Note, ...] = ()

@@ -19,6 +19,7 @@ from typing import cast
 from hr_middleware._core.ids import is_valid_id
 from hr_middleware._core.settings import Settings
 
+from . import endpoints
 from .errors import APIError, HelloRetailError, InvalidResponseError
 from .forks import PerProcess
 from .transport import Answer, AsyncTransport, SyncTransport
@@ -172,7 +173,7 @@ class _MintCall:
 
     def __init__(self, settings: Settings, breaker: CircuitBreaker | None) -> None:
         self.settings = settings
-        self.url = settings.mint_url
+        self.url = settings.api_url + endpoints.MINT
         self.body = mint_body(settings)
         self.breaker = breaker or CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown)
 
@@ -180,14 +181,19 @@ class _MintCall:
         """The new id from *answer*, or None after logging why not."""
         try:
             tracking_user_id = parse_mint_answer(answer)
-        except Exception as exc:
+        except HelloRetailError as exc:
             self.failed(exc)
             return None
         self.breaker.record_success()
         return tracking_user_id
 
-    def failed(self, exc: Exception) -> None:
-        """Log a failed mint once, with its reason, and tell the breaker."""
+    def failed(self, exc: BaseException) -> None:
+        """The exchange raised *exc*: log a failed mint once, with its reason, and tell the
+        breaker. A cancellation (the visitor left, the server shuts down) says nothing of
+        Hello Retail: it is passed on, and a probe it ended lets the next caller probe."""
+        if not isinstance(exc, Exception):
+            self.breaker.record_abandoned()
+            raise exc
         if isinstance(exc, HelloRetailError):
             logger.warning(MINT_FAILED, exc)
         else:  # a bug of ours or a library's: keep the traceback
@@ -216,12 +222,9 @@ class Minter(_MintCall):
             answer = self.transport.post(
                 self.url, self.body, timeout=self.settings.timeout, headers=MINT_HEADERS, max_bytes=MINT_MAX_BYTES
             )
-        except Exception as exc:
+        except BaseException as exc:  # failed() passes a cancellation on
             self.failed(exc)
             return None
-        except BaseException:
-            self.breaker.record_abandoned()
-            raise
         return self.verdict(answer)
 
     def close(self) -> None:
@@ -250,12 +253,9 @@ class AsyncMinter(_MintCall):
             answer = await self.transport.post(
                 self.url, self.body, timeout=self.settings.timeout, headers=MINT_HEADERS, max_bytes=MINT_MAX_BYTES
             )
-        except Exception as exc:
+        except BaseException as exc:  # failed() passes a cancellation on
             self.failed(exc)
             return None
-        except BaseException:  # cancelled: the visitor left, or the server shuts down
-            self.breaker.record_abandoned()
-            raise
         return self.verdict(answer)
 
     async def aclose(self) -> None:

@@ -21,23 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
+from hr_middleware._boundary import refill_failed
 from hr_middleware._core.settings import Settings
 
 from .forks import PerProcess, may_start_threads
 from .mint import AsyncMinter, CircuitBreaker, Minter
 
 __all__ = ["AsyncPrefetchingMinter", "IdPool", "PrefetchingMinter", "make_async_minter", "make_minter"]
-
-logger = logging.getLogger("hr_middleware")
-
-#: Logged (with the traceback) when a refill fails unexpectedly; the pool tries again on the next visit.
-REFILL_FAILED = "prefetch refill failed; retrying on the next first visit"
 
 
 class _Ids:
@@ -145,13 +140,11 @@ class PrefetchingMinter:
         while not (refiller.stopped.is_set() or self._closed):
             refiller.wanted.wait()
             refiller.wanted.clear()
-            try:
+            with refill_failed:  # a bug must not end prefetching for good; the next visit retries
                 while self.pool.wants_more and not (refiller.stopped.is_set() or self._closed):
                     tracking_user_id = self.minter.mint()  # None at once while the breaker is open
                     if tracking_user_id is None or not self.pool.put(tracking_user_id):
                         break
-            except Exception:  # a bug must not end prefetching for good; the next visit retries
-                logger.exception(REFILL_FAILED)
 
     @property
     def refilling(self) -> bool:
@@ -217,13 +210,11 @@ class AsyncPrefetchingMinter:
         while not self._closed:
             await wanted.wait()
             wanted.clear()
-            try:
+            with refill_failed:
                 while self.pool.wants_more and not self._closed:
                     tracking_user_id = await self._mint_apart()
                     if tracking_user_id is None or not self.pool.put(tracking_user_id):
                         break
-            except Exception:
-                logger.exception(REFILL_FAILED)
 
     async def _mint_apart(self) -> str | None:
         """One mint, in a task of its own: a cancel of the refill always ends the refill.

@@ -32,8 +32,8 @@ tracking ids. The checks are registered when this module is imported, so
 
 from __future__ import annotations
 
-from . import checks as _checks  # noqa: F401 - registers the system checks
-from .config import read_settings
-from .middleware import TrackingUserMiddleware
+from . import _checks  # noqa: F401 - registers the system checks
+from ._config import read_settings
+from ._middleware import TrackingUserMiddleware
 
 __all__ = ["TrackingUserMiddleware", "read_settings"]

@@ -20,16 +20,16 @@ plugin) gives a running server, reset for every test. Nothing here talks to
 the real Hello Retail. ``python -m hr_middleware.testing`` runs one in the
 foreground.
 
-The modules: :mod:`.server` (the fake's lifecycle and what it counted),
-:mod:`.handler` (its HTTP side), :mod:`.answers` (modes and canned answers in
-Hello Retail's shapes), :mod:`.images` (the products' pictures) and
+The modules: :mod:`._server` (the fake's lifecycle and what it counted),
+:mod:`._handler` (its HTTP side), :mod:`._answers` (modes and canned answers in
+Hello Retail's shapes), :mod:`._images` (the products' pictures) and
 :mod:`.__main__` (the command line).
 """
 
 from __future__ import annotations
 
-from .answers import Mode, fake_products
-from .handler import RecordedRequest
-from .server import DEFAULT_WEBSITE_UUID, FakeHelloRetail
+from ._answers import Mode, fake_products
+from ._handler import RecordedRequest
+from ._server import DEFAULT_WEBSITE_UUID, FakeHelloRetail
 
 __all__ = ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail", "Mode", "RecordedRequest", "fake_products"]

@@ -7,8 +7,8 @@ import signal
 import sys
 import threading
 
-from .answers import Mode
-from .server import FakeHelloRetail
+from ._answers import Mode
+from ._server import FakeHelloRetail
 
 __all__ = ["main"]
 

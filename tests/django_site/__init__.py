@@ -5,7 +5,7 @@ from __future__ import annotations
 import django
 from django.conf import settings
 
-from hr_middleware.django.checks import MIDDLEWARE_PATH
+from hr_middleware.django._checks import MIDDLEWARE_PATH
 from hr_middleware.testing import DEFAULT_WEBSITE_UUID
 
 #: Rendered by ``/page`` to show the id reaches templates.

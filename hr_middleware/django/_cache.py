@@ -4,7 +4,7 @@
 key that ignores the visitor's cookie unless the response says ``Vary:
 Cookie`` by then; ours says so only later (it stands outside them, or outside
 Django altogether: ``hr_middleware.wsgi`` / ``hr_middleware.asgi`` around a
-Django project). A stored page that shows one visitor's id would be served
+Django project). A stored page that shows one visitor's id would be visit
 to every later visitor. Both ask ``request._cache_update_cache`` before
 storing, and both set it when the request reaches them, so a flag set to
 False once, when the id is read, can be undone by a lookup that comes after
@@ -53,8 +53,8 @@ class _CacheUpdateFlag:
         state = request.__dict__
         if _READ in state:
             return False
-        served = current()
-        if served is not None and served.accessed:
+        visit = current()
+        if visit is not None and visit.accessed:
             return False
         try:
             return state[_FLAG]

@@ -17,7 +17,7 @@ from django.utils.module_loading import import_string
 
 from hr_middleware._core.settings import Settings
 
-from .config import SETTING, import_callables, read_settings
+from ._config import SETTING, import_callables, read_settings
 
 __all__ = ["MIDDLEWARE_PATH", "check_report", "check_settings"]
 
@@ -31,7 +31,7 @@ def check_report() -> str:
 
 
 def _middleware_installed() -> bool:
-    from .middleware import TrackingUserMiddleware
+    from ._middleware import TrackingUserMiddleware
 
     for path in getattr(django_settings, "MIDDLEWARE", None) or ():
         if path == MIDDLEWARE_PATH:

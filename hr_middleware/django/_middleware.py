@@ -20,7 +20,7 @@ from hr_middleware._core.headers import (
     keep_out_of_shared_caches,
     set_cookie_name,
 )
-from hr_middleware._core.log import CONFIG_INVALID, INTERNAL_ERROR, logger
+from hr_middleware._core.log import CONFIG_INVALID, logger
 from hr_middleware._core.returning import environ_reader
 from hr_middleware._core.settings import Settings
 from hr_middleware._hello_retail.mint import AsyncMinter, Minter
@@ -35,15 +35,16 @@ from hr_middleware._serving import (
     AsyncChunksInVisit,
     ChunksInVisit,
     Engine,
-    Served,
+    Visit,
+    ain_visit,
     current,
-    enter,
-    leave,
+    fail_open,
+    in_visit,
 )
 
-from .cache import not_for_the_cache
-from .checks import check_report
-from .config import SETTING, Generation, read_settings
+from ._cache import not_for_the_cache
+from ._checks import check_report
+from ._config import SETTING, Generation, read_settings
 
 __all__ = ["DjangoRequestFacts", "TrackingUserMiddleware"]
 
@@ -57,16 +58,12 @@ class DjangoRequestFacts(RequestFacts):
     __slots__ = ("request",)
 
     def __init__(self, request: HttpRequest) -> None:
-        super().__init__()
+        super().__init__(request.META.get("HTTP_COOKIE", ""))
         self.request = request
 
     @property
     def native(self) -> HttpRequest:
         return self.request
-
-    @property
-    def cookie_header(self) -> str:
-        return _raw_cookie(self.request)
 
     @property
     def method(self) -> str:
@@ -90,12 +87,8 @@ class DjangoRequestFacts(RequestFacts):
         return self.request.headers
 
 
-def _raw_cookie(request: HttpRequest) -> str:
-    return request.META.get("HTTP_COOKIE", "")  # type: ignore[no-any-return]
-
-
 def _meta_reader(server_name: str, sdk_name: str) -> Callable[[HttpRequest], str | None]:
-    """The hot path's reader, on a Django request's ``META``."""
+    """The hot path's reader (:mod:`hr_middleware._core.returning`), on a Django request's ``META``."""
     read = environ_reader(server_name, sdk_name)
     return lambda request: read(request.META)
 
@@ -123,8 +116,8 @@ class _TrackingUserIdAttribute:
             # response phase): too late for Vary: Cookie, not for Django's cache.
             not_for_the_cache(request)
             return state["tracking_user_id"]
-        served: Served | None = state.get(_VISIT_ATTRIBUTE)
-        return None if served is None else served.read_id()
+        visit: Visit | None = state.get(_VISIT_ATTRIBUTE)
+        return None if visit is None else visit.read_id()
 
     def __set__(self, request: HttpRequest, value: str | None) -> None:
         request.__dict__["tracking_user_id"] = value
@@ -154,7 +147,7 @@ class _Configuration:
     def __init__(self, source: object, generation: int, *, is_async: bool) -> None:
         self.source = source
         self.generation = generation
-        self.engine: Engine[HttpRequest, Served] | None = None
+        self.engine: Engine[HttpRequest, Visit] | None = None
         #: Why ``HELLO_RETAIL`` cannot be used (None when it can).
         self.error: Exception | None = None
         try:
@@ -166,13 +159,13 @@ class _Configuration:
                     DjangoRequestFacts,
                     returning=_meta_reader,
                     aminter=make_async_minter(settings),
-                    served=Served,
+                    visit=Visit,
                 )
             else:
                 self.engine = Engine(
-                    settings, DjangoRequestFacts, returning=_meta_reader, minter=make_minter(settings), served=Served
+                    settings, DjangoRequestFacts, returning=_meta_reader, minter=make_minter(settings), visit=Visit
                 )
-        except Exception as exc:
+        except (ValueError, TypeError, ImportError) as exc:  # what read_settings and the minters raise
             self.error = exc
 
 
@@ -216,7 +209,7 @@ class TrackingUserMiddleware:
             logger.error(CONFIG_INVALID, configuration.error)
         return configuration
 
-    def _engine(self) -> tuple[Engine[HttpRequest, Served] | None, Engine[HttpRequest, Served] | None]:
+    def _engine(self) -> tuple[Engine[HttpRequest, Visit] | None, Engine[HttpRequest, Visit] | None]:
         """This request's engine (None while the settings are invalid), and a replaced one to close."""
         configuration = self._configuration
         if configuration.generation == Generation.value:
@@ -234,7 +227,7 @@ class TrackingUserMiddleware:
         return None if engine is None else engine.settings
 
     @property
-    def minter(self) -> Minter | PrefetchingMinter | AsyncMinter | AsyncPrefetchingMinter | None:
+    def _minter(self) -> Minter | PrefetchingMinter | AsyncMinter | AsyncPrefetchingMinter | None:
         """What mints for this stack (requests when sync, httpx when async; None while invalid)."""
         engine = self._configuration.engine
         return None if engine is None else engine.minter or engine.aminter
@@ -247,13 +240,9 @@ class TrackingUserMiddleware:
         engine, replaced = self._engine()
         if replaced is not None:
             replaced.close()  # the engine of settings that changed; never raises
-        served = Served.failed(request) if engine is None else engine.serve(request)
-        token = _enter(request, served)
-        try:
-            response = self.get_response(request)
-        finally:
-            leave(token)
-        return _finish(request, served, response)
+        visit = Visit.failed(request) if engine is None else engine.serve(request)
+        _hold(request, visit)
+        return _finish(request, visit, in_visit(visit, self.get_response, request))
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         if _decided_outside(request):
@@ -261,18 +250,11 @@ class TrackingUserMiddleware:
         engine, replaced = self._engine()
         if replaced is not None:
             await replaced.aclose()
-        if engine is None:
-            served = Served.failed(request)
-        else:
-            served = engine.serve(request)
-            if served.must_mint:
-                served = await engine.amint(served)
-        token = _enter(request, served)
-        try:
-            response = await self.get_response(request)
-        finally:
-            leave(token)
-        return _finish(request, served, response)
+        visit = Visit.failed(request) if engine is None else engine.serve(request)
+        if engine is not None and visit.must_mint:
+            visit = await engine.amint(visit)
+        _hold(request, visit)
+        return _finish(request, visit, await ain_visit(visit, self.get_response, request))
 
     def close(self) -> None:
         """Close the pooled connections to Hello Retail (sync stack)."""
@@ -287,26 +269,21 @@ class TrackingUserMiddleware:
             await engine.aclose()
 
 
-def _enter(request: HttpRequest, served: Served) -> Any:
-    _hold(request, served)
-    return enter(served)
+def _hold(request: HttpRequest, visit: Visit | None) -> None:
+    """Let *request* read *visit*'s id, and Django's cache hear when it is read."""
+    request.__dict__[_VISIT_ATTRIBUTE] = visit
+    if visit is not None:
+        visit.on_read = partial(not_for_the_cache, request)
 
 
-def _hold(request: HttpRequest, served: Served | None) -> None:
-    """Let *request* read *served*'s id, and Django's cache hear when it is read."""
-    request.__dict__[_VISIT_ATTRIBUTE] = served
-    if served is not None:
-        served.on_read = partial(not_for_the_cache, request)
-
-
-def _let_go(request: HttpRequest, served: Served | None) -> None:
+def _let_go(request: HttpRequest, visit: Visit | None) -> None:
     """The request is over: it keeps the plain id (no cycle through the visit), the visit forgets it."""
     request.__dict__[_VISIT_ATTRIBUTE] = None
     if "tracking_user_id" not in request.__dict__:
         # For code that reads it once the request is over (a test's response.wsgi_request).
-        request.__dict__["tracking_user_id"] = None if served is None else served.tracking_user_id
-    if served is not None:
-        served.on_read = None
+        request.__dict__["tracking_user_id"] = None if visit is None else visit.tracking_user_id
+    if visit is not None:
+        visit.on_read = None
 
 
 def _decided_outside(request: HttpRequest) -> bool:
@@ -317,47 +294,45 @@ def _decided_outside(request: HttpRequest) -> bool:
 
 
 def _served_outside(request: HttpRequest, get_response: _GetResponse) -> Any:
-    served = current()
-    _hold(request, served)
+    visit = current()
+    _hold(request, visit)
     try:
         return get_response(request)
     finally:
-        _let_go(request, served)  # the outer visit outlives this request's Django part
+        _let_go(request, visit)  # the outer visit outlives this request's Django part
 
 
 async def _aserved_outside(request: HttpRequest, get_response: _GetResponse) -> HttpResponseBase:
-    served = current()
-    _hold(request, served)
+    visit = current()
+    _hold(request, visit)
     try:
         return await get_response(request)  # type: ignore[no-any-return]
     finally:
-        _let_go(request, served)
+        _let_go(request, visit)
 
 
-def _finish(request: HttpRequest, served: Served, response: HttpResponseBase) -> HttpResponseBase:
+def _finish(request: HttpRequest, visit: Visit, response: HttpResponseBase) -> HttpResponseBase:
     """Write what the core decided onto *response*; keep the visit readable while it streams."""
-    _let_go(request, served)
-    if served.cookies or served.accessed:
-        _patch(served, response)
-    try:
+    _let_go(request, visit)
+    if visit.cookies or visit.accessed:
+        _patch(visit, response)
+    with fail_open:
         if isinstance(response, StreamingHttpResponse) and not isinstance(response, FileResponse):
             # A FileResponse runs no app code while it streams; wrapping it
             # would lose wsgi.file_wrapper (sendfile).
-            _stream_in_visit(response, served)
-    except Exception:
-        logger.exception(INTERNAL_ERROR)
+            _stream_in_visit(response, visit)
     return response
 
 
-def _patch(served: Served, response: HttpResponseBase) -> None:
+def _patch(visit: Visit, response: HttpResponseBase) -> None:
     headers = response.headers
-    try:
-        for name, value in cache_headers(served, dict(headers.items())).items():
+    with fail_open:
+        for name, value in cache_headers(visit, dict(headers.items())).items():
             headers[name] = value
         # The app's cookies: response.cookies, and a Set-Cookie it wrote as a header itself.
         raw = headers.get("Set-Cookie")
         set_by_app = [*response.cookies, *([] if raw is None else [set_cookie_name(raw)])]
-        for cookie in cookies_to_set(served, set_by_app):
+        for cookie in cookies_to_set(visit, set_by_app):
             # set_cookie for deletions too: delete_cookie() would drop Secure and HttpOnly.
             response.set_cookie(
                 cookie.name,
@@ -370,15 +345,15 @@ def _patch(served: Served, response: HttpResponseBase) -> None:
                 httponly=cookie.httponly,
                 samesite=cookie.samesite,
             )
-    except Exception:
-        logger.exception(INTERNAL_ERROR)
+        return
+    with fail_open:  # headers that cannot even be changed: sent as they are
         keep_out_of_shared_caches(headers)
 
 
-def _stream_in_visit(response: StreamingHttpResponse, served: Served) -> None:
-    """Keep *served* current while *response*'s content is produced, after the middleware returned."""
+def _stream_in_visit(response: StreamingHttpResponse, visit: Visit) -> None:
+    """Keep *visit* current while *response*'s content is produced, after the middleware returned."""
     content = response.streaming_content
     if response.is_async:
-        response.streaming_content = AsyncChunksInVisit(cast(AsyncIterator[bytes], content), served)
+        response.streaming_content = AsyncChunksInVisit(cast(AsyncIterator[bytes], content), visit)
     else:
-        response.streaming_content = ChunksInVisit(cast(Iterator[bytes], content), served)
+        response.streaming_content = ChunksInVisit(cast(Iterator[bytes], content), visit)

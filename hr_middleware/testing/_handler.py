@@ -10,10 +10,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl
 
-from .answers import (
+from ._answers import (
     COLLECT_PATHS,
     MINT_PATH,
     PAGES_PREFIX,
@@ -28,12 +28,12 @@ from .answers import (
     mint_answer,
     mint_problem,
 )
-from .images import IMAGE_PREFIX, product_image
+from ._images import IMAGE_PREFIX, product_image
 
 if TYPE_CHECKING:
-    from .server import FakeHelloRetail
+    from ._server import FakeHelloRetail
 
-__all__ = ["FakeHTTPServer", "FakeRequestHandler", "RecordedRequest", "shut"]
+__all__ = ["FakeHTTPServer", "FakeRequestHandler", "RecordedRequest", "Reply", "reply_to_post", "shut"]
 
 
 @dataclass
@@ -62,6 +62,71 @@ def shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:  # already closed by its thread
         pass
+
+
+class Reply(NamedTuple):
+    """What the fake does with one POST, whatever carries it (a socket, or memory): a fault
+    of the connection (``HANG``, ``DROP``, ``RESET``), an answer sent slowly (``DRIP``,
+    ``DRIP_HEADERS``), or an answer."""
+
+    mode: Mode
+    status: int = 200
+    content_type: str = "application/json"
+    body: bytes = b""
+    #: Seconds to wait before answering (the fake's ``delay``, for mints).
+    delay: float = 0.0
+
+
+def reply_to_post(
+    fake: FakeHelloRetail, target: str, headers: dict[str, str], body: bytes, peer: tuple[str, int] | None
+) -> tuple[Reply, threading.Event]:
+    """Record the POST to *target* (a path and query) and decide the fake's reply, with the
+    event that ends a wait (set when the fake stops or is reset)."""
+    try:
+        document = json.loads(body) if body else None
+    except ValueError:
+        document = None
+    path, _, raw_query = target.partition("?")
+    fake._record(RecordedRequest("POST", path, headers, body, document, peer, raw_query))
+    query = dict(parse_qsl(raw_query))
+    if path == MINT_PATH:
+        mode, release = fake._mode_for_next_mint()
+        reply = _reply(mode, lambda: mint_problem(document), lambda: mint_answer(fake, mode))
+        return reply._replace(delay=fake.delay), release
+    if path in (RECOMS_PATH, SEARCH_PATH) or path in COLLECT_PATHS or path.startswith(PAGES_PREFIX):
+        mode, release = fake._mode_for_next_api_call()
+        reply = _reply(
+            mode,
+            lambda: api_problem(fake, path, query, document),
+            lambda: api_answer(fake, mode, path, query, document),
+        )
+        return reply, release
+    return Reply(Mode.OK, 404, body=_json({"success": False, "message": f"no such endpoint {path}"})), fake._release
+
+
+def _reply(mode: Mode, problem: Callable[[], tuple[int, Any] | None], answer: Callable[[], tuple[int, Any]]) -> Reply:
+    """The reply in *mode*; *problem* checks the request, *answer* is the good answer."""
+    if mode in (Mode.HANG, Mode.DROP, Mode.RESET):
+        return Reply(mode)
+    rejected = problem()
+    if rejected is not None:
+        return Reply(Mode.OK, rejected[0], body=_json(rejected[1]))
+    if mode is Mode.SERVER_ERROR:
+        return Reply(mode, 500, body=_json(error_answer(UNEXPECTED_ERROR, UNEXPECTED_MESSAGE)))
+    if mode is Mode.BAD_REQUEST:
+        return Reply(mode, 400, body=_json({"success": False, "message": "Bad request"}))
+    if mode is Mode.GATEWAY_ERROR:
+        return Reply(mode, 502, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>")
+    if mode is Mode.NOT_JSON:
+        return Reply(mode, 200, "text/html", b"<html><body>Service Unavailable</body></html>")
+    if mode is Mode.HUGE:
+        return Reply(mode, 200, body=b" " * (16 * 1024 * 1024))
+    status, document = answer()
+    return Reply(mode, status, body=_json(document))
+
+
+def _json(document: Any) -> bytes:
+    return json.dumps(document).encode()
 
 
 class FakeHTTPServer(ThreadingHTTPServer):
@@ -117,68 +182,23 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
         fake = self.server.fake
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        try:
-            document = json.loads(body) if body else None
-        except ValueError:
-            document = None
         headers = {k.lower(): v for k, v in self.headers.items()}
-        path, _, raw_query = self.path.partition("?")
-        fake._record(RecordedRequest("POST", path, headers, body, document, self.client_address, raw_query))
-        query = dict(parse_qsl(raw_query))
-        if path == MINT_PATH:
-            mode, release = fake._mode_for_next_mint()
-            if fake.delay and release.wait(fake.delay):
-                return  # the server is stopping or was reset
-            self._answer(mode, release, lambda: mint_problem(document), lambda: mint_answer(fake, mode))
-        elif path in (RECOMS_PATH, SEARCH_PATH) or path in COLLECT_PATHS or path.startswith(PAGES_PREFIX):
-            mode, release = fake._mode_for_next_api_call()
-            self._answer(
-                mode,
-                release,
-                lambda: api_problem(fake, path, query, document),
-                lambda: api_answer(fake, mode, path, query, document),
-            )
-        else:
-            self._json(404, {"success": False, "message": f"no such endpoint {path}"})
-
-    def _answer(
-        self,
-        mode: Mode,
-        release: threading.Event,
-        problem: Callable[[], tuple[int, Any] | None],
-        answer: Callable[[], tuple[int, Any]],
-    ) -> None:
-        """Answer as *mode* says; *problem* checks the request, *answer* is the good answer."""
+        reply, release = reply_to_post(fake, self.path, headers, body, self.client_address)
+        if reply.delay and release.wait(reply.delay):
+            return  # the server is stopping or was reset
+        mode = reply.mode
         if mode is Mode.HANG:
             release.wait(120)
             self.close_connection = True
-            return
-        if mode is Mode.DROP:
+        elif mode is Mode.DROP:
             self.close_connection = True
-            return
-        if mode is Mode.RESET:
+        elif mode is Mode.RESET:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
-            return
-        rejected = problem()
-        if rejected is not None:
-            self._json(*rejected)
-        elif mode is Mode.SERVER_ERROR:
-            self._json(500, error_answer(UNEXPECTED_ERROR, UNEXPECTED_MESSAGE))
-        elif mode is Mode.BAD_REQUEST:
-            self._json(400, {"success": False, "message": "Bad request"})
-        elif mode is Mode.GATEWAY_ERROR:
-            self._send(502, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>")
-        elif mode is Mode.NOT_JSON:
-            self._send(200, "text/html", b"<html><body>Service Unavailable</body></html>")
-        elif mode is Mode.HUGE:
-            self._send(200, "application/json", b" " * (16 * 1024 * 1024))
-        elif mode is Mode.DRIP:
-            self._drip(json.dumps(answer()[1]).encode(), self.server.fake.drip_interval, release, headers=False)
-        elif mode is Mode.DRIP_HEADERS:
-            self._drip(json.dumps(answer()[1]).encode(), self.server.fake.drip_interval, release, headers=True)
+        elif mode in (Mode.DRIP, Mode.DRIP_HEADERS):
+            self._drip(reply.body, fake.drip_interval, release, headers=mode is Mode.DRIP_HEADERS)
         else:
-            self._json(*answer())
+            self._send(reply.status, reply.content_type, reply.body)
 
     def _drip(self, body: bytes, interval: float, release: threading.Event, *, headers: bool) -> None:
         """A 200 with *body*, one byte per *interval*: of the status line and headers
@@ -200,7 +220,7 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _json(self, status: int, document: Any) -> None:
-        self._send(status, "application/json", json.dumps(document).encode())
+        self._send(status, "application/json", _json(document))
 
     def _send(self, status: int, content_type: str, body: bytes, *, cache_control: str | None = None) -> None:
         self.send_response(status)

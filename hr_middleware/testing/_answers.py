@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from hr_middleware._core.ids import OPT_OUT_ID, is_valid_id
+from hr_middleware._hello_retail import endpoints
 from hr_middleware.client import NOT_TRACKED_MESSAGE
 
-from .images import image_name
+from ._images import image_name
 
 if TYPE_CHECKING:
-    from .server import FakeHelloRetail
+    from ._server import FakeHelloRetail
 
 __all__ = [
     "COLLECT_PATHS",
@@ -33,12 +34,11 @@ __all__ = [
     "mint_problem",
 ]
 
-MINT_PATH = "/serve/trackingUser"
-RECOMS_PATH = "/serve/recoms"
-SEARCH_PATH = "/serve/search"
-PAGES_PREFIX = "/serve/pages/"
-COLLECT_PREFIX = "/serve/collect/"
-COLLECT_PATHS = {COLLECT_PREFIX + name for name in ("pageview", "click", "cart", "conversion")}
+MINT_PATH = endpoints.MINT
+RECOMS_PATH = endpoints.RECOMMENDATIONS
+SEARCH_PATH = endpoints.SEARCH
+PAGES_PREFIX = endpoints.PAGES_PREFIX
+COLLECT_PATHS = endpoints.COLLECT
 
 
 class Mode(str, Enum):
@@ -100,10 +100,10 @@ INVALID_ID_MESSAGE = "Invalid trackingUserId: must be 24-character hex string"
 
 #: The good answer's ``message`` of each collect endpoint.
 TRACKED_MESSAGES = {
-    COLLECT_PREFIX + "pageview": "Page view tracked",
-    COLLECT_PREFIX + "click": "Click tracked",
-    COLLECT_PREFIX + "cart": "Cart tracked",
-    COLLECT_PREFIX + "conversion": "Conversion tracked",
+    endpoints.PAGEVIEW: "Page view tracked",
+    endpoints.CLICK: "Click tracked",
+    endpoints.CART: "Cart tracked",
+    endpoints.CONVERSION: "Conversion tracked",
 }
 SOURCE_TYPES = frozenset(
     {"TOP", "MOST_BOUGHT", "MOST_VIEWED", "ALTERNATIVES", "BOUGHT_TOGETHER", "RETARGETED", "RECENTLY_BOUGHT", "RELATED"}

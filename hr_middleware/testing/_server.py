@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import socket
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from hr_middleware._core.settings import Settings
+from hr_middleware._hello_retail import memory
+from hr_middleware._hello_retail.errors import InvalidResponseError, RequestTimeoutError, TransportError
+from hr_middleware._hello_retail.transport import Answer
 
-from .answers import MINT_PATH, Mode
-from .handler import FakeHTTPServer, FakeRequestHandler, RecordedRequest, shut
-from .images import IMAGE_PREFIX
+from ._answers import MINT_PATH, Mode
+from ._handler import FakeHTTPServer, FakeRequestHandler, RecordedRequest, reply_to_post, shut
+from ._images import IMAGE_PREFIX
 
 __all__ = ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail"]
 
 #: The website UUID the fake server's :meth:`FakeHelloRetail.settings` uses.
 DEFAULT_WEBSITE_UUID = "00000000-0000-4000-8000-000000000001"
+
+#: Numbers the in-memory fakes' hosts: each its own.
+_numbers = itertools.count(1)
 
 
 class FakeHelloRetail:
@@ -49,9 +57,19 @@ class FakeHelloRetail:
     Hello Retail, so it is neither recorded nor counted.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, website_uuid: str = DEFAULT_WEBSITE_UUID) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        website_uuid: str = DEFAULT_WEBSITE_UUID,
+        in_memory: bool = False,
+    ) -> None:
         self.host = host
         self.website_uuid = website_uuid
+        #: Answered in memory, in this process, without a socket (see the class docstring).
+        self.in_memory = in_memory
+        self._memory_url = f"http://hello-retail-{next(_numbers)}.invalid"
         self._lock = threading.Lock()
         #: Notified whenever a connection closes (wait_disconnected() waits on it).
         self._closed = threading.Condition(self._lock)
@@ -61,8 +79,10 @@ class FakeHelloRetail:
         # Each open connection's socket and thread, so that stop() can end them.
         self._connections: dict[tuple[str, int], tuple[socket.socket, threading.Thread]] = {}
         self._stopping = False
-        self._server = FakeHTTPServer((host, port), FakeRequestHandler)
-        self._server.fake = self
+        self._server: FakeHTTPServer | None = None
+        if not in_memory:
+            self._server = FakeHTTPServer((host, port), FakeRequestHandler)
+            self._server.fake = self
         self._thread: threading.Thread | None = None
         self.reset()
 
@@ -70,13 +90,15 @@ class FakeHelloRetail:
 
     @property
     def port(self) -> int:
-        """The port it listens on (a free one unless given)."""
+        """The port it listens on (a free one unless given); an in-memory fake has none."""
+        if self._server is None:
+            raise AttributeError("a FakeHelloRetail in memory listens on no port")
         return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
-        """The base URL to use as ``api_url``."""
-        return f"http://{self.host}:{self.port}"
+        """The base URL to use as ``api_url`` (in memory: a host under ``.invalid``, which never resolves)."""
+        return self._memory_url if self._server is None else f"http://{self.host}:{self.port}"
 
     @property
     def images_url(self) -> str:
@@ -84,7 +106,10 @@ class FakeHelloRetail:
         return self.url + IMAGE_PREFIX.rstrip("/")
 
     def start(self) -> FakeHelloRetail:
-        """Start serving in a daemon thread (idempotent)."""
+        """Start serving in a daemon thread (idempotent); in memory, start answering calls to :attr:`url`."""
+        if self._server is None:
+            memory.register(self.url, self._answer_in_memory)
+            return self
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-hello-retail", daemon=True
@@ -101,6 +126,9 @@ class FakeHelloRetail:
         with self._lock:
             self._stopping = True
             self._release.set()
+        if self._server is None:
+            memory.unregister(self.url)
+            return
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(5)
@@ -124,6 +152,27 @@ class FakeHelloRetail:
         options.setdefault("website_uuid", self.website_uuid)
         options.setdefault("api_url", self.url)
         return Settings(**options)
+
+    def _answer_in_memory(
+        self, url: str, body: bytes, *, timeout: float, headers: Mapping[str, str] | None, max_bytes: int | None
+    ) -> Answer:
+        """A POST answered in memory: what a transport makes of the reply a socket would carry.
+
+        A reply that would not come within *timeout* (a hang, a drip, a longer
+        ``delay``) is the transport's timeout, at once; a dropped or reset
+        connection its transport error; an answer over *max_bytes* its size error.
+        """
+        target = url[len(self.url) :]
+        reply, _ = reply_to_post(self, target, {k.lower(): v for k, v in (headers or {}).items()}, body, None)
+        if reply.mode in (Mode.HANG, Mode.DRIP, Mode.DRIP_HEADERS) or reply.delay >= timeout:
+            raise RequestTimeoutError(f"no answer within {timeout:g}s")
+        if reply.mode is Mode.DROP:
+            raise TransportError("RemoteDisconnected: the fake closed the connection without an answer")
+        if reply.mode is Mode.RESET:
+            raise TransportError("ConnectionResetError: the fake reset the connection")
+        if max_bytes is not None and len(reply.body) > max_bytes:
+            raise InvalidResponseError(f"answer larger than {max_bytes} bytes")
+        return Answer(reply.status, reply.body)
 
     # -- behaviour -------------------------------------------------------------
 

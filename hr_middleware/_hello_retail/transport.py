@@ -416,11 +416,9 @@ class SyncTransport:
         refuses any compressed answer unread); *max_bytes* caps the decoded
         answer (default: the transport's ``max_bytes``).
         """
-        in_memory = memory.answerer(url)
-        if in_memory is not None:  # a fake Hello Retail in memory (hr_middleware.testing)
-            return in_memory(
-                url, body, timeout=timeout, headers=_request_headers(headers)[0], max_bytes=max_bytes or self.max_bytes
-            )
+        answered = _in_memory(url, body, timeout, headers, self.max_bytes if max_bytes is None else max_bytes)
+        if answered is not None:  # a fake Hello Retail in memory (hr_middleware.testing)
+            return answered
         call = _Call(timeout, self.max_bytes if max_bytes is None else max_bytes)
         session, workers = self._connections.get()
         if not may_start_threads():
@@ -506,6 +504,17 @@ class SyncTransport:
         if connections is not None:
             connections.workers.shutdown(wait=False, cancel_futures=True)
             connections.session.close()
+
+
+def _in_memory(
+    url: str, body: bytes, timeout: float, headers: Mapping[str, str] | None, max_bytes: int
+) -> Answer | None:
+    """The answer of a fake Hello Retail in memory at *url* (``hr_middleware.testing``), or
+    None (a real call): what either transport would have made of its reply."""
+    answer = memory.answerer(url)
+    if answer is None:
+        return None
+    return answer(url, body, timeout=timeout, headers=_request_headers(headers)[0], max_bytes=max_bytes)
 
 
 def _reader(raw: urllib3.BaseHTTPResponse) -> Callable[[int], bytes]:
@@ -606,11 +615,9 @@ class AsyncTransport:
         refuses any compressed answer unread); *max_bytes* caps the decoded
         answer (default: the transport's ``max_bytes``).
         """
-        in_memory = memory.answerer(url)
-        if in_memory is not None:  # a fake Hello Retail in memory (hr_middleware.testing)
-            return in_memory(
-                url, body, timeout=timeout, headers=_request_headers(headers)[0], max_bytes=max_bytes or self.max_bytes
-            )
+        answered = _in_memory(url, body, timeout, headers, self.max_bytes if max_bytes is None else max_bytes)
+        if answered is not None:  # a fake Hello Retail in memory (hr_middleware.testing)
+            return answered
         httpx = self._httpx
         client = await self._client_for_loop()
         sent, inflate = _request_headers(headers)

@@ -163,6 +163,7 @@ class RemoteDripper:
         self.requests = 0
         self.sent = 0
         self.client_gone = threading.Event()
+        self._counted = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -170,10 +171,17 @@ class RemoteDripper:
         for line in self._lines:
             event, _, value = line.strip().partition(" ")
             if event == "request":
-                self.requests += 1
+                with self._counted:
+                    self.requests += 1
+                    self._counted.notify_all()
             elif event == "gone":
                 self.sent += int(value)
                 self.client_gone.set()
+
+    def wait_for_requests(self, count: int, timeout: float) -> bool:
+        """Wait until *count* requests have come in; False if they have not within *timeout* seconds."""
+        with self._counted:
+            return self._counted.wait_for(lambda: self.requests >= count, timeout)
 
     def stop(self) -> None:
         self._process.terminate()

@@ -637,10 +637,8 @@ async def test_a_cancelled_call_leaves_no_frame_holding_the_key_on_its_traceback
             raise
 
     task = asyncio.get_running_loop().create_task(call())
-    for _ in range(6000):  # until the request reached the fake, which holds it (30 s at most)
-        if fake_hello_retail.api_attempts:
-            break
-        await asyncio.sleep(0.005)
+    # Until the request reached the fake, which holds it (waited for off the loop, which sends it).
+    assert await asyncio.to_thread(fake_hello_retail.wait_for_requests, 1, 30.0)
     assert fake_hello_retail.api_attempts == 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

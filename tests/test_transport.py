@@ -220,8 +220,8 @@ def test_a_flood_of_100_continue_leaves_a_healthy_mint_on_the_same_loop_its_budg
 
     async def go(server: RemoteDripper) -> str | None:
         floods = [asyncio.ensure_future(flood(f"http://127.0.0.1:{server.port}/")) for _ in range(20)]
-        while server.requests < 20:  # every flood is under way (polled: the count comes over a pipe)
-            await asyncio.sleep(0.01)
+        # Every flood is under way (waited for off the loop, which goes on serving the floods).
+        assert await asyncio.to_thread(server.wait_for_requests, 20, 30.0)
         try:
             return await minter.amint()
         finally:

@@ -87,20 +87,24 @@ def reply_to_post(
     except ValueError:
         document = None
     path, _, raw_query = target.partition("?")
-    fake._record(RecordedRequest("POST", path, headers, body, document, peer, raw_query))
+    # Recorded once its attempt is counted: a test that saw it recorded sees it counted.
+    recorded = RecordedRequest("POST", path, headers, body, document, peer, raw_query)
     query = dict(parse_qsl(raw_query))
     if path == MINT_PATH:
         mode, release = fake._mode_for_next_mint()
+        fake._record(recorded)
         reply = _reply(mode, lambda: mint_problem(document), lambda: mint_answer(fake, mode))
         return reply._replace(delay=fake.delay), release
     if path in (RECOMS_PATH, SEARCH_PATH) or path in COLLECT_PATHS or path.startswith(PAGES_PREFIX):
         mode, release = fake._mode_for_next_api_call()
+        fake._record(recorded)
         reply = _reply(
             mode,
             lambda: api_problem(fake, path, query, document),
             lambda: api_answer(fake, mode, path, query, document),
         )
         return reply, release
+    fake._record(recorded)
     return Reply(Mode.OK, 404, body=_json({"success": False, "message": f"no such endpoint {path}"})), fake._release
 
 

@@ -55,6 +55,12 @@ class FakeHelloRetail:
     The canned products' ``imgUrl`` points at pictures the fake serves itself
     (generated SVGs under :attr:`images_url`); fetching them is not a call to
     Hello Retail, so it is neither recorded nor counted.
+
+    ``FakeHelloRetail(in_memory=True)`` is the same fake without a socket: its
+    :attr:`url` is a host under ``.invalid`` that the middleware's and the
+    client's transports answer from in this process. A hang or a drip is the
+    transport's timeout at once, so tests of failures do not wait out the time
+    budget; servers in other processes cannot reach it.
     """
 
     def __init__(
@@ -73,6 +79,8 @@ class FakeHelloRetail:
         self._lock = threading.Lock()
         #: Notified whenever a connection closes (wait_disconnected() waits on it).
         self._closed = threading.Condition(self._lock)
+        #: Notified whenever a request is recorded (wait_for_requests() waits on it).
+        self._recorded = threading.Condition(self._lock)
         self._release = threading.Event()
         # Not reset between tests: connections outlive them.
         self._open_peers: set[tuple[str, int]] = set()
@@ -220,6 +228,12 @@ class FakeHelloRetail:
         with self._closed:
             return self._closed.wait_for(lambda: peer not in self._open_peers, timeout)
 
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
+        """Wait until *count* requests to Hello Retail's endpoints are recorded (a test's way to
+        know a call arrived, say one the fake holds); False if not within *timeout* seconds."""
+        with self._recorded:
+            return self._recorded.wait_for(lambda: len(self.requests) >= count, timeout)
+
     def new_id(self) -> str:
         """A fresh valid id, recorded as minted."""
         tracking_user_id = secrets.token_hex(12)
@@ -241,8 +255,9 @@ class FakeHelloRetail:
             return self.api_mode, self._release
 
     def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
+        with self._recorded:
             self.requests.append(request)
+            self._recorded.notify_all()
 
     def _connected(self, peer: tuple[str, int], sock: socket.socket) -> bool:
         """Count a new connection; False when the server is stopping (the connection must end)."""

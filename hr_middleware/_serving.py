@@ -106,7 +106,7 @@ class Visit:
     fields, whether the app read the id, whether a mint was tried, and what
     acting on it later takes.
 
-    Made from a decision (the one way to make one) and changed only by
+    Made by its one constructor, from a decision's fields, and changed only by
     :meth:`apply` (a mint's outcome, a consent change in the request). It keeps
     the engine that decided it and the framework's request, for ``grant()``
     and ``revoke()`` in the app; the event loop of an async adapter, for a

@@ -158,15 +158,17 @@ ENDPOINTS = [
 # method and positional arguments, where the rest does not matter
 CALLS = [pytest.param(*param.values[:2], id=param.id) for param in ENDPOINTS]
 
-# the request situation, the id argument (absent: from the context), the trackingUserId sent (None: no field)
+# the request situation, the id argument (absent: from the context), the trackingUserId sent:
+# never omitted, the opt-out id when there is none (Hello Retail: "always send the real id or
+# the opted-out sentinel")
 IDS = [
     pytest.param("returning", {}, A, id="context-id"),
     pytest.param("opted-out", {}, OPT_OUT_ID, id="context-opt-out"),
-    pytest.param("no-id", {}, None, id="context-without-id"),
-    pytest.param("outside-request", {}, None, id="outside-request"),
+    pytest.param("no-id", {}, OPT_OUT_ID, id="context-without-id"),
+    pytest.param("outside-request", {}, OPT_OUT_ID, id="outside-request"),
     pytest.param("returning", {"tracking_user_id": B}, B, id="explicit-overrides-context"),
     pytest.param("returning", {"tracking_user_id": OPT_OUT_ID}, OPT_OUT_ID, id="explicit-opt-out"),
-    pytest.param("returning", {"tracking_user_id": None}, None, id="explicit-none-sends-no-id"),
+    pytest.param("returning", {"tracking_user_id": None}, OPT_OUT_ID, id="explicit-none-is-no-id"),
     pytest.param("outside-request", {"tracking_user_id": B}, B, id="explicit-outside-request"),
     pytest.param("outside-request", {"trackingUserId": B}, B, id="explicit-as-body-field"),
 ]
@@ -191,10 +193,12 @@ async def test_body(
     (request,) = fake_hello_retail.api_requests()
     assert request.path == path
     assert request.headers["content-type"] == "application/json"
-    expected = dict(fields) if sent_id is None else {**fields, "trackingUserId": sent_id}
+    expected = {**fields, "trackingUserId": sent_id}
+    if method == "page":
+        expected["firstLoad"] = True  # a page's first load, tracked
     assert request.json == expected
     assert request.query == ""  # the API key goes only with email/customerId
-    if method in ("track_cart", "track_conversion") and sent_id in (None, OPT_OUT_ID):
+    if method in ("track_cart", "track_conversion") and sent_id == OPT_OUT_ID:
         assert answer == NOT_TRACKED  # a result, not an error
         assert not tracked(answer)
     else:
@@ -222,6 +226,40 @@ async def test_recommendations_by_email_or_customer_id_send_no_tracking_user_id(
     assert request.json == {"requests": [{"key": "k"}], "websiteUuid": W, field: "42"}
     assert request.params == {"apiKey": API_KEY}
     assert answer["success"] is True
+
+
+@pytest.mark.parametrize("situation", ["no-id", "outside-request"])
+@pytest.mark.parametrize("id_argument", [{}, {"tracking_user_id": None}], ids=["from-context", "explicit-none"])
+@pytest.mark.parametrize("method", ["track_pageview", "track_click", "track_cart", "track_conversion"])
+async def test_a_customer_id_on_collect_names_the_visitor_when_there_is_no_id(
+    client: Any, fake_hello_retail: FakeHelloRetail, method: str, id_argument: dict[str, Any], situation: str
+) -> None:
+    # customerId is an identity on the collect endpoints: with no id, no opt-out id is added
+    # (it would make the customer anonymous), and the key goes along.
+    args = {"track_pageview": ("https://shop.test/",), "track_click": ("abc",)}.get(method, ())
+    with serving(visit_of(situation, fake_hello_retail.settings())):
+        answer = await call(client, method, *args, customerId="42", **id_argument)
+
+    (request,) = fake_hello_retail.api_requests()
+    assert "trackingUserId" not in request.json
+    assert request.json["customerId"] == "42"
+    assert request.params == {"apiKey": API_KEY}
+    assert tracked(answer)
+
+
+@pytest.mark.parametrize("method", ["track_cart", "track_conversion"])
+@pytest.mark.parametrize("situation", ["returning", "no-id", "outside-request"])
+async def test_email_on_cart_and_conversion_is_data_not_an_identity(
+    client: Any, fake_hello_retail: FakeHelloRetail, method: str, situation: str
+) -> None:
+    # Hello Retail's own examples send trackingUserId + email (for abandoned-cart mails), no key.
+    with serving(visit_of(situation, fake_hello_retail.settings())):
+        await call(client, method, email="a@shop.test", total=10.5)
+
+    (request,) = fake_hello_retail.api_requests()
+    assert request.json["email"] == "a@shop.test"
+    assert request.json["trackingUserId"] == (A if situation == "returning" else OPT_OUT_ID)
+    assert request.query == ""  # the secret does not leave for email
 
 
 @pytest.mark.parametrize("field", ["email", "customerId"])
@@ -302,7 +340,7 @@ async def test_a_website_uuid_of_the_caller_wins(client: Any, fake_hello_retail:
     await call(client, "track_pageview", "https://shop.test/", websiteUuid=other, tracking_user_id=None)
 
     (request,) = fake_hello_retail.api_requests()
-    assert request.json == {"location": "https://shop.test/", "websiteUuid": other}
+    assert request.json == {"location": "https://shop.test/", "websiteUuid": other, "trackingUserId": OPT_OUT_ID}
 
 
 async def test_recommendations_answer_in_request_order(client: Any, fake_hello_retail: FakeHelloRetail) -> None:

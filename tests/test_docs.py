@@ -34,7 +34,7 @@ README = examples("README.md")
 
 
 def test_the_examples_are_found() -> None:
-    assert len(DOCS) == 4  # recommendations, search, a page, the four tracking calls
+    assert len(DOCS) == 5  # recommendations, search, a page, the four tracking calls, customer bias
     assert len(README) == 1
 
 
@@ -97,3 +97,13 @@ def test_an_opted_out_cart_is_not_tracked(fake_hello_retail: FakeHelloRetail) ->
 
     with HelloRetailClient.from_settings(fake_hello_retail.settings()) as client:
         assert not tracked(client.track_cart(productNumbers=["1"], tracking_user_id=OPT_OUT_ID))
+
+
+def test_the_page_example_tracks_the_first_load_and_not_the_next_page(
+    client: HelloRetailClient, fake_hello_retail: FakeHelloRetail
+) -> None:
+    namespace: dict[str, Any] = {"client": client}
+    exec(compile(DOCS[2].values[0], "<example>", "exec"), namespace)
+
+    sent = fake_hello_retail.api_requests()
+    assert [(r.json["firstLoad"], r.json["products"]["start"]) for r in sent] == [(True, 0), (False, 48)]

@@ -435,7 +435,7 @@ def next_page(
     return following  # type: ignore[return-value]
 
 
-class _Refinement(dict):  # type: ignore[type-arg]
+class _Refinement(dict[str, Any]):
     """A ``products`` query made by :func:`next_page` or :func:`with_filter`: a plain dict
     on the wire, which tells :meth:`~HelloRetailClient.page` that this is not the page's
     first load even when it is back on page 1 without filters (a filter toggled off)."""

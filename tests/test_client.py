@@ -41,7 +41,7 @@ from hr_middleware.client import AsyncHelloRetailClient, HelloRetailClient, pars
 from hr_middleware.testing import DEFAULT_WEBSITE_UUID, FakeHelloRetail, Mode
 from hr_middleware.wsgi import TrackingUserMiddleware, WSGIRequestFacts
 
-from .drivers import ASSET, PAGE
+from .drivers import ASSET, BOT, PAGE
 from .ids import A, B
 
 pytestmark = pytest.mark.anyio
@@ -601,6 +601,35 @@ def test_a_first_visit_s_new_id_reaches_the_call_in_the_same_request(fake_hello_
     (minted,) = fake_hello_retail.minted
     first, second = fake_hello_retail.api_requests("/serve/recoms")
     assert first.json["trackingUserId"] == second.json["trackingUserId"] == minted
+
+
+@pytest.mark.parametrize("case", ["bot", "mint-failed", "asset"])
+def test_a_request_without_an_id_sends_the_opt_out_id_through_a_real_middleware(
+    fake_hello_retail: FakeHelloRetail, case: str
+) -> None:
+    # Hello Retail: always send the real id or the opted-out sentinel, never nothing.
+    settings = fake_hello_retail.settings()
+    hr = HelloRetailClient.from_settings(settings)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        hr.track_pageview("https://shop.test/")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    if case == "mint-failed":
+        fake_hello_retail.mode = Mode.SERVER_ERROR
+    middleware = TrackingUserMiddleware(app, settings=settings)
+    try:
+        response = Client(middleware).get("/", headers={"bot": BOT, "mint-failed": PAGE, "asset": ASSET}[case])
+    finally:
+        middleware.close()
+        hr.close()
+
+    assert response.status_code == 200
+    mints = [r for r in fake_hello_retail.requests if r.path == "/serve/trackingUser"]
+    assert len(mints) == (1 if case == "mint-failed" else 0)  # asked, and answered 500
+    (pageview,) = fake_hello_retail.api_requests()
+    assert pageview.json["trackingUserId"] == OPT_OUT_ID
 
 
 def test_a_document_nested_too_deep_is_an_invalid_response_not_a_crash() -> None:

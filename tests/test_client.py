@@ -262,6 +262,19 @@ async def test_email_on_cart_and_conversion_is_data_not_an_identity(
     assert request.query == ""  # the secret does not leave for email
 
 
+@pytest.mark.parametrize(("method", "args"), CALLS)
+async def test_an_api_log_tag_goes_in_the_query_with_the_key_on_both_clients(
+    client: Any, fake_hello_retail: FakeHelloRetail, method: str, args: tuple[Any, ...]
+) -> None:
+    await call(client, method, *args, tracking_user_id=A, api_log_tag="nightly job")
+    await call(client, method, *args, tracking_user_id=None, customerId="42", api_log_tag="nightly job")
+
+    plain, by_customer = fake_hello_retail.api_requests()
+    assert plain.params == {"apiLogTag": "nightly job"}
+    needs_key = method in ("recommendations", "track_pageview", "track_click", "track_cart", "track_conversion")
+    assert by_customer.params == ({"apiLogTag": "nightly job", "apiKey": API_KEY} if needs_key else plain.params)
+
+
 @pytest.mark.parametrize("field", ["email", "customerId"])
 async def test_recommendations_refuse_an_explicit_id_with_email_or_customer_id(
     client: Any, fake_hello_retail: FakeHelloRetail, field: str

@@ -17,11 +17,15 @@ threads; close it with ``close()`` / ``aclose()`` or a ``with`` block.
 
 Every method fills in ``trackingUserId`` from
 :func:`hr_middleware.get_tracking_user_id` unless ``tracking_user_id=`` is
-given, and ``websiteUuid`` where the endpoint takes it. Keyword arguments are
-body fields in Hello Retail's own (camelCase) names and are sent untouched.
-With ``api_key=``, the shop's API key goes along as ``?apiKey=`` on the calls
-that name the visitor by ``email`` or ``customerId``, and nowhere else; it never
-appears in a repr, an exception or a log line. Answers are Hello Retail's
+given, and ``websiteUuid`` where the endpoint takes it. With no id (a bot,
+outside a request, a failed mint) it sends :data:`~hr_middleware.OPT_OUT_ID`,
+never nothing, unless another identity (``customerId``; ``email`` on
+recommendations) names the visitor. Keyword arguments are body fields in Hello
+Retail's own (camelCase) names and are sent untouched. With ``api_key=``, the
+shop's API key goes along as ``?apiKey=`` on the calls whose identity is
+``customerId`` (or ``email`` on recommendations), and nowhere else; it never
+appears in a repr, an exception or a log line. ``api_log_tag=`` labels a call
+in Hello Retail's API log (``?apiLogTag=``). Answers are Hello Retail's
 decoded JSON, untouched; :func:`tracked`, :func:`paging`, :func:`next_page`,
 :func:`facets` and :func:`with_filter` read them. Errors raise
 :class:`~hr_middleware.HelloRetailError` subclasses; see ``docs/client.md``.
@@ -69,8 +73,8 @@ DEFAULT_TIMEOUT = 1.0
 
 #: The ``message`` of a tracking answer that Hello Retail accepted but did not
 #: track: ``{"success": true, "message": "Not tracked for anonymous user"}``
-#: (cart and conversion of the opt-out id or no id, and any collect call that
-#: names the visitor by ``email``/``customerId`` without the API key). Test
+#: (cart and conversion of the opt-out id, including one with only an ``email``,
+#: and any collect call that names the visitor by ``customerId`` without the API key). Test
 #: answers with :func:`tracked`.
 NOT_TRACKED_MESSAGE = "Not tracked for anonymous user"
 
@@ -99,20 +103,25 @@ class Endpoint(NamedTuple):
     #: Whether the body takes ``websiteUuid``. Search and pages are named by
     #: their ``key`` and do not list it, so it is not sent there.
     takes_website_uuid: bool
-    #: Body fields that name the visitor *instead of* ``trackingUserId``.
+    #: Body fields that name the visitor *instead of* ``trackingUserId`` (never both).
     identified_by: tuple[str, ...] = ()
-    #: Body fields that, when present, need the shop's API key as ``?apiKey=``.
+    #: Body fields that name the visitor besides ``trackingUserId``; each needs the
+    #: shop's API key as ``?apiKey=``. With one of them and no id, no opt-out id is added.
     needs_api_key: tuple[str, ...] = ()
 
 
 _BY_CUSTOMER = ("email", "customerId")
+# On cart and conversion ``email`` is data for abandoned-cart mails, not an identity:
+# Hello Retail's own examples send it with ``trackingUserId`` and no key.
+_BY_CUSTOMER_ID = ("customerId",)
 RECOMMENDATIONS = Endpoint(endpoints.RECOMMENDATIONS, True, _BY_CUSTOMER, _BY_CUSTOMER)
 SEARCH = Endpoint(endpoints.SEARCH, False)
 PAGES = Endpoint(endpoints.PAGES_PREFIX, False)
-PAGEVIEW = Endpoint(endpoints.PAGEVIEW, True, (), _BY_CUSTOMER)
-CLICK = Endpoint(endpoints.CLICK, True, (), _BY_CUSTOMER)
-CART = Endpoint(endpoints.CART, True, (), _BY_CUSTOMER)
-CONVERSION = Endpoint(endpoints.CONVERSION, True, (), _BY_CUSTOMER)
+PAGEVIEW = Endpoint(endpoints.PAGEVIEW, True, (), _BY_CUSTOMER_ID)
+CLICK = Endpoint(endpoints.CLICK, True, (), _BY_CUSTOMER_ID)
+CART = Endpoint(endpoints.CART, True, (), _BY_CUSTOMER_ID)
+CONVERSION = Endpoint(endpoints.CONVERSION, True, (), _BY_CUSTOMER_ID)
+CUSTOMER_BIAS = Endpoint(endpoints.CUSTOMER_BIAS, True)
 
 
 # -- request shapes, for IDEs: the bodies stay plain dicts --------------------------
@@ -130,13 +139,17 @@ class RecommendationRequest(TypedDict, total=False):
     trackingKey: str
     count: int
     sources: list[dict[str, Any]]
+    #: Unmanaged requests: one product per group of variants (Hello Retail's default: true).
+    hideAdditionalVariants: bool
 
 
 class RecommendationsBody(TypedDict, total=False):
-    """Extra body fields of ``recommendations()``; either one names the visitor instead of the id."""
+    """Extra body fields of ``recommendations()``; ``email`` or ``customerId`` names the visitor instead of the id."""
 
     email: str
     customerId: str
+    #: Include retail-media campaigns still in review.
+    includeRetailMediaInReview: bool
 
 
 class ProductsQuery(TypedDict, total=False):
@@ -148,6 +161,10 @@ class ProductsQuery(TypedDict, total=False):
     filters: list[str]
     sorting: list[str]
     returnFilters: bool
+    #: Search: facets whose other values are counted as if they were not selected.
+    excludeSiblingFilters: list[str]
+    #: Search: the configured initial content (for an empty query).
+    returnInitialContent: bool
 
 
 class SearchBody(TypedDict, total=False):
@@ -156,6 +173,10 @@ class SearchBody(TypedDict, total=False):
     format: str
     deviceType: str
     products: ProductsQuery
+    #: A draft configuration's version id, instead of the live one.
+    id: int
+    #: Include retail-media campaigns still in review.
+    includeRetailMediaInReview: bool
 
 
 class PageBody(TypedDict, total=False):
@@ -165,6 +186,13 @@ class PageBody(TypedDict, total=False):
     firstLoad: bool
     params: dict[str, Any]
     products: ProductsQuery
+    deviceType: str
+    #: A draft configuration's version id, instead of the live one.
+    id: int
+    #: Include retail-media campaigns still in review.
+    includeRetailMediaInReview: bool
+    #: The page layout to render (``format: "html"``); Hello Retail publishes no values.
+    layout: str
 
 
 class PageviewBody(TypedDict, total=False):
@@ -180,6 +208,10 @@ class CartBody(TypedDict, total=False):
     urls: list[str]
     total: float
     url: str
+    #: The shopper's address, for abandoned-cart mails: data, not an identity (no key needed).
+    email: str
+    #: Names the visitor (with the API key).
+    customerId: str
 
 
 class ConversionBody(TypedDict, total=False):
@@ -187,7 +219,9 @@ class ConversionBody(TypedDict, total=False):
 
     total: float
     orderNumber: str
+    #: The shopper's address: data, not an identity (no key needed).
     email: str
+    #: Names the visitor (with the API key).
     customerId: str
     products: list[dict[str, Any]]
 
@@ -221,10 +255,14 @@ def build_body(
     """The JSON body for *endpoint*: *fields* as given, plus ``websiteUuid`` and ``trackingUserId``.
 
     A ``websiteUuid`` in *fields* wins. ``trackingUserId`` is the explicit
-    *tracking_user_id* (checked), else the current request's id; with no id
-    the field is left out, never sent as null or "". Where the endpoint names
-    the visitor by ``email`` or ``customerId`` and *fields* holds one, no
-    ``trackingUserId`` is added (they are mutually exclusive).
+    *tracking_user_id* (checked), else the current request's id. With no id
+    (None: a bot, outside a request, a failed mint, or ``tracking_user_id=None``)
+    it is :data:`~hr_middleware.OPT_OUT_ID`, never left out, null or "" (Hello
+    Retail's rule), unless *fields* names the visitor by another identity of the
+    endpoint (``customerId``; ``email`` on recommendations): then it is left out.
+    Where the endpoint names the visitor by ``email`` or ``customerId`` instead
+    of the id (recommendations) and *fields* holds one, no ``trackingUserId`` is
+    added (they are mutually exclusive).
 
     Raises:
         ValueError: an explicit id that is neither a valid id nor OPT_OUT_ID,
@@ -247,9 +285,28 @@ def build_body(
         tracking_user_id = _checked_id(tracking_user_id)
         if named_by and tracking_user_id is not None:
             raise ValueError(f"{endpoint.path}: trackingUserId and {named_by[0]} are mutually exclusive; give one")
-    if tracking_user_id is not None:
-        body["trackingUserId"] = tracking_user_id
+    if tracking_user_id is None:
+        if _identities(endpoint, body):
+            return body  # the customer names the visitor; an opt-out id would make them anonymous
+        tracking_user_id = OPT_OUT_ID
+    body["trackingUserId"] = tracking_user_id
     return body
+
+
+def _identities(endpoint: Endpoint, body: Mapping[str, Any]) -> list[str]:
+    """The fields of *body* that name the visitor besides ``trackingUserId`` (and need the API key)."""
+    return [name for name in endpoint.needs_api_key if body.get(name)]
+
+
+def _checked_tag(value: object) -> str | None:
+    """*value* as an ``apiLogTag``: None (no tag) or a non-empty string."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"api_log_tag: expected a string, got {type(value).__name__}")
+    if not value:
+        raise ValueError("api_log_tag: expected a non-empty string")
+    return value
 
 
 def _checked_id(value: object) -> str | None:
@@ -294,8 +351,8 @@ def tracked(answer: object) -> bool:
     """Whether a tracking *answer* says the event was stored.
 
     Hello Retail accepts some events without tracking them: cart and
-    conversion of an anonymous or opted-out visitor, and calls naming the
-    visitor by ``email``/``customerId`` without the API key. It answers those
+    conversion of an anonymous or opted-out visitor (an ``email`` does not
+    name them), and calls naming the visitor by ``customerId`` without the API key. It answers those
     HTTP 200 ``{"success": true, "message": "Not tracked for anonymous user"}``
     (:data:`NOT_TRACKED_MESSAGE`). This is False for such an answer (and for
     anything that is not a successful answer), True for ``{"success": true,
@@ -369,12 +426,33 @@ def next_page(
     """The *query* (a ``products={...}`` of the request) for the page after *answer*, or None on the last page.
 
     Example: ``while query: answer = client.search(key, q, products=query); ...; query = next_page(query, answer)``.
+    Given to :meth:`~HelloRetailClient.page`, it is not the page's first load (``firstLoad: false``).
     """
     where = paging(answer, content)
     if not where.has_next:
         return None
-    following: dict[str, Any] = {**query, "start": where.start + where.count, "count": where.count}
+    following = _Refinement({**query, "start": where.start + where.count, "count": where.count})
     return following  # type: ignore[return-value]
+
+
+class _Refinement(dict[str, Any]):
+    """A ``products`` query made by :func:`next_page` or :func:`with_filter`: a plain dict
+    on the wire, which tells :meth:`~HelloRetailClient.page` that this is not the page's
+    first load even when it is back on page 1 without filters (a filter toggled off)."""
+
+    __slots__ = ()
+
+
+def _is_first_load(products: object) -> bool:
+    """Whether a page request with *products* is the page's first load: not paged, filtered
+    or sorted by the visitor, and not made by :func:`next_page` / :func:`with_filter`."""
+    if isinstance(products, _Refinement):
+        return False
+    if not isinstance(products, Mapping):
+        return True
+    start = products.get("start")
+    paged = isinstance(start, int) and not isinstance(start, bool) and start > 0
+    return not (paged or products.get("filters") or products.get("sorting"))
 
 
 @dataclass(frozen=True)
@@ -404,6 +482,12 @@ class Facet:
     #: The bounds of a RANGE facet: numeric strings, as Hello Retail sends them.
     min: str | None = None
     max: str | None = None
+    #: The bounds the visitor chose on a RANGE facet (``selectedMin``/``selectedMax``), as strings.
+    selected_min: str | None = None
+    selected_max: str | None = None
+    #: Page facets' settings ``filteringText`` and ``negatedFilteringText`` (often ""), when sent.
+    filtering_text: str | None = None
+    negated_filtering_text: str | None = None
 
 
 def facets(answer: object, content: str = "products") -> list[Facet]:
@@ -425,17 +509,24 @@ def facets(answer: object, content: str = "products") -> list[Facet]:
             for v in entry.get("values") or ()
             if isinstance(v, Mapping) and isinstance(v.get("query"), str)
         )
-        bounds = [entry.get(name) for name in ("min", "max")]
+        bounds = [_number(entry.get(name)) for name in ("min", "max", "selectedMin", "selectedMax")]
+        texts = [settings.get(name) for name in ("filteringText", "negatedFilteringText")]
         found.append(
             Facet(
                 entry["name"],
                 str(settings.get("type", "LIST")),
                 str(settings.get("title") or entry["name"]),
                 values,
-                *(str(b) if isinstance(b, (str, int, float)) and not isinstance(b, bool) else None for b in bounds),
+                *bounds,
+                *(text if isinstance(text, str) else None for text in texts),
             )
         )
     return found
+
+
+def _number(value: object) -> str | None:
+    """A RANGE bound as the numeric string Hello Retail sends, or None."""
+    return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
 
 
 def _count(value: object) -> int:
@@ -448,10 +539,12 @@ def with_filter(query: ProductsQuery | Mapping[str, Any], facet_query: str) -> P
     *facet_query* is a :class:`FacetValue`'s ``query`` (``"brand:Acme"``) or a
     range you built from a RANGE facet's bounds (``"price:10,50"``). Given a
     filter it already has, it removes it instead: a facet value toggles.
+    Given to :meth:`~HelloRetailClient.page`, it is not the page's first load
+    (``firstLoad: false``), even with the last filter toggled off.
     """
     filters = [f for f in query.get("filters") or () if isinstance(f, str)]
     filters = [f for f in filters if f != facet_query] if facet_query in filters else [*filters, facet_query]
-    changed: dict[str, Any] = {**query, "filters": filters, "start": 0}
+    changed = _Refinement({**query, "filters": filters, "start": 0})
     return changed  # type: ignore[return-value]
 
 
@@ -602,9 +695,12 @@ class _Client(Generic[_R, _T]):
         timeout: float = DEFAULT_TIMEOUT,
         api_key: str | None = None,
         transport: _T | None = None,
+        api_log_tag: str | None = None,
     ) -> None:
         # One validation, the middleware's.
         checked = Settings(website_uuid=website_uuid, api_url=api_url, timeout=timeout, api_key=api_key)
+        #: The ``apiLogTag`` of every call that names none (None: no tag).
+        self.api_log_tag = _checked_tag(api_log_tag)
         #: The shop's website UUID.
         self.website_uuid = checked.website_uuid
         #: Base URL of Hello Retail's API, without a trailing slash.
@@ -622,19 +718,23 @@ class _Client(Generic[_R, _T]):
         raise NotImplementedError
 
     @classmethod
-    def from_settings(cls: type[_C], settings: Settings, *, timeout: float | None = None) -> _C:
+    def from_settings(
+        cls: type[_C], settings: Settings, *, timeout: float | None = None, api_log_tag: str | None = None
+    ) -> _C:
         """A client for the shop of *settings* (the middleware's), with its API URL and time budget.
 
         Flask: ``HelloRetailClient.from_settings(HelloRetail.settings(app))``;
         any middleware object: ``from_settings(middleware.settings)``. The
         settings' ``api_key`` (Flask ``HELLO_RETAIL_API_KEY``, Django
-        ``"API_KEY"``) comes along.
+        ``"API_KEY"``) comes along; *api_log_tag* labels every call in Hello
+        Retail's API log.
         """
         return cls(
             website_uuid=settings.website_uuid,
             api_url=settings.api_url,
             timeout=settings.timeout if timeout is None else timeout,
             api_key=settings.api_key,
+            api_log_tag=api_log_tag,
         )
 
     def __repr__(self) -> str:
@@ -642,34 +742,48 @@ class _Client(Generic[_R, _T]):
         return f"<{type(self).__name__} {self.api_url} website_uuid={self.website_uuid}{state}>"
 
     def _prepare(
-        self, endpoint: Endpoint, fields: Mapping[str, Any], tracking_user_id: TrackingUserIdArg, path: str = ""
+        self,
+        endpoint: Endpoint,
+        fields: Mapping[str, Any],
+        tracking_user_id: TrackingUserIdArg,
+        path: str = "",
+        api_log_tag: str | None = None,
     ) -> PreparedRequest:
         if self.closed:
             raise RuntimeError(f"{type(self).__name__} is closed")
+        tag = self.api_log_tag if api_log_tag is None else _checked_tag(api_log_tag)
         body = build_body(endpoint, fields, website_uuid=self.website_uuid, tracking_user_id=tracking_user_id)
         url = self.api_url + endpoint.path + path
-        if self._api_key is not None and any(body.get(name) for name in endpoint.needs_api_key):
+        query = {} if tag is None else {"apiLogTag": tag}
+        secret = None
+        if self._api_key is not None and _identities(endpoint, body):
             _redact_sentry_events()
-            return PreparedRequest(
-                url + "?" + urlencode({"apiKey": self._api_key}), json.dumps(body).encode(), self._api_key
-            )
-        return PreparedRequest(url, json.dumps(body).encode())
+            query["apiKey"] = secret = self._api_key
+        if query:
+            url += "?" + urlencode(query)
+        return PreparedRequest(url, json.dumps(body).encode(), secret)
 
     def _send(self, request: PreparedRequest) -> _R:
         raise NotImplementedError
 
     def _call(
-        self, endpoint: Endpoint, fields: Mapping[str, Any], tracking_user_id: TrackingUserIdArg, path: str = ""
+        self,
+        endpoint: Endpoint,
+        fields: Mapping[str, Any],
+        tracking_user_id: TrackingUserIdArg,
+        path: str = "",
+        api_log_tag: str | None = None,
     ) -> _R:
         # The body (and the id from the context) is built now, at call time,
         # even when the async client's coroutine is awaited later.
-        return self._send(self._prepare(endpoint, fields, tracking_user_id, path))
+        return self._send(self._prepare(endpoint, fields, tracking_user_id, path, api_log_tag))
 
     def recommendations(
         self,
         requests: Sequence[RecommendationRequest | Mapping[str, Any]],
         *,
         tracking_user_id: TrackingUserIdArg = FROM_CONTEXT,
+        api_log_tag: str | None = None,
         **body: Any,
     ) -> _R:
         """``POST /serve/recoms``: product recommendations, one response per request, in order.
@@ -683,9 +797,18 @@ class _Client(Generic[_R, _T]):
         """
         if isinstance(requests, (str, bytes, Mapping)):
             raise TypeError("requests: expected a list of request dicts")
-        return self._call(RECOMMENDATIONS, {"requests": [dict(r) for r in requests], **body}, tracking_user_id)
+        fields = {"requests": [dict(r) for r in requests], **body}
+        return self._call(RECOMMENDATIONS, fields, tracking_user_id, api_log_tag=api_log_tag)
 
-    def search(self, key: str, query: str, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, **body: Any) -> _R:
+    def search(
+        self,
+        key: str,
+        query: str,
+        *,
+        tracking_user_id: TrackingUserIdArg = FROM_CONTEXT,
+        api_log_tag: str | None = None,
+        **body: Any,
+    ) -> _R:
         """``POST /serve/search`` with the search configuration *key* and the visitor's *query*.
 
         Example: ``client.search("search-key", "shoes", products={"start": 0, "count": 12})``
@@ -693,21 +816,43 @@ class _Client(Generic[_R, _T]):
         "returnedCount", "totalCount", "results": [...]}}``: see :func:`paging`,
         :func:`next_page`, :func:`facets` and :func:`with_filter`.
         """
-        return self._call(SEARCH, {"key": key, "query": query, **body}, tracking_user_id)
+        return self._call(SEARCH, {"key": key, "query": query, **body}, tracking_user_id, api_log_tag=api_log_tag)
 
-    def page(self, key: str, url: str, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, **body: Any) -> _R:
+    def page(
+        self,
+        key: str,
+        url: str,
+        *,
+        first_load: bool | None = None,
+        tracking_user_id: TrackingUserIdArg = FROM_CONTEXT,
+        api_log_tag: str | None = None,
+        **body: Any,
+    ) -> _R:
         """``POST /serve/pages/{key}``: a category or landing page's products for the page at *url*.
 
         Asks for JSON (``format: "json"``) unless ``format=`` says otherwise:
         Hello Retail's own default is rendered HTML.
 
-        Example: ``client.page("category-page-key", "https://shop.example/shoes", firstLoad=True)``
+        ``firstLoad`` (Hello Retail tracks a view of the page, and returns
+        facets, only when it is true) is *first_load* when given (or a
+        ``firstLoad=`` body field); else true, unless the visitor pages,
+        filters or sorts: ``products`` with a ``start`` over 0, ``filters`` or
+        ``sorting``, or made by :func:`next_page` / :func:`with_filter`.
+
+        Example: ``client.page("category-page-key", "https://shop.example/shoes")``
         answers ``{"success": true, "firstLoad": true, "errors": [], "products": {"start", "count",
         "total", "result": [...], "filters": [...], "sorting": [...], "html": null, ...}}``.
         """
         if not isinstance(key, str) or not key:
             raise ValueError("key: expected the page's key, a non-empty string")
-        return self._call(PAGES, {"url": url, "format": "json", **body}, tracking_user_id, quote(key, safe=""))
+        fields: dict[str, Any] = {"url": url, "format": "json", **body}
+        if first_load is not None:
+            if "firstLoad" in fields:
+                raise TypeError("give firstLoad once: first_load= or firstLoad=, not both")
+            fields["firstLoad"] = first_load
+        elif "firstLoad" not in fields:
+            fields["firstLoad"] = _is_first_load(fields.get("products"))
+        return self._call(PAGES, fields, tracking_user_id, quote(key, safe=""), api_log_tag)
 
     def track_pageview(
         self,
@@ -717,6 +862,7 @@ class _Client(Generic[_R, _T]):
         referrer: str | None = None,
         product_number: str | None = None,
         tracking_user_id: TrackingUserIdArg = FROM_CONTEXT,
+        api_log_tag: str | None = None,
         **body: Any,
     ) -> _R:
         """``POST /serve/collect/pageview``: the visitor viewed the page at *location* (its full URL).
@@ -732,27 +878,64 @@ class _Client(Generic[_R, _T]):
             fields["referrer"] = referrer
         if product_number is not None:
             fields["productNumber"] = product_number
-        return self._call(PAGEVIEW, {**fields, **body}, tracking_user_id)
+        return self._call(PAGEVIEW, {**fields, **body}, tracking_user_id, api_log_tag=api_log_tag)
 
-    def track_click(self, source: str, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, **body: Any) -> _R:
+    def track_click(
+        self,
+        source: str,
+        *,
+        tracking_user_id: TrackingUserIdArg = FROM_CONTEXT,
+        api_log_tag: str | None = None,
+        **body: Any,
+    ) -> _R:
         """``POST /serve/collect/click``: the visitor clicked a product; *source* is its tracking code."""
-        return self._call(CLICK, {"source": source, **body}, tracking_user_id)
+        return self._call(CLICK, {"source": source, **body}, tracking_user_id, api_log_tag=api_log_tag)
 
-    def track_cart(self, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, **body: Any) -> _R:
+    def track_cart(
+        self, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, api_log_tag: str | None = None, **body: Any
+    ) -> _R:
         """``POST /serve/collect/cart``: the whole cart (``productNumbers=`` or ``urls=``, ``total=``, ``url=``).
 
-        For the opt-out id (or no id) Hello Retail answers ``{"success": true,
-        "message": "Not tracked for anonymous user"}``: :func:`tracked` tells.
+        ``email=`` is data for abandoned-cart mails, not an identity: it goes
+        with the id, without the API key. For the opt-out id (or no id) Hello
+        Retail answers ``{"success": true, "message": "Not tracked for
+        anonymous user"}``: :func:`tracked` tells.
         """
-        return self._call(CART, body, tracking_user_id)
+        return self._call(CART, body, tracking_user_id, api_log_tag=api_log_tag)
 
-    def track_conversion(self, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, **body: Any) -> _R:
+    def track_conversion(
+        self, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, api_log_tag: str | None = None, **body: Any
+    ) -> _R:
         """``POST /serve/collect/conversion``: an order (``total=``, ``orderNumber=``, ``products=``, ...).
 
-        For the opt-out id (or no id) Hello Retail answers ``{"success": true,
+        ``email=`` is data, not an identity, as on :meth:`track_cart`. For the
+        opt-out id (or no id) Hello Retail answers ``{"success": true,
         "message": "Not tracked for anonymous user"}``: :func:`tracked` tells.
         """
-        return self._call(CONVERSION, body, tracking_user_id)
+        return self._call(CONVERSION, body, tracking_user_id, api_log_tag=api_log_tag)
+
+    def customer_bias(
+        self,
+        fields: Sequence[str],
+        *,
+        number_of_values: int | None = None,
+        tracking_user_id: TrackingUserIdArg = FROM_CONTEXT,
+        api_log_tag: str | None = None,
+        **body: Any,
+    ) -> _R:
+        """``POST /serve/customer/bias``: which values of the product *fields* (``["brand"]``) the visitor favours.
+
+        *number_of_values* (``numberOfValues``) caps the values per field; not
+        sent when None. Hello Retail publishes no answer shape; the fake
+        answers ``{"success": true, "bias": {"brand": [{"value": "Acme",
+        "score": 0.61}, ...]}}`` (a choice, see ``docs/client.md``).
+        """
+        if isinstance(fields, (str, bytes)) or not isinstance(fields, Sequence):
+            raise TypeError("fields: expected a list of product field names")
+        payload: dict[str, Any] = {"fields": list(fields), **body}
+        if number_of_values is not None:
+            payload["numberOfValues"] = number_of_values
+        return self._call(CUSTOMER_BIAS, payload, tracking_user_id, api_log_tag=api_log_tag)
 
 
 class HelloRetailClient(_Client[Any, SyncTransport]):
@@ -762,9 +945,11 @@ class HelloRetailClient(_Client[Any, SyncTransport]):
         website_uuid: the shop's Hello Retail website UUID.
         api_url: base URL of Hello Retail's API (the fake server's in tests).
         timeout: total time budget of one call, in seconds.
-        api_key: the shop's API key, sent as ``?apiKey=`` only where ``email``
-            or ``customerId`` name the visitor; never shown.
+        api_key: the shop's API key, sent as ``?apiKey=`` only where
+            ``customerId`` (or ``email``, on recommendations) names the visitor; never shown.
         transport: the transport to send with (default: a new one); the client closes it.
+        api_log_tag: the ``?apiLogTag=`` of every call that gives none (labels it in
+            Hello Retail's API log); None: no tag.
     """
 
     def _new_transport(self) -> SyncTransport:

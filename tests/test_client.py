@@ -41,7 +41,7 @@ from hr_middleware.client import AsyncHelloRetailClient, HelloRetailClient, pars
 from hr_middleware.testing import DEFAULT_WEBSITE_UUID, FakeHelloRetail, Mode
 from hr_middleware.wsgi import TrackingUserMiddleware, WSGIRequestFacts
 
-from .drivers import ASSET, PAGE
+from .drivers import ASSET, BOT, PAGE
 from .ids import A, B
 
 pytestmark = pytest.mark.anyio
@@ -158,15 +158,17 @@ ENDPOINTS = [
 # method and positional arguments, where the rest does not matter
 CALLS = [pytest.param(*param.values[:2], id=param.id) for param in ENDPOINTS]
 
-# the request situation, the id argument (absent: from the context), the trackingUserId sent (None: no field)
+# the request situation, the id argument (absent: from the context), the trackingUserId sent:
+# never omitted, the opt-out id when there is none (Hello Retail: "always send the real id or
+# the opted-out sentinel")
 IDS = [
     pytest.param("returning", {}, A, id="context-id"),
     pytest.param("opted-out", {}, OPT_OUT_ID, id="context-opt-out"),
-    pytest.param("no-id", {}, None, id="context-without-id"),
-    pytest.param("outside-request", {}, None, id="outside-request"),
+    pytest.param("no-id", {}, OPT_OUT_ID, id="context-without-id"),
+    pytest.param("outside-request", {}, OPT_OUT_ID, id="outside-request"),
     pytest.param("returning", {"tracking_user_id": B}, B, id="explicit-overrides-context"),
     pytest.param("returning", {"tracking_user_id": OPT_OUT_ID}, OPT_OUT_ID, id="explicit-opt-out"),
-    pytest.param("returning", {"tracking_user_id": None}, None, id="explicit-none-sends-no-id"),
+    pytest.param("returning", {"tracking_user_id": None}, OPT_OUT_ID, id="explicit-none-is-no-id"),
     pytest.param("outside-request", {"tracking_user_id": B}, B, id="explicit-outside-request"),
     pytest.param("outside-request", {"trackingUserId": B}, B, id="explicit-as-body-field"),
 ]
@@ -191,10 +193,12 @@ async def test_body(
     (request,) = fake_hello_retail.api_requests()
     assert request.path == path
     assert request.headers["content-type"] == "application/json"
-    expected = dict(fields) if sent_id is None else {**fields, "trackingUserId": sent_id}
+    expected = {**fields, "trackingUserId": sent_id}
+    if method == "page":
+        expected["firstLoad"] = True  # a page's first load, tracked
     assert request.json == expected
     assert request.query == ""  # the API key goes only with email/customerId
-    if method in ("track_cart", "track_conversion") and sent_id in (None, OPT_OUT_ID):
+    if method in ("track_cart", "track_conversion") and sent_id == OPT_OUT_ID:
         assert answer == NOT_TRACKED  # a result, not an error
         assert not tracked(answer)
     else:
@@ -222,6 +226,53 @@ async def test_recommendations_by_email_or_customer_id_send_no_tracking_user_id(
     assert request.json == {"requests": [{"key": "k"}], "websiteUuid": W, field: "42"}
     assert request.params == {"apiKey": API_KEY}
     assert answer["success"] is True
+
+
+@pytest.mark.parametrize("situation", ["no-id", "outside-request"])
+@pytest.mark.parametrize("id_argument", [{}, {"tracking_user_id": None}], ids=["from-context", "explicit-none"])
+@pytest.mark.parametrize("method", ["track_pageview", "track_click", "track_cart", "track_conversion"])
+async def test_a_customer_id_on_collect_names_the_visitor_when_there_is_no_id(
+    client: Any, fake_hello_retail: FakeHelloRetail, method: str, id_argument: dict[str, Any], situation: str
+) -> None:
+    # customerId is an identity on the collect endpoints: with no id, no opt-out id is added
+    # (it would make the customer anonymous), and the key goes along.
+    args = {"track_pageview": ("https://shop.test/",), "track_click": ("abc",)}.get(method, ())
+    with serving(visit_of(situation, fake_hello_retail.settings())):
+        answer = await call(client, method, *args, customerId="42", **id_argument)
+
+    (request,) = fake_hello_retail.api_requests()
+    assert "trackingUserId" not in request.json
+    assert request.json["customerId"] == "42"
+    assert request.params == {"apiKey": API_KEY}
+    assert tracked(answer)
+
+
+@pytest.mark.parametrize("method", ["track_cart", "track_conversion"])
+@pytest.mark.parametrize("situation", ["returning", "no-id", "outside-request"])
+async def test_email_on_cart_and_conversion_is_data_not_an_identity(
+    client: Any, fake_hello_retail: FakeHelloRetail, method: str, situation: str
+) -> None:
+    # Hello Retail's own examples send trackingUserId + email (for abandoned-cart mails), no key.
+    with serving(visit_of(situation, fake_hello_retail.settings())):
+        await call(client, method, email="a@shop.test", total=10.5)
+
+    (request,) = fake_hello_retail.api_requests()
+    assert request.json["email"] == "a@shop.test"
+    assert request.json["trackingUserId"] == (A if situation == "returning" else OPT_OUT_ID)
+    assert request.query == ""  # the secret does not leave for email
+
+
+@pytest.mark.parametrize(("method", "args"), CALLS)
+async def test_an_api_log_tag_goes_in_the_query_with_the_key_on_both_clients(
+    client: Any, fake_hello_retail: FakeHelloRetail, method: str, args: tuple[Any, ...]
+) -> None:
+    await call(client, method, *args, tracking_user_id=A, api_log_tag="nightly job")
+    await call(client, method, *args, tracking_user_id=None, customerId="42", api_log_tag="nightly job")
+
+    plain, by_customer = fake_hello_retail.api_requests()
+    assert plain.params == {"apiLogTag": "nightly job"}
+    needs_key = method in ("recommendations", "track_pageview", "track_click", "track_cart", "track_conversion")
+    assert by_customer.params == ({"apiLogTag": "nightly job", "apiKey": API_KEY} if needs_key else plain.params)
 
 
 @pytest.mark.parametrize("field", ["email", "customerId"])
@@ -302,7 +353,7 @@ async def test_a_website_uuid_of_the_caller_wins(client: Any, fake_hello_retail:
     await call(client, "track_pageview", "https://shop.test/", websiteUuid=other, tracking_user_id=None)
 
     (request,) = fake_hello_retail.api_requests()
-    assert request.json == {"location": "https://shop.test/", "websiteUuid": other}
+    assert request.json == {"location": "https://shop.test/", "websiteUuid": other, "trackingUserId": OPT_OUT_ID}
 
 
 async def test_recommendations_answer_in_request_order(client: Any, fake_hello_retail: FakeHelloRetail) -> None:
@@ -563,6 +614,35 @@ def test_a_first_visit_s_new_id_reaches_the_call_in_the_same_request(fake_hello_
     (minted,) = fake_hello_retail.minted
     first, second = fake_hello_retail.api_requests("/serve/recoms")
     assert first.json["trackingUserId"] == second.json["trackingUserId"] == minted
+
+
+@pytest.mark.parametrize("case", ["bot", "mint-failed", "asset"])
+def test_a_request_without_an_id_sends_the_opt_out_id_through_a_real_middleware(
+    fake_hello_retail: FakeHelloRetail, case: str
+) -> None:
+    # Hello Retail: always send the real id or the opted-out sentinel, never nothing.
+    settings = fake_hello_retail.settings()
+    hr = HelloRetailClient.from_settings(settings)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        hr.track_pageview("https://shop.test/")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    if case == "mint-failed":
+        fake_hello_retail.mode = Mode.SERVER_ERROR
+    middleware = TrackingUserMiddleware(app, settings=settings)
+    try:
+        response = Client(middleware).get("/", headers={"bot": BOT, "mint-failed": PAGE, "asset": ASSET}[case])
+    finally:
+        middleware.close()
+        hr.close()
+
+    assert response.status_code == 200
+    mints = [r for r in fake_hello_retail.requests if r.path == "/serve/trackingUser"]
+    assert len(mints) == (1 if case == "mint-failed" else 0)  # asked, and answered 500
+    (pageview,) = fake_hello_retail.api_requests()
+    assert pageview.json["trackingUserId"] == OPT_OUT_ID
 
 
 def test_a_document_nested_too_deep_is_an_invalid_response_not_a_crash() -> None:

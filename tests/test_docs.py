@@ -34,7 +34,7 @@ README = examples("README.md")
 
 
 def test_the_examples_are_found() -> None:
-    assert len(DOCS) == 4  # recommendations, search, a page, the four tracking calls
+    assert len(DOCS) == 5  # recommendations, search, a page, the four tracking calls, customer bias
     assert len(README) == 1
 
 
@@ -60,7 +60,10 @@ def test_the_example_runs_against_the_fake(
     sent = fake_hello_retail.api_requests()
     assert sent
     assert all(r.json.get("trackingUserId") == A for r in sent)  # the visitor's id, filled in
-    assert all(r.params == ({"apiKey": "shop-api-key"} if "email" in r.json else {}) for r in sent)
+    # The key goes where customerId (or email, on recommendations) names the visitor; on a
+    # conversion, email is data for abandoned-cart mails, sent without it.
+    keyed = [r for r in sent if "customerId" in r.json or (r.path == "/serve/recoms" and "email" in r.json)]
+    assert all(r.params == ({"apiKey": "shop-api-key"} if r in keyed else {}) for r in sent)
 
 
 def test_the_tracking_example_sends_what_hello_retail_documents(
@@ -94,3 +97,13 @@ def test_an_opted_out_cart_is_not_tracked(fake_hello_retail: FakeHelloRetail) ->
 
     with HelloRetailClient.from_settings(fake_hello_retail.settings()) as client:
         assert not tracked(client.track_cart(productNumbers=["1"], tracking_user_id=OPT_OUT_ID))
+
+
+def test_the_page_example_tracks_the_first_load_and_not_the_next_page(
+    client: HelloRetailClient, fake_hello_retail: FakeHelloRetail
+) -> None:
+    namespace: dict[str, Any] = {"client": client}
+    exec(compile(DOCS[2].values[0], "<example>", "exec"), namespace)
+
+    sent = fake_hello_retail.api_requests()
+    assert [(r.json["firstLoad"], r.json["products"]["start"]) for r in sent] == [(True, 0), (False, 48)]

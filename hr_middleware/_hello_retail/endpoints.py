@@ -7,6 +7,7 @@ __all__ = [
     "CLICK",
     "COLLECT",
     "CONVERSION",
+    "CUSTOMER_BIAS",
     "MINT",
     "PAGES_PREFIX",
     "PAGEVIEW",
@@ -27,5 +28,7 @@ PAGEVIEW = "/serve/collect/pageview"
 CLICK = "/serve/collect/click"
 CART = "/serve/collect/cart"
 CONVERSION = "/serve/collect/conversion"
+#: A visitor's leaning: the values of product fields they favour.
+CUSTOMER_BIAS = "/serve/customer/bias"
 #: The tracking endpoints.
 COLLECT = frozenset((PAGEVIEW, CLICK, CART, CONVERSION))

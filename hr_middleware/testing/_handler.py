@@ -28,6 +28,7 @@ from ._answers import (
     mint_answer,
     mint_problem,
 )
+from ._bias import BIAS_PATH, bias_answer, bias_problem
 from ._images import IMAGE_PREFIX, product_image
 
 if TYPE_CHECKING:
@@ -104,6 +105,10 @@ def reply_to_post(
             lambda: api_answer(fake, mode, path, query, document),
         )
         return reply, release
+    if path == BIAS_PATH:  # customer bias, in _bias.py
+        mode, release = fake._mode_for_next_api_call()
+        fake._record(recorded)
+        return _reply(mode, lambda: bias_problem(document), lambda: bias_answer(mode, document)), release
     fake._record(recorded)
     return Reply(Mode.OK, 404, body=_json({"success": False, "message": f"no such endpoint {path}"})), fake._release
 

@@ -113,6 +113,8 @@ PAGEVIEW = Endpoint(endpoints.PAGEVIEW, True, (), _BY_CUSTOMER)
 CLICK = Endpoint(endpoints.CLICK, True, (), _BY_CUSTOMER)
 CART = Endpoint(endpoints.CART, True, (), _BY_CUSTOMER)
 CONVERSION = Endpoint(endpoints.CONVERSION, True, (), _BY_CUSTOMER)
+#: Names the visitor by ``trackingUserId`` only (``id`` is the customer, not an identity): no API key.
+CUSTOMER_LINK = Endpoint(endpoints.CUSTOMER_LINK, True)
 
 
 # -- request shapes, for IDEs: the bodies stay plain dicts --------------------------
@@ -190,6 +192,13 @@ class ConversionBody(TypedDict, total=False):
     email: str
     customerId: str
     products: list[dict[str, Any]]
+
+
+class CustomerLinkBody(TypedDict, total=False):
+    """Body of ``link_customer()`` (besides ``trackingUserId`` and ``websiteUuid``)."""
+
+    #: The shop's own id of the customer (a string; ``link_customer()`` sends an int as one).
+    id: str
 
 
 # -- the shared request builder and answer parser -----------------------------------
@@ -753,6 +762,25 @@ class _Client(Generic[_R, _T]):
         "message": "Not tracked for anonymous user"}``: :func:`tracked` tells.
         """
         return self._call(CONVERSION, body, tracking_user_id)
+
+    def link_customer(
+        self, customer_id: str | int, *, tracking_user_id: TrackingUserIdArg = FROM_CONTEXT, **body: Any
+    ) -> _R:
+        """``POST /serve/collect/customerId``: the visitor's id belongs to the shop's customer *customer_id*.
+
+        Hello Retail then counts what the id did before (and on other devices
+        linked to the same customer) for that customer. Sends ``{"trackingUserId",
+        "websiteUuid", "id": str(customer_id)}``, without the API key: the
+        visitor is named by the id (chosen: Hello Retail's material documents no
+        key for this call, and its script links from the page, where no key can
+        be). Call it once per visitor and customer, at login: the middleware's
+        :func:`hr_middleware.customers.link_customer` does, and remembers it.
+        """
+        if isinstance(customer_id, bool) or not isinstance(customer_id, (str, int)):
+            raise TypeError(f"customer_id: expected a string or an int, got {type(customer_id).__name__}")
+        if customer_id == "":
+            raise ValueError("customer_id: expected the shop's id of the customer, got an empty string")
+        return self._call(CUSTOMER_LINK, {"id": str(customer_id), **body}, tracking_user_id)
 
 
 class HelloRetailClient(_Client[Any, SyncTransport]):

@@ -7,6 +7,7 @@ __all__ = [
     "CLICK",
     "COLLECT",
     "CONVERSION",
+    "CUSTOMER_LINK",
     "MINT",
     "PAGES_PREFIX",
     "PAGEVIEW",
@@ -27,5 +28,8 @@ PAGEVIEW = "/serve/collect/pageview"
 CLICK = "/serve/collect/click"
 CART = "/serve/collect/cart"
 CONVERSION = "/serve/collect/conversion"
+#: Linking the visitor's id to the shop's customer id (``{trackingUserId, websiteUuid, id}``).
+#: Not in :data:`COLLECT`: it tracks no event.
+CUSTOMER_LINK = "/serve/collect/customerId"
 #: The tracking endpoints.
 COLLECT = frozenset((PAGEVIEW, CLICK, CART, CONVERSION))

@@ -273,3 +273,53 @@ def test_outside_a_request_nothing_is_done(fake_hello_retail: FakeHelloRetail) -
     assert link_customer(7) is LinkOutcome.OUTSIDE_REQUEST
     assert current_customer_id() is None
     assert fake_hello_retail.requests == []
+
+
+# consent origin, id, link cookie held -> outcome, cookie written ("set", "deleted" or None)
+DECISIONS = [
+    pytest.param(None, A, None, None, "set", id="first-link"),
+    pytest.param(None, A, "held", LinkOutcome.ALREADY_LINKED, None, id="remembered"),
+    pytest.param(None, A, "1.junk", None, "set", id="junk-cookie-links-again"),
+    pytest.param(None, None, None, LinkOutcome.NO_ID, None, id="no-id"),
+    pytest.param("opt_out", OPT_OUT_ID, None, LinkOutcome.OPTED_OUT, None, id="opted-out"),
+    pytest.param("opt_out", OPT_OUT_ID, "held", LinkOutcome.OPTED_OUT, "deleted", id="opted-out-forgets"),
+]
+
+
+@pytest.mark.parametrize(("origin", "tracking_user_id", "held", "outcome", "written"), DECISIONS)
+def test_the_link_decision(
+    origin: str | None,
+    tracking_user_id: str | None,
+    held: str | None,
+    outcome: LinkOutcome | None,
+    written: str | None,
+    fake_hello_retail: FakeHelloRetail,
+) -> None:
+    from hr_middleware import Origin
+
+    links = CustomerLinks(fake_hello_retail.settings())
+    value = links.digest(A, "53967") if held == "held" else held
+    request = Facts(f"{LINK}={value}" if value is not None else "", scheme="https")
+
+    plan = links.decide(request, {}, tracking_user_id, Origin(origin) if origin else None, "53967")
+
+    assert plan.outcome is outcome
+    if written is None:
+        assert plan.cookie is None
+    else:
+        assert plan.cookie is not None
+        assert plan.cookie.secure  # as the id cookies: Secure over https
+        assert plan.cookie.deletes is (written == "deleted")
+
+
+@pytest.mark.loopback
+@pytest.mark.parametrize("adapter", ["wsgi", "asgi"])
+def test_a_link_over_the_transports_sockets(adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
+    driver = make_driver(adapter)
+
+    result = login(driver, "53967", {SERVER: A, SDK: A})
+
+    assert result.seen["link"] == "linked"
+    (sent,) = fake_hello_retail.api_requests(endpoints.CUSTOMER_LINK)
+    assert sent.peer is not None  # over a socket, not in memory
+    assert fake_hello_retail.customer_links == [(A, "53967")]

@@ -104,8 +104,10 @@ def _plan(customer_id: object) -> tuple[LinkOutcome, _Call | None]:
     (FAILED until the call says otherwise). Names the customer on the visit unless the visitor opted out."""
     customer = customer_key(customer_id)  # the shop's bug (a None, an object) raises to the shop
     visit = _serving.current()
-    if visit is None or visit.engine is None:
+    if visit is None:
         return LinkOutcome.OUTSIDE_REQUEST, None
+    if visit.engine is None:  # the middleware could not serve this request (logged): no id
+        return LinkOutcome.NO_ID, None
     with _link_failed:
         links = CustomerLinks(visit.engine.settings)
         plan = links.decide(visit.request, visit.cookies, visit.tracking_user_id, visit.origin, customer)
@@ -198,6 +200,9 @@ async def alink_customer(customer_id: str | int) -> LinkOutcome:
     with _link_failed:
         return call.outcome(answer)
     return LinkOutcome.FAILED
+
+
+# The answer is small, like a mint's: the same headers (no compression) and size cap.
 
 
 async def _apost(call: _Call) -> Answer:

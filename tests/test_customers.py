@@ -323,3 +323,14 @@ def test_a_link_over_the_transports_sockets(adapter: str, make_driver: Any, fake
     (sent,) = fake_hello_retail.api_requests(endpoints.CUSTOMER_LINK)
     assert sent.peer is not None  # over a socket, not in memory
     assert fake_hello_retail.customer_links == [(A, "53967")]
+
+
+def test_a_request_the_middleware_could_not_serve_has_no_id_to_link(fake_hello_retail: FakeHelloRetail) -> None:
+    from hr_middleware._serving import Visit, enter, leave
+
+    token = enter(Visit.failed())  # as a request is served when deciding it failed
+    try:
+        assert link_customer(7) is LinkOutcome.NO_ID
+    finally:
+        leave(token)
+    assert fake_hello_retail.requests == []

@@ -120,6 +120,8 @@ class Visit:
     minted = False
     #: The event loop of an async adapter, for a ``grant()`` from a worker thread.
     loop: asyncio.AbstractEventLoop | None = None
+    #: The customer the shop named in this request (``hr_middleware.customers.link_customer``).
+    customer_id: str | None = None
 
     def __init__(  # noqa: PLR0917 - positional: keywords cost every request's visit
         self,

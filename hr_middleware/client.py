@@ -122,6 +122,8 @@ CLICK = Endpoint(endpoints.CLICK, True, (), _BY_CUSTOMER_ID)
 CART = Endpoint(endpoints.CART, True, (), _BY_CUSTOMER_ID)
 CONVERSION = Endpoint(endpoints.CONVERSION, True, (), _BY_CUSTOMER_ID)
 CUSTOMER_BIAS = Endpoint(endpoints.CUSTOMER_BIAS, True)
+#: Names the visitor by ``trackingUserId`` only (``id`` is the customer, not an identity): no API key.
+CUSTOMER_LINK = Endpoint(endpoints.CUSTOMER_LINK, True)
 
 
 # -- request shapes, for IDEs: the bodies stay plain dicts --------------------------
@@ -224,6 +226,13 @@ class ConversionBody(TypedDict, total=False):
     #: Names the visitor (with the API key).
     customerId: str
     products: list[dict[str, Any]]
+
+
+class CustomerLinkBody(TypedDict, total=False):
+    """Body of ``link_customer()`` (besides ``trackingUserId`` and ``websiteUuid``)."""
+
+    #: The shop's own id of the customer (a string; ``link_customer()`` sends an int as one).
+    id: str
 
 
 # -- the shared request builder and answer parser -----------------------------------
@@ -936,6 +945,30 @@ class _Client(Generic[_R, _T]):
         if number_of_values is not None:
             payload["numberOfValues"] = number_of_values
         return self._call(CUSTOMER_BIAS, payload, tracking_user_id, api_log_tag=api_log_tag)
+
+    def link_customer(
+        self,
+        customer_id: str | int,
+        *,
+        tracking_user_id: TrackingUserIdArg = FROM_CONTEXT,
+        api_log_tag: str | None = None,
+        **body: Any,
+    ) -> _R:
+        """``POST /serve/collect/customerId``: the visitor's id belongs to the shop's customer *customer_id*.
+
+        Hello Retail then counts what the id did before (and on other devices
+        linked to the same customer) for that customer. Sends ``{"trackingUserId",
+        "websiteUuid", "id": str(customer_id)}``, without the API key: the
+        visitor is named by the id (chosen: Hello Retail's material documents no
+        key for this call, and its script links from the page, where no key can
+        be). Call it once per visitor and customer, at login: the middleware's
+        :func:`hr_middleware.customers.link_customer` does, and remembers it.
+        """
+        if isinstance(customer_id, bool) or not isinstance(customer_id, (str, int)):
+            raise TypeError(f"customer_id: expected a string or an int, got {type(customer_id).__name__}")
+        if customer_id == "":
+            raise ValueError("customer_id: expected the shop's id of the customer, got an empty string")
+        return self._call(CUSTOMER_LINK, {"id": str(customer_id), **body}, tracking_user_id, api_log_tag=api_log_tag)
 
 
 class HelloRetailClient(_Client[Any, SyncTransport]):

@@ -10,6 +10,8 @@ all of them:
 ``/silent-headers`` answers like ``/headers`` without reading the id
 ``/grant``       calls ``hr_middleware.consent.grant()`` (``agrant`` where async), then answers like ``/``
 ``/revoke``      calls ``hr_middleware.consent.revoke()``, then answers like ``/``
+``/login``       calls ``hr_middleware.customers.link_customer(?customer=)`` (``alink_customer`` where async),
+                 then answers like ``/`` with ``"link"``: the outcome, ``"customer"``: ``current_customer_id()``
 
 A driver's ``get`` returns a :class:`Result` whatever the adapter; ``get_at_once``
 sends several requests at the same time, as concurrent visitors do.
@@ -35,7 +37,7 @@ from starlette.routing import Route
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 import hr_middleware
-from hr_middleware import asgi, consent
+from hr_middleware import asgi, consent, customers
 from hr_middleware._core.settings import Settings
 from hr_middleware._hello_retail.mint import AsyncMinter, CircuitBreaker, Minter
 from hr_middleware.fastapi import TrackingUserId
@@ -225,8 +227,21 @@ def plain_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) 
         consent.grant()
     elif path == "/revoke":
         consent.revoke()
+    elif path == "/login":
+        return _json(start_response, linked(customers.link_customer(query["customer"]), environ.get(ENVIRON_KEY)))
     body = json.dumps(seen_now(environ.get(ENVIRON_KEY, "missing"))).encode()
     start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def linked(outcome: customers.LinkOutcome, native_id: Any) -> dict[str, Any]:
+    """What ``/login`` answers: what the app saw, the link's outcome and the customer it named."""
+    return {**seen_now(native_id), "link": str(outcome), "customer": customers.current_customer_id()}
+
+
+def _json(start_response: Callable[..., Any], document: dict[str, Any]) -> list[bytes]:
+    body = json.dumps(document).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
 
@@ -369,6 +384,10 @@ class FlaskDriver(WSGIDriver):
             consent.revoke()
             return seen_now(request.environ.get(ENVIRON_KEY, "missing"))
 
+        @app.route("/login", methods=["GET", "POST"])
+        def login() -> dict[str, Any]:
+            return linked(customers.link_customer(request.args["customer"]), request.environ.get(ENVIRON_KEY))
+
         @app.get("/headers")
         def with_headers() -> Response:
             response = app.json.response(seen_now(request.environ.get(ENVIRON_KEY, "missing")))
@@ -423,10 +442,22 @@ async def revoke_endpoint(request: Request) -> StarletteResponse:
     return JSONResponse(seen_now(state_id(request)))
 
 
+async def login_endpoint(request: Request) -> StarletteResponse:
+    outcome = await customers.alink_customer(request.query_params["customer"])
+    return JSONResponse(linked(outcome, state_id(request)))
+
+
+def login_sync_endpoint(request: Request) -> StarletteResponse:
+    """A sync endpoint (run in a worker thread): link_customer() sends through the loop."""
+    return JSONResponse(linked(customers.link_customer(request.query_params["customer"]), state_id(request)))
+
+
 ASGI_CONSENT_ROUTES = [
     Route("/grant", grant_endpoint, methods=["GET", "POST"]),
     Route("/grant-sync", grant_sync_endpoint, methods=["GET", "POST"]),
     Route("/revoke", revoke_endpoint, methods=["GET", "POST"]),
+    Route("/login", login_endpoint, methods=["GET", "POST"]),
+    Route("/login-sync", login_sync_endpoint, methods=["GET", "POST"]),
 ]
 
 

@@ -493,6 +493,7 @@ EVERY_CALL = [
     pytest.param("track_cart", (), id="cart"),
     pytest.param("track_conversion", (), id="conversion"),
     pytest.param("customer_bias", (["brand"],), id="customer-bias"),
+    pytest.param("link_customer", ("customer-7",), id="link-customer"),
 ]
 
 

@@ -78,6 +78,7 @@ PUBLIC = {
         "onetrust",
         "revoke",
     ],
+    "hr_middleware.customers": ["LinkOutcome", "alink_customer", "current_customer_id", "link_customer"],
     "hr_middleware.testing": ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail", "Mode", "RecordedRequest", "fake_products"],
 }
 

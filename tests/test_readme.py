@@ -46,6 +46,7 @@ PUBLIC_MODULES = (
     "hr_middleware.django",
     "hr_middleware.client",
     "hr_middleware.consent",
+    "hr_middleware.customers",
     "hr_middleware.testing",
 )
 

@@ -8,6 +8,7 @@ __all__ = [
     "COLLECT",
     "CONVERSION",
     "CUSTOMER_BIAS",
+    "CUSTOMER_LINK",
     "MINT",
     "PAGES_PREFIX",
     "PAGEVIEW",
@@ -30,5 +31,8 @@ CART = "/serve/collect/cart"
 CONVERSION = "/serve/collect/conversion"
 #: A visitor's leaning: the values of product fields they favour.
 CUSTOMER_BIAS = "/serve/customer/bias"
+#: Linking the visitor's id to the shop's customer id (``{trackingUserId, websiteUuid, id}``).
+#: Not in :data:`COLLECT`: it tracks no event.
+CUSTOMER_LINK = "/serve/collect/customerId"
 #: The tracking endpoints.
 COLLECT = frozenset((PAGEVIEW, CLICK, CART, CONVERSION))

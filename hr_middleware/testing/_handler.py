@@ -29,6 +29,7 @@ from ._answers import (
     mint_problem,
 )
 from ._bias import BIAS_PATH, bias_answer, bias_problem
+from ._customers import CUSTOMER_LINK_PATH, customer_link_reply
 from ._images import IMAGE_PREFIX, product_image
 
 if TYPE_CHECKING:
@@ -96,6 +97,8 @@ def reply_to_post(
         fake._record(recorded)
         reply = _reply(mode, lambda: mint_problem(document), lambda: mint_answer(fake, mode))
         return reply._replace(delay=fake.delay), release
+    if path == CUSTOMER_LINK_PATH:
+        return customer_link_reply(fake, recorded, document)
     if path in (RECOMS_PATH, SEARCH_PATH) or path in COLLECT_PATHS or path.startswith(PAGES_PREFIX):
         mode, release = fake._mode_for_next_api_call()
         fake._record(recorded)

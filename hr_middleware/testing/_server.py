@@ -47,6 +47,9 @@ class FakeHelloRetail:
     and answer cart and conversion of an anonymous visitor with
     ``{"success": true, "message": "Not tracked for anonymous user"}``.
 
+    ``customer_links`` lists the accepted customer links (``POST
+    /serve/collect/customerId``) as ``(trackingUserId, customer id)``.
+
     Also settable: ``known_recommendation_keys`` and ``known_page_keys`` (None,
     the default: every key exists; a set: only those, others fail as at Hello
     Retail) and ``api_key`` (None: any non-empty ``apiKey`` is accepted; a
@@ -203,6 +206,8 @@ class FakeHelloRetail:
             self.known_page_keys: set[str] | None = None
             self.api_key: str | None = None
             self.connections = 0
+            #: Each accepted ``POST /serve/collect/customerId``: ``(trackingUserId, customer id)``.
+            self.customer_links: list[tuple[str, str]] = []
 
     @property
     def mint_count(self) -> int:

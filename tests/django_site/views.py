@@ -9,8 +9,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import cache_page
 
 import hr_middleware
-from hr_middleware import consent
-from tests.drivers import header_query, seen_now
+from hr_middleware import consent, customers
+from tests.drivers import header_query, linked, seen_now
 
 
 def index(request: HttpRequest) -> HttpResponse:
@@ -139,3 +139,13 @@ async def astream(request: HttpRequest) -> StreamingHttpResponse:
             yield f"{hr_middleware.get_tracking_user_id()}\n"
 
     return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+def login(request: HttpRequest) -> HttpResponse:
+    outcome = customers.link_customer(request.GET["customer"])
+    return JsonResponse(linked(outcome, request.tracking_user_id))  # type: ignore[attr-defined]
+
+
+async def alogin(request: HttpRequest) -> HttpResponse:
+    outcome = await customers.alink_customer(request.GET["customer"])
+    return JsonResponse(linked(outcome, request.tracking_user_id))  # type: ignore[attr-defined]

@@ -51,6 +51,12 @@ class RecordedRequest:
     query: str = ""
 
     @property
+    def website_uuid(self) -> str | None:
+        """The website the request was for: its body's ``websiteUuid`` (None without one)."""
+        website = self.json.get("websiteUuid") if isinstance(self.json, dict) else None
+        return website if isinstance(website, str) else None
+
+    @property
     def params(self) -> dict[str, str]:
         """The query string's parameters (the last value of a repeated one)."""
         return dict(parse_qsl(self.query, keep_blank_values=True))
@@ -93,7 +99,7 @@ def reply_to_post(
     if path == MINT_PATH:
         mode, release = fake._mode_for_next_mint()
         fake._record(recorded)
-        reply = _reply(mode, lambda: mint_problem(document), lambda: mint_answer(fake, mode))
+        reply = _reply(mode, lambda: mint_problem(document), lambda: mint_answer(fake, mode, document))
         return reply._replace(delay=fake.delay), release
     if path in (RECOMS_PATH, SEARCH_PATH) or path in COLLECT_PATHS or path.startswith(PAGES_PREFIX):
         mode, release = fake._mode_for_next_api_call()

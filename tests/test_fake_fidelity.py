@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import requests
 
 from hr_middleware import OPT_OUT_ID
 from hr_middleware._hello_retail import endpoints
@@ -244,10 +245,10 @@ def test_pages_and_recommendations_echo_any_count(transport: SyncTransport, fake
 # -- 22.8: products as Hello Retail sends them -----------------------------------------------------
 
 
-def codes_of(products: list[dict[str, Any]]) -> list[str]:
+def codes_of(products: list[dict[str, Any]], shop: str) -> list[str]:
     """The products' tracking codes, checking that each url is its originalUrl with #aw_source=<code>."""
     for product in products:
-        assert product["originalUrl"] == f"https://shop.example/products/{product['productNumber']}"
+        assert product["originalUrl"] == f"{shop}/products/{product['productNumber']}"
         assert product["url"] == product["originalUrl"] + "#aw_source=" + quote(product["trackingCode"], safe="|*:-")
     return [product["trackingCode"] for product in products]
 
@@ -257,7 +258,7 @@ def test_search_products_carry_urls_and_ps_codes(transport: SyncTransport, fake:
 
     products = post(transport, fake, endpoints.SEARCH, body)[1]["products"]["results"]
 
-    codes = codes_of(products)
+    codes = codes_of(products, fake.url)
     assert [re.fullmatch(r"ps-s-key\|[0-9a-f]{24}\|lamp\|pos:(\d+)\|per:true\|", c)[1] for c in codes] == [
         "5",
         "6",
@@ -288,7 +289,7 @@ def test_other_products_carry_urls_and_their_codes(
     answer = post(transport, fake, path, {**body, "trackingUserId": OPT_OUT_ID})[1]
 
     products = answer["responses"][0]["products"] if "responses" in answer else answer["products"]["result"]
-    codes = codes_of(products)
+    codes = codes_of(products, fake.url)
     assert codes
     assert all(re.fullmatch(pattern, code) for code in codes)
 
@@ -321,7 +322,7 @@ def test_a_search_that_matches_nothing_answers_zero_result_content(
     assert answer["brands"]["totalCount"] == 0
     (content,) = section["zeroResultContent"]
     assert content["count"] == len(content["products"]) > 0
-    codes_of(content["products"])  # whole products, whatever fields were asked
+    codes_of(content["products"], fake.url)  # whole products, whatever fields were asked
     assert {"description", "onSale", "extraData"} <= set(content["products"][0])
     assert lamp["products"]["totalCount"] == 0
 
@@ -363,3 +364,20 @@ def test_only_pages_facet_settings_carry_filtering_texts(transport: SyncTranspor
 
     assert all(f["settings"]["filteringText"] == f["settings"]["negatedFilteringText"] == "" for f in pages)
     assert all("filteringText" not in f["settings"] for f in search)
+
+
+def test_the_products_link_to_pages_the_fake_stands_in_for(transport: SyncTransport) -> None:
+    """Without a shop_url the products' originalUrl is a stand-in page the fake serves (so a demo's
+    links lead somewhere), not a call to Hello Retail: neither recorded nor counted."""
+    with FakeHelloRetail() as fake:
+        (product,) = post(transport, fake, endpoints.RECOMMENDATIONS, {"requests": [{"key": "k", "count": 1}]})[1][
+            "responses"
+        ][0]["products"]
+        page = requests.get(product["originalUrl"], timeout=10)
+        missing = requests.get(fake.url + "/products/<script>", timeout=10)
+
+        assert product["originalUrl"] == f"{fake.url}/products/{product['productNumber']}"
+        assert (page.status_code, page.headers["Content-Type"]) == (200, "text/html; charset=utf-8")
+        assert f"<h1>Product {product['productNumber']}</h1>" in page.text
+        assert missing.status_code == 404
+        assert len(fake.requests) == 1  # the recommendations call only

@@ -122,7 +122,7 @@ SEARCH_CONTENT = {"categories": 12, "brands": 6, "blogPosts": 4, "sitePages": 3,
 CATALOGUE_SIZE = 100
 #: A search for this query matches nothing (the fake's default ``zero_result_queries``).
 ZERO_RESULT_QUERY = "no-such-product"
-#: Where the canned products' pages are (the fake's default ``shop_url``).
+#: Where :func:`fake_products` places the products' pages unless told.
 SHOP_URL = "https://shop.example"
 BRANDS = ("Acme", "Globex", "Initech", "Umbrella")
 
@@ -268,7 +268,7 @@ def api_answer(fake: FakeHelloRetail, mode: Mode, path: str, query: dict[str, st
     if path in COLLECT_PATHS:
         return 200, {"success": True, "message": _collect_message(fake, path, query, document)}
     document = _empty_id_absent(document)
-    catalogue = _Catalogue(_visitor(document), fake.images_url, fake.shop_url)
+    catalogue = _Catalogue(_visitor(document), fake.images_url, fake.shop_url or fake.url)
     if path == RECOMS_PATH:
         responses = [_recom_response(catalogue, r) for r in document["requests"]]
         return 200, {"success": True, "responses": responses}

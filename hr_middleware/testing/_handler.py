@@ -33,7 +33,16 @@ from ._images import IMAGE_PREFIX, product_image
 if TYPE_CHECKING:
     from ._server import FakeHelloRetail
 
-__all__ = ["FakeHTTPServer", "FakeRequestHandler", "RecordedRequest", "Reply", "reply_to_post", "shut"]
+__all__ = [
+    "PRODUCT_PREFIX",
+    "FakeHTTPServer",
+    "FakeRequestHandler",
+    "RecordedRequest",
+    "Reply",
+    "product_page",
+    "reply_to_post",
+    "shut",
+]
 
 
 @dataclass
@@ -60,6 +69,22 @@ class RecordedRequest:
     def params(self) -> dict[str, str]:
         """The query string's parameters (the last value of a repeated one)."""
         return dict(parse_qsl(self.query, keep_blank_values=True))
+
+
+#: Where the fake serves its stand-in product pages (the products' ``originalUrl`` unless a ``shop_url`` is set).
+PRODUCT_PREFIX = "/products/"
+
+
+def product_page(number: str) -> bytes | None:
+    """The stand-in page of product *number* (digits only), or None for anything else."""
+    if not (number.isascii() and number.isdigit() and len(number) <= 12):
+        return None
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>Product {number}</title></head><body><h1>Product {number}</h1>"
+        "<p>A stand-in for the shop's product page: the fake Hello Retail's products link here "
+        "(their <code>originalUrl</code>). Go back to return to the shop.</p></body></html>"
+    ).encode()
 
 
 def shut(sock: socket.socket) -> None:
@@ -179,9 +204,16 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        # Images only: they stand in for the shop's image server, not for Hello Retail,
-        # so they are neither recorded nor counted.
+        # Images and product pages only: they stand in for the shop's image server and
+        # product pages, not for Hello Retail, so they are neither recorded nor counted.
         path = self.path.partition("?")[0]
+        if path.startswith(PRODUCT_PREFIX):
+            page = product_page(path[len(PRODUCT_PREFIX) :])
+            if page is None:
+                self._json(404, {"success": False, "message": "no such product"})
+            else:
+                self._send(200, "text/html; charset=utf-8", page)
+            return
         image = product_image(path[len(IMAGE_PREFIX) :]) if path.startswith(IMAGE_PREFIX) else None
         if image is None:
             self._json(404, {"success": False, "message": "no such image"})

@@ -14,7 +14,7 @@ from hr_middleware._hello_retail import memory
 from hr_middleware._hello_retail.errors import InvalidResponseError, RequestTimeoutError, TransportError
 from hr_middleware._hello_retail.transport import Answer
 
-from ._answers import MINT_PATH, SHOP_URL, ZERO_RESULT_QUERY, Mode
+from ._answers import MINT_PATH, ZERO_RESULT_QUERY, Mode
 from ._handler import FakeHTTPServer, FakeRequestHandler, RecordedRequest, reply_to_post, shut
 from ._images import IMAGE_PREFIX
 
@@ -62,8 +62,8 @@ class FakeHelloRetail:
     was for. ``website_uuids`` is a set that may be changed; :meth:`reset` restores
     the one it was started with.
 
-    Products come as Hello Retail sends them: a plain ``originalUrl`` (under
-    ``shop_url``, ``https://shop.example`` unless set), a ``url`` ending in
+    Products come as Hello Retail sends them: a plain ``originalUrl``
+    (``<shop_url>/products/<productNumber>``), a ``url`` ending in
     ``#aw_source=<trackingCode>``, and tracking codes shaped like Hello Retail's. A
     search for one of ``zero_result_queries`` (by default ``"no-such-product"``)
     matches nothing and answers zero results with ``zeroResultContent``. Whatever
@@ -71,8 +71,10 @@ class FakeHelloRetail:
     most its 100 products come back.
 
     The canned products' ``imgUrl`` points at pictures the fake serves itself
-    (generated SVGs under :attr:`images_url`); fetching them is not a call to
-    Hello Retail, so it is neither recorded nor counted.
+    (generated SVGs under :attr:`images_url`), and unless ``shop_url`` names a
+    shop, their ``originalUrl`` at a stand-in product page it serves too
+    (``<url>/products/<number>``), so a demo's links lead somewhere; fetching
+    either is not a call to Hello Retail, so it is neither recorded nor counted.
 
     ``FakeHelloRetail(in_memory=True)`` is the same fake without a socket: its
     :attr:`url` is a host under ``.invalid`` that the middleware's and the
@@ -88,7 +90,7 @@ class FakeHelloRetail:
         port: int = 0,
         website_uuid: str | None = None,
         website_uuids: Iterable[str] | None = None,
-        shop_url: str = SHOP_URL,
+        shop_url: str | None = None,
         in_memory: bool = False,
     ) -> None:
         self.host = host
@@ -104,7 +106,7 @@ class FakeHelloRetail:
             raise ValueError("website_uuid: not one of website_uuids, the websites the fake knows")
         known = known or [self.website_uuid]
         self._website_uuids = frozenset(known)
-        self._shop_url = shop_url.rstrip("/")
+        self._shop_url = None if shop_url is None else shop_url.rstrip("/")
         #: Answered in memory, in this process, without a socket (see the class docstring).
         self.in_memory = in_memory
         self._memory_url = f"http://hello-retail-{next(_numbers)}.invalid"
@@ -238,8 +240,9 @@ class FakeHelloRetail:
             self.api_key: str | None = None
             #: The websites it knows: tracking calls for others are refused.
             self.website_uuids: set[str] = set(self._website_uuids)
-            #: Where the canned products' pages are: ``originalUrl`` is ``<shop_url>/products/<number>``.
-            self.shop_url = self._shop_url
+            #: Where the canned products' pages are: ``originalUrl`` is ``<shop_url>/products/<number>``
+            #: (None: the fake's own :attr:`url`, where it serves stand-in product pages).
+            self.shop_url: str | None = self._shop_url
             #: Searches for these (any case, spaces around ignored) match nothing.
             self.zero_result_queries: set[str] = {ZERO_RESULT_QUERY}
             self.connections = 0

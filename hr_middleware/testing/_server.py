@@ -73,8 +73,8 @@ class FakeHelloRetail:
     The canned products' ``imgUrl`` points at pictures the fake serves itself
     (generated SVGs under :attr:`images_url`), and unless ``shop_url`` names a
     shop, their ``originalUrl`` at a stand-in product page it serves too
-    (``<url>/products/<number>``), so a demo's links lead somewhere; fetching
-    either is not a call to Hello Retail, so it is neither recorded nor counted.
+    (``<url>/products/<number>``; over a socket), so a demo's links lead somewhere;
+    fetching either is not a call to Hello Retail, so it is neither recorded nor counted.
 
     ``FakeHelloRetail(in_memory=True)`` is the same fake without a socket: its
     :attr:`url` is a host under ``.invalid`` that the middleware's and the

@@ -194,7 +194,7 @@ document.getElementById("document-cookie").textContent =
 
 def recommendation_requests(key: str) -> list[dict[str, Any]]:
     """The ``requests`` of a recommendations call for the page's box (a front page: empty context)."""
-    fields = ["title", "url", "price", "productNumber", "imgUrl", "trackingCode"]
+    fields = ["title", "originalUrl", "url", "price", "productNumber", "imgUrl", "trackingCode"]
     return [{"key": key, "format": "json", "fields": fields, "context": {}}]
 
 
@@ -220,7 +220,7 @@ class SearchForm:
         return {
             "start": self.start,
             "count": PAGE_SIZE,
-            "fields": ["title", "url", "price", "productNumber", "imgUrl", "trackingCode"],
+            "fields": ["title", "originalUrl", "url", "price", "productNumber", "imgUrl", "trackingCode"],
             "filters": self.filters,
             "returnFilters": True,
         }
@@ -264,8 +264,9 @@ def search_html(form: SearchForm, answer: Any) -> str:
 
 def _product_html(p: Mapping[str, Any]) -> str:
     title = str(p.get("title", ""))
-    # The shop's product pages are not part of the demo: a product links to a search for it.
-    link = "/?" + urlencode({"q": title})
+    # A product links to its page: originalUrl, the plain URL (without one, to a search for it).
+    original = str(p.get("originalUrl", ""))
+    link = original if original.startswith(("http://", "https://")) else "/?" + urlencode({"q": title})
     image = str(p.get("imgUrl", ""))
     picture = (
         f'<img src="{html.escape(image)}" alt="" width="320" height="240" loading="lazy">'

@@ -1,8 +1,11 @@
 """One contract, two sides: the documents in ``tests/contract/`` against the fake and against the client.
 
 Each document holds, per endpoint and failure kind, one request and Hello
-Retail's answer to it (status and body), written from the published facts
-(``_note`` says where the facts are silent and what was chosen). The fake must
+Retail's answer to it (status and body), written from the published facts.
+Every case says where it comes from: ``source`` names the public material it
+was taken from; ``chosen: true`` with ``why`` marks what no public source
+settles and what was chosen (a case may have both: a sourced request and a
+chosen detail). ``_note`` says what the case shows. The fake must
 answer each request with the same status, the same keys and types and the same
 string error codes; the client must build exactly the contract's request from
 its own arguments and read the contract's answer (served by a small loopback
@@ -34,6 +37,8 @@ pytestmark = pytest.mark.loopback
 
 CONTRACT = Path(__file__).parent / "contract"
 API_KEY = "shop-api-key-0001"
+#: The website of Hello Retail's example collection, which the contract's requests name: the fake knows it.
+WEBSITE = "d364dcdc-e618-45bd-b395-8653579884fe"
 #: Top-level answer fields whose values (not only types) must match.
 EXACT = ("success", "code", "message", "query", "firstLoad")
 
@@ -52,7 +57,7 @@ def test_every_document_is_complete() -> None:
     for param in [*CASES, *MINT_CASES]:
         case = param.values[0]
         assert isinstance(case, dict)
-        assert set(case) <= {"name", "_note", "fake", "request", "answer"}
+        assert set(case) <= {"name", "_note", "source", "chosen", "why", "fake", "request", "answer"}
         assert set(case["request"]) == {"path", "query", "body"}
         assert set(case["answer"]) == {"status", "body"}
         body = case["answer"]["body"]
@@ -60,6 +65,18 @@ def test_every_document_is_complete() -> None:
             assert isinstance(body["message"], str)
             assert "code" not in body or isinstance(body["code"], str)  # codes are strings
     assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize("case", [*CASES, *MINT_CASES])
+def test_every_case_says_where_it_comes_from(case: dict[str, Any]) -> None:
+    """Fact or choice: a ``source`` (the public material the case was taken from), or
+    ``chosen: true`` with ``why`` (what no public source settles, and what was chosen)."""
+    sourced = isinstance(case.get("source"), str) and bool(case["source"].strip())
+    chosen = case.get("chosen") is True and isinstance(case.get("why"), str) and bool(case["why"].strip())
+    assert sourced or chosen, f"{case['name']}: neither a source nor a choice with its reason"
+    assert "chosen" in case or "why" not in case, f"{case['name']}: a reason for a choice not marked chosen"
+    if "chosen" in case:
+        assert chosen, f"{case['name']}: chosen must be true and say why"
 
 
 def kind(value: Any) -> str:
@@ -102,6 +119,7 @@ def same_shape(expected: Any, actual: Any) -> bool:
 
 def configure(fake: FakeHelloRetail, case: dict[str, Any]) -> None:
     setup = case.get("fake", {})
+    fake.website_uuids = {WEBSITE}
     if "mode" in setup:
         fake.mode = Mode(setup["mode"])
     if "known_recommendation_keys" in setup:
@@ -266,9 +284,16 @@ def _sendable(case: dict[str, Any]) -> bool:
     """Whether the client can send *case*'s request: by design it refuses a malformed id and two
     identities on recommendations, needs a search key and a page url, always adds websiteUuid
     where the endpoint takes it, never omits trackingUserId unless customerId (or email on
-    recommendations) names the visitor, and always says firstLoad on pages."""
+    recommendations) names the visitor, and always says firstLoad on pages. A click without an
+    identity and an email-only cart or conversion with the API key are requests the client never
+    sends (issue 22.2, 22.5): those cases test the fake only."""
     body = case["request"]["body"]
     path = case["request"]["path"]
+    identity = [name for name in ("trackingUserId", "customerId") if name in body]
+    if path.endswith("/click") and not identity:
+        return False
+    if path.endswith(("/cart", "/conversion")) and case["request"]["query"] and not identity:
+        return False
     malformed = "trackingUserId" in body and not is_id_or_opt_out(body["trackingUserId"])
     two_ids = path == "/serve/recoms" and "trackingUserId" in body and ("email" in body or "customerId" in body)
     identities = (
@@ -292,7 +317,7 @@ def test_the_client_sends_the_contract_request_and_reads_its_answer(replay: _Rep
     replay.case = case
     replay.seen.clear()
     body = case["request"]["body"]
-    website_uuid = body.get("websiteUuid", "d364dcdc-e618-45bd-b395-8653579884fe")
+    website_uuid = body.get("websiteUuid", WEBSITE)
     api_key = API_KEY if case["request"]["query"] else None
     with HelloRetailClient(website_uuid=website_uuid, api_url=replay.url, api_key=api_key) as client:
         expected = case["answer"]

@@ -232,15 +232,18 @@ def test_recommendations_and_search_are_product_cards_with_the_fakes_images(
         assert f'<img src="{product["imgUrl"]}"' in card
         assert f'<span class="title">{product["title"]}</span>' in card
         assert f"&euro;{product['price']:.2f}" in card
+        assert f'<a href="{product["originalUrl"]}">' in card  # the plain URL, as Hello Retail's examples link
     images = re.findall(r'<img src="([^"]+)"', page.html)
     assert len(images) == 12
     assert all(src.startswith(fake_hello_retail.images_url + "/") for src in images)
     picture = requests.get(images[0], timeout=5)
     assert (picture.status_code, picture.headers["Content-Type"]) == (200, "image/svg+xml")
-    # Product links stay in the demo (a search for the product), never a dead shop.example link.
+    # Product links are the products' originalUrl: the fake's stand-in product pages, never a dead link.
     links = re.findall(r'<li class="product"[^>]*><a href="([^"]+)"', page.html)
     assert len(links) == 12
-    assert all(link.startswith("/?q=") for link in links)
+    assert all(re.fullmatch(re.escape(fake_hello_retail.url) + r"/products/\d+", link) for link in links)
+    product_page = requests.get(links[0], timeout=5)
+    assert (product_page.status_code, product_page.headers["Content-Type"]) == (200, "text/html; charset=utf-8")
 
 
 def test_the_page_needs_nothing_from_the_internet(shop: Shop) -> None:
@@ -251,7 +254,7 @@ def test_the_page_needs_nothing_from_the_internet(shop: Shop) -> None:
     assert "@import" not in page.html
     assert "<script src" not in page.html
     assert re.findall(r'(?:src|href|action)="(https?://[^"]*)"', page.html) == re.findall(
-        r'<img src="(http://127\.0\.0\.1:\d+/images/[^"]+)"', page.html
+        r'(?:<img src|<a href)="(http://127\.0\.0\.1:\d+/(?:images|products)/[^"]+)"', page.html
     )
 
 

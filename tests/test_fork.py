@@ -108,7 +108,13 @@ def test_forked_children_never_share_the_clients_kept_alive_connection(fake_hell
         for _ in range(20):
             answer = client.recommendations([{"key": "k"}], tracking_user_id=visitor)
             wrong += answer["responses"][0]["products"] != fake_products(
-                visitor, "recoms:k:null", 0, 4, images=fake_hello_retail.images_url
+                visitor,
+                "recoms:k:null",
+                0,
+                4,
+                images=fake_hello_retail.images_url,
+                shop=fake_hello_retail.url,
+                tracking="pb-k",
             )
         return {"wrong": wrong}  # a call on the parent's dead connection would have raised
 
@@ -158,7 +164,13 @@ def test_gunicorn_preload_workers_share_no_id_and_no_answer(fake_hello_retail: F
     assert not set(ids) & master_minted  # nor one the master had prefetched
     for seen in visits:  # every answer is for the visitor who asked
         assert seen["products"] == fake_products(
-            seen["id"], "recoms:frontpage:null", 0, 4, images=fake_hello_retail.images_url
+            seen["id"],
+            "recoms:frontpage:null",
+            0,
+            4,
+            images=fake_hello_retail.images_url,
+            shop=fake_hello_retail.url,
+            tracking="pb-frontpage",
         )
     master_calls = [r for r in fake_hello_retail.api_requests() if r.json.get("trackingUserId") == MASTER_VISITOR]
     assert len(master_calls) == 1

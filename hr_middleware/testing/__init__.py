@@ -2,9 +2,9 @@
 
 It mints valid ids on ``POST /serve/trackingUser``, counts them, answers the
 downstream endpoints (recommendations, search, pages, tracking) with
-deterministic canned products (and serves their images, as generated SVGs),
-records every request to Hello Retail's endpoints, and can be told to be
-slow, hang, fail or answer garbage::
+deterministic canned products (and serves their images, as generated SVGs,
+and stand-in pages for their links), records every request to Hello Retail's
+endpoints, and can be told to be slow, hang, fail or answer garbage::
 
     from hr_middleware.testing import FakeHelloRetail, Mode
 

@@ -13,12 +13,15 @@ errors in Hello Retail's usual 500 ``{success, code, message}`` shape.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hr_middleware._core.ids import OPT_OUT_ID, is_valid_id
 from hr_middleware._hello_retail import endpoints
 
 from ._answers import BRANDS, INVALID_ID_MESSAGE, INVALID_REQUEST, Mode, error_answer
+
+if TYPE_CHECKING:
+    from ._server import FakeHelloRetail
 
 __all__ = ["BIAS_PATH", "bias_answer", "bias_problem"]
 
@@ -27,12 +30,14 @@ BIAS_PATH = endpoints.CUSTOMER_BIAS
 DEFAULT_VALUES = 5
 
 
-def bias_problem(document: Any) -> tuple[int, Any] | None:
+def bias_problem(fake: FakeHelloRetail, document: Any) -> tuple[int, Any] | None:
     """The (chosen) answer to a customer bias request Hello Retail would refuse, or None."""
     if not isinstance(document, dict):
         return 500, error_answer(INVALID_REQUEST, "Request body must be a JSON object")
     if not isinstance(document.get("websiteUuid"), str) or not document["websiteUuid"]:
         return 500, error_answer(INVALID_REQUEST, "websiteUuid is required")
+    if not fake.knows_website(document["websiteUuid"]):
+        return 500, error_answer(INVALID_REQUEST, "Website not found")
     tracking_user_id = document.get("trackingUserId", "")
     if tracking_user_id not in ("", OPT_OUT_ID) and not is_valid_id(tracking_user_id):
         return 500, error_answer(INVALID_REQUEST, INVALID_ID_MESSAGE)

@@ -40,8 +40,8 @@ CUSTOMER_LINK_PATH = endpoints.CUSTOMER_LINK
 LINKED_MESSAGE = "Customer linked"
 
 
-def _problem(document: Any) -> tuple[int, Any] | None:
-    rejected = _collect_problem(CUSTOMER_LINK_PATH, document)
+def _problem(fake: FakeHelloRetail, document: Any) -> tuple[int, Any] | None:
+    rejected = _collect_problem(fake, CUSTOMER_LINK_PATH, document)
     if rejected is not None:
         return rejected
     customer_id = document.get("id")
@@ -69,4 +69,4 @@ def customer_link_reply(
 
     mode, release = fake._mode_for_next_api_call()
     fake._record(recorded)
-    return _reply(mode, lambda: _problem(document), lambda: _answer(fake, mode, document)), release
+    return _reply(mode, lambda: _problem(fake, document), lambda: _answer(fake, mode, document)), release

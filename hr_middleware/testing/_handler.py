@@ -35,7 +35,16 @@ from ._images import IMAGE_PREFIX, product_image
 if TYPE_CHECKING:
     from ._server import FakeHelloRetail
 
-__all__ = ["FakeHTTPServer", "FakeRequestHandler", "RecordedRequest", "Reply", "reply_to_post", "shut"]
+__all__ = [
+    "PRODUCT_PREFIX",
+    "FakeHTTPServer",
+    "FakeRequestHandler",
+    "RecordedRequest",
+    "Reply",
+    "product_page",
+    "reply_to_post",
+    "shut",
+]
 
 
 @dataclass
@@ -53,9 +62,31 @@ class RecordedRequest:
     query: str = ""
 
     @property
+    def website_uuid(self) -> str | None:
+        """The website the request was for: its body's ``websiteUuid`` (None without one)."""
+        website = self.json.get("websiteUuid") if isinstance(self.json, dict) else None
+        return website if isinstance(website, str) else None
+
+    @property
     def params(self) -> dict[str, str]:
         """The query string's parameters (the last value of a repeated one)."""
         return dict(parse_qsl(self.query, keep_blank_values=True))
+
+
+#: Where the fake serves its stand-in product pages (the products' ``originalUrl`` unless a ``shop_url`` is set).
+PRODUCT_PREFIX = "/products/"
+
+
+def product_page(number: str) -> bytes | None:
+    """The stand-in page of product *number* (digits only), or None for anything else."""
+    if not (number.isascii() and number.isdigit() and len(number) <= 12):
+        return None
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>Product {number}</title></head><body><h1>Product {number}</h1>"
+        "<p>A stand-in for the shop's product page: the fake Hello Retail's products link here "
+        "(their <code>originalUrl</code>). Go back to return to the shop.</p></body></html>"
+    ).encode()
 
 
 def shut(sock: socket.socket) -> None:
@@ -95,7 +126,7 @@ def reply_to_post(
     if path == MINT_PATH:
         mode, release = fake._mode_for_next_mint()
         fake._record(recorded)
-        reply = _reply(mode, lambda: mint_problem(document), lambda: mint_answer(fake, mode))
+        reply = _reply(mode, lambda: mint_problem(document), lambda: mint_answer(fake, mode, document))
         return reply._replace(delay=fake.delay), release
     if path == CUSTOMER_LINK_PATH:
         return customer_link_reply(fake, recorded, document)
@@ -111,7 +142,7 @@ def reply_to_post(
     if path == BIAS_PATH:  # customer bias, in _bias.py
         mode, release = fake._mode_for_next_api_call()
         fake._record(recorded)
-        return _reply(mode, lambda: bias_problem(document), lambda: bias_answer(mode, document)), release
+        return _reply(mode, lambda: bias_problem(fake, document), lambda: bias_answer(mode, document)), release
     fake._record(recorded)
     return Reply(Mode.OK, 404, body=_json({"success": False, "message": f"no such endpoint {path}"})), fake._release
 
@@ -181,9 +212,16 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        # Images only: they stand in for the shop's image server, not for Hello Retail,
-        # so they are neither recorded nor counted.
+        # Images and product pages only: they stand in for the shop's image server and
+        # product pages, not for Hello Retail, so they are neither recorded nor counted.
         path = self.path.partition("?")[0]
+        if path.startswith(PRODUCT_PREFIX):
+            page = product_page(path[len(PRODUCT_PREFIX) :])
+            if page is None:
+                self._json(404, {"success": False, "message": "no such product"})
+            else:
+                self._send(200, "text/html; charset=utf-8", page)
+            return
         image = product_image(path[len(IMAGE_PREFIX) :]) if path.startswith(IMAGE_PREFIX) else None
         if image is None:
             self._json(404, {"success": False, "message": "no such image"})

@@ -6,7 +6,7 @@ import itertools
 import secrets
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hr_middleware._core.settings import Settings
@@ -14,7 +14,7 @@ from hr_middleware._hello_retail import memory
 from hr_middleware._hello_retail.errors import InvalidResponseError, RequestTimeoutError, TransportError
 from hr_middleware._hello_retail.transport import Answer
 
-from ._answers import MINT_PATH, Mode
+from ._answers import MINT_PATH, ZERO_RESULT_QUERY, Mode
 from ._handler import FakeHTTPServer, FakeRequestHandler, RecordedRequest, reply_to_post, shut
 from ._images import IMAGE_PREFIX
 
@@ -55,9 +55,29 @@ class FakeHelloRetail:
     Retail) and ``api_key`` (None: any non-empty ``apiKey`` is accepted; a
     string: only that one).
 
+    It knows the websites it was started with (``website_uuids=``; by default its
+    own :attr:`website_uuid`) and, like Hello Retail, refuses the tracking calls of
+    any other with HTTP 400 (``website with websiteUuid not found`` for pageview and
+    click, ``Website not found`` for cart and conversion), so a mis-copied UUID fails
+    the shop's tests. A mint is answered for any website (Hello Retail mints even on a
+    bare ``GET`` that names none); :meth:`minted_for` and each
+    :class:`RecordedRequest`'s ``website_uuid`` tell which website a mint or a call
+    was for. ``website_uuids`` is a set that may be changed; :meth:`reset` restores
+    the one it was started with.
+
+    Products come as Hello Retail sends them: a plain ``originalUrl``
+    (``<shop_url>/products/<productNumber>``), a ``url`` ending in
+    ``#aw_source=<trackingCode>``, and tracking codes shaped like Hello Retail's. A
+    search for one of ``zero_result_queries`` (by default ``"no-such-product"``)
+    matches nothing and answers zero results with ``zeroResultContent``. Whatever
+    ``count`` and ``start`` are asked for are echoed; the catalogue is finite, so at
+    most its 100 products come back.
+
     The canned products' ``imgUrl`` points at pictures the fake serves itself
-    (generated SVGs under :attr:`images_url`); fetching them is not a call to
-    Hello Retail, so it is neither recorded nor counted.
+    (generated SVGs under :attr:`images_url`), and unless ``shop_url`` names a
+    shop, their ``originalUrl`` at a stand-in product page it serves too
+    (``<url>/products/<number>``; over a socket), so a demo's links lead somewhere;
+    fetching either is not a call to Hello Retail, so it is neither recorded nor counted.
 
     ``FakeHelloRetail(in_memory=True)`` is the same fake without a socket: its
     :attr:`url` is a host under ``.invalid`` that the middleware's and the
@@ -71,11 +91,25 @@ class FakeHelloRetail:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        website_uuid: str = DEFAULT_WEBSITE_UUID,
+        website_uuid: str | None = None,
+        website_uuids: Iterable[str] | None = None,
+        shop_url: str | None = None,
         in_memory: bool = False,
     ) -> None:
         self.host = host
-        self.website_uuid = website_uuid
+        if isinstance(website_uuids, str):
+            raise TypeError("website_uuids: a collection of website UUIDs, not one string")
+        known = [] if website_uuids is None else list(website_uuids)
+        if (website_uuids is not None and not known) or not all(isinstance(u, str) and u for u in known):
+            raise ValueError("website_uuids: one or more website UUIDs (non-empty strings)")
+        #: The website its :meth:`settings` name: *website_uuid*, else the first of *website_uuids*, else
+        #: :data:`DEFAULT_WEBSITE_UUID`.
+        self.website_uuid = website_uuid or (known[0] if known else DEFAULT_WEBSITE_UUID)
+        if known and self.website_uuid not in known:
+            raise ValueError("website_uuid: not one of website_uuids, the websites the fake knows")
+        known = known or [self.website_uuid]
+        self._website_uuids = frozenset(known)
+        self._shop_url = None if shop_url is None else shop_url.rstrip("/")
         #: Answered in memory, in this process, without a socket (see the class docstring).
         self.in_memory = in_memory
         self._memory_url = f"http://hello-retail-{next(_numbers)}.invalid"
@@ -198,6 +232,8 @@ class FakeHelloRetail:
             self.fail_every = 0
             self.failure_mode = Mode.SERVER_ERROR
             self.minted: list[str] = []
+            # The website each minted id was for.
+            self._minted_for: dict[str, str | None] = {}
             self.requests: list[RecordedRequest] = []
             self.mint_attempts = 0
             self.api_mode = Mode.OK
@@ -205,6 +241,13 @@ class FakeHelloRetail:
             self.known_recommendation_keys: set[str] | None = None
             self.known_page_keys: set[str] | None = None
             self.api_key: str | None = None
+            #: The websites it knows: tracking calls for others are refused.
+            self.website_uuids: set[str] = set(self._website_uuids)
+            #: Where the canned products' pages are: ``originalUrl`` is ``<shop_url>/products/<number>``
+            #: (None: the fake's own :attr:`url`, where it serves stand-in product pages).
+            self.shop_url: str | None = self._shop_url
+            #: Searches for these (any case, spaces around ignored) match nothing.
+            self.zero_result_queries: set[str] = {ZERO_RESULT_QUERY}
             self.connections = 0
             #: Each accepted ``POST /serve/collect/customerId``: ``(trackingUserId, customer id)``.
             self.customer_links: list[tuple[str, str]] = []
@@ -239,11 +282,21 @@ class FakeHelloRetail:
         with self._recorded:
             return self._recorded.wait_for(lambda: len(self.requests) >= count, timeout)
 
-    def new_id(self) -> str:
-        """A fresh valid id, recorded as minted."""
+    def knows_website(self, website_uuid: str) -> bool:
+        """Whether *website_uuid* is one of :attr:`website_uuids` (compared without regard to case)."""
+        return website_uuid.lower() in {known.lower() for known in self.website_uuids}
+
+    def minted_for(self, website_uuid: str | None) -> list[str]:
+        """The ids minted for *website_uuid* (None: by requests that named no website), in order."""
+        with self._lock:
+            return [i for i in self.minted if self._minted_for.get(i) == website_uuid]
+
+    def new_id(self, website_uuid: str | None = None) -> str:
+        """A fresh valid id, recorded as minted (for *website_uuid*, when the mint named one)."""
         tracking_user_id = secrets.token_hex(12)
         with self._lock:
             self.minted.append(tracking_user_id)
+            self._minted_for[tracking_user_id] = website_uuid
         return tracking_user_id
 
     def _mode_for_next_mint(self) -> tuple[Mode, threading.Event]:

@@ -13,7 +13,8 @@ LAYERS = [
     {"_boundary"},
     {"_hello_retail"},
     {"_serving"},
-    {"wsgi", "asgi", "flask", "fastapi", "django", "client", "consent", "testing", "apps", "pytest_plugin", "__init__"},
+    {"wsgi", "asgi", "flask", "fastapi", "django", "client", "consent", "testing", "apps", "pytest_plugin", "__init__"}
+    | {"script", "templatetags"},
 ]
 #: (module, what it imports): the imports that run up on purpose (docs/architecture.md says why).
 ALLOWED_UP = {("_serving", "django")}

@@ -47,6 +47,7 @@ PUBLIC_MODULES = (
     "hr_middleware.client",
     "hr_middleware.consent",
     "hr_middleware.testing",
+    "hr_middleware.script",
 )
 
 #: Files the README links to that other branches add (the demo's screenshot, the

@@ -17,6 +17,7 @@ from hr_middleware._hello_retail.transport import Answer
 from ._answers import MINT_PATH, Mode
 from ._handler import FakeHTTPServer, FakeRequestHandler, RecordedRequest, reply_to_post, shut
 from ._images import IMAGE_PREFIX
+from ._script import SCRIPT_PATH, ScriptLog
 
 __all__ = ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail"]
 
@@ -113,6 +114,12 @@ class FakeHelloRetail:
         """Where it serves the canned products' images (their ``imgUrl``): ``<url>/images``."""
         return self.url + IMAGE_PREFIX.rstrip("/")
 
+    @property
+    def script_url(self) -> str:
+        """Where it serves its stand-in for Hello Retail's script (``script_url`` of :meth:`settings`);
+        what pages told it is in :attr:`script`, a :class:`~hr_middleware.testing._script.ScriptLog`."""
+        return self.url + SCRIPT_PATH
+
     def start(self) -> FakeHelloRetail:
         """Start serving in a daemon thread (idempotent); in memory, start answering calls to :attr:`url`."""
         if self._server is None:
@@ -159,6 +166,7 @@ class FakeHelloRetail:
         """:class:`~hr_middleware.Settings` pointing at this server."""
         options.setdefault("website_uuid", self.website_uuid)
         options.setdefault("api_url", self.url)
+        options.setdefault("script_url", self.script_url)
         return Settings(**options)
 
     def _answer_in_memory(
@@ -203,6 +211,8 @@ class FakeHelloRetail:
             self.known_page_keys: set[str] | None = None
             self.api_key: str | None = None
             self.connections = 0
+            #: What pages told the stand-in for Hello Retail's script (:attr:`script_url`).
+            self.script = ScriptLog()
 
     @property
     def mint_count(self) -> int:

@@ -17,11 +17,12 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
 from hr_middleware import OPT_OUT_ID, NoIdReason
-from hr_middleware.testing import FakeHelloRetail
+from hr_middleware.testing import FakeHelloRetail, ScriptEvent
 
 from .drivers import CHROME_UA
 from .servers import ROOT, demo_argv, free_port, running
@@ -58,6 +59,7 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 def shop(fake_hello_retail: FakeHelloRetail) -> Iterator[str]:
     env = {"HELLO_RETAIL_WEBSITE_UUID": fake_hello_retail.website_uuid, "HELLO_RETAIL_API_URL": fake_hello_retail.url}
+    env["HELLO_RETAIL_SCRIPT_URL"] = fake_hello_retail.script_url  # the fake's stand-in for Hello Retail's script
     with running(demo_argv(), port=free_port(), env=env) as url:
         yield url
 
@@ -153,6 +155,65 @@ def test_decline_accept_and_become_a_new_visitor_with_the_buttons(
     assert page.inner_text("#consent-state") == "Tracking consent: not answered yet (this demo counts that as consent)"
     assert fake_hello_retail.minted == [first, accepted, renewed]
     assert id_cookies(context) == {"helloRetailTrackingUserId": renewed, "hello_retail_id": renewed}
+    context.close()
+
+
+def told_and_tracked(events: list[ScriptEvent]) -> list[tuple[str, str, list[Any]]]:
+    return [(e.kind, e.name, e.args) for e in events]
+
+
+def test_the_script_is_told_the_consent_decision_before_it_tracks_and_sees_the_servers_id(
+    shop: str, chromium: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    """Hello Retail's script (the fake's stand-in) as the demo's <head> renders it, page after page."""
+    script, website = fake_hello_retail.script, fake_hello_retail.website_uuid
+    context = chromium.new_context(user_agent=CHROME_UA)
+    page = context.new_page()
+    product_link = "#recommendations li.product a"
+
+    page.goto(shop + "/")  # a first visit: the banner is not answered, which the demo counts as consent
+    first_page = script.wait_for_page_loaded(1)
+    first = page.inner_text("#tracking-user-id")
+    page.wait_for_function("document.getElementById('script-state').textContent.startsWith('tracking as')")
+    first_state = page.inner_text("#script-state")
+    with page.expect_navigation():
+        page.click("#consent-decline")
+    declined_page = script.wait_for_page_loaded(2)
+    page.wait_for_function("document.getElementById('script-state').textContent.startsWith('opted out')")
+    with page.expect_navigation():
+        page.click(product_link)  # a product link while opted out: no click tracked
+    opted_out_page = script.wait_for_page_loaded(3)
+    with page.expect_navigation():
+        page.click("#consent-accept")
+    accepted_page = script.wait_for_page_loaded(4)
+    accepted = page.inner_text("#tracking-user-id")
+    link = page.get_attribute(product_link, "href")
+    with page.expect_navigation():
+        page.click(product_link)
+    script.wait_for_page_loaded(5)
+    assert script.wait_for(lambda log: len(log.tracked("click")) == 1)
+
+    opt_out = [("command", "init", [{"websiteUuid": website, "setTrackingOptOut": True}]), ("loaded", "queue", [])]
+    assert told_and_tracked(declined_page) == told_and_tracked(opted_out_page) == opt_out
+    tracking = [
+        ("command", "init", [{"websiteUuid": website}]),
+        ("tracked", "pageview", []),
+        ("command", "setTrackingOptOut", [False]),
+        ("loaded", "queue", []),
+    ]
+    assert told_and_tracked(first_page) == told_and_tracked(accepted_page) == tracking
+    # The id the script sees is the server's: the first visit's, then the one minted at grant().
+    assert first_page[1].tracking_user_id == first
+    assert accepted_page[1].tracking_user_id == accepted
+    assert fake_hello_retail.minted == [first, accepted]
+    assert first_state == f"tracking as {first} (page views: 1, clicks: 0)"
+    # Nothing was tracked while the visitor had declined; the click after consent was, with its code.
+    assert {e.page for e in script.tracked()}.isdisjoint({declined_page[0].page, opted_out_page[0].page})
+    (click,) = script.tracked("click")
+    assert link is not None
+    assert click.args == [unquote(link.partition("#aw_source=")[2])]
+    assert click.args[0]
+    assert (click.page, click.tracking_user_id) == (accepted_page[0].page, accepted)
     context.close()
 
 

@@ -43,7 +43,8 @@ def hello_retail_script(
 
     *nonce* is your Content-Security-Policy nonce for this response (put on
     both ``<script>`` tags); *customer_id* names the logged-in customer to the
-    script (``setCustomerId``; never for a visitor who declined tracking);
+    script (``setCustomerId``; never for a visitor who declined tracking;
+    default: the customer ``link_customer()`` named in this request, if any);
     *src* overrides the ``script_url`` option. Every value is escaped for
     where it goes: JSON inside ``<script>`` with ``<``, ``>``, ``&``, ``'``,
     U+2028 and U+2029 as ``\\uXXXX``, attributes HTML-escaped.
@@ -59,7 +60,9 @@ def hello_retail_script(
         with fail_open:
             settings = engine.settings
             tracking = script_tracking(visit.origin, visit.consent_now, engine.policy.consent(visit.request))
-            customer = _customer(customer_id)
+            # Not named here: the customer that link_customer() named in this request (the visit's
+            # ``customer_id``, from hr_middleware.customers), if any.
+            customer = _customer(getattr(visit, "customer_id", None) if customer_id is None else customer_id)
             if tracking is not ScriptTracking.NOT_ASKED or customer is not None:
                 # What the page says now depends on the visitor: no shared cache may store it.
                 visit.read_id()

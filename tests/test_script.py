@@ -84,7 +84,9 @@ def asgi_shop(fake: FakeHelloRetail, options: dict[str, Any], framework: str) ->
 
     from hr_middleware.asgi import TrackingUserMiddleware
 
-    templates = install(Jinja2Templates(env=jinja2.Environment(loader=jinja2.DictLoader({"page.html": JINJA_PAGE}))))
+    # Autoescaping, as Jinja2Templates(directory=...) sets it up: the helper's Markup is not escaped again.
+    environment = jinja2.Environment(loader=jinja2.DictLoader({"page.html": JINJA_PAGE}), autoescape=True)
+    templates = install(Jinja2Templates(env=environment))
     settings = fake.settings(**options)
     if framework == "fastapi":
         app: Any = FastAPI()
@@ -292,6 +294,14 @@ def test_a_hostile_customer_id_stays_a_string_in_the_script(
     assert answer.text.count("</script>") == 2  # the two tags' own ends
     assert "\u2028" not in answer.text
     assert "\u2029" not in answer.text
+
+
+def test_the_django_tag_takes_the_csp_nonce_of_the_context(fake_hello_retail: FakeHelloRetail) -> None:
+    shop = django_shop(fake_hello_retail, {})
+
+    page = shop("GET", "/csp", {**PAGE, "Cookie": RETURNING}).text
+
+    assert page.count(' nonce="n0nce"') == 2
 
 
 # -- what is rendered, without a framework ----------------------------------------------

@@ -1,4 +1,4 @@
-"""Pages that render ``{% hello_retail_script %}`` (tests/test_script.py): GET ``/``, POST ``grant``, ``revoke``."""
+"""Pages rendering ``{% hello_retail_script %}`` for tests/test_script.py: ``/``, ``csp``, ``grant``, ``revoke``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ def page(request: HttpRequest) -> HttpResponse:
     return HttpResponse(template.render(context, request))
 
 
+def with_csp_nonce(request: HttpRequest) -> HttpResponse:
+    """As with Django 6's ``csp`` context processor: ``csp_nonce`` in the context."""
+    template = engines["django"].from_string("{% load hello_retail %}{% hello_retail_script %}")
+    return HttpResponse(template.render({"csp_nonce": "n0nce"}, request))
+
+
 @csrf_exempt
 def granting(request: HttpRequest) -> HttpResponse:
     grant()
@@ -33,4 +39,4 @@ def revoking(request: HttpRequest) -> HttpResponse:
     return page(request)
 
 
-urlpatterns = [path("", page), path("grant", granting), path("revoke", revoking)]
+urlpatterns = [path("", page), path("csp", with_csp_nonce), path("grant", granting), path("revoke", revoking)]

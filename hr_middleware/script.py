@@ -67,7 +67,8 @@ def hello_retail_script(
                 # What the page says now depends on the visitor: no shared cache may store it.
                 visit.read_id()
             commands = hrq_commands(settings.website_uuid, tracking, customer)
-            return Markup(script_html(commands, src=settings.script_url if src is None else src, nonce=nonce))
+            source = settings.script_url if src is None else str(src)
+            return Markup(script_html(commands, src=source, nonce=None if nonce is None else str(nonce)))
     return _not_rendered(NoIdReason.INTERNAL_ERROR.explanation)
 
 

@@ -281,9 +281,11 @@ def search_html(form: SearchForm, answer: Any) -> str:
 
 def _product_html(p: Mapping[str, Any]) -> str:
     title = str(p.get("title", ""))
-    # The shop's product pages are not part of the demo: a product links to a search for it, with the
-    # fragment of its `url` (#aw_source=<trackingCode>), so that Hello Retail's script tracks the click.
-    link = "/?" + urlencode({"q": title}) + click_fragment(p)
+    # A product links to its page, originalUrl (without one, to a search for it), with the fragment of its
+    # url (#aw_source=<trackingCode>): Hello Retail's script tracks the click (docs/script.md).
+    original = str(p.get("originalUrl", ""))
+    page = original if original.startswith(("http://", "https://")) else "/?" + urlencode({"q": title})
+    link = page + click_fragment(p)
     image = str(p.get("imgUrl", ""))
     picture = (
         f'<img src="{html.escape(image)}" alt="" width="320" height="240" loading="lazy">'

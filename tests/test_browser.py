@@ -22,7 +22,7 @@ from urllib.parse import unquote
 import pytest
 
 from hr_middleware import OPT_OUT_ID, NoIdReason
-from hr_middleware.testing import FakeHelloRetail, ScriptEvent
+from hr_middleware.testing import FakeHelloRetail, ScriptEvent, ScriptLog
 
 from .drivers import CHROME_UA
 from .servers import ROOT, demo_argv, free_port, running
@@ -162,6 +162,21 @@ def told_and_tracked(events: list[ScriptEvent]) -> list[tuple[str, str, list[Any
     return [(e.kind, e.name, e.args) for e in events]
 
 
+#: Keeps the page on a product click (the product's own page is not the demo's): the click still reaches
+#: the script's listener, which is what is under test.
+STAY_ON_PRODUCT_CLICK = "addEventListener('click', e => e.target.closest('li.product a') && e.preventDefault(), true)"
+
+
+def click_product(page: Any, script: ScriptLog, events: list[ScriptEvent]) -> list[ScriptEvent]:
+    """Click the first product link of *page*, whose script reported *events* so far: every report of
+    the page up to a marker pushed after the click (reports carry their order, so the click's is in)."""
+    page.evaluate(STAY_ON_PRODUCT_CLICK)
+    page.click("#recommendations li.product a")
+    page.evaluate("hrq.push(['test-marker'])")  # an unknown command: the stand-in reports it, in order
+    assert script.wait_for(lambda log: any(e.name == "test-marker" for e in log.events_of(events[0].page)))
+    return script.events_of(events[0].page)
+
+
 def test_the_script_is_told_the_consent_decision_before_it_tracks_and_sees_the_servers_id(
     shop: str, chromium: Any, fake_hello_retail: FakeHelloRetail
 ) -> None:
@@ -169,7 +184,6 @@ def test_the_script_is_told_the_consent_decision_before_it_tracks_and_sees_the_s
     script, website = fake_hello_retail.script, fake_hello_retail.website_uuid
     context = chromium.new_context(user_agent=CHROME_UA)
     page = context.new_page()
-    product_link = "#recommendations li.product a"
 
     page.goto(shop + "/")  # a first visit: the banner is not answered, which the demo counts as consent
     first_page = script.wait_for_page_loaded(1)
@@ -178,42 +192,42 @@ def test_the_script_is_told_the_consent_decision_before_it_tracks_and_sees_the_s
     first_state = page.inner_text("#script-state")
     with page.expect_navigation():
         page.click("#consent-decline")
-    declined_page = script.wait_for_page_loaded(2)
+    declined_page = click_product(page, script, script.wait_for_page_loaded(2))  # no click tracked
     page.wait_for_function("document.getElementById('script-state').textContent.startsWith('opted out')")
-    with page.expect_navigation():
-        page.click(product_link)  # a product link while opted out: no click tracked
+    page.reload()  # a plain visit of a visitor who declined
     opted_out_page = script.wait_for_page_loaded(3)
     with page.expect_navigation():
         page.click("#consent-accept")
-    accepted_page = script.wait_for_page_loaded(4)
     accepted = page.inner_text("#tracking-user-id")
-    link = page.get_attribute(product_link, "href")
-    with page.expect_navigation():
-        page.click(product_link)
-    script.wait_for_page_loaded(5)
-    assert script.wait_for(lambda log: len(log.tracked("click")) == 1)
+    link = page.get_attribute("#recommendations li.product a", "href")
+    accepted_page = click_product(page, script, script.wait_for_page_loaded(4))
 
-    opt_out = [("command", "init", [{"websiteUuid": website, "setTrackingOptOut": True}]), ("loaded", "queue", [])]
-    assert told_and_tracked(declined_page) == told_and_tracked(opted_out_page) == opt_out
+    init_opted_out = ("command", "init", [{"websiteUuid": website, "setTrackingOptOut": True}])
+    loaded, marker = ("loaded", "queue", []), ("command", "test-marker", [])
+    assert told_and_tracked(declined_page) == [init_opted_out, loaded, marker]
+    assert told_and_tracked(opted_out_page) == [init_opted_out, loaded]
     tracking = [
         ("command", "init", [{"websiteUuid": website}]),
         ("tracked", "pageview", []),
         ("command", "setTrackingOptOut", [False]),
-        ("loaded", "queue", []),
+        loaded,
     ]
-    assert told_and_tracked(first_page) == told_and_tracked(accepted_page) == tracking
+    assert told_and_tracked(first_page) == tracking
+    assert link is not None
+    code = unquote(link.partition("#aw_source=")[2])
+    assert code
+    assert told_and_tracked(accepted_page) == [*tracking, ("tracked", "click", [code]), marker]
     # The id the script sees is the server's: the first visit's, then the one minted at grant().
     assert first_page[1].tracking_user_id == first
-    assert accepted_page[1].tracking_user_id == accepted
+    assert accepted_page[1].tracking_user_id == accepted_page[4].tracking_user_id == accepted
     assert fake_hello_retail.minted == [first, accepted]
     assert first_state == f"tracking as {first} (page views: 1, clicks: 0)"
-    # Nothing was tracked while the visitor had declined; the click after consent was, with its code.
-    assert {e.page for e in script.tracked()}.isdisjoint({declined_page[0].page, opted_out_page[0].page})
-    (click,) = script.tracked("click")
-    assert link is not None
-    assert click.args == [unquote(link.partition("#aw_source=")[2])]
-    assert click.args[0]
-    assert (click.page, click.tracking_user_id) == (accepted_page[0].page, accepted)
+    # Nothing at all was tracked while the visitor had declined.
+    assert [(e.name, e.page) for e in script.tracked()] == [
+        ("pageview", first_page[0].page),
+        ("pageview", accepted_page[0].page),
+        ("click", accepted_page[0].page),
+    ]
     context.close()
 
 

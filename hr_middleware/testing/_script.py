@@ -84,6 +84,11 @@ class ScriptLog:
             by_page.setdefault(event.page, []).append(event)
         return [_contiguous(events) for events in by_page.values()]
 
+    def events_of(self, page: str) -> list[ScriptEvent]:
+        """The events of page load *page* (a :attr:`ScriptEvent.page`), in order, up to the first
+        that has not arrived yet."""
+        return _contiguous([e for e in self.events if e.page == page])
+
     def tracked(self, name: str | None = None) -> list[ScriptEvent]:
         """The events the stand-in tracked (all, or those named *name*: ``pageview``, ``click``)."""
         return [e for e in self.events if e.kind == "tracked" and (name is None or e.name == name)]

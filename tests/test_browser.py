@@ -231,6 +231,30 @@ def test_the_script_is_told_the_consent_decision_before_it_tracks_and_sees_the_s
     context.close()
 
 
+def test_the_stand_in_takes_a_customer_and_a_reload_as_a_single_page_app_sends_them(
+    shop: str, chromium: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    script = fake_hello_retail.script
+    context = chromium.new_context(user_agent=CHROME_UA)
+    page = context.new_page()
+    page.goto(shop + "/")
+    events = script.wait_for_page_loaded(1)
+
+    page.evaluate("hrq.push(['setCustomerId', 'c-42'], ['reload'], ['test-marker'])")
+    assert script.wait_for(lambda log: any(e.name == "test-marker" for e in log.events_of(events[0].page)))
+
+    later = script.events_of(events[0].page)[len(events) :]
+    assert [(e.kind, e.name, e.args) for e in later] == [
+        ("command", "setCustomerId", ["c-42"]),
+        ("command", "reload", []),
+        ("tracked", "pageview", []),
+        ("command", "test-marker", []),
+    ]
+    assert later[2].customer_id == "c-42"
+    assert later[2].tracking_user_id == page.inner_text("#tracking-user-id")
+    context.close()
+
+
 @pytest.fixture
 def demo() -> Iterator[str]:
     """The demo exactly as ``make demo`` runs it: with its embedded fake Hello Retail."""

@@ -23,9 +23,9 @@ from fastapi import FastAPI, Request
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hr_middleware import Settings
+from hr_middleware import Origin, Settings
 from hr_middleware._core.log import SCRIPT_CUSTOMER_IGNORED, SCRIPT_NOT_RENDERED
-from hr_middleware._core.script import DEFAULT_SCRIPT_URL, script_json
+from hr_middleware._core.script import DEFAULT_SCRIPT_URL, ScriptTracking, script_json, script_tracking
 from hr_middleware.consent import cookie_consent, grant, revoke
 from hr_middleware.script import hello_retail_script, install
 from hr_middleware.testing import FakeHelloRetail
@@ -349,6 +349,25 @@ def test_a_customer_id_of_another_type_is_left_out_and_logged(
     assert told(pages[0]) == told(pages[1]) == [init(fake_hello_retail.website_uuid)]
     assert told(pages[2]) == [init(fake_hello_retail.website_uuid), ["setCustomerId", "7"]]
     assert [r.getMessage() for r in caplog.records] == [SCRIPT_CUSTOMER_IGNORED % "dict"]
+
+
+@pytest.mark.parametrize(
+    ("origin", "consent_now", "consent", "expected"),
+    [
+        (Origin.COOKIE, None, None, ScriptTracking.NOT_ASKED),
+        (None, None, None, ScriptTracking.NOT_ASKED),  # no id (a bot, Hello Retail down): the script decides
+        (Origin.OPT_OUT, None, False, ScriptTracking.OPTED_OUT),
+        (Origin.COOKIE, None, True, ScriptTracking.CONSENTED),
+        (Origin.MINTED, True, False, ScriptTracking.CONSENTED),  # grant(): the consent cookie comes later
+        (Origin.OPT_OUT, False, True, ScriptTracking.OPTED_OUT),  # revoke() after the banner said yes
+        (Origin.COOKIE, False, None, ScriptTracking.OPTED_OUT),  # revoke() without a consent option
+        (Origin.COOKIE, None, False, ScriptTracking.OPTED_OUT),  # declined, whatever the id's origin says
+    ],
+)
+def test_what_the_script_is_told_about_tracking(
+    origin: Origin | None, consent_now: bool | None, consent: bool | None, expected: ScriptTracking
+) -> None:
+    assert script_tracking(origin, consent_now, consent) is expected
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ __all__ = ["Backend", "hello_retail_options"]
 class Backend(NamedTuple):
     """The Hello Retail a demo talks to."""
 
-    #: The middleware's options that point at it (``website_uuid``, maybe ``api_url``).
+    #: The middleware's options that point at it (``website_uuid``, maybe ``api_url`` and ``script_url``).
     options: dict[str, str]
     #: Where ids come from, in words.
     description: str
@@ -37,8 +37,10 @@ def hello_retail_options() -> Iterator[Backend]:
         options = {"website_uuid": website_uuid}
         if os.environ.get("HELLO_RETAIL_API_URL"):
             options["api_url"] = os.environ["HELLO_RETAIL_API_URL"]
+        if os.environ.get("HELLO_RETAIL_SCRIPT_URL"):  # e.g. a test's fake: its stand-in for the script
+            options["script_url"] = os.environ["HELLO_RETAIL_SCRIPT_URL"]
         yield Backend(options, f"Hello Retail at {options.get('api_url', DEFAULT_API_URL)}", None)
         return
     with FakeHelloRetail() as fake:
-        options = {"website_uuid": fake.website_uuid, "api_url": fake.url}
+        options = {"website_uuid": fake.website_uuid, "api_url": fake.url, "script_url": fake.script_url}
         yield Backend(options, f"the embedded fake Hello Retail at {fake.url}", fake)

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from string import Template
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from examples.response_headers import MARKER
 from hr_middleware import OPT_OUT_ID, HelloRetailError, TrackingUser
@@ -37,6 +37,7 @@ __all__ = [
     "RECOMMENDATIONS_KEY",
     "SEARCH_KEY",
     "SearchForm",
+    "click_fragment",
     "consent_value",
     "products_of",
     "recommendation_requests",
@@ -138,7 +139,9 @@ footer { color: var(--muted); font-size: .85rem; margin-top: 1.5rem; }
 
 PAGE = Template("""<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<head><meta charset="utf-8">
+$script
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>hr-middleware demo shop ($framework)</title>
 <style>$style</style></head>
 <body>
@@ -152,6 +155,8 @@ PAGE = Template("""<!doctype html>
 <p id="origin">$origin_text</p>
 $reason
 <p class="muted" id="consent-state">Tracking consent: $consent_text</p>
+<p class="muted">Hello Retail's script: <span id="script-state">not loaded</span><br>
+told: <code id="script-told">&hellip;</code></p>
 <form method="post" action="/consent" id="consent" class="buttons">
 <button class="accept" name="answer" value="accept" id="consent-accept">Accept tracking</button>
 <button class="decline" name="answer" value="decline" id="consent-decline">Decline tracking</button>
@@ -185,6 +190,18 @@ document.getElementById("new-visitor").addEventListener("click", () => {
 });
 // After a consent answer (a POST), a reload is a plain visit to the shop.
 if (location.pathname !== "/") history.replaceState(null, "", "/");
+// What Hello Retail's script was told and does (the fake's stand-in reports it; the real script keeps its own).
+function showScript() {
+  const script = window.helloRetailStandIn;
+  if (!script) return;
+  document.getElementById("script-state").textContent = script.optedOut
+    ? "opted out: tracks nothing"
+    : "tracking as " + (script.trackingUserId || "no id") + " (page views: " + script.pageviews
+      + ", clicks: " + script.clicks + ")";
+  document.getElementById("script-told").textContent = script.commands.map(c => JSON.stringify(c)).join(" ");
+}
+document.addEventListener("helloretail:standin", showScript);
+showScript();
 document.getElementById("document-cookie").textContent =
   (document.cookie.match(/(?:^|; )hello_retail_id=([^;]*)/) || [, "not set"])[1];
 </script>
@@ -264,9 +281,11 @@ def search_html(form: SearchForm, answer: Any) -> str:
 
 def _product_html(p: Mapping[str, Any]) -> str:
     title = str(p.get("title", ""))
-    # A product links to its page: originalUrl, the plain URL (without one, to a search for it).
+    # A product links to its page, originalUrl (without one, to a search for it), with the fragment of its
+    # url (#aw_source=<trackingCode>): Hello Retail's script tracks the click (docs/script.md).
     original = str(p.get("originalUrl", ""))
-    link = original if original.startswith(("http://", "https://")) else "/?" + urlencode({"q": title})
+    page = original if original.startswith(("http://", "https://")) else "/?" + urlencode({"q": title})
+    link = page + click_fragment(p)
     image = str(p.get("imgUrl", ""))
     picture = (
         f'<img src="{html.escape(image)}" alt="" width="320" height="240" loading="lazy">'
@@ -280,6 +299,16 @@ def _product_html(p: Mapping[str, Any]) -> str:
         f'<a href="{html.escape(link)}">{picture}<span class="title">{html.escape(title)}</span></a>'
         f'<span class="price">{shown_price}</span></li>'
     )
+
+
+def click_fragment(product: Mapping[str, Any]) -> str:
+    """The fragment by which Hello Retail's script tracks a click on *product*'s link: its ``url``'s
+    ``#aw_source=<trackingCode>`` (or one made from ``trackingCode``); "" when it has neither."""
+    url = str(product.get("url") or "")
+    if "#aw_source=" in url:
+        return url[url.index("#aw_source=") :]
+    code = product.get("trackingCode")
+    return "#aw_source=" + quote(code, safe="") if isinstance(code, str) and code else ""
 
 
 def products_of(answer: Any) -> list[Mapping[str, Any]]:
@@ -336,16 +365,19 @@ def render_page(
     search: str = "",
     fake: FakeHelloRetail | None = None,
     consent: str | None = None,
+    script: str = "",
 ) -> str:
     """The page for *user* (from :func:`hr_middleware.get_tracking_user`).
 
     *products* are the recommended ones, *search* the results (from
     :func:`search_html`) for *query*; *fake* is the embedded fake Hello Retail
     whose calls are counted (None: the real one); *consent* is the value of the
-    :data:`CONSENT_COOKIE` this response leaves the visitor with.
+    :data:`CONSENT_COOKIE` this response leaves the visitor with; *script* is Hello
+    Retail's script for this request (from :func:`hr_middleware.script.hello_retail_script`).
     """
     backend = f"ids from the embedded fake Hello Retail at {fake.url}" if fake is not None else "ids from Hello Retail"
     return PAGE.substitute(
+        script=script,
         style=STYLE,
         framework=html.escape(framework),
         backend=html.escape(backend),

@@ -122,6 +122,9 @@ class Visit:
     loop: asyncio.AbstractEventLoop | None = None
     #: The customer the shop named in this request (``hr_middleware.customers.link_customer``).
     customer_id: str | None = None
+    #: What the app did about consent on this response: True after ``grant()``, False
+    #: after ``revoke()``, None before either (what Hello Retail's script is told).
+    consent_now: bool | None = None
 
     def __init__(  # noqa: PLR0917 - positional: keywords cost every request's visit
         self,
@@ -485,6 +488,7 @@ def grant() -> str | None:
     visit, engine, request = _served()
     decision = engine.policy.grant(request, visit.tracking_user_id, visit.origin, visit.reason, visit.minted)
     visit.apply(decision)
+    visit.consent_now = True
     if decision.mint:
         engine._adopt(visit, engine._mint_blocking(visit))
     return visit.tracking_user_id
@@ -495,6 +499,7 @@ async def agrant() -> str | None:
     visit, engine, request = _served()
     decision = engine.policy.grant(request, visit.tracking_user_id, visit.origin, visit.reason, visit.minted)
     visit.apply(decision)
+    visit.consent_now = True
     if decision.mint:
         engine._adopt(visit, await engine._mint_awaiting())
     return visit.tracking_user_id
@@ -504,4 +509,5 @@ def revoke() -> str:
     """Consent withdrawn: delete both id cookies; the id becomes :data:`~hr_middleware.OPT_OUT_ID`."""
     visit, engine, request = _served()
     visit.apply(engine.policy.revoke(request))
+    visit.consent_now = False
     return OPT_OUT_ID

@@ -5,7 +5,8 @@ Options come from ``app.config["HELLO_RETAIL_<OPTION>"]`` (for example
 ``HELLO_RETAIL_TIMEOUT``) and from keyword arguments, which win. The
 extension wraps ``app.wsgi_app`` with :class:`hr_middleware.wsgi.TrackingUserMiddleware`,
 so the id is available in views, in streamed responses, in templates
-(``{{ get_tracking_user_id() }}``) and at
+(``{{ get_tracking_user_id() }}``; Hello Retail's script with
+``{{ hello_retail_script() }}``, see :mod:`hr_middleware.script`) and at
 ``request.environ["hello_retail.tracking_user_id"]``.
 """
 
@@ -17,6 +18,7 @@ from flask import Flask, current_app
 
 from ._core.settings import Settings
 from ._serving import get_tracking_user_id
+from .script import TEMPLATE_GLOBAL, hello_retail_script
 from .wsgi import TrackingUserMiddleware
 
 __all__ = ["HelloRetail"]
@@ -46,6 +48,7 @@ class HelloRetail:
         app.wsgi_app = middleware  # type: ignore[method-assign]
         app.extensions[EXTENSION_KEY] = middleware
         app.jinja_env.globals.setdefault("get_tracking_user_id", get_tracking_user_id)
+        app.jinja_env.globals.setdefault(TEMPLATE_GLOBAL, hello_retail_script)
 
     @staticmethod
     def middleware(app: Flask | None = None) -> TrackingUserMiddleware:

@@ -17,11 +17,12 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
 from hr_middleware import OPT_OUT_ID, NoIdReason
-from hr_middleware.testing import FakeHelloRetail
+from hr_middleware.testing import FakeHelloRetail, ScriptEvent, ScriptLog
 
 from .drivers import CHROME_UA
 from .servers import ROOT, demo_argv, free_port, running
@@ -58,6 +59,7 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 def shop(fake_hello_retail: FakeHelloRetail) -> Iterator[str]:
     env = {"HELLO_RETAIL_WEBSITE_UUID": fake_hello_retail.website_uuid, "HELLO_RETAIL_API_URL": fake_hello_retail.url}
+    env["HELLO_RETAIL_SCRIPT_URL"] = fake_hello_retail.script_url  # the fake's stand-in for Hello Retail's script
     with running(demo_argv(), port=free_port(), env=env) as url:
         yield url
 
@@ -153,6 +155,103 @@ def test_decline_accept_and_become_a_new_visitor_with_the_buttons(
     assert page.inner_text("#consent-state") == "Tracking consent: not answered yet (this demo counts that as consent)"
     assert fake_hello_retail.minted == [first, accepted, renewed]
     assert id_cookies(context) == {"helloRetailTrackingUserId": renewed, "hello_retail_id": renewed}
+    context.close()
+
+
+def told_and_tracked(events: list[ScriptEvent]) -> list[tuple[str, str, list[Any]]]:
+    return [(e.kind, e.name, e.args) for e in events]
+
+
+#: Keeps the page on a product click (the product's own page is not the demo's): the click still reaches
+#: the script's listener, which is what is under test.
+STAY_ON_PRODUCT_CLICK = "addEventListener('click', e => e.target.closest('li.product a') && e.preventDefault(), true)"
+
+
+def click_product(page: Any, script: ScriptLog, events: list[ScriptEvent]) -> list[ScriptEvent]:
+    """Click the first product link of *page*, whose script reported *events* so far: every report of
+    the page up to a marker pushed after the click (reports carry their order, so the click's is in)."""
+    page.evaluate(STAY_ON_PRODUCT_CLICK)
+    page.click("#recommendations li.product a")
+    page.evaluate("hrq.push(['test-marker'])")  # an unknown command: the stand-in reports it, in order
+    assert script.wait_for(lambda log: any(e.name == "test-marker" for e in log.events_of(events[0].page)))
+    return script.events_of(events[0].page)
+
+
+def test_the_script_is_told_the_consent_decision_before_it_tracks_and_sees_the_servers_id(
+    shop: str, chromium: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    """Hello Retail's script (the fake's stand-in) as the demo's <head> renders it, page after page."""
+    script, website = fake_hello_retail.script, fake_hello_retail.website_uuid
+    context = chromium.new_context(user_agent=CHROME_UA)
+    page = context.new_page()
+
+    page.goto(shop + "/")  # a first visit: the banner is not answered, which the demo counts as consent
+    first_page = script.wait_for_page_loaded(1)
+    first = page.inner_text("#tracking-user-id")
+    page.wait_for_function("document.getElementById('script-state').textContent.startsWith('tracking as')")
+    first_state = page.inner_text("#script-state")
+    with page.expect_navigation():
+        page.click("#consent-decline")
+    declined_page = click_product(page, script, script.wait_for_page_loaded(2))  # no click tracked
+    page.wait_for_function("document.getElementById('script-state').textContent.startsWith('opted out')")
+    page.reload()  # a plain visit of a visitor who declined
+    opted_out_page = script.wait_for_page_loaded(3)
+    with page.expect_navigation():
+        page.click("#consent-accept")
+    accepted = page.inner_text("#tracking-user-id")
+    link = page.get_attribute("#recommendations li.product a", "href")
+    accepted_page = click_product(page, script, script.wait_for_page_loaded(4))
+
+    init_opted_out = ("command", "init", [{"websiteUuid": website, "setTrackingOptOut": True}])
+    loaded, marker = ("loaded", "queue", []), ("command", "test-marker", [])
+    assert told_and_tracked(declined_page) == [init_opted_out, loaded, marker]
+    assert told_and_tracked(opted_out_page) == [init_opted_out, loaded]
+    tracking = [
+        ("command", "init", [{"websiteUuid": website}]),
+        ("tracked", "pageview", []),
+        ("command", "setTrackingOptOut", [False]),
+        loaded,
+    ]
+    assert told_and_tracked(first_page) == tracking
+    assert link is not None
+    code = unquote(link.partition("#aw_source=")[2])
+    assert code
+    assert told_and_tracked(accepted_page) == [*tracking, ("tracked", "click", [code]), marker]
+    # The id the script sees is the server's: the first visit's, then the one minted at grant().
+    assert first_page[1].tracking_user_id == first
+    assert accepted_page[1].tracking_user_id == accepted_page[4].tracking_user_id == accepted
+    assert fake_hello_retail.minted == [first, accepted]
+    assert first_state == f"tracking as {first} (page views: 1, clicks: 0)"
+    # Nothing at all was tracked while the visitor had declined.
+    assert [(e.name, e.page) for e in script.tracked()] == [
+        ("pageview", first_page[0].page),
+        ("pageview", accepted_page[0].page),
+        ("click", accepted_page[0].page),
+    ]
+    context.close()
+
+
+def test_the_stand_in_takes_a_customer_and_a_reload_as_a_single_page_app_sends_them(
+    shop: str, chromium: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    script = fake_hello_retail.script
+    context = chromium.new_context(user_agent=CHROME_UA)
+    page = context.new_page()
+    page.goto(shop + "/")
+    events = script.wait_for_page_loaded(1)
+
+    page.evaluate("hrq.push(['setCustomerId', 'c-42'], ['reload'], ['test-marker'])")
+    assert script.wait_for(lambda log: any(e.name == "test-marker" for e in log.events_of(events[0].page)))
+
+    later = script.events_of(events[0].page)[len(events) :]
+    assert [(e.kind, e.name, e.args) for e in later] == [
+        ("command", "setCustomerId", ["c-42"]),
+        ("command", "reload", []),
+        ("tracked", "pageview", []),
+        ("command", "test-marker", []),
+    ]
+    assert later[2].customer_id == "c-42"
+    assert later[2].tracking_user_id == page.inner_text("#tracking-user-id")
     context.close()
 
 

@@ -88,6 +88,7 @@ Shop = Callable[..., Shown]  # shop(method, path, headers=..., data=...)
 class FlaskShop:
     def __init__(self, fake: FakeHelloRetail) -> None:
         config = {"HELLO_RETAIL_WEBSITE_UUID": fake.website_uuid, "HELLO_RETAIL_API_URL": fake.url}
+        config["HELLO_RETAIL_SCRIPT_URL"] = fake.script_url
         self.client = flask_app.create_app(config, fake=fake).test_client()
 
     def __call__(self, method: str, path: str, headers: Mapping[str, str], data: Any = None) -> Shown:
@@ -131,13 +132,15 @@ def demo_shop(framework: str, fake: FakeHelloRetail) -> Iterator[Shop]:
     if framework == "flask":
         yield FlaskShop(fake)
     elif framework == "starlette":
-        app = starlette_app.create_app(fake=fake, website_uuid=fake.website_uuid, api_url=fake.url)
+        app = starlette_app.create_app(
+            fake=fake, website_uuid=fake.website_uuid, api_url=fake.url, script_url=fake.script_url
+        )
         with TestClient(app) as client:
             yield StarletteShop(client)
     else:
         from examples.django_app.shop import views
 
-        hello_retail = {"WEBSITE_UUID": fake.website_uuid, "API_URL": fake.url}
+        hello_retail = {"WEBSITE_UUID": fake.website_uuid, "API_URL": fake.url, "SCRIPT_URL": fake.script_url}
         hello_retail.update({name.upper(): value for name, value in MIDDLEWARE_OPTIONS.items()})
         with override_settings(
             ROOT_URLCONF="examples.django_app.shop.urls",
@@ -232,7 +235,9 @@ def test_recommendations_and_search_are_product_cards_with_the_fakes_images(
         assert f'<img src="{product["imgUrl"]}"' in card
         assert f'<span class="title">{product["title"]}</span>' in card
         assert f"&euro;{product['price']:.2f}" in card
-        assert f'<a href="{product["originalUrl"]}">' in card  # the plain URL, as Hello Retail's examples link
+        # The plain URL, as Hello Retail's examples link, with the click's #aw_source= for the script.
+        assert product["url"].startswith(product["originalUrl"] + "#aw_source=")
+        assert f'<a href="{html_lib.escape(product["url"])}">' in card
     images = re.findall(r'<img src="([^"]+)"', page.html)
     assert len(images) == 12
     assert all(src.startswith(fake_hello_retail.images_url + "/") for src in images)
@@ -241,21 +246,23 @@ def test_recommendations_and_search_are_product_cards_with_the_fakes_images(
     # Product links are the products' originalUrl: the fake's stand-in product pages, never a dead link.
     links = re.findall(r'<li class="product"[^>]*><a href="([^"]+)"', page.html)
     assert len(links) == 12
-    assert all(re.fullmatch(re.escape(fake_hello_retail.url) + r"/products/\d+", link) for link in links)
+    assert all(re.fullmatch(re.escape(fake_hello_retail.url) + r"/products/\d+#aw_source=.+", link) for link in links)
     product_page = requests.get(links[0], timeout=5)
     assert (product_page.status_code, product_page.headers["Content-Type"]) == (200, "text/html; charset=utf-8")
 
 
-def test_the_page_needs_nothing_from_the_internet(shop: Shop) -> None:
+def test_the_page_needs_nothing_from_the_internet(shop: Shop, fake_hello_retail: FakeHelloRetail) -> None:
     page = shop("GET", "/?q=lamp", PAGE)
 
     assert "shop.example" not in page.html
     assert "<link" not in page.html
     assert "@import" not in page.html
-    assert "<script src" not in page.html
-    assert re.findall(r'(?:src|href|action)="(https?://[^"]*)"', page.html) == re.findall(
-        r'(?:<img src|<a href)="(http://127\.0\.0\.1:\d+/(?:images|products)/[^"]+)"', page.html
-    )
+    # Hello Retail's script: the fake's stand-in.
+    assert re.findall(r"<script [^>]*src=\"([^\"]+)\"", page.html) == [fake_hello_retail.script_url]
+    assert re.findall(r'(?:src|href|action)="(https?://[^"]*)"', page.html) == [
+        fake_hello_retail.script_url,
+        *re.findall(r'(?:<img src|<a href)="(http://127\.0\.0\.1:\d+/(?:images|products)/[^"]+)"', page.html),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,8 @@ LAYERS = [
         "client",
         "consent",
         "customers",
+        "script",
+        "templatetags",
         "testing",
         "apps",
         "pytest_plugin",

@@ -79,11 +79,16 @@ PUBLIC = {
         "revoke",
     ],
     "hr_middleware.customers": ["LinkOutcome", "alink_customer", "current_customer_id", "link_customer"],
-    "hr_middleware.testing": ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail", "Mode", "RecordedRequest", "fake_products"],
+    "hr_middleware.testing": [
+        *["DEFAULT_WEBSITE_UUID", "FakeHelloRetail", "Mode", "RecordedRequest", "fake_products"],
+        *["ScriptEvent", "ScriptLog"],
+    ],
+    "hr_middleware.script": ["TEMPLATE_GLOBAL", "hello_retail_script", "install"],
 }
 
 #: Constants and aliases: no docstring of their own to ask for.
 VALUES = {"OPT_OUT_ID", "ENVIRON_KEY", "STATE_KEY", "DEFAULT_WEBSITE_UUID", "TrackingUserId", "ConsentReader"}
+VALUES |= {"TEMPLATE_GLOBAL"}
 
 
 def test_every_public_module_is_pinned() -> None:

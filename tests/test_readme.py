@@ -48,6 +48,7 @@ PUBLIC_MODULES = (
     "hr_middleware.consent",
     "hr_middleware.customers",
     "hr_middleware.testing",
+    "hr_middleware.script",
 )
 
 #: Files the README links to that other branches add (the demo's screenshot, the

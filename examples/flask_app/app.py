@@ -26,6 +26,7 @@ from hr_middleware import HelloRetailError, get_tracking_user
 from hr_middleware.client import HelloRetailClient
 from hr_middleware.consent import grant, revoke
 from hr_middleware.flask import HelloRetail
+from hr_middleware.script import hello_retail_script
 from hr_middleware.testing import FakeHelloRetail
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def create_app(config: dict[str, Any] | None = None, *, fake: FakeHelloRetail | 
             search=search_results(hello_retail, search_key, form),
             fake=fake,
             consent=consent,
+            script=hello_retail_script(),  # early in <head>: the consent decision reaches the script first
         )
 
     @app.get("/")

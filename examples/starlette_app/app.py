@@ -33,6 +33,7 @@ from hr_middleware import HelloRetailError, Settings, get_tracking_user
 from hr_middleware.asgi import TrackingUserMiddleware
 from hr_middleware.client import AsyncHelloRetailClient
 from hr_middleware.consent import agrant, revoke
+from hr_middleware.script import hello_retail_script
 from hr_middleware.testing import FakeHelloRetail
 
 logger = logging.getLogger(__name__)
@@ -61,8 +62,11 @@ def create_app(*, fake: FakeHelloRetail | None = None, **options: Any) -> Starle
         products = await recommended_for_you(client, key)
         search = await search_results(client, search_key, form)
         user = get_tracking_user()
+        script = hello_retail_script()  # early in <head>: the consent decision reaches the script first
         return HTMLResponse(
-            render_page(user, "Starlette", products, query=form.query, search=search, fake=fake, consent=consent)
+            render_page(
+                user, "Starlette", products, query=form.query, search=search, fake=fake, consent=consent, script=script
+            )
         )
 
     async def index(request: Request) -> Response:

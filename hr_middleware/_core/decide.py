@@ -122,6 +122,12 @@ class TrackingPolicy:
 
     # -- consent ---------------------------------------------------------------------
 
+    def consent(self, request: RequestFacts) -> bool | None:
+        """What the request's consent says, as the decision reads it: None when no consent is
+        asked (no ``consent`` option, no ``respect_gpc``), else whether it is given (a hook
+        that raises counts as unknown; the decision logged it already)."""
+        return self._consents(request)[0] if self._asks_consent else None
+
     def _consents(self, request: RequestFacts) -> tuple[bool, tuple[Note, ...]]:
         """Does the visitor consent to tracking, and what to log about asking."""
         settings = self.settings

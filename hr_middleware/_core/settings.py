@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from .facts import RequestFacts
 from .ids import CookieSigner
 from .public_suffixes import is_public_suffix
+from .script import DEFAULT_SCRIPT_URL
 
 __all__ = ["DEFAULT_API_URL", "MAX_COOKIE_AGE", "ONE_YEAR", "Settings"]
 
@@ -107,6 +108,8 @@ class Settings:
     #: The shop's Hello Retail API key: the client sends it as ``?apiKey=`` when
     #: ``email``/``customerId`` name the visitor. A secret: never shown in a repr.
     api_key: str | None = field(default=None, repr=False)
+    #: Where the page loads Hello Retail's script from (``hello_retail_script()``); the fake's in tests.
+    script_url: str = DEFAULT_SCRIPT_URL
 
     signer: CookieSigner | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -155,6 +158,7 @@ class Settings:
                 raise TypeError(f"api_key: expected a string or None, got {type(self.api_key).__name__}")
             if not self.api_key or not self.api_key.isprintable() or any(c.isspace() for c in self.api_key):
                 raise ValueError("api_key: expected the shop's API key, a non-empty string without spaces")
+        _check_script_url(self.script_url)
         object.__setattr__(self, "signer", self._make_signer())
 
     def _check_cookie_prefix(self, option: str, name: str) -> None:
@@ -331,6 +335,18 @@ def _host_problem(netloc_host: str, hostname: str) -> str | None:
             "(punycode for an international name), or an IP address ('[::1]' for IPv6)"
         )
     return None
+
+
+def _check_script_url(value: object) -> None:
+    """Refuse a ``script_url`` that is not an http(s) URL with a host (it becomes a ``src`` attribute)."""
+    _check_str("script_url", value)
+    assert isinstance(value, str)
+    try:
+        host = urlsplit(value).hostname if value.startswith(("https://", "http://")) else None
+    except ValueError:  # an unclosed IPv6 bracket
+        host = None
+    if not host or any(not c.isprintable() or c.isspace() for c in value):
+        raise ValueError(f"script_url: {value[:100]!r} is not an http(s) URL with a host; e.g. '{DEFAULT_SCRIPT_URL}'")
 
 
 def _check_domain(domain: object) -> None:

@@ -22,7 +22,8 @@ foreground.
 
 The modules: :mod:`._server` (the fake's lifecycle and what it counted),
 :mod:`._handler` (its HTTP side), :mod:`._answers` (modes and canned answers in
-Hello Retail's shapes), :mod:`._images` (the products' pictures) and
+Hello Retail's shapes), :mod:`._images` (the products' pictures), :mod:`._script`
+(the stand-in for Hello Retail's script, ``fake.script_url``, and what pages told it) and
 :mod:`.__main__` (the command line).
 """
 
@@ -30,6 +31,15 @@ from __future__ import annotations
 
 from ._answers import Mode, fake_products
 from ._handler import RecordedRequest
+from ._script import ScriptEvent, ScriptLog
 from ._server import DEFAULT_WEBSITE_UUID, FakeHelloRetail
 
-__all__ = ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail", "Mode", "RecordedRequest", "fake_products"]
+__all__ = [
+    "DEFAULT_WEBSITE_UUID",
+    "FakeHelloRetail",
+    "Mode",
+    "RecordedRequest",
+    "ScriptEvent",
+    "ScriptLog",
+    "fake_products",
+]

@@ -31,6 +31,7 @@ from ._answers import (
 from ._bias import BIAS_PATH, bias_answer, bias_problem
 from ._customers import CUSTOMER_LINK_PATH, customer_link_reply
 from ._images import IMAGE_PREFIX, product_image
+from ._script import EVENTS_PATH, SCRIPT_PATH, STAND_IN
 
 if TYPE_CHECKING:
     from ._server import FakeHelloRetail
@@ -215,6 +216,9 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
         # Images and product pages only: they stand in for the shop's image server and
         # product pages, not for Hello Retail, so they are neither recorded nor counted.
         path = self.path.partition("?")[0]
+        if path == SCRIPT_PATH:  # the stand-in for Hello Retail's script (_script.py): not recorded either
+            self._send(200, "text/javascript; charset=utf-8", STAND_IN, cache_control="no-store")
+            return
         if path.startswith(PRODUCT_PREFIX):
             page = product_page(path[len(PRODUCT_PREFIX) :])
             if page is None:
@@ -232,6 +236,9 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
         fake = self.server.fake
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if self.path.partition("?")[0] == EVENTS_PATH:  # the stand-in's reports (_script.py), kept apart
+            self._send(204 if fake.script.record(body) else 400, "text/plain", b"", cors=True)
+            return
         headers = {k.lower(): v for k, v in self.headers.items()}
         reply, release = reply_to_post(fake, self.path, headers, body, self.client_address)
         if reply.delay and release.wait(reply.delay):
@@ -272,9 +279,13 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
     def _json(self, status: int, document: Any) -> None:
         self._send(status, "application/json", _json(document))
 
-    def _send(self, status: int, content_type: str, body: bytes, *, cache_control: str | None = None) -> None:
+    def _send(
+        self, status: int, content_type: str, body: bytes, *, cache_control: str | None = None, cors: bool = False
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if cors:  # a page on another origin (the shop) posts here
+            self.send_header("Access-Control-Allow-Origin", "*")
         if cache_control is not None:
             self.send_header("Cache-Control", cache_control)
         self.send_header("Content-Length", str(len(body)))

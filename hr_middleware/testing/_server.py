@@ -17,6 +17,7 @@ from hr_middleware._hello_retail.transport import Answer
 from ._answers import MINT_PATH, ZERO_RESULT_QUERY, Mode
 from ._handler import FakeHTTPServer, FakeRequestHandler, RecordedRequest, reply_to_post, shut
 from ._images import IMAGE_PREFIX
+from ._script import SCRIPT_PATH, ScriptLog
 
 __all__ = ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail"]
 
@@ -150,6 +151,12 @@ class FakeHelloRetail:
         """Where it serves the canned products' images (their ``imgUrl``): ``<url>/images``."""
         return self.url + IMAGE_PREFIX.rstrip("/")
 
+    @property
+    def script_url(self) -> str:
+        """Where it serves its stand-in for Hello Retail's script (``script_url`` of :meth:`settings`);
+        what pages told it is in :attr:`script`, a :class:`~hr_middleware.testing._script.ScriptLog`."""
+        return self.url + SCRIPT_PATH
+
     def start(self) -> FakeHelloRetail:
         """Start serving in a daemon thread (idempotent); in memory, start answering calls to :attr:`url`."""
         if self._server is None:
@@ -196,6 +203,7 @@ class FakeHelloRetail:
         """:class:`~hr_middleware.Settings` pointing at this server."""
         options.setdefault("website_uuid", self.website_uuid)
         options.setdefault("api_url", self.url)
+        options.setdefault("script_url", self.script_url)
         return Settings(**options)
 
     def _answer_in_memory(
@@ -251,6 +259,8 @@ class FakeHelloRetail:
             self.connections = 0
             #: Each accepted ``POST /serve/collect/customerId``: ``(trackingUserId, customer id)``.
             self.customer_links: list[tuple[str, str]] = []
+            #: What pages told the stand-in for Hello Retail's script (:attr:`script_url`).
+            self.script = ScriptLog()
 
     @property
     def mint_count(self) -> int:

@@ -56,10 +56,16 @@ if os.environ.get("HELLO_RETAIL_WEBSITE_UUID"):
     HELLO_RETAIL["WEBSITE_UUID"] = os.environ["HELLO_RETAIL_WEBSITE_UUID"]
     if os.environ.get("HELLO_RETAIL_API_URL"):
         HELLO_RETAIL["API_URL"] = os.environ["HELLO_RETAIL_API_URL"]
+    if os.environ.get("HELLO_RETAIL_SCRIPT_URL"):
+        HELLO_RETAIL["SCRIPT_URL"] = os.environ["HELLO_RETAIL_SCRIPT_URL"]
 else:
     # A daemon thread: it ends with the process (and with each autoreload).
     DEMO_FAKE_HELLO_RETAIL = FakeHelloRetail().start()
-    HELLO_RETAIL.update(WEBSITE_UUID=DEMO_FAKE_HELLO_RETAIL.website_uuid, API_URL=DEMO_FAKE_HELLO_RETAIL.url)
+    HELLO_RETAIL.update(
+        WEBSITE_UUID=DEMO_FAKE_HELLO_RETAIL.website_uuid,
+        API_URL=DEMO_FAKE_HELLO_RETAIL.url,
+        SCRIPT_URL=DEMO_FAKE_HELLO_RETAIL.script_url,
+    )
 
 LOGGING = {
     "version": 1,

@@ -28,6 +28,7 @@ from hr_middleware import HelloRetailError, get_tracking_user, get_tracking_user
 from hr_middleware.client import HelloRetailClient
 from hr_middleware.consent import grant, revoke
 from hr_middleware.django import read_settings
+from hr_middleware.script import hello_retail_script
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def page(request: HttpRequest, consent: str | None) -> HttpResponse:
             search=search_results(os.environ.get("SEARCH_KEY", SEARCH_KEY), form),
             fake=getattr(settings, "DEMO_FAKE_HELLO_RETAIL", None),
             consent=consent,
+            script=hello_retail_script(),  # early in <head>: the consent decision reaches the script first
         )
     )
 

@@ -47,7 +47,7 @@ from ._core.settings import DEFAULT_API_URL, Settings
 from ._hello_retail import endpoints
 from ._hello_retail.errors import APIError, HelloRetailError, InvalidResponseError, TransportError
 from ._hello_retail.transport import Answer, AsyncTransport, SyncTransport
-from ._serving import get_tracking_user_id
+from ._serving import get_tracking_user_id, get_website_uuid
 
 __all__ = [
     "AsyncHelloRetailClient",
@@ -646,7 +646,9 @@ class _Client(Generic[_R, _T]):
     ) -> PreparedRequest:
         if self.closed:
             raise RuntimeError(f"{type(self).__name__} is closed")
-        body = build_body(endpoint, fields, website_uuid=self.website_uuid, tracking_user_id=tracking_user_id)
+        # Inside a request, the request's website (docs/websites.md); else the client's own.
+        website_uuid = get_website_uuid() or self.website_uuid
+        body = build_body(endpoint, fields, website_uuid=website_uuid, tracking_user_id=tracking_user_id)
         url = self.api_url + endpoint.path + path
         if self._api_key is not None and any(body.get(name) for name in endpoint.needs_api_key):
             _redact_sentry_events()

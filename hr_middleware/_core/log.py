@@ -11,6 +11,9 @@ __all__ = [
     "INTERNAL_ERROR",
     "MINT_WHEN_FAILED",
     "MISCONFIGURED",
+    "WEBSITE_ANSWER_INVALID",
+    "WEBSITE_HOOK_FAILED",
+    "WEBSITE_NONE",
     "logger",
 ]
 
@@ -28,3 +31,9 @@ INTERNAL_ERROR = "hr_middleware failed on this request; serving it without a tra
 MISCONFIGURED = "%s; serving requests without tracking ids"
 #: Django's ``HELLO_RETAIL`` became invalid while the site runs (ERROR, once per change).
 CONFIG_INVALID = "settings.HELLO_RETAIL is invalid (%s); serving requests without tracking ids"
+#: A request with no Hello Retail website (DEBUG): the ``websites`` option names none for it; no mint.
+WEBSITE_NONE = "no Hello Retail website for this request (%s); not minting"
+#: The ``websites`` callable raised (ERROR, with the traceback); no website, no mint.
+WEBSITE_HOOK_FAILED = "websites callable raised; no Hello Retail website for this request, not minting"
+#: The ``websites`` callable answered something that is not a website UUID (ERROR); no website, no mint.
+WEBSITE_ANSWER_INVALID = "websites callable answered %s, not a website UUID; not minting for this request"

@@ -18,6 +18,7 @@ ENDPOINTS = {
     "stream": "stream",
     "grant": "grant",
     "revoke": "revoke",
+    "website": "website",
 }
 
 

@@ -1,0 +1,213 @@
+"""Several websites: the request's website chosen by host, by path prefix or by a callable (docs/websites.md).
+
+Each mint carries the request's website (what the fake recorded), the client
+sends it, the app reads it (``get_website_uuid()``), a visitor keeps one id per
+website, and a bad ``websites`` option stops the start-up naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from hr_middleware import RequestFacts, Settings, asgi, get_website_uuid, wsgi
+from hr_middleware._core.log import WEBSITE_ANSWER_INVALID, WEBSITE_HOOK_FAILED
+from hr_middleware.testing import FakeHelloRetail
+from hr_middleware.testing._server import DEFAULT_WEBSITE_UUID
+
+from .drivers import PAGE, Result, plain_wsgi_app, starlette_app
+
+DK = "00000000-0000-4000-8000-0000000000d1"
+SE = "00000000-0000-4000-8000-0000000000d2"
+SDK, SERVER = "hello_retail_id", "helloRetailTrackingUserId"
+
+
+def page_on(host: str) -> dict[str, str]:
+    """A browser's page navigation to *host*."""
+    return {**PAGE, "Host": host}
+
+
+def minted_for(fake: FakeHelloRetail) -> list[str]:
+    """The websiteUuid of every mint the fake received, in order."""
+    return [request.json["websiteUuid"] for request in fake.mint_requests()]
+
+
+def jar(result: Result) -> dict[str, str]:
+    """The cookies a browser keeps from *result*."""
+    return {name: cookie.value for name, cookie in result.set_cookies.items() if not cookie.deleted}
+
+
+def test_two_hosts_are_two_websites(adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any) -> None:
+    driver = make_driver(adapter, websites={"shop.dk": DK, "Shop.SE": SE})
+
+    dk = driver.get("/", headers=page_on("shop.dk"))
+    se = driver.get("/", headers=page_on("shop.se:8443"))  # the port is not part of the host
+    other = driver.get("/", headers=page_on("shop.test"))  # named by no key: the default website
+
+    assert minted_for(fake_hello_retail) == [DK, SE, DEFAULT_WEBSITE_UUID]
+    assert [r.app_id for r in (dk, se, other)] == fake_hello_retail.minted
+    for result in (dk, se, other):
+        # Host-only: each host keeps its own cookies, and so its own id.
+        assert "domain" not in result.set_cookies[SDK].attributes
+        assert "domain" not in result.set_cookies[SERVER].attributes
+
+
+def test_a_visitor_of_two_websites_keeps_two_ids(
+    adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any
+) -> None:
+    driver = make_driver(adapter, websites={"shop.dk": DK, "shop.se": SE})
+    jars: dict[str, dict[str, str]] = {}
+    seen: dict[str, list[str | None]] = {"shop.dk": [], "shop.se": []}
+
+    for host in ("shop.dk", "shop.se", "shop.dk", "shop.se", "shop.dk"):
+        result = driver.get("/", headers=page_on(host), cookies=jars.get(host))
+        jars.setdefault(host, jar(result))  # the browser keeps each host's cookies apart
+        seen[host].append(result.app_id)
+
+    assert minted_for(fake_hello_retail) == [DK, SE]
+    dk_id, se_id = fake_hello_retail.minted
+    assert seen == {"shop.dk": [dk_id] * 3, "shop.se": [se_id] * 2}
+
+
+def test_path_prefixes_keep_each_website_under_its_prefix(
+    adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any
+) -> None:
+    """Path websites on one host: each website's cookies have its prefix as Path, so a
+    browser sends the /dk id only under /dk. (The test apps answer 404 to these paths
+    but for the plain WSGI one: the middleware serves the page all the same.)"""
+    driver = make_driver(adapter, websites={"/dk/": DK, "/se": SE, "*": None})
+
+    dk = driver.get("/dk/")
+    se = driver.get("/se/shoes")
+    outside = driver.get("/")
+    again = driver.get("/dk/cart", cookies=jar(dk))
+
+    assert minted_for(fake_hello_retail) == [DK, SE]
+    for result, path in ((dk, "/dk"), (se, "/se")):
+        assert result.set_cookies[SDK].attributes["path"] == path
+        assert result.set_cookies[SERVER].attributes["path"] == path
+    assert outside.seen == {"id": None, "native": None, "origin": None, "reason": "no_website"}
+    assert outside.set_cookies == {}
+    assert again.set_cookies == {}  # the returning visitor of /dk: no mint, nothing to write
+
+
+def test_a_callable_chooses_and_its_bad_answers_are_logged_without_a_mint(
+    adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any, hr_log: pytest.LogCaptureFixture
+) -> None:
+    def by_host(request: RequestFacts) -> str | None:
+        host = request.host.partition(":")[0]
+        if host == "boom.test":
+            raise RuntimeError("the shop's bug")
+        return {"shop.dk": DK.upper(), "bad.test": "shop-se", "none.test": None}.get(host, SE)
+
+    driver = make_driver(adapter, websites=by_host)
+
+    reasons = {host: driver.get("/", headers=page_on(host)).seen["reason"] for host in ("shop.dk", "shop.se")}
+    refused = {host: driver.get("/", headers=page_on(host)).seen for host in ("boom.test", "bad.test", "none.test")}
+
+    assert reasons == {"shop.dk": None, "shop.se": None}
+    assert minted_for(fake_hello_retail) == [DK, SE]  # an upper-case answer is the same website
+    for seen in refused.values():
+        assert seen == {"id": None, "native": None, "origin": None, "reason": "no_website"}
+    errors = [r for r in hr_log.records if r.levelno == logging.ERROR]
+    assert [r.msg for r in errors] == [WEBSITE_HOOK_FAILED, WEBSITE_ANSWER_INVALID]
+    assert errors[0].exc_info is not None
+    assert errors[1].getMessage() == WEBSITE_ANSWER_INVALID % ("'shop-se'",)
+
+
+def test_the_client_and_the_app_use_the_requests_website(
+    adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any
+) -> None:
+    """``/website`` sends a pageview with a client made for another website: the
+    request's website wins (an explicit ``websiteUuid=`` would win over both)."""
+    driver = make_driver(adapter, websites={"shop.dk": DK, "shop.se": SE})
+    path = "/website?api=" + quote(fake_hello_retail.url, safe="")
+
+    seen = [driver.get(path, headers=page_on(host)).seen for host in ("shop.dk", "shop.se", "shop.test")]
+
+    assert seen == [{"website": DK}, {"website": SE}, {"website": DEFAULT_WEBSITE_UUID}]
+    pageviews = fake_hello_retail.api_requests("/serve/collect/pageview")
+    assert [r.json["websiteUuid"] for r in pageviews] == [DK, SE, DEFAULT_WEBSITE_UUID]
+    assert minted_for(fake_hello_retail) == [DK, SE, DEFAULT_WEBSITE_UUID]
+
+
+def test_outside_a_request_there_is_no_website() -> None:
+    assert get_website_uuid() is None
+
+
+# -- refused at start-up -------------------------------------------------------------------------
+
+#: (websites, what the refusal says after naming the option: ``websites`` or Django's ``HELLO_RETAIL['WEBSITES']``).
+BAD_WEBSITES = [
+    pytest.param({"shop.dk": "not-a-uuid"}, "'not-a-uuid' is not a UUID", id="bad-uuid"),
+    pytest.param({"https://shop.dk": DK}, "'https://shop.dk' is neither a host name", id="url"),
+    pytest.param({"shop.dk:8000": DK}, "'shop.dk:8000' is neither a host name", id="port"),
+    pytest.param({"shop.dk": DK, "/se/": SE}, "either by host or by path prefix, not both", id="mixed"),
+    pytest.param({"/dk/": DK}, "with path prefixes, the pages outside them cannot have a website", id="path-default"),
+    pytest.param({"/dk/": DK, "/dk": SE, "*": None}, "the path prefix '/dk' is named twice", id="twice"),
+    pytest.param({}, "empty;", id="empty"),
+    pytest.param(["shop.dk"], "expected a mapping of hosts or path prefixes", id="list"),
+]
+
+
+def start(adapter: str, **options: Any) -> Any:
+    """Start *adapter*'s middleware with *options* (and a valid website_uuid), as a shop does."""
+    config = {"website_uuid": DEFAULT_WEBSITE_UUID, **options}
+    if adapter == "wsgi":
+        return wsgi.TrackingUserMiddleware(plain_wsgi_app, **config)
+    if adapter == "asgi":
+        return asgi.TrackingUserMiddleware(starlette_app(), **config)
+    if adapter == "fastapi":
+        from fastapi import FastAPI
+
+        app = FastAPI()
+        app.add_middleware(asgi.TrackingUserMiddleware, **config)
+        return app.build_middleware_stack()
+    if adapter == "flask":
+        from flask import Flask
+
+        from hr_middleware.flask import HelloRetail
+
+        flask_app = Flask("websites")
+        flask_app.config.update({"HELLO_RETAIL_" + name.upper(): value for name, value in config.items()})
+        return HelloRetail(flask_app)
+    from django.test import Client, override_settings
+
+    from .django_site import configure
+
+    configure()
+    urls = "tests.django_site.async_urls" if adapter == "django_async" else "tests.django_site.urls"
+    with override_settings(HELLO_RETAIL={k.upper(): v for k, v in config.items()}, ROOT_URLCONF=urls):
+        if adapter == "django_async":
+            from django.core.handlers.asgi import ASGIHandler
+
+            return ASGIHandler()
+        Client().handler.load_middleware()
+        return None
+
+
+@pytest.mark.parametrize(("websites", "message"), BAD_WEBSITES)
+def test_a_bad_websites_option_is_refused_at_start_naming_it(adapter: str, websites: Any, message: str) -> None:
+    with pytest.raises(Exception) as refused:  # ValueError, TypeError, or Django's ImproperlyConfigured
+        start(adapter, websites=websites)
+
+    said = str(refused.value)
+    assert message in said
+    assert said.startswith("websites") or "HELLO_RETAIL['WEBSITES']" in said
+
+
+def test_a_shared_domain_over_two_websites_is_refused() -> None:
+    """One cookie for dk.shop.example and se.shop.example would be one id for two websites."""
+    with pytest.raises(ValueError, match=r"domain: '.shop.example' would share one cookie, and so one id"):
+        Settings(
+            website_uuid=DEFAULT_WEBSITE_UUID,
+            websites={"dk.shop.example": DK, "se.shop.example": SE},
+            domain=".shop.example",
+        )
+    # One website on two hosts under the domain is what the domain option is for.
+    shared = {"shop.example": DK, "www.shop.example": DK, "shop.se": SE}
+    assert Settings(website_uuid=DK, websites=shared, domain="shop.example").domain == "shop.example"

@@ -211,3 +211,123 @@ def test_a_shared_domain_over_two_websites_is_refused() -> None:
     # One website on two hosts under the domain is what the domain option is for.
     shared = {"shop.example": DK, "www.shop.example": DK, "shop.se": SE}
     assert Settings(website_uuid=DK, websites=shared, domain="shop.example").domain == "shop.example"
+
+
+# -- the choice itself (the core, no adapter) ------------------------------------------------------
+
+
+class Facts(RequestFacts):
+    """Request facts with only a host and a path."""
+
+    __slots__ = ("_host", "_path")
+
+    def __init__(self, host: str = "shop.test", path: str = "/") -> None:
+        super().__init__("")
+        self._host, self._path = host, path
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        pytest.param("shop.dk", DK, id="exact"),
+        pytest.param("SHOP.DK:443", DK, id="case-and-port"),
+        pytest.param("shop.dk.", DK, id="final-dot"),
+        pytest.param("www.shop.dk", DEFAULT_WEBSITE_UUID, id="a-subdomain-is-another-host"),
+        pytest.param("[::1]:8000", SE, id="ipv6"),
+        pytest.param("", DEFAULT_WEBSITE_UUID, id="no-host"),
+    ],
+)
+def test_hosts_are_compared_as_browsers_name_them(host: str, expected: str) -> None:
+    settings = Settings(website_uuid=DEFAULT_WEBSITE_UUID, websites={"shop.dk": DK, "[::1]": SE})
+    assert settings.website_choice.choose(Facts(host=host))[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "expected", "cookie_path"),
+    [
+        pytest.param("/dk", DK, "/dk", id="the-prefix-itself"),
+        pytest.param("/dk/shoes", DK, "/dk", id="under-it"),
+        pytest.param("/dk/b2b/order", SE, "/dk/b2b", id="the-longest-wins"),
+        pytest.param("/dkk", None, None, id="not-a-segment-boundary"),
+        pytest.param("/", None, None, id="outside"),
+    ],
+)
+def test_path_prefixes_name_whole_segments(path: str, expected: str | None, cookie_path: str | None) -> None:
+    settings = Settings(website_uuid=DEFAULT_WEBSITE_UUID, websites={"/dk/": DK, "/dk/b2b/": SE, "*": None})
+    choice = settings.website_choice
+    assert choice.choose(Facts(path=path))[0] == expected
+    assert choice.cookie_path(Facts(path=path)) == cookie_path
+
+
+def test_one_website_is_never_chosen_per_request() -> None:
+    """Without ``websites`` (or with a mapping that can only say the default) the policy asks nothing."""
+    for settings in (
+        Settings(website_uuid=DK),
+        Settings(website_uuid=DK, websites={"*": DK.upper()}),
+    ):
+        assert not settings.website_choice.several
+        assert settings.website_choice.uuids() == {DK}
+
+
+# -- consent, prefetch, Django sites --------------------------------------------------------------------
+
+
+def test_grant_mints_for_the_requests_website_or_not_at_all(
+    adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any
+) -> None:
+    """A visitor who had declined consents on this page: the mint it is now due is its website's."""
+    driver = make_driver(adapter, websites={"shop.dk": DK, "*": None}, consent=lambda request: False)
+
+    on_dk = driver.get("/grant", headers=page_on("shop.dk"))
+    elsewhere = driver.get("/grant", headers=page_on("shop.test"))
+
+    assert minted_for(fake_hello_retail) == [DK]
+    assert on_dk.seen["origin"] == "minted"
+    # (The environ's and request.state's copies of the id were set before the grant: "native" is left out.)
+    assert [elsewhere.seen[key] for key in ("id", "origin", "reason")] == [None, None, "no_website"]
+
+
+def test_the_prefetch_pool_serves_the_default_website_and_others_mint_inline(
+    make_driver: Callable[..., Any], fake_hello_retail: Any
+) -> None:
+    driver = make_driver("wsgi", prefetch=1, websites={"shop.se": SE})
+    minter = driver.middleware._minter
+    se = driver.get("/", headers=page_on("shop.se"))
+    assert not minter.refilling  # another website's first visit starts no refill of the default's pool
+    default = driver.get("/", headers=page_on("shop.test"))
+    assert fake_hello_retail.wait_for_requests(3), "the refill's mint did not arrive"
+    minter.close()
+
+    assert minted_for(fake_hello_retail) == [SE, DEFAULT_WEBSITE_UUID, DEFAULT_WEBSITE_UUID]
+    assert se.app_id == fake_hello_retail.minted[0]
+    assert default.app_id == fake_hello_retail.minted[1]
+
+
+def website_of_site(request: RequestFacts) -> str | None:
+    """docs/websites.md's recipe: the current Django Site's website (by its domain)."""
+    from django.contrib.sites.shortcuts import get_current_site
+
+    return {"shop.dk": DK, "shop.se": SE}.get(get_current_site(request.native).domain)
+
+
+@pytest.mark.parametrize("adapter", ["django", "django_async"])
+def test_django_sites_choose_the_website(adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any) -> None:
+    """Without the sites app installed ``get_current_site`` is a ``RequestSite`` of the request's host;
+    with it, the ``Site`` of that host (no ``SITE_ID``): the recipe reads its domain either way."""
+    from hr_middleware.django import read_settings
+
+    driver = make_driver(adapter, websites=website_of_site)
+    seen = [driver.get("/", headers=page_on(host)).seen for host in ("shop.dk", "shop.se", "shop.test")]
+    dotted = read_settings({"WEBSITE_UUID": DK, "WEBSITES": "tests.test_websites.website_of_site"})
+
+    assert minted_for(fake_hello_retail) == [DK, SE]
+    assert [s["reason"] for s in seen] == [None, None, "no_website"]
+    assert dotted.websites is website_of_site

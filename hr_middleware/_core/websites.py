@@ -14,6 +14,7 @@ to log, and no website).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -56,6 +57,17 @@ def canonical_uuid(option: str, value: object) -> str:
     if canonical in _PLACEHOLDER_UUIDS:
         raise ValueError(f"{option}: {value!r} is a placeholder; use your shop's website UUID from Hello Retail")
     return canonical
+
+
+def _is_ipv6_literal(host: str) -> bool:
+    """``[::1]``: an IPv6 address as a Host header writes it."""
+    if not (host.startswith("[") and host.endswith("]")):
+        return False
+    try:
+        ipaddress.IPv6Address(host[1:-1])
+    except ValueError:
+        return False
+    return True
 
 
 def host_of(authority: str) -> str:
@@ -121,7 +133,7 @@ class WebsiteChoice:
                 prefixes[prefix] = uuid
             else:
                 host = host_of(key)
-                if host != key.lower().rstrip(".") or not _HOST_RE.fullmatch(host):
+                if host != key.lower().rstrip(".") or not (_HOST_RE.fullmatch(host) or _is_ipv6_literal(host)):
                     raise ValueError(
                         f"websites: {key[:60]!r} is neither a host name such as 'shop.dk' (no port, no scheme) "
                         "nor a path prefix such as '/dk/'"

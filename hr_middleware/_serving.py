@@ -179,9 +179,11 @@ class Visit:
         if self._website is _UNKNOWN:
             if self.engine is None:
                 return None
-            website_uuid, note = self.engine.policy.website(self.request)
-            if note is not None:
-                _log((note,))
+            website_uuid = None
+            with fail_open:  # asked from the app's code (the client, the script): never raises there
+                website_uuid, note = self.engine.policy.website(self.request)
+                if note is not None:
+                    _log((note,))
             self._website = website_uuid
         return self._website  # type: ignore[no-any-return]
 

@@ -8,7 +8,7 @@ website, and a bad ``websites`` option stops the start-up naming it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +24,14 @@ from .drivers import PAGE, Result, plain_wsgi_app, starlette_app
 DK = "00000000-0000-4000-8000-0000000000d1"
 SE = "00000000-0000-4000-8000-0000000000d2"
 SDK, SERVER = "hello_retail_id", "helloRetailTrackingUserId"
+
+
+@pytest.fixture
+def fake_hello_retail() -> Iterator[FakeHelloRetail]:
+    """A fake Hello Retail that knows the websites these tests use (Hello Retail refuses
+    a websiteUuid it does not know), in memory; ``make_driver`` points at it."""
+    with FakeHelloRetail(in_memory=True, website_uuids=[DEFAULT_WEBSITE_UUID, DK, SE]) as fake:
+        yield fake
 
 
 def page_on(host: str) -> dict[str, str]:

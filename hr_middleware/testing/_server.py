@@ -6,7 +6,7 @@ import itertools
 import secrets
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hr_middleware._core.settings import Settings
@@ -70,9 +70,12 @@ class FakeHelloRetail:
         port: int = 0,
         website_uuid: str = DEFAULT_WEBSITE_UUID,
         in_memory: bool = False,
+        website_uuids: Iterable[str] | None = None,
     ) -> None:
         self.host = host
         self.website_uuid = website_uuid
+        #: The websites it knows (a shop with several: the ``websites`` option); its own by default.
+        self.website_uuids = frozenset(website_uuids or (website_uuid,))
         #: Answered in memory, in this process, without a socket (see the class docstring).
         self.in_memory = in_memory
         self._memory_url = f"http://hello-retail-{next(_numbers)}.invalid"

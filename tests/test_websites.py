@@ -64,6 +64,22 @@ def test_two_hosts_are_two_websites(adapter: str, make_driver: Callable[..., Any
         assert "domain" not in result.set_cookies[SERVER].attributes
 
 
+def test_a_shared_domain_applies_to_its_own_hosts_only(
+    adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any
+) -> None:
+    """``shop.dk`` and ``www.shop.dk`` share an id through ``domain``; ``shop.se`` keeps host-only
+    cookies (a ``Domain=shop.dk`` cookie set on shop.se would be dropped, and every page would mint)."""
+    driver = make_driver(adapter, websites={"shop.dk": DK, "www.shop.dk": DK, "shop.se": SE}, domain="shop.dk")
+
+    www = driver.get("/", headers=page_on("www.shop.dk"))
+    se = driver.get("/", headers=page_on("shop.se"))
+
+    assert www.set_cookies[SDK].attributes["domain"] == "shop.dk"
+    assert "domain" not in se.set_cookies[SDK].attributes
+    assert "domain" not in se.set_cookies[SERVER].attributes
+    assert minted_for(fake_hello_retail) == [DK, SE]
+
+
 def test_a_visitor_of_two_websites_keeps_two_ids(
     adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any
 ) -> None:

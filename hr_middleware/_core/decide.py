@@ -221,7 +221,7 @@ class TrackingPolicy:
             request.is_secure if settings.secure == "auto" else settings.secure,
             settings.max_age,
             settings.website_choice.cookie_path(request) or settings.path,
-            settings.domain,
+            settings.website_choice.cookie_domain(request, settings.domain),
             settings.httponly,
             settings.samesite,
         )

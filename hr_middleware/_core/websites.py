@@ -204,6 +204,15 @@ class WebsiteChoice:
         """
         return self.prefix_of(request.path) if self.prefixes else None
 
+    def cookie_domain(self, request: RequestFacts, domain: str | None) -> str | None:
+        """The cookie ``Domain`` on *request*: the ``domain`` option, but when websites are chosen by
+        host, only on a host under it (a browser drops a cookie whose Domain is not the host's: on
+        ``shop.se`` a ``Domain=shop.dk`` cookie would be lost, and every page there would mint again)."""
+        if domain is None or not self.hosts:
+            return domain
+        host, under = host_of(request.host), domain.lstrip(".").lower()
+        return domain if host == under or host.endswith("." + under) else None
+
     def _ask(self, request: RequestFacts) -> tuple[str | None, Note | None]:
         assert self.hook is not None
         try:

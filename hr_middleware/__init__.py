@@ -15,7 +15,7 @@ from ._core.ids import OPT_OUT_ID, is_valid_id
 from ._core.settings import Settings
 from ._core.visit import NoIdReason, Origin
 from ._hello_retail.errors import APIError, HelloRetailError, InvalidResponseError, RequestTimeoutError, TransportError
-from ._serving import TrackingUser, get_tracking_user, get_tracking_user_id
+from ._serving import TrackingUser, get_tracking_user, get_tracking_user_id, get_website_uuid
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,7 @@ __all__ = [
     "TransportError",
     "get_tracking_user",
     "get_tracking_user_id",
+    "get_website_uuid",
     "is_bot",
     "is_page_navigation",
     "is_valid_id",

@@ -57,12 +57,16 @@ __all__ = [
     "fail_open",
     "get_tracking_user",
     "get_tracking_user_id",
+    "get_website_uuid",
     "grant",
     "in_visit",
     "leave",
     "patched",
     "revoke",
 ]
+
+#: A visit's website before anyone asked for it.
+_UNKNOWN: Any = object()
 
 N = TypeVar("N")
 V = TypeVar("V", bound="Visit")
@@ -118,6 +122,9 @@ class Visit:
 
     #: True once a mint was attempted for this request (never two).
     minted = False
+    #: The request's website UUID once known (:attr:`website_uuid`); unknown until asked,
+    #: so the usual returning visitor never pays for it.
+    _website: Any = _UNKNOWN
     #: The event loop of an async adapter, for a ``grant()`` from a worker thread.
     loop: asyncio.AbstractEventLoop | None = None
     #: The customer the shop named in this request (``hr_middleware.customers.link_customer``).
@@ -170,6 +177,21 @@ class Visit:
             self._request = self.engine.make_facts(self.native)
         return self._request
 
+    @property
+    def website_uuid(self) -> str | None:
+        """The request's Hello Retail website UUID (None: the ``websites`` option names none),
+        chosen by the core when first asked (a mint asks at once)."""
+        if self._website is _UNKNOWN:
+            if self.engine is None:
+                return None
+            website_uuid = None
+            with fail_open:  # asked from the app's code (the client, the script): never raises there
+                website_uuid, note = self.engine.policy.website(self.request)
+                if note is not None:
+                    _log((note,))
+            self._website = website_uuid
+        return self._website  # type: ignore[no-any-return]
+
     def apply(self, decision: Decision) -> None:
         """Take *decision* (a later one: a mint's outcome, a consent change): its id,
         origin and reason; its cookies replace any of the same name."""
@@ -177,6 +199,8 @@ class Visit:
         self.origin = decision.origin
         self.reason = decision.reason
         self.must_mint = decision.mint
+        if decision.website_uuid is not None:
+            self._website = decision.website_uuid
         if decision.cookies:
             self.cookies = {**self.cookies, **{cookie.name: cookie for cookie in decision.cookies}}
 
@@ -262,6 +286,8 @@ class Engine(Generic[N, V]):
                 decision.mint,
             )
             visit._request = request
+            if decision.website_uuid is not None:
+                visit._website = decision.website_uuid
         except Exception:
             fail_open.caught()
             return self._visit.failed(native)
@@ -271,7 +297,7 @@ class Engine(Generic[N, V]):
                 # returning visitor needs none: it keeps its id.)
                 visit.loop = asyncio.get_running_loop()
             elif visit.must_mint and self.minter is not None:
-                self._adopt(visit, self.minter.mint())
+                self._adopt(visit, self.minter.mint(visit.website_uuid))
             return visit
         return self._visit.failed(native)
 
@@ -284,7 +310,7 @@ class Engine(Generic[N, V]):
         (docs/performance.md).
         """
         with fail_open:
-            self._adopt(visit, await self._mint_awaiting())
+            self._adopt(visit, await self._mint_awaiting(visit))
             return visit
         return self._visit.failed(visit.native)
 
@@ -295,7 +321,7 @@ class Engine(Generic[N, V]):
 
     def _mint_blocking(self, visit: Visit) -> str | None:
         if self.minter is not None:
-            return self.minter.mint()
+            return self.minter.mint(visit.website_uuid)
         assert self.aminter is not None
         # A sync endpoint of an async app (Starlette's threadpool, Django's
         # sync_to_async): mint on the request's event loop and wait for it here.
@@ -306,13 +332,13 @@ class Engine(Generic[N, V]):
             running = None
         if loop is None or running is loop:
             raise RuntimeError("grant() would block the event loop here: use `await agrant()` in async code")
-        return asyncio.run_coroutine_threadsafe(self.aminter.amint(), loop).result()
+        return asyncio.run_coroutine_threadsafe(self.aminter.amint(visit.website_uuid), loop).result()
 
-    async def _mint_awaiting(self) -> str | None:
+    async def _mint_awaiting(self, visit: Visit) -> str | None:
         if self.aminter is not None:
-            return await self.aminter.amint()
+            return await self.aminter.amint(visit.website_uuid)
         assert self.minter is not None
-        return await asyncio.to_thread(self.minter.mint)
+        return await asyncio.to_thread(self.minter.mint, visit.website_uuid)
 
     def close(self) -> None:
         """Stop the prefetch thread (if any) and close the connections to Hello Retail.
@@ -459,6 +485,19 @@ def get_tracking_user_id() -> str | None:
     return None if visit is None else visit.read_id()
 
 
+def get_website_uuid() -> str | None:
+    """The current request's Hello Retail website UUID: what its mint used and what
+    :mod:`hr_middleware.client` and the page's script send as ``websiteUuid``.
+
+    ``website_uuid``, or with the ``websites`` option the website of the request's
+    host or path (docs/websites.md); None outside a request and for a request of
+    no website. Reading it does not mark the response ``Vary: Cookie``: the
+    website follows the URL, not the visitor.
+    """
+    visit = _current.get()
+    return None if visit is None else visit.website_uuid
+
+
 def get_tracking_user() -> TrackingUser:
     """The current visitor's id, its origin, and the reason when there is no id.
 
@@ -487,6 +526,8 @@ def grant() -> str | None:
     """Consent given: keep or mint the id (blocking) and write the cookies. See :func:`hr_middleware.consent.grant`."""
     visit, engine, request = _served()
     decision = engine.policy.grant(request, visit.tracking_user_id, visit.origin, visit.reason, visit.minted)
+    if decision.notes:
+        _log(decision.notes)
     visit.apply(decision)
     visit.consent_now = True
     if decision.mint:
@@ -498,10 +539,12 @@ async def agrant() -> str | None:
     """:func:`grant` for async code; never blocks the event loop."""
     visit, engine, request = _served()
     decision = engine.policy.grant(request, visit.tracking_user_id, visit.origin, visit.reason, visit.minted)
+    if decision.notes:
+        _log(decision.notes)
     visit.apply(decision)
     visit.consent_now = True
     if decision.mint:
-        engine._adopt(visit, await engine._mint_awaiting())
+        engine._adopt(visit, await engine._mint_awaiting(visit))
     return visit.tracking_user_id
 
 

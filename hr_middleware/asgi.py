@@ -113,6 +113,14 @@ class ASGIRequestFacts(RequestFacts):
         return self.scheme in ("https", "wss")
 
     @property
+    def host(self) -> str:
+        host = self.headers.get("host")
+        if host:
+            return host
+        server = self.scope.get("server")  # (host, port), or None
+        return str(server[0]) if server else ""
+
+    @property
     def headers(self) -> ScopeHeaders:
         if self._headers is None:
             self._headers = ScopeHeaders(self.scope.get("headers", ()))

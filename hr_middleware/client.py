@@ -51,7 +51,7 @@ from ._core.settings import DEFAULT_API_URL, Settings
 from ._hello_retail import endpoints
 from ._hello_retail.errors import APIError, HelloRetailError, InvalidResponseError, TransportError
 from ._hello_retail.transport import Answer, AsyncTransport, SyncTransport
-from ._serving import get_tracking_user_id
+from ._serving import get_tracking_user_id, get_website_uuid
 
 __all__ = [
     "AsyncHelloRetailClient",
@@ -761,7 +761,9 @@ class _Client(Generic[_R, _T]):
         if self.closed:
             raise RuntimeError(f"{type(self).__name__} is closed")
         tag = self.api_log_tag if api_log_tag is None else _checked_tag(api_log_tag)
-        body = build_body(endpoint, fields, website_uuid=self.website_uuid, tracking_user_id=tracking_user_id)
+        # Inside a request, the request's website (docs/websites.md); else the client's own.
+        website_uuid = get_website_uuid() or self.website_uuid
+        body = build_body(endpoint, fields, website_uuid=website_uuid, tracking_user_id=tracking_user_id)
         url = self.api_url + endpoint.path + path
         query = {} if tag is None else {"apiLogTag": tag}
         secret = None

@@ -57,7 +57,10 @@ class _Call:
         self.url = settings.api_url + endpoints.CUSTOMER_LINK
         fields = {"id": customer}
         body = build_body(
-            CUSTOMER_LINK, fields, website_uuid=settings.website_uuid, tracking_user_id=visit.tracking_user_id
+            CUSTOMER_LINK,
+            fields,
+            website_uuid=visit.website_uuid or settings.website_uuid,  # the request's website
+            tracking_user_id=visit.tracking_user_id,
         )
         self.body = json.dumps(body).encode()
         self.timeout = settings.timeout

@@ -66,7 +66,10 @@ def hello_retail_script(
             if tracking is not ScriptTracking.NOT_ASKED or customer is not None:
                 # What the page says now depends on the visitor: no shared cache may store it.
                 visit.read_id()
-            commands = hrq_commands(settings.website_uuid, tracking, customer)
+            website_uuid = visit.website_uuid  # the request's website (docs/websites.md)
+            if website_uuid is None:
+                return _not_rendered(NoIdReason.NO_WEBSITE.explanation)
+            commands = hrq_commands(website_uuid, tracking, customer)
             source = settings.script_url if src is None else str(src)
             return Markup(script_html(commands, src=source, nonce=None if nonce is None else str(nonce)))
     return _not_rendered(NoIdReason.INTERNAL_ERROR.explanation)

@@ -65,6 +65,11 @@ class WSGIRequestFacts(RequestFacts):
         return self.environ.get("wsgi.url_scheme", "http")  # type: ignore[no-any-return]
 
     @property
+    def host(self) -> str:
+        # PEP 3333: HTTP_HOST when the client sent one, else SERVER_NAME.
+        return self.environ.get("HTTP_HOST") or self.environ.get("SERVER_NAME", "")  # type: ignore[no-any-return]
+
+    @property
     def headers(self) -> Mapping[str, str]:
         return EnvironHeaders(self.environ)  # type: ignore[return-value]
 

@@ -12,6 +12,8 @@ all of them:
 ``/revoke``      calls ``hr_middleware.consent.revoke()``, then answers like ``/``
 ``/login``       calls ``hr_middleware.customers.link_customer(?customer=)`` (``alink_customer`` where async),
                  then answers like ``/`` with ``"link"``: the outcome, ``"customer"``: ``current_customer_id()``
+``/website``     answers the request's website (``get_website_uuid()``) after sending a pageview with
+                 the downstream client (sync, or async where the app is) to the ``api`` of the query
 
 A driver's ``get`` returns a :class:`Result` whatever the adapter; ``get_at_once``
 sends several requests at the same time, as concurrent visitors do.
@@ -158,6 +160,31 @@ def seen_now(native_id: Any) -> dict[str, Any]:
     }
 
 
+#: The website UUID of the clients ``/website`` makes: the request's website must win over it.
+CLIENT_WEBSITE_UUID = "00000000-0000-4000-8000-00000000c11e"
+
+
+def website_seen(query: Mapping[str, str]) -> dict[str, Any]:
+    """``/website``: a pageview sent with the sync client (to ``query["api"]``), and the request's website."""
+    from hr_middleware.client import HelloRetailClient
+
+    with HelloRetailClient(website_uuid=CLIENT_WEBSITE_UUID, api_url=query["api"]) as client:
+        client.track_pageview("https://shop.test/website")
+    return {"website": hr_middleware.get_website_uuid()}
+
+
+async def awebsite_seen(query: Mapping[str, str]) -> dict[str, Any]:
+    """``/website`` of an async app: the same with the async client."""
+    from hr_middleware.client import AsyncHelloRetailClient
+
+    client = AsyncHelloRetailClient(website_uuid=CLIENT_WEBSITE_UUID, api_url=query["api"])
+    try:
+        await client.track_pageview("https://shop.test/website")
+    finally:
+        await client.aclose()
+    return {"website": hr_middleware.get_website_uuid()}
+
+
 def as_config(settings: Settings, prefix: str = "") -> dict[str, Any]:
     """*settings* as upper-case config keys: Flask's ``HELLO_RETAIL_*``, Django's ``HELLO_RETAIL``."""
     return {prefix + name.upper(): getattr(settings, name) for name in Settings.option_names()}
@@ -229,6 +256,10 @@ def plain_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) 
         consent.revoke()
     elif path == "/login":
         return _json(start_response, linked(customers.link_customer(query["customer"]), environ.get(ENVIRON_KEY)))
+    elif path == "/website":
+        body = json.dumps(website_seen(query)).encode()
+        start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+        return [body]
     body = json.dumps(seen_now(environ.get(ENVIRON_KEY, "missing"))).encode()
     start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
     return [body]
@@ -388,6 +419,10 @@ class FlaskDriver(WSGIDriver):
         def login() -> dict[str, Any]:
             return linked(customers.link_customer(request.args["customer"]), request.environ.get(ENVIRON_KEY))
 
+        @app.get("/website")
+        def website() -> dict[str, Any]:
+            return website_seen(request.args)
+
         @app.get("/headers")
         def with_headers() -> Response:
             response = app.json.response(seen_now(request.environ.get(ENVIRON_KEY, "missing")))
@@ -452,12 +487,17 @@ def login_sync_endpoint(request: Request) -> StarletteResponse:
     return JSONResponse(linked(customers.link_customer(request.query_params["customer"]), state_id(request)))
 
 
+async def website_endpoint(request: Request) -> StarletteResponse:
+    return JSONResponse(await awebsite_seen(request.query_params))
+
+
 ASGI_CONSENT_ROUTES = [
     Route("/grant", grant_endpoint, methods=["GET", "POST"]),
     Route("/grant-sync", grant_sync_endpoint, methods=["GET", "POST"]),
     Route("/revoke", revoke_endpoint, methods=["GET", "POST"]),
     Route("/login", login_endpoint, methods=["GET", "POST"]),
     Route("/login-sync", login_sync_endpoint, methods=["GET", "POST"]),
+    Route("/website", website_endpoint),
 ]
 
 

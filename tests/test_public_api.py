@@ -45,6 +45,7 @@ PUBLIC = {
         "TransportError",
         "get_tracking_user",
         "get_tracking_user_id",
+        "get_website_uuid",
         "is_bot",
         "is_page_navigation",
         "is_valid_id",

@@ -33,7 +33,15 @@ def _any_value(value: str) -> str:
 class TrackingPolicy:
     """The decisions for one :class:`Settings`: which id, whether to mint, which cookies to write."""
 
-    __slots__ = ("settings", "_server_key", "_sdk_key", "_asks_consent", "_trusts_sdk", "returning_shortcut")
+    __slots__ = (
+        "settings",
+        "_server_key",
+        "_sdk_key",
+        "_asks_consent",
+        "_trusts_sdk",
+        "_one_website",
+        "returning_shortcut",
+    )
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -41,6 +49,7 @@ class TrackingPolicy:
         self._sdk_key = settings.sdk_cookie_name + "="
         self._asks_consent = settings.consent is not None or settings.respect_gpc
         self._trusts_sdk = settings.trusts_sdk_cookie
+        self._one_website = not settings.website_choice.several
         #: Whether the usual returning visitor may be recognised before the request's facts
         #: are read (:mod:`~hr_middleware._core.returning`): no consent to ask, and no
         #: signature (the server cookie holds the bare id).
@@ -101,7 +110,7 @@ class TrackingPolicy:
         return find_cookie(header, self._server_key, signer.unsign) or (None, False)
 
     def _first_visit(self, request: RequestFacts, notes: tuple[Note, ...]) -> Decision:
-        """No id in the cookies: mint, or say why not."""
+        """No id in the cookies: mint (for the request's website), or say why not."""
         rule = self.settings.mint_when
         if rule is None:  # the default rule, which says why not: a bot, or not a page
             reason = not_a_page_navigation(request)
@@ -111,7 +120,25 @@ class TrackingPolicy:
             except Exception as exc:  # the shop's hook: the serving layer logs it
                 reason = NoIdReason.MINT_WHEN
                 notes += (Note(logging.ERROR, MINT_WHEN_FAILED, (), exc),)
-        return Decision(None, None, reason, (), reason is None, notes)
+        if reason is not None:
+            return Decision(None, None, reason, (), False, notes)
+        return self._mint_due(request, notes)
+
+    def _mint_due(self, request: RequestFacts, notes: tuple[Note, ...]) -> Decision:
+        """A mint for the request's website, or no id when it has none."""
+        website_uuid, note = self.website(request)
+        if note is not None:
+            notes += (note,)
+        if website_uuid is None:
+            return Decision(None, None, NoIdReason.NO_WEBSITE, (), False, notes)
+        return Decision(None, None, None, (), True, notes, website_uuid)
+
+    def website(self, request: RequestFacts) -> tuple[str | None, Note | None]:
+        """The Hello Retail website UUID of *request* (None: it has none), and what to log about it."""
+        choice = self.settings.website_choice
+        if self._one_website:
+            return choice.default, None
+        return choice.choose(request)
 
     def minted(self, request: RequestFacts, tracking_user_id: str | None) -> Decision:
         """The decision once the mint a decision asked for is done: the new id
@@ -168,7 +195,9 @@ class TrackingPolicy:
             tracking_user_id, origin, reason = decision.tracking_user_id, decision.origin, None
         if tracking_user_id is not None:
             return Decision(tracking_user_id, origin, None, self._both(request, tracking_user_id))
-        return Decision(None, None, reason or NoIdReason.UNREACHABLE, (), not tried_mint)
+        if tried_mint or reason is NoIdReason.NO_WEBSITE:
+            return Decision(None, None, reason or NoIdReason.UNREACHABLE)
+        return self._mint_due(request, ())
 
     def revoke(self, request: RequestFacts) -> Decision:
         """Consent withdrawn during the request: both cookies deleted, the opt-out id."""
@@ -197,8 +226,8 @@ class TrackingPolicy:
             value,
             request.is_secure if settings.secure == "auto" else settings.secure,
             settings.max_age,
-            settings.path,
-            settings.domain,
+            settings.website_choice.cookie_path(request) or settings.path,
+            settings.website_choice.cookie_domain(request, settings.domain),
             settings.httponly,
             settings.samesite,
         )

@@ -29,6 +29,9 @@ class RequestFacts:
             reader of cookies reads this.
         method: the HTTP method, upper case.
         path: the URL path, without query string.
+        host: the host the request was sent to (its ``Host`` header, else the
+            server's name), as sent: maybe with a port; read only when asked
+            (the ``websites`` option by host).
         scheme: ``"http"`` or ``"https"``.
         headers: a case-insensitive mapping of request headers.
         cookies: a mapping of the request's cookies (first value of each name).
@@ -61,6 +64,10 @@ class RequestFacts:
     @property
     def scheme(self) -> str:
         raise NotImplementedError
+
+    @property
+    def host(self) -> str:
+        return ""
 
     @property
     def headers(self) -> Mapping[str, str]:

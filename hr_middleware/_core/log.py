@@ -13,6 +13,9 @@ __all__ = [
     "MISCONFIGURED",
     "SCRIPT_CUSTOMER_IGNORED",
     "SCRIPT_NOT_RENDERED",
+    "WEBSITE_ANSWER_INVALID",
+    "WEBSITE_HOOK_FAILED",
+    "WEBSITE_NONE",
     "logger",
 ]
 
@@ -34,3 +37,9 @@ CONFIG_INVALID = "settings.HELLO_RETAIL is invalid (%s); serving requests withou
 SCRIPT_NOT_RENDERED = "hello_retail_script() rendered no script: %s"
 #: ``hello_retail_script(customer_id=...)`` got neither a string nor an integer (WARNING, once per type).
 SCRIPT_CUSTOMER_IGNORED = "hello_retail_script(): customer_id must be a string or an integer, got %s; no setCustomerId"
+#: A request with no Hello Retail website (DEBUG): the ``websites`` option names none for it; no mint.
+WEBSITE_NONE = "no Hello Retail website for this request (%s); not minting"
+#: The ``websites`` callable raised (ERROR, with the traceback); no website, no mint.
+WEBSITE_HOOK_FAILED = "websites callable raised; no Hello Retail website for this request, not minting"
+#: The ``websites`` callable answered something that is not a website UUID (ERROR); no website, no mint.
+WEBSITE_ANSWER_INVALID = "websites callable answered %s, not a website UUID; not minting for this request"

@@ -15,6 +15,7 @@ from .facts import RequestFacts
 from .ids import CookieSigner
 from .public_suffixes import is_public_suffix
 from .script import DEFAULT_SCRIPT_URL
+from .websites import WebsiteChoice, Websites, canonical_uuid
 
 __all__ = ["DEFAULT_API_URL", "MAX_COOKIE_AGE", "ONE_YEAR", "Settings"]
 
@@ -39,8 +40,6 @@ _MAX_DOMAIN_LENGTH = 253
 _API_HOST_RE = re.compile(
     r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?"
 )
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_PLACEHOLDER_UUIDS = frozenset(("00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"))
 
 MintWhen = Callable[[RequestFacts], bool]
 Consent = Callable[[RequestFacts], Union[bool, None]]
@@ -58,8 +57,12 @@ class Settings:
     ``settings.HELLO_RETAIL["<NAME>"]``. The README documents each one.
     """
 
-    #: The shop's Hello Retail website UUID (required).
+    #: The shop's Hello Retail website UUID (required); with ``websites``, the default website's.
     website_uuid: str
+    #: Several websites: a mapping of hosts (``{"shop.dk": uuid}``) or path prefixes
+    #: (``{"/dk/": uuid}``) to website UUIDs, or a callable of the request's facts
+    #: answering one; ``"*": None`` gives pages no key names no website (docs/websites.md).
+    websites: Websites | None = None
     #: Base URL of Hello Retail's API; point it at the fake server in tests.
     api_url: str = DEFAULT_API_URL
     #: Total time budget of one mint, in seconds (connect, send, wait, read).
@@ -112,6 +115,8 @@ class Settings:
     script_url: str = DEFAULT_SCRIPT_URL
 
     signer: CookieSigner | None = field(default=None, init=False, repr=False, compare=False)
+    #: The ``websites`` option, checked: which website a request is of.
+    website_choice: WebsiteChoice = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "website_uuid", _canonical_uuid(self.website_uuid))
@@ -160,6 +165,26 @@ class Settings:
                 raise ValueError("api_key: expected the shop's API key, a non-empty string without spaces")
         _check_script_url(self.script_url)
         object.__setattr__(self, "signer", self._make_signer())
+        object.__setattr__(self, "website_choice", WebsiteChoice(self.websites, self.website_uuid))
+        if self.domain is not None:
+            self._check_domain_per_website()
+
+    def _check_domain_per_website(self) -> None:
+        """Refuse a ``domain`` that would give two websites chosen by host one cookie (and so one id)."""
+        assert self.domain is not None
+        domain = self.domain.lstrip(".").lower()
+        under = {
+            host: uuid
+            for host, uuid in self.website_choice.hosts.items()
+            if host == domain or host.endswith("." + domain)
+        }
+        if len(set(under.values())) > 1:
+            first, second = sorted(under)[:2]
+            raise ValueError(
+                f"domain: {self.domain!r} would share one cookie, and so one id, between {first!r} and "
+                f"{second!r}, which websites gives different websites; leave domain unset (host-only "
+                "cookies keep an id per website) or give those hosts one website (docs/websites.md)"
+            )
 
     def _check_cookie_prefix(self, option: str, name: str) -> None:
         """Browsers drop a ``__Secure-`` or ``__Host-`` cookie (any case) set without
@@ -277,17 +302,7 @@ def _did_you_mean(name: str, known: Sequence[str]) -> str:
 
 def _canonical_uuid(value: object) -> str:
     """The website UUID in the form Hello Retail shows and expects: lower-case, dashed."""
-    _check_str("website_uuid", value)
-    assert isinstance(value, str)
-    if not _UUID_RE.fullmatch(value):
-        raise ValueError(
-            f"website_uuid: {value[:60]!r} is not a UUID in its usual form: 36 characters such as "
-            "'12345678-90ab-4cde-8f01-234567890abc' (copy it from Hello Retail's dashboard under Settings > Website)"
-        )
-    canonical = value.lower()
-    if canonical in _PLACEHOLDER_UUIDS:
-        raise ValueError(f"website_uuid: {value!r} is a placeholder; use your shop's website UUID from Hello Retail")
-    return canonical
+    return canonical_uuid("website_uuid", value)
 
 
 def _checked_api_url(value: object) -> str:

@@ -45,6 +45,8 @@ class NoIdReason(str, Enum):
     UNREACHABLE = "unreachable"
     #: The middleware could not serve this request (a failure or invalid options; logged).
     INTERNAL_ERROR = "internal_error"
+    #: The ``websites`` option names no Hello Retail website for this request's host or path.
+    NO_WEBSITE = "no_website"
 
     @property
     def explanation(self) -> str:
@@ -63,6 +65,7 @@ _EXPLANATIONS = {
     NoIdReason.WEBSOCKET: "a WebSocket handshake cannot carry a cookie, so it never mints",
     NoIdReason.UNREACHABLE: "Hello Retail could not be reached in time, failed, or answered garbage",
     NoIdReason.INTERNAL_ERROR: "the middleware could not serve this request (see the log)",
+    NoIdReason.NO_WEBSITE: "the websites option names no Hello Retail website for this request's host or path",
 }
 
 
@@ -105,3 +108,5 @@ class Decision(NamedTuple):
     mint: bool = False
     #: What to log about it (the core logs nothing: the serving layer does).
     notes: tuple[Note, ...] = ()
+    #: The website UUID to mint for, when a mint is due (the request's website).
+    website_uuid: str | None = None

@@ -44,9 +44,9 @@ MINT_HEADERS = {"Accept-Encoding": "identity"}
 MINT_MAX_BYTES = 4 * 1024
 
 
-def mint_body(settings: Settings) -> bytes:
-    """The JSON body of ``POST /serve/trackingUser``."""
-    return json.dumps({"websiteUuid": settings.website_uuid}).encode()
+def mint_body(settings: Settings, website_uuid: str | None = None) -> bytes:
+    """The JSON body of ``POST /serve/trackingUser``, for *website_uuid* (default: the settings')."""
+    return json.dumps({"websiteUuid": website_uuid or settings.website_uuid}).encode()
 
 
 def parse_mint_answer(answer: Answer) -> str:
@@ -175,7 +175,19 @@ class _MintCall:
         self.settings = settings
         self.url = settings.api_url + endpoints.MINT
         self.body = mint_body(settings)
+        # Each website's body, made once: those the options name, now; a callable's, when first asked
+        # (a callable's answers are checked UUIDs, so this grows no further than the shop's websites).
+        self._bodies = {uuid: mint_body(settings, uuid) for uuid in settings.website_choice.uuids()}
         self.breaker = breaker or CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown)
+
+    def body_for(self, website_uuid: str | None) -> bytes:
+        """The mint body for *website_uuid* (None: the default website)."""
+        if website_uuid is None:
+            return self.body
+        body = self._bodies.get(website_uuid)
+        if body is None:
+            body = self._bodies[website_uuid] = mint_body(self.settings, website_uuid)
+        return body
 
     def verdict(self, answer: Answer) -> str | None:
         """The new id from *answer*, or None after logging why not."""
@@ -214,13 +226,17 @@ class Minter(_MintCall):
         super().__init__(settings, breaker)
         self.transport = transport or SyncTransport()
 
-    def mint(self) -> str | None:
-        """A new id, or None (failure logged; breaker open)."""
+    def mint(self, website_uuid: str | None = None) -> str | None:
+        """A new id of *website_uuid* (None: the default website), or None (failure logged; breaker open)."""
         if not self.breaker.allow():
             return None
         try:
             answer = self.transport.post(
-                self.url, self.body, timeout=self.settings.timeout, headers=MINT_HEADERS, max_bytes=MINT_MAX_BYTES
+                self.url,
+                self.body_for(website_uuid),
+                timeout=self.settings.timeout,
+                headers=MINT_HEADERS,
+                max_bytes=MINT_MAX_BYTES,
             )
         except BaseException as exc:  # failed() passes a cancellation on
             self.failed(exc)
@@ -245,13 +261,17 @@ class AsyncMinter(_MintCall):
         super().__init__(settings, breaker)
         self.transport = transport or AsyncTransport(api_url=settings.api_url)
 
-    async def amint(self) -> str | None:
-        """A new id, or None (failure logged; breaker open)."""
+    async def amint(self, website_uuid: str | None = None) -> str | None:
+        """A new id of *website_uuid* (None: the default website), or None (failure logged; breaker open)."""
         if not self.breaker.allow():
             return None
         try:
             answer = await self.transport.post(
-                self.url, self.body, timeout=self.settings.timeout, headers=MINT_HEADERS, max_bytes=MINT_MAX_BYTES
+                self.url,
+                self.body_for(website_uuid),
+                timeout=self.settings.timeout,
+                headers=MINT_HEADERS,
+                max_bytes=MINT_MAX_BYTES,
             )
         except BaseException as exc:  # failed() passes a cancellation on
             self.failed(exc)

@@ -115,8 +115,11 @@ class PrefetchingMinter:
         self._refiller = PerProcess(_Refiller)
         self._closed = False
 
-    def mint(self) -> str | None:
-        """An id from the pool, or minted inline when it is empty."""
+    def mint(self, website_uuid: str | None = None) -> str | None:
+        """An id from the pool, or minted inline when it is empty. The pool holds ids of the
+        default website (``website_uuid``); another website's are minted inline."""
+        if website_uuid is not None and website_uuid != self.minter.settings.website_uuid:
+            return self.minter.mint(website_uuid)
         refiller = self._ensure_refilling()
         tracking_user_id = self.pool.take()
         refiller.wanted.set()
@@ -186,8 +189,11 @@ class AsyncPrefetchingMinter:
         self._refill_task = PerProcess(_RefillTask)
         self._closed = False
 
-    async def amint(self) -> str | None:
-        """An id from the pool, or minted inline when it is empty."""
+    async def amint(self, website_uuid: str | None = None) -> str | None:
+        """An id from the pool, or minted inline when it is empty. The pool holds ids of the
+        default website (``website_uuid``); another website's are minted inline."""
+        if website_uuid is not None and website_uuid != self.minter.settings.website_uuid:
+            return await self.minter.amint(website_uuid)
         wanted = self._ensure_refilling()
         tracking_user_id = self.pool.take()
         if wanted is not None:

@@ -16,12 +16,12 @@ __all__ = ["SETTING", "Generation", "import_callables", "read_settings"]
 #: The Django setting holding the options.
 SETTING = "HELLO_RETAIL"
 #: Options that may be given as a dotted path to a callable.
-_IMPORTABLE = ("MINT_WHEN", "CONSENT")
+_IMPORTABLE = ("MINT_WHEN", "CONSENT", "WEBSITES")
 _UNSET = object()
 
 
 def import_callables(config: Mapping[str, Any]) -> dict[str, Any]:
-    """*config* with dotted paths of ``MINT_WHEN`` / ``CONSENT`` imported (ImportError if not found)."""
+    """*config* with dotted paths of ``MINT_WHEN`` / ``CONSENT`` / ``WEBSITES`` imported (ImportError if not found)."""
     return {
         key: import_string(value) if key in _IMPORTABLE and isinstance(value, str) else value
         for key, value in config.items()
@@ -31,7 +31,7 @@ def import_callables(config: Mapping[str, Any]) -> dict[str, Any]:
 def read_settings(config: object = _UNSET) -> Settings:
     """The :class:`~hr_middleware.Settings` of ``settings.HELLO_RETAIL`` (or of *config*).
 
-    Dotted paths of ``MINT_WHEN`` / ``CONSENT`` are imported. Use it to build a
+    Dotted paths of ``MINT_WHEN`` / ``CONSENT`` / ``WEBSITES`` are imported. Use it to build a
     client with the middleware's options:
     ``HelloRetailClient.from_settings(read_settings())``. Raises ``ValueError``
     or ``TypeError`` (what ``manage.py check`` reports) when they are invalid.

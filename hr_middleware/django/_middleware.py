@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings as django_settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import FileResponse, HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
@@ -81,6 +81,15 @@ class DjangoRequestFacts(RequestFacts):
     def is_secure(self) -> bool:
         # Honours SECURE_PROXY_SSL_HEADER, like the rest of the Django project.
         return self.request.is_secure()
+
+    @property
+    def host(self) -> str:
+        # Django's reading (USE_X_FORWARDED_HOST), checked against ALLOWED_HOSTS: a host
+        # Django refuses names no website here.
+        try:
+            return self.request.get_host()
+        except DisallowedHost:
+            return ""
 
     @property
     def headers(self) -> Mapping[str, str]:

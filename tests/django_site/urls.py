@@ -19,6 +19,7 @@ ENDPOINTS = {
     "grant": "grant",
     "revoke": "revoke",
     "login": "login",
+    "website": "website",
 }
 
 

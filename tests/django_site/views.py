@@ -10,7 +10,7 @@ from django.views.decorators.cache import cache_page
 
 import hr_middleware
 from hr_middleware import consent, customers
-from tests.drivers import header_query, linked, seen_now
+from tests.drivers import awebsite_seen, header_query, linked, seen_now, website_seen
 
 
 def index(request: HttpRequest) -> HttpResponse:
@@ -52,6 +52,14 @@ def cookieless(request: HttpRequest) -> HttpResponse:
     response.headers["Cache-Control"] = "public, max-age=600"
     response.headers["CDN-Cache-Control"] = "max-age=600"
     return response
+
+
+def website(request: HttpRequest) -> HttpResponse:
+    return JsonResponse(website_seen(request.GET))
+
+
+async def awebsite(request: HttpRequest) -> HttpResponse:
+    return JsonResponse(await awebsite_seen(request.GET))
 
 
 def grant(request: HttpRequest) -> HttpResponse:

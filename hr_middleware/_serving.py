@@ -549,7 +549,8 @@ async def agrant() -> str | None:
 
 
 def revoke() -> str:
-    """Consent withdrawn: delete both id cookies; the id becomes :data:`~hr_middleware.OPT_OUT_ID`."""
+    """Consent withdrawn: delete both id cookies and the customer-link cookie; the id becomes
+    :data:`~hr_middleware.OPT_OUT_ID`."""
     visit, engine, request = _served()
     visit.apply(engine.policy.revoke(request))
     visit.consent_now = False

@@ -15,7 +15,7 @@ consent endpoint), act on it in the same request::
     from hr_middleware.consent import grant, revoke
 
     grant()      # mint now if needed and set the cookies (``await agrant()`` in async code)
-    revoke()     # delete both id cookies; the id becomes OPT_OUT_ID
+    revoke()     # delete both id cookies (and a customer link's); the id becomes OPT_OUT_ID
 """
 
 from __future__ import annotations
@@ -123,7 +123,8 @@ async def agrant() -> str | None:
 
 
 def revoke() -> str:
-    """The visitor withdrew consent: delete both id cookies on this response.
+    """The visitor withdrew consent: delete both id cookies on this response, and the
+    cookie that remembers a customer link (:mod:`hr_middleware.customers`).
 
     Returns :data:`~hr_middleware.OPT_OUT_ID`, which the rest of the request
     sees as its id. Hello Retail has no endpoint to forget an id; deleting the

@@ -26,6 +26,7 @@ import pytest
 import requests
 
 from hr_middleware import OPT_OUT_ID, is_valid_id
+from hr_middleware._hello_retail import endpoints
 from hr_middleware._hello_retail.errors import APIError
 from hr_middleware._hello_retail.mint import parse_mint_answer
 from hr_middleware._hello_retail.transport import Answer
@@ -48,7 +49,7 @@ def load(name: str) -> list[dict[str, Any]]:
     return cases
 
 
-ENDPOINTS = ("recoms", "search", "pages", "collect")
+ENDPOINTS = ("recoms", "search", "pages", "collect", "customers")
 CASES = [pytest.param(case, id=f"{name}:{case['name']}") for name in ENDPOINTS for case in load(name)]
 MINT_CASES = [pytest.param(case, id=f"mint:{case['name']}") for case in load("mint")]
 
@@ -65,6 +66,29 @@ def test_every_document_is_complete() -> None:
             assert isinstance(body["message"], str)
             assert "code" not in body or isinstance(body["code"], str)  # codes are strings
     assert len(CASES) >= 30
+
+
+def endpoint_paths() -> dict[str, str]:
+    """Every endpoint path :mod:`hr_middleware._hello_retail.endpoints` names, by its name there."""
+    return {name: value for name in endpoints.__all__ if isinstance(value := getattr(endpoints, name), str)}
+
+
+@pytest.mark.parametrize("name", sorted(endpoint_paths()))
+def test_every_endpoint_has_a_contract_case(name: str) -> None:
+    """An endpoint added to endpoints.py without a contract case fails here: the fake and the
+    client must both be held to what Hello Retail answers there."""
+    path = endpoint_paths()[name]
+    paths = [case["request"]["path"] for document in (*ENDPOINTS, "mint") for case in load(document)]
+    if path.endswith("/"):  # a prefix (pages): the key follows
+        assert any(p.startswith(path) and len(p) > len(path) for p in paths), f"{name}: no contract case under {path}"
+    else:
+        assert path in paths, f"{name}: no contract case for {path}"
+
+
+def test_the_endpoint_list_is_read_whole() -> None:
+    # The frozenset COLLECT groups paths already listed one by one; everything else is a path.
+    assert set(endpoints.__all__) - set(endpoint_paths()) == {"COLLECT"}
+    assert set(endpoint_paths().values()) >= endpoints.COLLECT
 
 
 @pytest.mark.parametrize("case", [*CASES, *MINT_CASES])
@@ -255,7 +279,8 @@ def client_call(client: HelloRetailClient, case: dict[str, Any]) -> Any:
     request = case["request"]
     body = dict(request["body"])
     path: str = request["path"]
-    identity = {"tracking_user_id": body.pop("trackingUserId", None)}
+    # The call's own api_log_tag= (the client is made without one): ?apiLogTag= on this call only.
+    identity = {"tracking_user_id": body.pop("trackingUserId", None), "api_log_tag": request["query"].get("apiLogTag")}
     if path == "/serve/recoms":
         return client.recommendations(body.pop("requests"), **identity, **body)
     if path == "/serve/search":
@@ -263,6 +288,11 @@ def client_call(client: HelloRetailClient, case: dict[str, Any]) -> Any:
     if path.startswith("/serve/pages/"):
         body.setdefault("format", "html")  # a contract request without format: ask for Hello Retail's default
         return client.page(unquote(path.rsplit("/", 1)[1]), body.pop("url", None), **identity, **body)  # type: ignore[arg-type]
+    if path == "/serve/collect/customerId":
+        return client.link_customer(body.pop("id"), **identity, **body)
+    if path == "/serve/customer/bias":
+        count = body.pop("numberOfValues", None)
+        return client.customer_bias(body.pop("fields"), number_of_values=count, **identity, **body)
     if path.endswith("/pageview"):
         return client.track_pageview(
             body.pop("location"),
@@ -284,15 +314,16 @@ def _sendable(case: dict[str, Any]) -> bool:
     """Whether the client can send *case*'s request: by design it refuses a malformed id and two
     identities on recommendations, needs a search key and a page url, always adds websiteUuid
     where the endpoint takes it, never omits trackingUserId unless customerId (or email on
-    recommendations) names the visitor, and always says firstLoad on pages. A click without an
-    identity and an email-only cart or conversion with the API key are requests the client never
-    sends (issue 22.2, 22.5): those cases test the fake only."""
+    recommendations) names the visitor, always says firstLoad on pages, and always names the
+    customer of a link. A click without an identity and an email-only cart or conversion with
+    the API key are requests the client never sends (issue 22.2, 22.5): those cases test the
+    fake only."""
     body = case["request"]["body"]
     path = case["request"]["path"]
     identity = [name for name in ("trackingUserId", "customerId") if name in body]
     if path.endswith("/click") and not identity:
         return False
-    if path.endswith(("/cart", "/conversion")) and case["request"]["query"] and not identity:
+    if path.endswith(("/cart", "/conversion")) and "apiKey" in case["request"]["query"] and not identity:
         return False
     malformed = "trackingUserId" in body and not is_id_or_opt_out(body["trackingUserId"])
     two_ids = path == "/serve/recoms" and "trackingUserId" in body and ("email" in body or "customerId" in body)
@@ -302,7 +333,8 @@ def _sendable(case: dict[str, Any]) -> bool:
     missing = (
         (path == "/serve/search" and "key" not in body)
         or (path.startswith("/serve/pages/") and ("url" not in body or "firstLoad" not in body))
-        or (path.startswith(("/serve/recoms", "/serve/collect/")) and "websiteUuid" not in body)
+        or (path.startswith(("/serve/recoms", "/serve/collect/", "/serve/customer/")) and "websiteUuid" not in body)
+        or (path == "/serve/collect/customerId" and "id" not in body)
         or not any(body.get(name) for name in identities)
     )
     return not (malformed or two_ids or missing)
@@ -318,7 +350,7 @@ def test_the_client_sends_the_contract_request_and_reads_its_answer(replay: _Rep
     replay.seen.clear()
     body = case["request"]["body"]
     website_uuid = body.get("websiteUuid", WEBSITE)
-    api_key = API_KEY if case["request"]["query"] else None
+    api_key = case["request"]["query"].get("apiKey")
     with HelloRetailClient(website_uuid=website_uuid, api_url=replay.url, api_key=api_key) as client:
         expected = case["answer"]
         if expected["status"] == 200 and expected["body"]["success"] is True:

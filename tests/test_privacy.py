@@ -9,6 +9,7 @@ from itsdangerous import TimestampSigner
 
 import hr_middleware
 from hr_middleware import OPT_OUT_ID, Settings, is_valid_id
+from hr_middleware._core.customers import LINK_COOKIE_SUFFIX
 from hr_middleware._core.ids import CookieSigner
 from hr_middleware._core.log import BAD_SIGNATURE
 from hr_middleware.consent import cookie_consent, cookiebot, cookieyes, onetrust
@@ -19,6 +20,10 @@ from .ids import SDK, SERVER, UUID, A, B
 from .test_policy import Facts
 
 KEY = "a-secret-key-of-some-length"
+#: The cookie that remembers a customer link (hr_middleware.customers): it goes with the id cookies.
+LINK = SERVER + LINK_COOKIE_SUFFIX
+#: A link cookie's value as link_customer() writes it (a digest; its value is not checked here).
+LINKED = "1.AAAAAAAAAAAAAAAAAAAAAA"
 OLD_KEY = "the-previous-secret-key"
 
 
@@ -34,6 +39,15 @@ CONSENT = [
     pytest.param(False, False, {SERVER: A, SDK: A}, OPT_OUT_ID, 0, {SERVER: None, SDK: None}, id="declined-deletes"),
     pytest.param(False, False, {SDK: B}, OPT_OUT_ID, 0, {SDK: None}, id="declined-deletes-sdk-only"),
     pytest.param(False, False, {SERVER: "junk"}, OPT_OUT_ID, 0, {SERVER: None}, id="declined-deletes-invalid"),
+    pytest.param(
+        False,
+        False,
+        {SERVER: A, SDK: A, LINK: LINKED},
+        OPT_OUT_ID,
+        0,
+        {SERVER: None, SDK: None, LINK: None},
+        id="declined-deletes-the-customer-link",
+    ),
     pytest.param(None, False, {}, OPT_OUT_ID, 0, {}, id="unknown-is-declined-by-default"),
     pytest.param(None, False, {SERVER: A}, OPT_OUT_ID, 0, {SERVER: None}, id="unknown-declined-deletes"),
     pytest.param(None, True, {}, "<new>", 1, {SERVER: "<new>", SDK: "<new>"}, id="unknown-counted-as-allowed"),
@@ -130,11 +144,18 @@ def test_grant_never_mints_twice_in_one_request(
     assert fake_hello_retail.mint_attempts == 1
 
 
-def test_revoke_deletes_both_cookies(adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail) -> None:
-    result = make_driver(adapter).get("/revoke", cookies={SERVER: A, SDK: A})
+@pytest.mark.parametrize(
+    "cookies", [{SERVER: A, SDK: A}, {SERVER: A, SDK: A, LINK: LINKED}], ids=["id-cookies", "and-a-customer-link"]
+)
+def test_revoke_deletes_every_cookie_of_ours(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail, cookies: dict[str, str]
+) -> None:
+    """A withdrawn consent leaves nothing behind: both id cookies and the customer-link cookie
+    (which may have been written earlier in the same request, so it goes even when not sent)."""
+    result = make_driver(adapter).get("/revoke", cookies=cookies)
 
     assert result.app_id == OPT_OUT_ID
-    assert {n: c.deleted for n, c in result.set_cookies.items()} == {SERVER: True, SDK: True}
+    assert {n: c.deleted for n, c in result.set_cookies.items()} == {SERVER: True, SDK: True, LINK: True}
     assert result.header("cache-control") == "private"
 
 
@@ -155,9 +176,12 @@ def test_a_deletion_carries_the_attributes_of_the_write(
     driver = make_driver(adapter, **options)
 
     written = driver.get("/", scheme="https")
-    deleted = driver.get("/revoke", scheme="https", cookies={SERVER: A, SDK: A})
+    login = {"User-Agent": PAGE["User-Agent"], "Accept": "text/html", "Sec-Fetch-Dest": "document"}
+    linked = driver.get("/login?customer=53967", method="POST", headers=login, scheme="https", cookies={SERVER: A})
+    written.set_cookies[LINK] = linked.set_cookies[LINK]  # HttpOnly whatever the id cookies are
+    deleted = driver.get("/revoke", scheme="https", cookies={SERVER: A, SDK: A, LINK: LINKED})
 
-    for name in (SERVER, SDK):
+    for name in (SERVER, SDK, LINK):
         attributes = dict(written.set_cookies[name].attributes)
         assert deleted.set_cookies[name].deleted
         gone = dict(deleted.set_cookies[name].attributes)

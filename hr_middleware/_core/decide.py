@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from .cookies import CookieWrite, find_cookie, valid_id_or_none
+from .customers import CustomerLinks
 from .facts import RequestFacts, not_a_page_navigation
 from .ids import OPT_OUT_ID, is_valid_id
 from .log import BAD_SIGNATURE, CONSENT_HOOK_FAILED, MINT_WHEN_FAILED
@@ -41,10 +42,13 @@ class TrackingPolicy:
         "_trusts_sdk",
         "_one_website",
         "returning_shortcut",
+        "_links",
     )
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # The customer-link cookie (hr_middleware.customers) goes with the id cookies when consent does.
+        self._links = CustomerLinks(settings)
         self._server_key = settings.cookie_name + "="
         self._sdk_key = settings.sdk_cookie_name + "="
         self._asks_consent = settings.consent is not None or settings.respect_gpc
@@ -169,13 +173,19 @@ class TrackingPolicy:
         return (settings.consent_unknown if answer is None else bool(answer)), ()
 
     def _deletions(self, request: RequestFacts) -> tuple[CookieWrite, ...]:
-        """Deletions of the id cookies the visitor holds (consent declined)."""
+        """Deletions of the cookies of ours the visitor holds (consent declined): the id
+        cookies and the customer-link cookie."""
         header = request.cookie_header
-        return tuple(
+        if not header:
+            return ()
+        deletions = tuple(
             self._cookie(request, name, None)
             for name in (self.settings.cookie_name, self.settings.sdk_cookie_name)
-            if header and find_cookie(header, name + "=", _any_value) is not None
+            if find_cookie(header, name + "=", _any_value) is not None
         )
+        if find_cookie(header, self._links.cookie_name + "=", _any_value) is not None:
+            deletions += (self._links.cookie(request, None),)
+        return deletions
 
     def grant(
         self,
@@ -200,10 +210,13 @@ class TrackingPolicy:
         return self._mint_due(request, ())
 
     def revoke(self, request: RequestFacts) -> Decision:
-        """Consent withdrawn during the request: both cookies deleted, the opt-out id."""
+        """Consent withdrawn during the request: both id cookies and the customer-link cookie
+        deleted (each whether or not the request sent it: the response may be writing it), the
+        opt-out id."""
         deletions = (
             self._cookie(request, self.settings.cookie_name, None),
             self._cookie(request, self.settings.sdk_cookie_name, None),
+            self._links.cookie(request, None),
         )
         return Decision(OPT_OUT_ID, Origin.OPT_OUT, None, deletions)
 

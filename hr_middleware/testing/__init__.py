@@ -1,10 +1,15 @@
 """A fake Hello Retail for tests and demos: a real HTTP server on 127.0.0.1.
 
 It mints valid ids on ``POST /serve/trackingUser``, counts them, answers the
-downstream endpoints (recommendations, search, pages, tracking) with
-deterministic canned products (and serves their images, as generated SVGs,
-and stand-in pages for their links), records every request to Hello Retail's
-endpoints, and can be told to be slow, hang, fail or answer garbage::
+downstream endpoints (recommendations, search, pages, tracking) in Hello
+Retail's shapes with deterministic canned products (and serves their images,
+as generated SVGs, and stand-in pages for their links), answers customer links
+(counted in ``fake.customer_links``) and customer bias, records every request
+to Hello Retail's endpoints, and can be told to be slow, hang, fail or answer
+garbage. Like Hello Retail it refuses what Hello Retail refuses: a website it
+does not know (``website_uuids=``), a click that names nobody, a malformed id;
+the API key is wanted only where ``customerId`` names the visitor (or
+``email``, on recommendations; on cart and conversion an email is data)::
 
     from hr_middleware.testing import FakeHelloRetail, Mode
 
@@ -12,8 +17,15 @@ endpoints, and can be told to be slow, hang, fail or answer garbage::
         app = TrackingUserMiddleware(app, settings=fake.settings())
         ...
         assert fake.mint_count == 1
+        assert fake.minted_for(fake.website_uuid) == fake.minted
         fake.mode = Mode.SERVER_ERROR      # mints fail
         fake.api_mode = Mode.HANG          # the other endpoints hang
+
+What else it can be told (``website_uuids=``, ``shop_url=``,
+``zero_result_queries``, the known keys, the API key) and what it answers is
+in :class:`FakeHelloRetail`'s docstring. Customer links are answered in
+:mod:`._customers`, customer bias in :mod:`._bias`, the stand-in product pages
+in :mod:`._handler`.
 
 With pytest, the ``fake_hello_retail`` fixture (from this package's pytest
 plugin) gives a running server, reset for every test. Nothing here talks to

@@ -43,13 +43,28 @@ class FakeHelloRetail:
     for one visitor every time, different between visitors, the same for every
     anonymous or opted-out one. Like the real service they fail a whole
     recommendations batch with one flat HTTP 500 and a string ``code``, answer
-    400 to a malformed trackingUserId on the collect endpoints, want the
-    ``?apiKey=`` query parameter when ``email``/``customerId`` name the visitor,
-    and answer cart and conversion of an anonymous visitor with
-    ``{"success": true, "message": "Not tracked for anonymous user"}``.
+    400 to a malformed trackingUserId on the collect endpoints and to a click
+    that names nobody (no ``trackingUserId``, no ``customerId``), take an empty
+    ``trackingUserId`` (``""``) as none on recommendations, search and pages, and
+    answer cart and conversion of an anonymous visitor with ``{"success": true,
+    "message": "Not tracked for anonymous user"}``. The ``?apiKey=`` query
+    parameter is wanted only where something other than the id names the
+    visitor: ``customerId`` or ``email`` on recommendations (without the key:
+    HTTP 500 ``ACCESS DENIED``), ``customerId`` on the collect endpoints (without
+    the key: an anonymous visitor's call). On cart and conversion ``email`` is
+    abandoned-cart data, not an identity: an email-only cart or conversion is an
+    anonymous visitor's, key or no key. ``?apiLogTag=`` is accepted on any call
+    and recorded like any query parameter (:attr:`RecordedRequest.params`).
 
-    ``customer_links`` lists the accepted customer links (``POST
-    /serve/collect/customerId``) as ``(trackingUserId, customer id)``.
+    It also answers customer links (``POST /serve/collect/customerId``
+    ``{trackingUserId, websiteUuid, id}``: ``"Customer linked"``; the opt-out id
+    or none: ``"Not tracked for anonymous user"``, nothing linked; no API key
+    wanted), listed in ``customer_links`` as ``(trackingUserId, customer id)`` so
+    tests count them, and customer bias (``POST /serve/customer/bias``: per asked
+    field, the values the visitor favours with a score, the same for one visitor
+    every time; empty lists for the opt-out id). Hello Retail publishes neither
+    answer: both are chosen, and the contract in ``tests/contract/customers.json``
+    says why.
 
     Also settable: ``known_recommendation_keys`` and ``known_page_keys`` (None,
     the default: every key exists; a set: only those, others fail as at Hello
@@ -58,10 +73,13 @@ class FakeHelloRetail:
 
     It knows the websites it was started with (``website_uuids=``; by default its
     own :attr:`website_uuid`) and, like Hello Retail, refuses the tracking calls of
-    any other with HTTP 400 (``website with websiteUuid not found`` for pageview and
-    click, ``Website not found`` for cart and conversion), so a mis-copied UUID fails
-    the shop's tests. A mint is answered for any website (Hello Retail mints even on a
-    bare ``GET`` that names none); :meth:`minted_for` and each
+    any other with HTTP 400 (``website with websiteUuid not found`` for pageview,
+    click and customer links, ``Website not found`` for cart and conversion) and a
+    customer bias request with HTTP 500 ``INVALID REQUEST`` (``Website not
+    found``), so a mis-copied UUID fails the shop's tests. Recommendations, search
+    and pages are named by their keys and do not check it. A mint is answered for
+    any website (Hello Retail mints even on a bare ``GET`` that names none);
+    :meth:`minted_for` and each
     :class:`RecordedRequest`'s ``website_uuid`` tell which website a mint or a call
     was for. ``website_uuids`` is a set that may be changed; :meth:`reset` restores
     the one it was started with.
@@ -75,10 +93,11 @@ class FakeHelloRetail:
     most its 100 products come back.
 
     The canned products' ``imgUrl`` points at pictures the fake serves itself
-    (generated SVGs under :attr:`images_url`), and unless ``shop_url`` names a
-    shop, their ``originalUrl`` at a stand-in product page it serves too
-    (``<url>/products/<number>``; over a socket), so a demo's links lead somewhere;
-    fetching either is not a call to Hello Retail, so it is neither recorded nor counted.
+    (generated SVGs under :attr:`images_url`), and unless ``shop_url`` (given as
+    ``shop_url=`` or set later) names a shop, their ``originalUrl`` at a stand-in
+    product page it serves too (``<url>/products/<number>``; over a socket), so a
+    demo's links lead somewhere; fetching either is not a call to Hello Retail, so
+    it is neither recorded nor counted.
 
     ``FakeHelloRetail(in_memory=True)`` is the same fake without a socket: its
     :attr:`url` is a host under ``.invalid`` that the middleware's and the

@@ -78,11 +78,26 @@ PUBLIC = {
         "onetrust",
         "revoke",
     ],
-    "hr_middleware.testing": ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail", "Mode", "RecordedRequest", "fake_products"],
+    "hr_middleware.testing": [
+        "BROWSER_HEADERS",
+        "DEFAULT_WEBSITE_UUID",
+        "FakeHelloRetail",
+        "Mode",
+        "RecordedRequest",
+        "fake_products",
+    ],
 }
 
 #: Constants and aliases: no docstring of their own to ask for.
-VALUES = {"OPT_OUT_ID", "ENVIRON_KEY", "STATE_KEY", "DEFAULT_WEBSITE_UUID", "TrackingUserId", "ConsentReader"}
+VALUES = {
+    "OPT_OUT_ID",
+    "ENVIRON_KEY",
+    "STATE_KEY",
+    "DEFAULT_WEBSITE_UUID",
+    "BROWSER_HEADERS",
+    "TrackingUserId",
+    "ConsentReader",
+}
 
 
 def test_every_public_module_is_pinned() -> None:

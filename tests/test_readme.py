@@ -18,7 +18,7 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from types import NoneType, UnionType
+from types import ModuleType, NoneType, UnionType
 from typing import Any
 
 import pytest
@@ -26,14 +26,14 @@ from flask import Flask
 from werkzeug.test import Client as WSGIClient
 
 from hr_middleware import OPT_OUT_ID, Settings, get_tracking_user_id
-from hr_middleware.testing import FakeHelloRetail
+from hr_middleware.testing import BROWSER_HEADERS, FakeHelloRetail
 
 from . import test_docs
 from .ids import A
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text("utf-8")
-BROWSER = {"Accept": "text/html", "User-Agent": "Mozilla/5.0"}
+BROWSER = BROWSER_HEADERS
 RETURNING = {**BROWSER, "Cookie": f"helloRetailTrackingUserId={A}; hello_retail_id={A}"}
 
 #: The user-facing modules; the README's API section lists their ``__all__``.
@@ -264,8 +264,8 @@ def create_flask_app(config: dict[str, Any]) -> Flask:
 
 
 def run_tests(namespace: dict[str, Any], fake: FakeHelloRetail) -> None:
-    """Call every ``test_*`` function the block defined, with the fixtures it names."""
-    fixtures = {"fake_hello_retail": fake}
+    """Call every ``test_*`` function the block defined, with the plugin's fixtures it names."""
+    fixtures = {"fake_hello_retail": fake, "browser_headers": dict(BROWSER_HEADERS)}
     tests = [f for name, f in namespace.items() if name.startswith("test_") and callable(f)]
     assert tests, "the block defines no test"
     for test in tests:
@@ -274,19 +274,23 @@ def run_tests(namespace: dict[str, Any], fake: FakeHelloRetail) -> None:
         assert fake.mint_count == 1  # each documented test is about a first visit
 
 
-def run_pytest_flask(block: Block, fake: FakeHelloRetail) -> None:
-    """Test functions; ``create_app(config)`` is the shop's Flask application factory."""
-    run_tests(run(block, {"create_app": create_flask_app}), fake)
+def run_pytest_flask(block: Block, fake: FakeHelloRetail, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test functions, as written: they import ``create_app`` from the shop's module ``shop``."""
+    shop = ModuleType("shop")
+    shop.create_app = create_flask_app  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "shop", shop)
+    run_tests(run(block, {}), fake)
 
 
 def run_pytest_django(block: Block, fake: FakeHelloRetail, django_site: None) -> None:
-    """Test functions, in a Django project whose MIDDLEWARE has ours; ``BROWSER`` as in the Flask block."""
-    run_tests(run(block, {"BROWSER": BROWSER}), fake)
+    """Test functions, as written, in a Django project whose MIDDLEWARE has ours (configured as
+    pytest-django configures it from ``DJANGO_SETTINGS_MODULE``)."""
+    run_tests(run(block, {}), fake)
 
 
 def run_pytest_asgi(block: Block, fake: FakeHelloRetail) -> None:
-    """Self-contained test functions; ``BROWSER`` as in the Flask block."""
-    run_tests(run(block, {"BROWSER": BROWSER}), fake)
+    """Self-contained test functions, as written."""
+    run_tests(run(block, {}), fake)
 
 
 RUNNERS: dict[str, Callable[..., None]] = {
@@ -315,10 +319,8 @@ def test_every_python_block_says_how_it_runs() -> None:
 @pytest.mark.parametrize("block", [pytest.param(b, id=f"line{b.line}-{b.kind}") for b in PYTHON if b.kind in RUNNERS])
 def test_the_block_runs(block: Block, fake_hello_retail: FakeHelloRetail, request: pytest.FixtureRequest) -> None:
     runner = RUNNERS[block.kind or ""]
-    extra = (
-        {"django_site": request.getfixturevalue("django_site")} if "django_site" in runner.__code__.co_varnames else {}
-    )
-    runner(block, fake_hello_retail, **extra)
+    wanted = runner.__code__.co_varnames[2 : runner.__code__.co_argcount]  # the fixtures it takes after the fake
+    runner(block, fake_hello_retail, **{name: request.getfixturevalue(name) for name in wanted})
 
 
 def test_every_runner_is_used() -> None:

@@ -17,6 +17,7 @@ from hr_middleware._hello_retail.transport import Answer
 from ._answers import MINT_PATH, Mode
 from ._handler import FakeHTTPServer, FakeRequestHandler, RecordedRequest, reply_to_post, shut
 from ._images import IMAGE_PREFIX
+from ._minted import Minted
 
 __all__ = ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail"]
 
@@ -194,7 +195,8 @@ class FakeHelloRetail:
             self.drip_interval = 0.2
             self.fail_every = 0
             self.failure_mode = Mode.SERVER_ERROR
-            self.minted: list[str] = []
+            #: The ids handed out; reading one that was not says why (see :class:`._minted.Minted`).
+            self.minted: list[str] = Minted(self)
             self.requests: list[RecordedRequest] = []
             self.mint_attempts = 0
             self.api_mode = Mode.OK

@@ -67,7 +67,8 @@ CONSENT_COOKIE = "demo_consent"
 CONSENT_MAX_AGE = 365 * 24 * 3600
 #: The middleware's options that every demo adds to the website UUID and address:
 #: consent read from the demo's own cookie, and an unanswered banner counted as
-#: consent so that a first visit gets an id (the default counts it as a refusal).
+#: consent so that a first visit gets an id (the default, ``consent_unknown=False``,
+#: counts it as a refusal; the page says so).
 MIDDLEWARE_OPTIONS: dict[str, Any] = {"consent": cookie_consent(CONSENT_COOKIE, "yes"), "consent_unknown": True}
 
 ORIGIN_TEXT = {
@@ -77,7 +78,13 @@ ORIGIN_TEXT = {
     "opt_out": "the opt-out id: this visitor declined tracking, and Hello Retail gets no id of theirs",
 }
 CONSENT_TEXT = {
-    None: "not answered yet (this demo counts that as consent)",
+    # What the demo's own options make of an unanswered banner, next to what the default makes of it.
+    None: (
+        "not answered yet: counted as consent, because this demo sets consent_unknown=True "
+        "(by default, consent_unknown=False, it counts as declined)"
+        if MIDDLEWARE_OPTIONS["consent_unknown"]
+        else "not answered yet: counted as declined (consent_unknown=False, the default)"
+    ),
     "yes": "accepted",
     "no": "declined",
 }

@@ -150,7 +150,10 @@ def test_decline_accept_and_become_a_new_visitor_with_the_buttons(
     assert accepted not in (first, OPT_OUT_ID)
     assert cookies_after_accept == {"helloRetailTrackingUserId": accepted, "hello_retail_id": accepted}
     assert "minted from Hello Retail" in page.inner_text("#origin")
-    assert page.inner_text("#consent-state") == "Tracking consent: not answered yet (this demo counts that as consent)"
+    assert page.inner_text("#consent-state") == (
+        "Tracking consent: not answered yet: counted as consent, because this demo sets consent_unknown=True "
+        "(by default, consent_unknown=False, it counts as declined)"
+    )
     assert fake_hello_retail.minted == [first, accepted, renewed]
     assert id_cookies(context) == {"helloRetailTrackingUserId": renewed, "hello_retail_id": renewed}
     context.close()

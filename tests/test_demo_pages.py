@@ -209,7 +209,28 @@ def test_the_buttons_and_the_search_box_are_there(shop: Shop) -> None:
     # The new-visitor button forgets both id cookies (and the consent answer), then reloads.
     assert 'for (const name of ["helloRetailTrackingUserId", "hello_retail_id", "demo_consent"])' in page.html
     assert '<form id="search" action="/" method="get">' in page.html
-    assert page.text_of("consent-state") == "Tracking consent: not answered yet (this demo counts that as consent)"
+    assert page.text_of("consent-state") == UNANSWERED
+
+
+#: What the page says of an unanswered banner.
+UNANSWERED = (
+    "Tracking consent: not answered yet: counted as consent, because this demo sets consent_unknown=True "
+    "(by default, consent_unknown=False, it counts as declined)"
+)
+
+
+def test_the_consent_text_agrees_with_the_demos_options_and_the_documented_default(shop: Shop) -> None:
+    from dataclasses import fields
+
+    from hr_middleware import Settings
+
+    first = shop("GET", "/", PAGE)
+
+    default = next(f.default for f in fields(Settings) if f.name == "consent_unknown")
+    assert default is False  # the README's options table: False = declined
+    assert MIDDLEWARE_OPTIONS["consent_unknown"] is True  # what the demo chose, and says
+    assert first.text_of("consent-state") == UNANSWERED
+    assert "minted from Hello Retail" in first.text_of("origin")  # counted as consent, as the text says
 
 
 def test_recommendations_and_search_are_product_cards_with_the_fakes_images(

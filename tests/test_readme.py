@@ -442,20 +442,20 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def repository_paths() -> set[str]:
-    """The repository files the README links to (absolute links into the repository's main branch)."""
-    url = re.escape(project_url())
-    return {m.group(1) for m in re.finditer(url + r"/(?:blob|raw)/main/([\w./-]+)", README)}
+    """The repository files the README links to: its relative links (which work in a checkout and in the sdist)."""
+    return {t.partition("#")[0] for t in LINK.findall(README) if not t.startswith(("https://", "http://", "#"))}
 
 
-def test_links_are_absolute_so_they_work_on_an_index_page() -> None:
+def test_links_are_relative_so_they_work_in_a_checkout_and_in_the_sdist() -> None:
     targets = LINK.findall(README)
-    relative = [t for t in targets if not t.startswith(("https://", "#"))]
-    assert not relative, f"relative links break on PyPI: {relative}"
+    into_the_repository = [t for t in targets if t.startswith(project_url())]
+    assert not into_the_repository, f"absolute links into a repository that is not published yet: {into_the_repository}"
     anchors = {
         "#" + re.sub(r"[^\w -]", "", h).strip().lower().replace(" ", "-") for h in re.findall(r"^#+ (.*)", README, re.M)
     }
     assert [t for t in targets if t.startswith("#") and t not in anchors] == []
     assert repository_paths() >= {"docs/django.md", "docs/client.md", "docs/reliability.md", "docs/performance.md"}
+    assert "docs/demo.png" in repository_paths()  # the screenshot, shown from the checkout too
     assert f'git+{project_url()}"' in README  # the install line names this repository
 
 
@@ -509,3 +509,26 @@ def test_every_make_target_named_exists_and_development_lists_them_all() -> None
 def test_the_quick_start_is_make_demo_and_make_test() -> None:
     (quick,) = [b.code for b in blocks(section("Quick start"))]
     assert [line.split("#")[0].strip() for line in quick.splitlines()] == ["make demo", "make test"]
+
+
+# -- the install table is setup.cfg's extras ----------------------------------------------------------
+
+
+def test_the_install_table_names_every_users_extra_and_what_it_adds() -> None:
+    from packaging.requirements import Requirement
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    extras = {
+        name: sorted({Requirement(r).name.lower() for r in value.splitlines() if r and not r.startswith("#")})
+        for name, value in config["options.extras_require"].items()
+        if name != "dev"
+    }
+    rows: dict[str, list[str]] = {}
+    for line in section("Install").splitlines():
+        if m := re.fullmatch(r"\| [^|]+ \| `pip install -e (?:\"\.\[(\w+)\]\"|\.)` \| ([^|]+) \|", line):
+            adds = re.sub(r"\([^)]*\)", "", m.group(2))
+            rows[m.group(1) or ""] = sorted(n.strip() for n in adds.split(",") if n.strip() not in ("", "nothing"))
+    assert rows.pop("") == []  # any WSGI app: the core alone
+    assert rows == extras
+    assert "testing" in extras  # the pytest plugin has an extra of its own

@@ -248,3 +248,62 @@ def test_a_users_test_gets_the_browser_headers_fixture_and_a_reason(pytester: py
     result.stdout.no_fnmatch_line("*def __getitem__*")  # the user's line, not the fake's insides
     result.stdout.fnmatch_lines(["*pass headers=hr_middleware.testing.BROWSER_HEADERS*"])
     result.stdout.no_fnmatch_line("*IndexError: list index out of range*")
+
+
+# -- python -m hr_middleware.testing -------------------------------------------------------------------
+
+
+def test_the_fakes_front_page_says_what_it_is_and_what_it_answers(fake_hello_retail: FakeHelloRetail) -> None:
+    import requests
+
+    fake_hello_retail.new_id()
+    page = requests.get(fake_hello_retail.url + "/", timeout=5)
+
+    assert (page.status_code, page.headers["Content-Type"]) == (200, "text/plain; charset=utf-8")
+    assert page.text.startswith(
+        f"hr-middleware's fake Hello Retail (hr_middleware.testing.FakeHelloRetail) at {fake_hello_retail.url}\n"
+    )
+    assert f'api_url="{fake_hello_retail.url}", website_uuid="{fake_hello_retail.website_uuid}"' in page.text
+    for path in ("/serve/trackingUser ", "/serve/recoms ", "/serve/search ", "/serve/pages/<key> ", "GET /images/"):
+        assert path in page.text
+    assert "So far: 1 id(s) minted, 0 other call(s)." in page.text
+    assert fake_hello_retail.requests == []  # looking at it is not a call to Hello Retail
+
+
+def test_the_command_line_fake_logs_each_mint_and_call() -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    from .servers import ROOT
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hr_middleware.testing"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()  # the first line is the URL alone, as before
+        uuid = {"websiteUuid": "00000000-0000-4000-8000-000000000001"}
+        minted = requests.post(url + "/serve/trackingUser", json=uuid, timeout=5).json()["id"]
+        recoms = {**uuid, "trackingUserId": minted, "requests": [{"key": "k", "format": "json"}]}
+        assert requests.post(url + "/serve/recoms", json=recoms, timeout=5).status_code == 200
+        assert requests.get(url + "/", timeout=5).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)  # bounded only so that a fake that never stops cannot hang the suite
+
+    assert process.returncode == 0
+    logged = [line.split(" ", 2)[2] for line in err.splitlines()]  # without the time stamp
+    assert logged == [
+        f"POST /serve/trackingUser 200 minted {minted}",
+        f"POST /serve/recoms 200 trackingUserId={minted!r}",
+        "GET / 200",
+    ], err
+    assert json.dumps(minted) not in out  # the log is on stderr; stdout is the URL and one line of help

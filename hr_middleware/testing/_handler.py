@@ -29,6 +29,7 @@ from ._answers import (
     mint_problem,
 )
 from ._images import IMAGE_PREFIX, product_image
+from ._index import index_page, log_call
 
 if TYPE_CHECKING:
     from ._server import FakeHelloRetail
@@ -176,7 +177,12 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
         # Images only: they stand in for the shop's image server, not for Hello Retail,
         # so they are neither recorded nor counted.
         path = self.path.partition("?")[0]
+        if path == "/":  # someone opened the fake's URL: say what it is
+            self._send(200, "text/plain; charset=utf-8", index_page(self.server.fake))
+            log_call(self.server.fake, "GET", self.path, "200")
+            return
         image = product_image(path[len(IMAGE_PREFIX) :]) if path.startswith(IMAGE_PREFIX) else None
+        log_call(self.server.fake, "GET", self.path, "404" if image is None else "200")
         if image is None:
             self._json(404, {"success": False, "message": "no such image"})
         else:
@@ -188,6 +194,14 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         reply, release = reply_to_post(fake, self.path, headers, body, self.client_address)
+        log_call(
+            fake,
+            "POST",
+            self.path,
+            str(reply.status) if reply.body else reply.mode.name,
+            request=body,
+            answer=reply.body,
+        )
         if reply.delay and release.wait(reply.delay):
             return  # the server is stopping or was reset
         mode = reply.mode

@@ -76,6 +76,8 @@ class FakeHelloRetail:
         self.website_uuid = website_uuid
         #: Answered in memory, in this process, without a socket (see the class docstring).
         self.in_memory = in_memory
+        #: Log each call at INFO on the ``hr_middleware.testing`` logger (``python -m hr_middleware.testing`` does).
+        self.log_requests = False
         self._memory_url = f"http://hello-retail-{next(_numbers)}.invalid"
         self._lock = threading.Lock()
         #: Notified whenever a connection closes (wait_disconnected() waits on it).

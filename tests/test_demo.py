@@ -134,7 +134,7 @@ def test_host_chooses_where_the_demo_listens(argv: list[str]) -> None:
 
 def make_dry_run(target: str) -> list[str]:
     """The commands ``make TARGET`` runs in a fresh clone (both venvs pointed where none exists)."""
-    fresh = {"VENV": "build/no-such-venv", "DEMO_VENV": "build/no-such-demo-venv"}
+    fresh = {"VENV": "build/no-such-venv", "DEMO_VENV": "build/no-such-demo-venv", "PYTHON": "python3"}
     done = subprocess.run(
         ["make", "-n", target, *(f"{k}={v}" for k, v in fresh.items())],
         cwd=ROOT,
@@ -145,28 +145,46 @@ def make_dry_run(target: str) -> list[str]:
     return done.stdout.splitlines()
 
 
-def extras(*names: str) -> list[str]:
-    config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    extra = config["options.extras_require"]
-    return [line for name in names for line in extra[name].split("\n") if line and not line.startswith("#")]
-
-
 @pytest.mark.parametrize(
-    ("target", "install"), [("demo", "-e '.[flask]'"), ("demo-asgi", "-e '.[starlette]' 'uvicorn>=0.23'")]
+    ("target", "wanted"),
+    [
+        ("demo", "$(python3 examples/requirements.py flask) "),
+        ("demo-asgi", "$(python3 examples/requirements.py starlette) 'uvicorn>=0.23'"),
+    ],
 )
-def test_make_demo_installs_the_package_and_its_framework_not_the_dev_tools(target: str, install: str) -> None:
+def test_make_demo_installs_what_the_package_and_its_framework_need_not_the_dev_tools(target: str, wanted: str) -> None:
     commands = make_dry_run(target)
 
-    installs = [c for c in commands if " -m pip install " in c]
-    assert installs == [f"build/no-such-demo-venv/bin/python -m pip install --quiet {install}"]
-    assert not any("build/no-such-venv" in c for c in commands)  # the dev venv is not made
-    assert commands[-1].endswith(
-        f"build/no-such-demo-venv/bin/python -m examples.{'flask' if target == 'demo' else 'starlette'}_app"
+    venv = "build/no-such-demo-venv/bin/python"
+    assert (
+        commands[0]
+        == "test -x build/no-such-demo-venv/bin/python || python3 -m venv --without-pip build/no-such-demo-venv"
     )
+    (install,) = [c for c in commands if " install " in c]
+    # Both ways (this Python's pip into the venv, or the venv's own pip) install exactly that.
+    assert install.count(f" install --quiet {wanted}") == 2
+    assert f"python3 -m pip --python {venv} install" in install
+    assert f"{venv} -m pip install" in install
+    assert "-e " not in install  # nothing is built: the package runs from the checkout
+    assert not any("build/no-such-venv" in c for c in commands)  # the dev venv is not made
+    assert commands[-1].endswith(f"{venv} -m examples.{'flask' if target == 'demo' else 'starlette'}_app")
     # make test and make lint keep the full dev venv.
     for dev in ("test", "lint"):
         assert any(c.endswith("-e '.[flask,django,asgi,starlette,fastapi,testing,dev]'") for c in make_dry_run(dev))
+
+
+def test_the_demo_requirements_are_the_package_s_and_the_extra_s() -> None:
+    from examples.requirements import requirements
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    core = [r for r in config["options"]["install_requires"].splitlines() if r]
+    flask = [r for r in config["options.extras_require"]["flask"].splitlines() if r]
+
+    assert requirements("flask") == core + flask
+    assert "flask>=2.3" in requirements("flask")
+    assert {"starlette>=0.37", "httpx>=0.24"} <= set(requirements("starlette"))
+    assert not any(r.startswith("#") or not r for r in requirements("starlette", "testing"))
 
 
 # The demo's pages in a child process that can import only the standard library, our code and
@@ -242,10 +260,9 @@ def distributions_of(requirements: list[str]) -> set[str]:
     ],
 )
 def test_the_demo_serves_with_only_what_its_venv_installs(module: str, installs: list[str]) -> None:
-    config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    core = [r for r in config["options"]["install_requires"].split("\n") if r]
-    allowed = distributions_of(core + extras(installs[0]) + installs[1:])
+    from examples.requirements import requirements
+
+    allowed = distributions_of(requirements(installs[0]) + installs[1:])
 
     code = _LEAN.format(module=module, page=PAGE)
     done = subprocess.run(

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-# The demos' own venv: one framework and the package's dependencies (about 35 MB, seconds to make), not the dev tools.
+# The demos' own venv: one framework and the package's dependencies (about 10 MB, seconds to make), not the dev tools.
 DEMO_VENV ?= .venv-demo
 DEMO_BIN  := $(DEMO_VENV)/bin
 HOST   ?= 127.0.0.1

@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The demos' own venv: one framework and the package's dependencies (about 10 MB, seconds to make), not the dev tools.
+DEMO_VENV ?= .venv-demo
+DEMO_BIN  := $(DEMO_VENV)/bin
+HOST   ?= 127.0.0.1
 PORT   ?= 8000
 # `make demo-asgi` defaults to 8001 so it can run next to `make demo`; PORT=... wins.
 ASGI_PORT := $(if $(filter file,$(origin PORT)),8001,$(PORT))
-EXTRAS := flask,django,asgi,fastapi,dev
+EXTRAS := flask,django,asgi,starlette,fastapi,testing,dev
 # Only the folders that exist (bench/ may not yet).
 LINT_PATHS := $(wildcard hr_middleware tests examples bench .ci)
 
@@ -30,11 +34,33 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy --strict hr_middleware
 
-demo: $(STAMP)
-	PORT=$(PORT) $(BIN)/python -m examples.flask_app
+# The demos' venv holds only what the package and one framework need (examples/requirements.py
+# reads them from setup.cfg); the package runs from the checkout (`python -m examples...`), so
+# nothing is built. The venv is made without pip and filled by this Python's pip (pip >= 22.3:
+# --python), which saves seconds; with an older pip, the venv gets a pip of its own.
+define demo_venv
+	test -x $(DEMO_BIN)/python || $(PYTHON) -m venv --without-pip $(DEMO_VENV)
+	if $(PYTHON) -m pip --python $(DEMO_BIN)/python --version >/dev/null 2>&1; then \
+	  $(PYTHON) -m pip --python $(DEMO_BIN)/python install --quiet $$($(PYTHON) examples/requirements.py $(1)) $(2); \
+	else \
+	  $(DEMO_BIN)/python -m ensurepip --default-pip >/dev/null && \
+	  $(DEMO_BIN)/python -m pip install --quiet $$($(PYTHON) examples/requirements.py $(1)) $(2); \
+	fi
+	touch $@
+endef
 
-demo-asgi: $(STAMP)
-	PORT=$(ASGI_PORT) $(BIN)/python -m examples.starlette_app
+$(DEMO_VENV)/.flask-stamp: setup.cfg pyproject.toml
+	$(call demo_venv,flask)
+
+$(DEMO_VENV)/.asgi-stamp: setup.cfg pyproject.toml
+	$(call demo_venv,starlette,'uvicorn>=0.23')
+
+# HOST=0.0.0.0 to reach the demo from outside a container or VM; PORT=... to move it.
+demo: $(DEMO_VENV)/.flask-stamp
+	HOST=$(HOST) PORT=$(PORT) $(DEMO_BIN)/python -m examples.flask_app
+
+demo-asgi: $(DEMO_VENV)/.asgi-stamp
+	HOST=$(HOST) PORT=$(ASGI_PORT) $(DEMO_BIN)/python -m examples.starlette_app
 
 # The README's screenshot, docs/demo.png: the browser test's first visit to the demo, taken again.
 screenshot: $(STAMP)
@@ -67,7 +93,7 @@ dist-check: $(STAMP)
 	cd build && dist-venv/bin/python ../.ci/check_dist.py ../dist
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 # In-process cost per request next to peers, and first-visit latency (prints a report; < 5 min).
 bench: $(STAMP)

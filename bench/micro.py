@@ -462,7 +462,9 @@ def bench_hostile_cookies(samples: int) -> None:
 def fake_in_another_process(delay: float) -> Iterator[str]:
     """A fake Hello Retail in its own process, so that it does not share our GIL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "hr_middleware.testing", "--delay", str(delay)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "hr_middleware.testing", "--quiet", "--delay", str(delay)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None

@@ -11,7 +11,9 @@ The products come from the fields Hello Retail really returns: a
 recommendations answer's ``responses[i].products``, a search answer's
 ``products.results`` with ``totalCount``, and a facet value's ``query`` reused
 as the next filter. Against the fake Hello Retail, ``imgUrl`` points at the
-fake's own generated pictures.
+fake's own generated pictures, which the page shows through the demo's own
+origin (:data:`IMAGES_PATH`): a browser on another machine (``HOST=0.0.0.0``)
+cannot reach the fake's loopback port.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from string import Template
 from typing import Any
 from urllib.parse import quote, urlencode
+
+import requests
 
 from examples.response_headers import MARKER
 from hr_middleware import OPT_OUT_ID, HelloRetailError, TrackingUser
@@ -32,6 +37,7 @@ from hr_middleware.testing import FakeHelloRetail
 
 __all__ = [
     "CONSENT_COOKIE",
+    "IMAGES_PATH",
     "MIDDLEWARE_OPTIONS",
     "ORIGIN_TEXT",
     "RECOMMENDATIONS_KEY",
@@ -39,10 +45,12 @@ __all__ = [
     "SearchForm",
     "click_fragment",
     "consent_value",
+    "fake_image",
     "products_of",
     "recommendation_requests",
     "render_page",
     "search_html",
+    "shown_image",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,7 +68,8 @@ CONSENT_COOKIE = "demo_consent"
 CONSENT_MAX_AGE = 365 * 24 * 3600
 #: The middleware's options that every demo adds to the website UUID and address:
 #: consent read from the demo's own cookie, and an unanswered banner counted as
-#: consent so that a first visit gets an id (the default counts it as a refusal).
+#: consent so that a first visit gets an id (the default, ``consent_unknown=False``,
+#: counts it as a refusal; the page says so).
 MIDDLEWARE_OPTIONS: dict[str, Any] = {"consent": cookie_consent(CONSENT_COOKIE, "yes"), "consent_unknown": True}
 
 ORIGIN_TEXT = {
@@ -70,10 +79,20 @@ ORIGIN_TEXT = {
     "opt_out": "the opt-out id: this visitor declined tracking, and Hello Retail gets no id of theirs",
 }
 CONSENT_TEXT = {
-    None: "not answered yet (this demo counts that as consent)",
+    # What the demo's own options make of an unanswered banner, next to what the default makes of it.
+    None: (
+        "not answered yet: counted as consent, because this demo sets consent_unknown=True "
+        "(by default, consent_unknown=False, it counts as declined)"
+        if MIDDLEWARE_OPTIONS["consent_unknown"]
+        else "not answered yet: counted as declined (consent_unknown=False, the default)"
+    ),
     "yes": "accepted",
     "no": "declined",
 }
+#: Where the demo serves the embedded fake's product pictures, on its own origin.
+IMAGES_PATH = "/images/"
+# A picture's name: one path segment, so that nothing but the fake's pictures is fetched.
+_IMAGE_NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,200}")
 #: The cookies "Become a new visitor" forgets: both ids and the consent answer.
 FORGOTTEN_COOKIES = ("helloRetailTrackingUserId", "hello_retail_id", CONSENT_COOKIE)
 
@@ -249,8 +268,11 @@ class SearchForm:
         return "/?" + urlencode(pairs)
 
 
-def search_html(form: SearchForm, answer: Any) -> str:
-    """The search results of *answer* (a search answer for *form*), or "" when it is unusable."""
+def search_html(form: SearchForm, answer: Any, fake: FakeHelloRetail | None = None) -> str:
+    """The search results of *answer* (a search answer for *form*), or "" when it is unusable.
+
+    *fake* is the embedded fake Hello Retail, whose pictures are shown through the demo's origin.
+    """
     if not form.query:
         return ""
     try:
@@ -261,7 +283,7 @@ def search_html(form: SearchForm, answer: Any) -> str:
         logger.warning("no search results: unexpected answer")
         return ""
     query = form.products()
-    items = "\n".join(_product_html(p) for p in results if isinstance(p, dict))
+    items = "\n".join(_product_html(p, fake) for p in results if isinstance(p, dict))
     choices = "".join(
         f'<li><a class="facet{" selected" if value.selected else ""}" '
         f'href="{html.escape(form.link(with_filter(query, value.query)))}">'
@@ -279,17 +301,36 @@ def search_html(form: SearchForm, answer: Any) -> str:
     )
 
 
-def _product_html(p: Mapping[str, Any]) -> str:
+def shown_image(url: str, fake: FakeHelloRetail | None) -> str:
+    """The ``src`` of a product picture: the embedded *fake*'s through :data:`IMAGES_PATH`, any other as is."""
+    if fake is not None and url.startswith(fake.images_url + "/"):
+        return IMAGES_PATH + url[len(fake.images_url) + 1 :]
+    return url
+
+
+def fake_image(fake: FakeHelloRetail | None, name: str) -> tuple[int, str, bytes]:
+    """The embedded *fake*'s picture *name*, for the demo's :data:`IMAGES_PATH`: status, content type, body."""
+    if fake is None or not _IMAGE_NAME.fullmatch(name):
+        return 404, "text/plain", b"no such image"
+    try:
+        answer = requests.get(f"{fake.images_url}/{name}", timeout=5)
+    except requests.RequestException as exc:
+        logger.warning("no picture %s: %s", name, exc)
+        return 502, "text/plain", b"the fake Hello Retail did not answer"
+    return answer.status_code, answer.headers.get("Content-Type", "application/octet-stream"), answer.content
+
+
+def _product_html(p: Mapping[str, Any], fake: FakeHelloRetail | None = None) -> str:
     title = str(p.get("title", ""))
     # A product links to its page, originalUrl (without one, to a search for it), with the fragment of its
     # url (#aw_source=<trackingCode>): Hello Retail's script tracks the click (docs/script.md).
     original = str(p.get("originalUrl", ""))
     page = original if original.startswith(("http://", "https://")) else "/?" + urlencode({"q": title})
     link = page + click_fragment(p)
-    image = str(p.get("imgUrl", ""))
+    image = shown_image(str(p.get("imgUrl", "")), fake)
     picture = (
         f'<img src="{html.escape(image)}" alt="" width="320" height="240" loading="lazy">'
-        if image.startswith(("http://", "https://"))
+        if image.startswith(("http://", "https://", IMAGES_PATH))
         else ""
     )
     price = p.get("price")
@@ -321,10 +362,10 @@ def products_of(answer: Any) -> list[Mapping[str, Any]]:
     return [product for product in products if isinstance(product, dict)] if isinstance(products, list) else []
 
 
-def _recommendations_html(products: Sequence[Mapping[str, Any]]) -> str:
+def _recommendations_html(products: Sequence[Mapping[str, Any]], fake: FakeHelloRetail | None) -> str:
     if not products:
         return ""
-    items = "\n".join(_product_html(p) for p in products)
+    items = "\n".join(_product_html(p, fake) for p in products)
     return (
         f'<section id="recommendations">\n<h2>Recommended for you</h2>\n'
         f'<ul class="products">\n{items}\n</ul>\n</section>'
@@ -389,6 +430,6 @@ def render_page(
         calls=_calls_html(fake),
         query=html.escape(query),
         search=search,
-        recommendations=_recommendations_html(products),
+        recommendations=_recommendations_html(products, fake),
         forgotten=json.dumps(FORGOTTEN_COOKIES),
     )

@@ -6,6 +6,11 @@ Fixtures:
     A running :class:`~hr_middleware.testing.FakeHelloRetail`, reset before
     each test. ``fake_hello_retail.settings(**options)`` gives settings that
     point the middleware at it; ``fake_hello_retail.mint_count`` counts mints.
+
+``browser_headers``
+    The headers of a person's page navigation
+    (:data:`hr_middleware.testing.BROWSER_HEADERS`), a fresh dict per test:
+    ``client.get("/", headers=browser_headers)`` mints on a first visit.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .testing import FakeHelloRetail
+from .testing import BROWSER_HEADERS, FakeHelloRetail
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +34,9 @@ def fake_hello_retail(_hr_fake_server: FakeHelloRetail) -> Iterator[FakeHelloRet
     _hr_fake_server.reset()
     yield _hr_fake_server
     _hr_fake_server.reset()
+
+
+@pytest.fixture
+def browser_headers() -> dict[str, str]:
+    """A person's page navigation headers (``hr_middleware.testing.BROWSER_HEADERS``), yours to change."""
+    return dict(BROWSER_HEADERS)

@@ -37,8 +37,9 @@ def running(
     env: Mapping[str, str] | None = None,
     ready_path: str = "/health",
     own_group: bool = False,
+    host: str = "127.0.0.1",
 ) -> Iterator[str]:
-    """Run *argv* (a server listening on *port*) until the block ends; yields its base URL.
+    """Run *argv* (a server listening on *host*:*port*) until the block ends; yields its base URL.
 
     The environment is ours minus any ``HELLO_RETAIL_*`` variable, plus *env*.
     With *own_group* the server runs in a process group of its own, killed
@@ -56,7 +57,7 @@ def running(
         text=True,
         start_new_session=own_group,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -146,13 +146,16 @@ def test_decline_accept_and_become_a_new_visitor_with_the_buttons(
     renewed = page.inner_text("#tracking-user-id")
 
     assert declined == still_declined == OPT_OUT_ID
-    assert deletions == 2  # both id cookies, marked "deletes the cookie"
+    assert deletions == 3  # both id cookies and the customer link's, marked "deletes the cookie"
     assert cookies_after_decline == {}
     assert "demo_consent" not in reloaded_headers  # a GET, not the form sent again
     assert accepted not in (first, OPT_OUT_ID)
     assert cookies_after_accept == {"helloRetailTrackingUserId": accepted, "hello_retail_id": accepted}
     assert "minted from Hello Retail" in page.inner_text("#origin")
-    assert page.inner_text("#consent-state") == "Tracking consent: not answered yet (this demo counts that as consent)"
+    assert page.inner_text("#consent-state") == (
+        "Tracking consent: not answered yet: counted as consent, because this demo sets consent_unknown=True "
+        "(by default, consent_unknown=False, it counts as declined)"
+    )
     assert fake_hello_retail.minted == [first, accepted, renewed]
     assert id_cookies(context) == {"helloRetailTrackingUserId": renewed, "hello_retail_id": renewed}
     context.close()

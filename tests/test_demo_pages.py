@@ -212,7 +212,28 @@ def test_the_buttons_and_the_search_box_are_there(shop: Shop) -> None:
     # The new-visitor button forgets both id cookies (and the consent answer), then reloads.
     assert 'for (const name of ["helloRetailTrackingUserId", "hello_retail_id", "demo_consent"])' in page.html
     assert '<form id="search" action="/" method="get">' in page.html
-    assert page.text_of("consent-state") == "Tracking consent: not answered yet (this demo counts that as consent)"
+    assert page.text_of("consent-state") == UNANSWERED
+
+
+#: What the page says of an unanswered banner.
+UNANSWERED = (
+    "Tracking consent: not answered yet: counted as consent, because this demo sets consent_unknown=True "
+    "(by default, consent_unknown=False, it counts as declined)"
+)
+
+
+def test_the_consent_text_agrees_with_the_demos_options_and_the_documented_default(shop: Shop) -> None:
+    from dataclasses import fields
+
+    from hr_middleware import Settings
+
+    first = shop("GET", "/", PAGE)
+
+    default = next(f.default for f in fields(Settings) if f.name == "consent_unknown")
+    assert default is False  # the README's options table: False = declined
+    assert MIDDLEWARE_OPTIONS["consent_unknown"] is True  # what the demo chose, and says
+    assert first.text_of("consent-state") == UNANSWERED
+    assert "minted from Hello Retail" in first.text_of("origin")  # counted as consent, as the text says
 
 
 def test_recommendations_and_search_are_product_cards_with_the_fakes_images(
@@ -230,9 +251,11 @@ def test_recommendations_and_search_are_product_cards_with_the_fakes_images(
     assert recoms.json["requests"][0]["context"] == {}
     answer = requests.post(fake_hello_retail.url + "/serve/recoms", json=recoms.json, timeout=5).json()
     for card, product in zip(recommended, answer["responses"][0]["products"], strict=True):
-        # The card shows the answer's own fields; the image is the answer's imgUrl, served by the fake.
+        # The card shows the answer's own fields; the image is the answer's imgUrl (the fake's picture),
+        # shown through the demo's own origin.
+        assert product["imgUrl"].startswith(fake_hello_retail.images_url + "/")
         assert f'data-product-number="{product["productNumber"]}"' in card
-        assert f'<img src="{product["imgUrl"]}"' in card
+        assert f'<img src="/images/{product["imgUrl"].rsplit("/", 1)[1]}"' in card
         assert f'<span class="title">{product["title"]}</span>' in card
         assert f"&euro;{product['price']:.2f}" in card
         # The plain URL, as Hello Retail's examples link, with the click's #aw_source= for the script.
@@ -240,9 +263,12 @@ def test_recommendations_and_search_are_product_cards_with_the_fakes_images(
         assert f'<a href="{html_lib.escape(product["url"])}">' in card
     images = re.findall(r'<img src="([^"]+)"', page.html)
     assert len(images) == 12
-    assert all(src.startswith(fake_hello_retail.images_url + "/") for src in images)
-    picture = requests.get(images[0], timeout=5)
-    assert (picture.status_code, picture.headers["Content-Type"]) == (200, "image/svg+xml")
+    assert all(src.startswith("/images/") for src in images)
+    picture = shop("GET", images[0], {})
+    assert picture.status == 200
+    assert ("Content-Type", "image/svg+xml") in [(k.title(), v) for k, v in picture.headers]
+    assert picture.html.startswith("<svg")
+    assert shop("GET", "/images/not-a-picture", {}).status == 404
     # Product links are the products' originalUrl: the fake's stand-in product pages, never a dead link.
     links = re.findall(r'<li class="product"[^>]*><a href="([^"]+)"', page.html)
     assert len(links) == 12
@@ -257,11 +283,12 @@ def test_the_page_needs_nothing_from_the_internet(shop: Shop, fake_hello_retail:
     assert "shop.example" not in page.html
     assert "<link" not in page.html
     assert "@import" not in page.html
-    # Hello Retail's script: the fake's stand-in.
+    # Hello Retail's script (the fake's stand-in) and the products' own pages (originalUrl, the fake's
+    # stand-in pages); not even the pictures: they come through the demo's own origin.
     assert re.findall(r"<script [^>]*src=\"([^\"]+)\"", page.html) == [fake_hello_retail.script_url]
     assert re.findall(r'(?:src|href|action)="(https?://[^"]*)"', page.html) == [
         fake_hello_retail.script_url,
-        *re.findall(r'(?:<img src|<a href)="(http://127\.0\.0\.1:\d+/(?:images|products)/[^"]+)"', page.html),
+        *re.findall(r'<a href="(http://127\.0\.0\.1:\d+/products/[^"]+)"', page.html),
     ]
 
 

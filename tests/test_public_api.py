@@ -81,7 +81,7 @@ PUBLIC = {
     ],
     "hr_middleware.customers": ["LinkOutcome", "alink_customer", "current_customer_id", "link_customer"],
     "hr_middleware.testing": [
-        *["DEFAULT_WEBSITE_UUID", "FakeHelloRetail", "Mode", "RecordedRequest", "fake_products"],
+        *["BROWSER_HEADERS", "DEFAULT_WEBSITE_UUID", "FakeHelloRetail", "Mode", "RecordedRequest", "fake_products"],
         *["ScriptEvent", "ScriptLog"],
     ],
     "hr_middleware.script": ["TEMPLATE_GLOBAL", "hello_retail_script", "install"],
@@ -89,7 +89,7 @@ PUBLIC = {
 
 #: Constants and aliases: no docstring of their own to ask for.
 VALUES = {"OPT_OUT_ID", "ENVIRON_KEY", "STATE_KEY", "DEFAULT_WEBSITE_UUID", "TrackingUserId", "ConsentReader"}
-VALUES |= {"TEMPLATE_GLOBAL"}
+VALUES |= {"TEMPLATE_GLOBAL", "BROWSER_HEADERS"}
 
 
 def test_every_public_module_is_pinned() -> None:

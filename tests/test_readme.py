@@ -1,7 +1,9 @@
 """The README cannot drift from the code: its code runs, its lists match the code, its links resolve.
 
-Every fenced ``python`` block of README.md is preceded by a marker saying how it
-runs: ``<!-- run: KIND -->`` (a context below, against the fake Hello Retail on
+The README is what a user reads first (under 20 KB); the list of public names is
+docs/api.md and the table of options docs/options.md, and the tests follow them
+there. Every fenced ``python`` block of README.md and docs/options.md is preceded
+by a marker saying how it runs: ``<!-- run: KIND -->`` (a context below, against the fake Hello Retail on
 127.0.0.1) or ``<!-- example -->`` (the client example, which tests/test_docs.py
 runs inside a visitor's request). A block without a marker fails the test.
 """
@@ -18,7 +20,7 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from types import NoneType, UnionType
+from types import ModuleType, NoneType, UnionType
 from typing import Any
 
 import pytest
@@ -26,17 +28,23 @@ from flask import Flask
 from werkzeug.test import Client as WSGIClient
 
 from hr_middleware import OPT_OUT_ID, Settings, get_tracking_user_id
-from hr_middleware.testing import FakeHelloRetail
+from hr_middleware.testing import BROWSER_HEADERS, FakeHelloRetail
 
 from . import test_docs
 from .ids import A
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text("utf-8")
-BROWSER = {"Accept": "text/html", "User-Agent": "Mozilla/5.0"}
+#: The public names, by module (the README links to it).
+API_DOC = (ROOT / "docs" / "api.md").read_text("utf-8")
+#: Every option (the README links to it).
+OPTIONS_DOC = (ROOT / "docs" / "options.md").read_text("utf-8")
+#: The pages the README's content moved to, whose code and links are checked as the README's.
+MOVED_TO = ("docs/api.md", "docs/options.md", "docs/privacy.md", "docs/faq.md")
+BROWSER = BROWSER_HEADERS
 RETURNING = {**BROWSER, "Cookie": f"helloRetailTrackingUserId={A}; hello_retail_id={A}"}
 
-#: The user-facing modules; the README's API section lists their ``__all__``.
+#: The user-facing modules; docs/api.md lists their ``__all__``.
 PUBLIC_MODULES = (
     "hr_middleware",
     "hr_middleware.wsgi",
@@ -51,19 +59,20 @@ PUBLIC_MODULES = (
     "hr_middleware.script",
 )
 
-#: Files the README links to that other branches add (the demo's screenshot, the
-#: performance report). Once one exists, the test says to drop it from here.
-PENDING: set[str] = set()
+#: Files the README links to that other branches add. Once one exists, the test says to drop
+#: it from here (the integrator does, once the branch that writes it is merged).
+PENDING: set[str] = {"docs/renewal.md"}
 
 
 @dataclass
 class Block:
-    """A fenced code block of the README."""
+    """A fenced code block of the README (or of a page its content moved to)."""
 
     lang: str
     code: str
     line: int
     marker: str | None  # "run: KIND", "example" or None
+    source: str = "README.md"
 
     @property
     def kind(self) -> str | None:
@@ -76,24 +85,29 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
 MARKER = re.compile(r"<!-- (run: [\w-]+|example) -->\n\Z")
 
 
-def blocks(text: str = README) -> list[Block]:
+def blocks(text: str = README, source: str = "README.md") -> list[Block]:
     found = []
     for match in FENCE.finditer(text):
         before = text[: match.start()]
         marker = MARKER.search(before)
         line = before.count("\n") + 1
-        found.append(Block(match.group(1), match.group(2), line, marker.group(1) if marker else None))
+        found.append(Block(match.group(1), match.group(2), line, marker.group(1) if marker else None, source))
     return found
 
 
-def section(title: str) -> str:
-    """The README's ``## title`` section, up to the next ``## ``."""
-    start = README.index(f"\n## {title}\n")
-    end = README.find("\n## ", start + 1)
-    return README[start : end if end != -1 else None]
+def section(title: str, text: str = README) -> str:
+    """The ``## title`` section of *text* (the README), up to the next ``## ``."""
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
 
 
-PYTHON = [b for b in blocks() if b.lang == "python"]
+PYTHON = [
+    b
+    for source in ("README.md", *MOVED_TO)
+    for b in blocks((ROOT / source).read_text("utf-8"), source)
+    if b.lang == "python"
+]
 
 
 # -- every python block runs ----------------------------------------------------------
@@ -107,7 +121,7 @@ def django_site() -> None:
 
 
 def run(block: Block, namespace: dict[str, Any]) -> dict[str, Any]:
-    exec(compile(block.code, f"README.md:{block.line}", "exec"), namespace)
+    exec(compile(block.code, f"{block.source}:{block.line}", "exec"), namespace)
     return namespace
 
 
@@ -267,8 +281,8 @@ def create_flask_app(config: dict[str, Any]) -> Flask:
 
 
 def run_tests(namespace: dict[str, Any], fake: FakeHelloRetail) -> None:
-    """Call every ``test_*`` function the block defined, with the fixtures it names."""
-    fixtures = {"fake_hello_retail": fake}
+    """Call every ``test_*`` function the block defined, with the plugin's fixtures it names."""
+    fixtures = {"fake_hello_retail": fake, "browser_headers": dict(BROWSER_HEADERS)}
     tests = [f for name, f in namespace.items() if name.startswith("test_") and callable(f)]
     assert tests, "the block defines no test"
     for test in tests:
@@ -277,19 +291,23 @@ def run_tests(namespace: dict[str, Any], fake: FakeHelloRetail) -> None:
         assert fake.mint_count == 1  # each documented test is about a first visit
 
 
-def run_pytest_flask(block: Block, fake: FakeHelloRetail) -> None:
-    """Test functions; ``create_app(config)`` is the shop's Flask application factory."""
-    run_tests(run(block, {"create_app": create_flask_app}), fake)
+def run_pytest_flask(block: Block, fake: FakeHelloRetail, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test functions, as written: they import ``create_app`` from the shop's module ``shop``."""
+    shop = ModuleType("shop")
+    shop.create_app = create_flask_app  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "shop", shop)
+    run_tests(run(block, {}), fake)
 
 
 def run_pytest_django(block: Block, fake: FakeHelloRetail, django_site: None) -> None:
-    """Test functions, in a Django project whose MIDDLEWARE has ours; ``BROWSER`` as in the Flask block."""
-    run_tests(run(block, {"BROWSER": BROWSER}), fake)
+    """Test functions, as written, in a Django project whose MIDDLEWARE has ours (configured as
+    pytest-django configures it from ``DJANGO_SETTINGS_MODULE``)."""
+    run_tests(run(block, {}), fake)
 
 
 def run_pytest_asgi(block: Block, fake: FakeHelloRetail) -> None:
-    """Self-contained test functions; ``BROWSER`` as in the Flask block."""
-    run_tests(run(block, {"BROWSER": BROWSER}), fake)
+    """Self-contained test functions, as written."""
+    run_tests(run(block, {}), fake)
 
 
 RUNNERS: dict[str, Callable[..., None]] = {
@@ -307,45 +325,45 @@ RUNNERS: dict[str, Callable[..., None]] = {
 
 
 def test_every_python_block_says_how_it_runs() -> None:
-    unmarked = [f"README.md:{b.line}" for b in PYTHON if b.kind is None]
-    unknown = [f"README.md:{b.line} ({b.kind})" for b in PYTHON if b.kind not in (None, "example", *RUNNERS)]
+    unmarked = [f"{b.source}:{b.line}" for b in PYTHON if b.kind is None]
+    unknown = [f"{b.source}:{b.line} ({b.kind})" for b in PYTHON if b.kind not in (None, "example", *RUNNERS)]
     assert not unmarked, f"python blocks without <!-- run: KIND --> (KIND one of {sorted(RUNNERS)}): {unmarked}"
     assert not unknown, f"python blocks with an unknown kind: {unknown}"
     # The <!-- example --> blocks are the ones tests/test_docs.py runs.
     assert len([b for b in PYTHON if b.kind == "example"]) == len(test_docs.README)
 
 
-@pytest.mark.parametrize("block", [pytest.param(b, id=f"line{b.line}-{b.kind}") for b in PYTHON if b.kind in RUNNERS])
+@pytest.mark.parametrize(
+    "block", [pytest.param(b, id=f"{b.source}:{b.line}-{b.kind}") for b in PYTHON if b.kind in RUNNERS]
+)
 def test_the_block_runs(block: Block, fake_hello_retail: FakeHelloRetail, request: pytest.FixtureRequest) -> None:
     runner = RUNNERS[block.kind or ""]
-    extra = (
-        {"django_site": request.getfixturevalue("django_site")} if "django_site" in runner.__code__.co_varnames else {}
-    )
-    runner(block, fake_hello_retail, **extra)
+    wanted = runner.__code__.co_varnames[2 : runner.__code__.co_argcount]  # the fixtures it takes after the fake
+    runner(block, fake_hello_retail, **{name: request.getfixturevalue(name) for name in wanted})
 
 
 def test_every_runner_is_used() -> None:
     assert {b.kind for b in PYTHON} - {"example"} == set(RUNNERS)
 
 
-# -- the API section lists every public name ---------------------------------------------
+# -- docs/api.md lists every public name ---------------------------------------------
 
 
 def documented_api() -> dict[str, set[str]]:
-    """``{module: names}`` from the API section: a line `` `module` `` and then ``- `name`: ...`` lines."""
+    """``{module: names}`` from docs/api.md: a line `` `module` `` and then ``- `name`: ...`` lines."""
     listed: dict[str, set[str]] = {}
     module = None
-    for line in section("API").splitlines():
+    for line in section("Every public name", API_DOC).splitlines():
         if m := re.fullmatch(r"`(hr_middleware[\w.]*)`", line):
             module = m.group(1)
             listed[module] = set()
         elif m := re.match(r"- `(\w+)`: \S", line):
-            assert module is not None, f"API section: {line!r} before any module"
+            assert module is not None, f"docs/api.md: {line!r} before any module"
             listed[module].add(m.group(1))
     return listed
 
 
-def test_the_api_section_lists_the_public_names_of_every_public_module(django_site: None) -> None:
+def test_docs_api_lists_the_public_names_of_every_public_module(django_site: None) -> None:
     import importlib
 
     listed = documented_api()
@@ -357,13 +375,13 @@ def test_the_api_section_lists_the_public_names_of_every_public_module(django_si
         public = set(importlib.import_module(module).__all__)
         missing, extra = sorted(public - listed.get(module, set())), sorted(listed.get(module, set()) - public)
         if missing:
-            problems.append(f"{module}: in __all__ but not in the README: {', '.join(missing)}")
+            problems.append(f"{module}: in __all__ but not in docs/api.md: {', '.join(missing)}")
         if extra:
-            problems.append(f"{module}: in the README but not in __all__: {', '.join(extra)}")
-    assert not problems, "README API section out of date:\n" + "\n".join(problems)
+            problems.append(f"{module}: in docs/api.md but not in __all__: {', '.join(extra)}")
+    assert not problems, "docs/api.md out of date:\n" + "\n".join(problems)
 
 
-# -- the options table is Settings -------------------------------------------------------
+# -- docs/options.md's table is Settings -------------------------------------------------------
 
 
 def render(hint: Any) -> list[str]:
@@ -398,9 +416,9 @@ def split_union(text: str) -> list[str]:
 
 
 def options_table() -> dict[str, tuple[str, str]]:
-    """``{option: (type, default)}`` from the Options section's table."""
+    """``{option: (type, default)}`` from docs/options.md's table."""
     rows: dict[str, tuple[str, str]] = {}
-    for line in section("Options").splitlines():
+    for line in section("Every option", OPTIONS_DOC).splitlines():
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
         if len(cells) == 4 and (m := re.fullmatch(r"`(\w+)`", cells[0])):
             assert m.group(1) not in rows, f"{m.group(1)}: two rows"
@@ -408,7 +426,7 @@ def options_table() -> dict[str, tuple[str, str]]:
     return rows
 
 
-def test_the_options_table_is_every_option_of_settings_with_its_type_and_default() -> None:
+def test_docs_options_is_every_option_of_settings_with_its_type_and_default() -> None:
     rows = options_table()
     hints = typing.get_type_hints(Settings)
     options = {f.name: f for f in fields(Settings) if f.init}
@@ -442,30 +460,60 @@ def project_url() -> str:
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
-def repository_paths() -> set[str]:
-    """The repository files the README links to (absolute links into the repository's main branch)."""
-    url = re.escape(project_url())
-    return {m.group(1) for m in re.finditer(url + r"/(?:blob|raw)/main/([\w./-]+)", README)}
-
-
-def test_links_are_absolute_so_they_work_on_an_index_page() -> None:
-    targets = LINK.findall(README)
-    relative = [t for t in targets if not t.startswith(("https://", "#"))]
-    assert not relative, f"relative links break on PyPI: {relative}"
-    anchors = {
-        "#" + re.sub(r"[^\w -]", "", h).strip().lower().replace(" ", "-") for h in re.findall(r"^#+ (.*)", README, re.M)
+def anchors(text: str) -> set[str]:
+    """The ``#anchor`` of each heading of *text*, as GitHub makes them."""
+    return {
+        "#" + re.sub(r"[^\w -]", "", h).strip().lower().replace(" ", "-") for h in re.findall(r"^#+ (.*)", text, re.M)
     }
-    assert [t for t in targets if t.startswith("#") and t not in anchors] == []
+
+
+def relative_links(source: str) -> list[tuple[str, str]]:
+    """``(path from the root, #anchor or "")`` of each relative link of *source* (a README or docs page)."""
+    found = []
+    for target in LINK.findall((ROOT / source).read_text("utf-8")):
+        if target.startswith(("https://", "http://")):
+            continue
+        path, _, anchor = target.partition("#")
+        where = (ROOT / source).parent / path if path else ROOT / source
+        found.append((where.resolve().relative_to(ROOT).as_posix(), "#" + anchor if anchor else ""))
+    return found
+
+
+def repository_paths() -> set[str]:
+    """The repository files the README links to: its relative links (which work in a checkout and in the sdist)."""
+    return {path for path, _ in relative_links("README.md")}
+
+
+def test_links_are_relative_so_they_work_in_a_checkout_and_in_the_sdist() -> None:
+    for source in ("README.md", *MOVED_TO):
+        text = (ROOT / source).read_text("utf-8")
+        into_the_repository = [t for t in LINK.findall(text) if t.startswith(project_url())]
+        assert not into_the_repository, (
+            f"{source}: absolute links into the unpublished repository: {into_the_repository}"
+        )
     assert repository_paths() >= {"docs/django.md", "docs/client.md", "docs/reliability.md", "docs/performance.md"}
+    assert repository_paths() >= {"docs/api.md", "docs/options.md", "docs/demo.png", "CHANGELOG.md"}
     assert f'git+{project_url()}"' in README  # the install line names this repository
 
 
-def test_every_linked_file_exists() -> None:
-    for path in sorted(repository_paths()):
-        if path in PENDING:
-            assert not (ROOT / path).exists(), f"{path} exists now: remove it from PENDING in tests/test_readme.py"
-        else:
-            assert (ROOT / path).is_file(), f"the README links to {path}, which does not exist"
+def test_every_linked_file_and_anchor_exists() -> None:
+    for source in ("README.md", *MOVED_TO):
+        for path, anchor in relative_links(source):
+            if path in PENDING:
+                assert not (ROOT / path).exists(), f"{path} exists now: remove it from PENDING in tests/test_readme.py"
+                continue
+            assert (ROOT / path).is_file(), f"{source} links to {path}, which does not exist"
+            if anchor:
+                assert anchor in anchors((ROOT / path).read_text("utf-8")), (
+                    f"{source} links to {path}{anchor}: no such heading"
+                )
+
+
+def test_the_readme_is_what_a_user_reads_first() -> None:
+    assert len(README.encode()) < 20 * 1024, "over 20 KB: move the details to a docs/ page and link it"
+    titles = re.findall(r"^## (.*)", README, re.M)
+    assert titles[:4] == ["Quick start", "Install", "Set up", "How the id reaches your code"]
+    assert "More" in titles  # the list of docs pages
 
 
 @pytest.fixture(scope="module")
@@ -510,3 +558,26 @@ def test_every_make_target_named_exists_and_development_lists_them_all() -> None
 def test_the_quick_start_is_make_demo_and_make_test() -> None:
     (quick,) = [b.code for b in blocks(section("Quick start"))]
     assert [line.split("#")[0].strip() for line in quick.splitlines()] == ["make demo", "make test"]
+
+
+# -- the install table is setup.cfg's extras ----------------------------------------------------------
+
+
+def test_the_install_table_names_every_users_extra_and_what_it_adds() -> None:
+    from packaging.requirements import Requirement
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    extras = {
+        name: sorted({Requirement(r).name.lower() for r in value.splitlines() if r and not r.startswith("#")})
+        for name, value in config["options.extras_require"].items()
+        if name != "dev"
+    }
+    rows: dict[str, list[str]] = {}
+    for line in section("Install").splitlines():
+        if m := re.fullmatch(r"\| [^|]+ \| `pip install -e (?:\"\.\[(\w+)\]\"|\.)` \| ([^|]+) \|", line):
+            adds = re.sub(r"\([^)]*\)", "", m.group(2))
+            rows[m.group(1) or ""] = sorted(n.strip() for n in adds.split(",") if n.strip() not in ("", "nothing"))
+    assert rows.pop("") == []  # any WSGI app: the core alone
+    assert rows == extras
+    assert "testing" in extras  # the pytest plugin has an extra of its own

@@ -17,6 +17,7 @@ from examples.shop_page import (
     SEARCH_KEY,
     SearchForm,
     consent_value,
+    fake_image,
     products_of,
     recommendation_requests,
     render_page,
@@ -57,7 +58,7 @@ def create_app(config: dict[str, Any] | None = None, *, fake: FakeHelloRetail | 
             "Flask",
             recommended_for_you(hello_retail, key),
             query=form.query,
-            search=search_results(hello_retail, search_key, form),
+            search=search_results(hello_retail, search_key, form, fake),
             fake=fake,
             consent=consent,
             script=hello_retail_script(),  # early in <head>: the consent decision reaches the script first
@@ -81,6 +82,12 @@ def create_app(config: dict[str, Any] | None = None, *, fake: FakeHelloRetail | 
         response.set_cookie(CONSENT_COOKIE, value, max_age=CONSENT_MAX_AGE, samesite="Lax")
         return response
 
+    @app.get("/images/<name>")
+    def image(name: str) -> Response:
+        """The embedded fake's product pictures, through the demo's own origin."""
+        status, content_type, body = fake_image(fake, name)
+        return Response(body, status, content_type=content_type, headers={"Cache-Control": "public, max-age=86400"})
+
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -98,12 +105,14 @@ def recommended_for_you(hello_retail: HelloRetailClient, key: str) -> list[Mappi
         return []
 
 
-def search_results(hello_retail: HelloRetailClient, key: str, form: SearchForm) -> str:
+def search_results(
+    hello_retail: HelloRetailClient, key: str, form: SearchForm, fake: FakeHelloRetail | None = None
+) -> str:
     """The search results' HTML; "" without a query or when Hello Retail fails."""
     if not form.query:
         return ""
     try:
-        return search_html(form, hello_retail.search(key, form.query, format="json", products=form.products()))
+        return search_html(form, hello_retail.search(key, form.query, format="json", products=form.products()), fake)
     except HelloRetailError as exc:
         logger.warning("no search results: %s", exc)
         return ""

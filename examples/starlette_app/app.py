@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -24,6 +25,7 @@ from examples.shop_page import (
     SEARCH_KEY,
     SearchForm,
     consent_value,
+    fake_image,
     products_of,
     recommendation_requests,
     render_page,
@@ -60,7 +62,7 @@ def create_app(*, fake: FakeHelloRetail | None = None, **options: Any) -> Starle
         form = SearchForm(request.query_params, request.query_params.getlist("filter"))
         client = request.app.state.hello_retail
         products = await recommended_for_you(client, key)
-        search = await search_results(client, search_key, form)
+        search = await search_results(client, search_key, form, fake)
         user = get_tracking_user()
         script = hello_retail_script()  # early in <head>: the consent decision reaches the script first
         return HTMLResponse(
@@ -86,11 +88,21 @@ def create_app(*, fake: FakeHelloRetail | None = None, **options: Any) -> Starle
         response.set_cookie(CONSENT_COOKIE, value, max_age=CONSENT_MAX_AGE, samesite="lax")
         return response
 
+    async def image(request: Request) -> Response:
+        """The embedded fake's product pictures, through the demo's own origin."""
+        status, content_type, body = await run_in_threadpool(fake_image, fake, request.path_params["name"])
+        return Response(body, status, media_type=content_type, headers={"Cache-Control": "public, max-age=86400"})
+
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     return Starlette(
-        routes=[Route("/", index), Route("/consent", consent, methods=["POST"]), Route("/health", health)],
+        routes=[
+            Route("/", index),
+            Route("/consent", consent, methods=["POST"]),
+            Route("/images/{name}", image),
+            Route("/health", health),
+        ],
         # The first middleware is the outermost: it sees the response as it leaves, and writes its headers in.
         middleware=[Middleware(ShowHeadersASGI), Middleware(TrackingUserMiddleware, settings=settings)],
         lifespan=lifespan,
@@ -106,12 +118,15 @@ async def recommended_for_you(hello_retail: AsyncHelloRetailClient, key: str) ->
         return []
 
 
-async def search_results(hello_retail: AsyncHelloRetailClient, key: str, form: SearchForm) -> str:
+async def search_results(
+    hello_retail: AsyncHelloRetailClient, key: str, form: SearchForm, fake: FakeHelloRetail | None = None
+) -> str:
     """The search results' HTML; "" without a query or when Hello Retail fails."""
     if not form.query:
         return ""
     try:
-        return search_html(form, await hello_retail.search(key, form.query, format="json", products=form.products()))
+        answer = await hello_retail.search(key, form.query, format="json", products=form.products())
+        return search_html(form, answer, fake)
     except HelloRetailError as exc:
         logger.warning("no search results: %s", exc)
         return ""

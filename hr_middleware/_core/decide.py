@@ -18,7 +18,7 @@ from .cookies import CookieWrite, find_cookie, valid_id_or_none
 from .customers import CustomerLinks
 from .facts import RequestFacts, not_a_page_navigation
 from .ids import OPT_OUT_ID, is_valid_id
-from .log import BAD_SIGNATURE, CONSENT_HOOK_FAILED, MINT_WHEN_FAILED
+from .log import BAD_SIGNATURE, CONSENT_HOOK_FAILED, MINT_WHEN_FAILED, NOT_MINTED, TEST_CLIENT_HINT
 from .settings import Settings
 from .visit import Decision, NoIdReason, Note, Origin
 
@@ -118,12 +118,20 @@ class TrackingPolicy:
         rule = self.settings.mint_when
         if rule is None:  # the default rule, which says why not: a bot, or not a page
             reason = not_a_page_navigation(request)
+            if reason is not None:  # at DEBUG: what a test that expected a mint needs to hear
+                said = (request.method, request.path[:200], reason.explanation, TEST_CLIENT_HINT)
+                notes += (Note(logging.DEBUG, NOT_MINTED, said),)
         else:
             try:
                 reason = None if rule(request) else NoIdReason.MINT_WHEN
             except Exception as exc:  # the shop's hook: the serving layer logs it
                 reason = NoIdReason.MINT_WHEN
                 notes += (Note(logging.ERROR, MINT_WHEN_FAILED, (), exc),)
+            else:
+                if reason is not None:
+                    notes += (
+                        Note(logging.DEBUG, NOT_MINTED, (request.method, request.path[:200], reason.explanation, "")),
+                    )
         if reason is not None:
             return Decision(None, None, reason, (), False, notes)
         return self._mint_due(request, notes)

@@ -11,8 +11,10 @@ __all__ = [
     "INTERNAL_ERROR",
     "MINT_WHEN_FAILED",
     "MISCONFIGURED",
+    "NOT_MINTED",
     "SCRIPT_CUSTOMER_IGNORED",
     "SCRIPT_NOT_RENDERED",
+    "TEST_CLIENT_HINT",
     "WEBSITE_ANSWER_INVALID",
     "WEBSITE_HOOK_FAILED",
     "WEBSITE_NONE",
@@ -27,6 +29,11 @@ BAD_SIGNATURE = "server cookie %s has no valid signature; treated as absent"
 CONSENT_HOOK_FAILED = "consent hook raised; treating consent as unknown"
 #: The ``mint_when`` option raised (ERROR, with the traceback); the request does not mint.
 MINT_WHEN_FAILED = "mint_when raised; not minting for this request"
+#: A request without an id that does not mint (DEBUG): its method, path and the reason in words,
+#: then :data:`TEST_CLIENT_HINT` when the default rule said no (else "").
+NOT_MINTED = "no id minted for %s %r: %s%s"
+#: What a test that expected a mint should send.
+TEST_CLIENT_HINT = "; a test client sends no browser headers: pass hr_middleware.testing.BROWSER_HEADERS"
 #: The middleware itself failed (ERROR, with the traceback); the request goes on without it.
 INTERNAL_ERROR = "hr_middleware failed on this request; serving it without a tracking id"
 #: Requests reached an ASGI middleware whose options are invalid (ERROR, once).

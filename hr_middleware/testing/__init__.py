@@ -27,26 +27,34 @@ in :class:`FakeHelloRetail`'s docstring. Customer links are answered in
 :mod:`._customers`, customer bias in :mod:`._bias`, the stand-in product pages
 in :mod:`._handler`.
 
+Only a person's page navigation mints, and test clients send no browser
+headers: pass ``headers=BROWSER_HEADERS`` for a first visit. Reading an id the
+fake never minted (``fake.minted[0]``) fails with the likely cause.
+
 With pytest, the ``fake_hello_retail`` fixture (from this package's pytest
-plugin) gives a running server, reset for every test. Nothing here talks to
+plugin) gives a running server, reset for every test, and ``browser_headers``
+a copy of :data:`BROWSER_HEADERS`. Nothing here talks to
 the real Hello Retail. ``python -m hr_middleware.testing`` runs one in the
 foreground.
 
 The modules: :mod:`._server` (the fake's lifecycle and what it counted),
 :mod:`._handler` (its HTTP side), :mod:`._answers` (modes and canned answers in
 Hello Retail's shapes), :mod:`._images` (the products' pictures), :mod:`._script`
-(the stand-in for Hello Retail's script, ``fake.script_url``, and what pages told it) and
+(the stand-in for Hello Retail's script, ``fake.script_url``, and what pages told it),
+:mod:`._browser` (a person's browser headers), :mod:`._minted` (the minted ids) and
 :mod:`.__main__` (the command line).
 """
 
 from __future__ import annotations
 
 from ._answers import Mode, fake_products
+from ._browser import BROWSER_HEADERS
 from ._handler import RecordedRequest
 from ._script import ScriptEvent, ScriptLog
 from ._server import DEFAULT_WEBSITE_UUID, FakeHelloRetail
 
 __all__ = [
+    "BROWSER_HEADERS",
     "DEFAULT_WEBSITE_UUID",
     "FakeHelloRetail",
     "Mode",

@@ -31,6 +31,7 @@ from ._answers import (
 from ._bias import BIAS_PATH, bias_answer, bias_problem
 from ._customers import CUSTOMER_LINK_PATH, customer_link_reply
 from ._images import IMAGE_PREFIX, product_image
+from ._index import index_page, log_call
 from ._script import EVENTS_PATH, SCRIPT_PATH, STAND_IN
 
 if TYPE_CHECKING:
@@ -213,8 +214,8 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        # Images and product pages only: they stand in for the shop's image server and
-        # product pages, not for Hello Retail, so they are neither recorded nor counted.
+        # The script, product pages, images and the front page: they stand in for Hello Retail's CDN and
+        # the shop's own servers, not for Hello Retail's API, so they are neither recorded nor counted.
         path = self.path.partition("?")[0]
         if path == SCRIPT_PATH:  # the stand-in for Hello Retail's script (_script.py): not recorded either
             self._send(200, "text/javascript; charset=utf-8", STAND_IN, cache_control="no-store")
@@ -226,7 +227,12 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
             else:
                 self._send(200, "text/html; charset=utf-8", page)
             return
+        if path == "/":  # someone opened the fake's URL: say what it is
+            self._send(200, "text/plain; charset=utf-8", index_page(self.server.fake))
+            log_call(self.server.fake, "GET", self.path, "200")
+            return
         image = product_image(path[len(IMAGE_PREFIX) :]) if path.startswith(IMAGE_PREFIX) else None
+        log_call(self.server.fake, "GET", self.path, "404" if image is None else "200")
         if image is None:
             self._json(404, {"success": False, "message": "no such image"})
         else:
@@ -241,6 +247,14 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         reply, release = reply_to_post(fake, self.path, headers, body, self.client_address)
+        log_call(
+            fake,
+            "POST",
+            self.path,
+            str(reply.status) if reply.body else reply.mode.name,
+            request=body,
+            answer=reply.body,
+        )
         if reply.delay and release.wait(reply.delay):
             return  # the server is stopping or was reset
         mode = reply.mode

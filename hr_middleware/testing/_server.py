@@ -17,6 +17,7 @@ from hr_middleware._hello_retail.transport import Answer
 from ._answers import MINT_PATH, ZERO_RESULT_QUERY, Mode
 from ._handler import FakeHTTPServer, FakeRequestHandler, RecordedRequest, reply_to_post, shut
 from ._images import IMAGE_PREFIX
+from ._minted import Minted
 from ._script import SCRIPT_PATH, ScriptLog
 
 __all__ = ["DEFAULT_WEBSITE_UUID", "FakeHelloRetail"]
@@ -132,6 +133,8 @@ class FakeHelloRetail:
         self._shop_url = None if shop_url is None else shop_url.rstrip("/")
         #: Answered in memory, in this process, without a socket (see the class docstring).
         self.in_memory = in_memory
+        #: Log each call at INFO on the ``hr_middleware.testing`` logger (``python -m hr_middleware.testing`` does).
+        self.log_requests = False
         self._memory_url = f"http://hello-retail-{next(_numbers)}.invalid"
         self._lock = threading.Lock()
         #: Notified whenever a connection closes (wait_disconnected() waits on it).
@@ -258,7 +261,8 @@ class FakeHelloRetail:
             self.drip_interval = 0.2
             self.fail_every = 0
             self.failure_mode = Mode.SERVER_ERROR
-            self.minted: list[str] = []
+            #: The ids handed out; reading one that was not says why (see :class:`._minted.Minted`).
+            self.minted: list[str] = Minted(self)
             # The website each minted id was for.
             self._minted_for: dict[str, str | None] = {}
             self.requests: list[RecordedRequest] = []

@@ -7,5 +7,6 @@ from . import views
 urlpatterns = [
     path("", views.index),
     path("consent", views.consent),
+    path("images/<str:name>", views.image),
     path("api/tracking-user", views.tracking_user),
 ]

@@ -19,6 +19,7 @@ from examples.shop_page import (
     SEARCH_KEY,
     SearchForm,
     consent_value,
+    fake_image,
     products_of,
     recommendation_requests,
     render_page,
@@ -52,11 +53,24 @@ def page(request: HttpRequest, consent: str | None) -> HttpResponse:
             recommended_for_you(os.environ.get("RECOMMENDATIONS_KEY", RECOMMENDATIONS_KEY)),
             query=form.query,
             search=search_results(os.environ.get("SEARCH_KEY", SEARCH_KEY), form),
-            fake=getattr(settings, "DEMO_FAKE_HELLO_RETAIL", None),
+            fake=demo_fake(),
             consent=consent,
             script=hello_retail_script(),  # early in <head>: the consent decision reaches the script first
         )
     )
+
+
+def demo_fake() -> Any:
+    """The embedded fake Hello Retail (settings.DEMO_FAKE_HELLO_RETAIL), or None for the real one."""
+    return getattr(settings, "DEMO_FAKE_HELLO_RETAIL", None)
+
+
+def image(request: HttpRequest, name: str) -> HttpResponse:
+    """The embedded fake's product pictures, through the demo's own origin."""
+    status, content_type, body = fake_image(demo_fake(), name)
+    response = HttpResponse(body, status=status, content_type=content_type)
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 def index(request: HttpRequest) -> HttpResponse:
@@ -93,7 +107,8 @@ def search_results(key: str, form: SearchForm) -> str:
     if not form.query:
         return ""
     try:
-        return search_html(form, hello_retail().search(key, form.query, format="json", products=form.products()))
+        answer = hello_retail().search(key, form.query, format="json", products=form.products())
+        return search_html(form, answer, demo_fake())
     except HelloRetailError as exc:
         logger.warning("no search results: %s", exc)
         return ""

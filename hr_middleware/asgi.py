@@ -52,11 +52,13 @@ from typing import Any, cast
 from ._core.cookies import COOKIE_HEADER_LIMIT
 from ._core.facts import RequestFacts
 from ._core.headers import patch_raw_headers
+from ._core.interfaces import wrong_adapter
 from ._core.log import MISCONFIGURED, logger
 from ._core.returning import scope_reader
 from ._core.settings import Settings
 from ._hello_retail.mint import AsyncMinter
 from ._hello_retail.prefetch import AsyncPrefetchingMinter, make_async_minter
+from ._hello_retail.transport import import_httpx
 from ._serving import VISIT_KEY, Engine, Visit, ain_visit, enter, fail_open, leave, patched
 
 __all__ = ["STATE_KEY", "TrackingUserMiddleware"]
@@ -221,8 +223,13 @@ class TrackingUserMiddleware:
         **options: Any,
     ) -> TrackingUserMiddleware:
         try:
+            wrong = wrong_adapter(app, "asgi")
+            if wrong is not None:
+                raise TypeError(wrong)
             Settings.merge(settings, options)
-        except (TypeError, ValueError) as exc:
+            if minter is None:
+                import_httpx()  # its own minter needs the [asgi] extra: say so now, not at each request
+        except (TypeError, ValueError, ImportError) as exc:
             if not _inside_a_running_app():
                 raise
             # Starlette and FastAPI build their middleware stack lazily, in the

@@ -20,12 +20,13 @@ page is visit).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from werkzeug.datastructures import EnvironHeaders
 
 from ._core.facts import RequestFacts
 from ._core.headers import patch_headers
+from ._core.interfaces import wrong_adapter
 from ._core.returning import environ_reader
 from ._core.settings import Settings
 from ._hello_retail.mint import Minter
@@ -90,6 +91,19 @@ class TrackingUserMiddleware:
             requests session), prefetching when the ``prefetch`` option says so.
         **options: the options of :class:`~hr_middleware.Settings`.
     """
+
+    def __new__(cls, app: WSGIApplication, **options: Any) -> TrackingUserMiddleware:
+        wrong = wrong_adapter(app, "wsgi")
+        if wrong is None:
+            return super().__new__(cls)
+        from .asgi import _inside_a_running_app, _Misconfigured
+
+        if not _inside_a_running_app():
+            raise TypeError(wrong)
+        # Given to Starlette's or FastAPI's add_middleware: built lazily, in the lifespan
+        # start-up, where an exception reads to uvicorn as "no lifespan" and then every
+        # request would fail. Refuse the start-up instead (requests still served, without ids).
+        return cast(TrackingUserMiddleware, _Misconfigured(app, f"hr-middleware: {wrong}"))  # type: ignore[arg-type]
 
     def __init__(
         self,

@@ -147,6 +147,17 @@ class TrackingUserMiddleware:
         self._engine.close()
 
 
+def without_ids(app: WSGIApplication) -> WSGIApplication:
+    """*app* served as by a middleware that could not serve it: no id anywhere (the
+    environ key is None; ``get_tracking_user().reason`` is ``INTERNAL_ERROR``), nothing set."""
+
+    def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        environ[ENVIRON_KEY] = None
+        return in_visit(Visit.failed(environ), app, environ, start_response)
+
+    return serve
+
+
 class _WSGIVisit(Visit):
     """A visit visit over WSGI; its ``start_response`` is the app's: the server's,
     with the visit's headers added when there are any."""

@@ -8,6 +8,7 @@ __all__ = [
     "BAD_SIGNATURE",
     "CONFIG_INVALID",
     "CONSENT_HOOK_FAILED",
+    "FLASK_CONFIG_INVALID",
     "INTERNAL_ERROR",
     "MINT_WHEN_FAILED",
     "MISCONFIGURED",
@@ -28,3 +29,8 @@ INTERNAL_ERROR = "hr_middleware failed on this request; serving it without a tra
 MISCONFIGURED = "%s; serving requests without tracking ids"
 #: Django's ``HELLO_RETAIL`` became invalid while the site runs (ERROR, once per change).
 CONFIG_INVALID = "settings.HELLO_RETAIL is invalid (%s); serving requests without tracking ids"
+#: Flask's ``HELLO_RETAIL_*`` config changed after ``HelloRetail(app)`` and is invalid (ERROR, once).
+FLASK_CONFIG_INVALID = (
+    "app.config's HELLO_RETAIL_* changed after HelloRetail(app) and is invalid (%s); "
+    "serving requests without tracking ids"
+)

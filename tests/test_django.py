@@ -26,7 +26,7 @@ from django.conf import settings  # noqa: E402 - needs configure()
 from django.core import checks  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 from django.http import HttpRequest, HttpResponse  # noqa: E402
-from django.test import Client, RequestFactory, override_settings  # noqa: E402
+from django.test import AsyncClient, Client, RequestFactory, override_settings  # noqa: E402
 
 from hr_middleware import is_valid_id  # noqa: E402
 from hr_middleware._core.log import CONFIG_INVALID, INTERNAL_ERROR  # noqa: E402
@@ -668,3 +668,37 @@ def test_a_django_project_wrapped_only_by_our_wsgi_or_asgi_middleware_never_shar
     seen = [json.loads(page["body"])["id"] for page in pages]
     assert_every_page_shows_its_own_visitor(MANY, seen, fake_hello_retail.minted)
     assert "max-age=60" in (silent["cache_control"] or "")  # the cache is at work for a page without the id
+
+
+# -- a forgotten middleware ----------------------------------------------------------------------
+
+FORGOTTEN = (
+    "get_tracking_user_id() was called in a Django request that no hr-middleware middleware served, so it "
+    "is None: add 'hr_middleware.django.TrackingUserMiddleware' to settings.MIDDLEWARE"
+)
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_get_tracking_user_id_without_the_middleware_says_so_once(
+    fake_hello_retail: FakeHelloRetail, installed: bool, hr_log: pytest.LogCaptureFixture
+) -> None:
+    """Without the app in INSTALLED_APPS no system check warns: a view got None silently."""
+    middleware = [MIDDLEWARE_PATH] if installed else ["django.middleware.common.CommonMiddleware"]
+    hello_retail = {"WEBSITE_UUID": fake_hello_retail.website_uuid, "API_URL": fake_hello_retail.url}
+    with override_settings(MIDDLEWARE=middleware, HELLO_RETAIL=hello_retail):
+        client = Client()
+        responses = [client.get("/visitor", headers=PAGE) for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200] * 3
+    warnings = [r.getMessage() for r in hr_log.records if r.levelno == logging.WARNING]
+    assert warnings == ([] if installed else [FORGOTTEN])
+
+
+@pytest.mark.anyio
+async def test_an_async_view_without_the_middleware_says_so_once(hr_log: pytest.LogCaptureFixture) -> None:
+    with override_settings(MIDDLEWARE=[], ROOT_URLCONF="tests.django_site.async_urls"):
+        client = AsyncClient()
+        responses = [await client.get("/", headers=PAGE) for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200] * 3
+    assert [r.getMessage() for r in hr_log.records if r.levelno == logging.WARNING] == [FORGOTTEN]

@@ -185,3 +185,33 @@ def test_an_unchanged_config_keeps_the_middleware_built_at_init_app(fake_hello_r
 
     assert HelloRetail.middleware(app) is built
     assert app.wsgi_app is built
+
+
+# -- a forgotten HelloRetail(app) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_get_tracking_user_id_without_the_extension_says_so_once(
+    fake_hello_retail: FakeHelloRetail, installed: bool, hr_log: pytest.LogCaptureFixture
+) -> None:
+    """A forgotten ``HelloRetail(app)`` gave None silently; now one WARNING names the line to add."""
+    app = Flask(__name__)
+    app.config.update(
+        HELLO_RETAIL_WEBSITE_UUID=fake_hello_retail.website_uuid, HELLO_RETAIL_API_URL=fake_hello_retail.url
+    )
+    app.get("/")(lambda: {"id": get_tracking_user_id()})
+    if installed:
+        HelloRetail(app)
+    client = app.test_client()
+
+    responses = [client.get("/", headers=PAGE, buffered=True) for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200] * 3
+    warnings = [r.getMessage() for r in hr_log.records if r.levelno == logging.WARNING]
+    if installed:
+        assert warnings == []
+    else:
+        assert warnings == [
+            "get_tracking_user_id() was called in a Flask request that no hr-middleware middleware served, so it "
+            "is None: add `HelloRetail(app)` (`from hr_middleware.flask import HelloRetail`)"
+        ]

@@ -9,6 +9,7 @@ __all__ = [
     "CONFIG_INVALID",
     "CONSENT_HOOK_FAILED",
     "FLASK_CONFIG_INVALID",
+    "FORGOTTEN_MIDDLEWARE",
     "INTERNAL_ERROR",
     "MINT_WHEN_FAILED",
     "MISCONFIGURED",
@@ -34,3 +35,5 @@ FLASK_CONFIG_INVALID = (
     "app.config's HELLO_RETAIL_* changed after HelloRetail(app) and is invalid (%s); "
     "serving requests without tracking ids"
 )
+#: The id was asked for in a request no middleware of ours served (WARNING, once per app): what, the line to add.
+FORGOTTEN_MIDDLEWARE = "%s that no hr-middleware middleware served, so it is None: add %s"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import weakref
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 from ._core.log import FORGOTTEN_MIDDLEWARE, logger
@@ -41,22 +41,34 @@ def say_once(key: Any, what: str, line: str) -> None:
 
 
 def unserved_request() -> None:
-    """No visit is current: if a Flask or Django request is being served all the same, say so once."""
-    flask = sys.modules.get("flask")
+    """No visit is current: if a Flask or Django request is being served all the same, say so once.
+
+    Cheap when neither framework is loaded (two dict lookups): a bare app that
+    reads the id without any middleware pays about that per read.
+    """
+    modules = sys.modules
+    flask = modules.get("flask")
     if flask is not None and flask.has_request_context():
         app = flask.current_app._get_current_object()
         if "hello_retail" not in app.extensions:
             say_once(app, "get_tracking_user_id() was called in a Flask request", _FLASK_LINE)
         return
-    if "django.core.handlers.base" in sys.modules and _in_a_django_request():
+    if "django.core.handlers.base" in modules and _in_a_django_request():
         _django_without_middleware()
+
+
+#: The code of Django's request entry points (sync and async), found once.
+_django_entries: tuple[CodeType, ...] = ()
 
 
 def _in_a_django_request() -> bool:
     """Is Django's handler on the stack (a sync view, or an async one on the handler's own loop)?"""
-    from django.core.handlers.base import BaseHandler
+    global _django_entries  # noqa: PLW0603 - found once, then read
+    if not _django_entries:
+        from django.core.handlers.base import BaseHandler
 
-    entries = (BaseHandler.get_response.__code__, BaseHandler.get_response_async.__code__)
+        _django_entries = (BaseHandler.get_response.__code__, BaseHandler.get_response_async.__code__)
+    entries = _django_entries
     frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         if frame.f_code in entries:

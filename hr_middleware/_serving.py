@@ -475,8 +475,12 @@ def get_tracking_user() -> TrackingUser:
 
 def _unserved() -> None:
     """No visit: say so if a request is being served all the same (a forgotten middleware)."""
-    with fail_open:
+    # try, not the fail_open block: an app without the middleware reads the id here on
+    # every request, and a block costs two calls (docs/performance.md).
+    try:
         unserved_request()
+    except Exception:
+        fail_open.caught()
 
 
 # -- acting on a consent change within a request ----------------------------------------------

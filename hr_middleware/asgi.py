@@ -207,8 +207,9 @@ class TrackingUserMiddleware:
 
     Args:
         app: the ASGI application to wrap.
-        settings: a ready :class:`~hr_middleware.Settings`; or pass its
-            options as keyword arguments (``website_uuid`` is required).
+        settings: a ready :class:`~hr_middleware.Settings` (or a dict of its
+            options); or pass its options as keyword arguments
+            (``website_uuid`` is required).
         minter: what mints (for tests); default: one of its own (a pooled
             httpx client), prefetching when the ``prefetch`` option says so.
         **options: the options of :class:`~hr_middleware.Settings`.
@@ -218,7 +219,7 @@ class TrackingUserMiddleware:
         cls,
         app: ASGIApp,
         *,
-        settings: Settings | None = None,
+        settings: Settings | Mapping[str, Any] | None = None,
         minter: AsyncMinter | AsyncPrefetchingMinter | None = None,
         **options: Any,
     ) -> TrackingUserMiddleware:
@@ -243,7 +244,7 @@ class TrackingUserMiddleware:
         self,
         app: ASGIApp,
         *,
-        settings: Settings | None = None,
+        settings: Settings | Mapping[str, Any] | None = None,
         minter: AsyncMinter | AsyncPrefetchingMinter | None = None,
         **options: Any,
     ) -> None:

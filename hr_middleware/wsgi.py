@@ -83,8 +83,9 @@ class TrackingUserMiddleware:
 
     Args:
         app: the WSGI application to wrap.
-        settings: a ready :class:`~hr_middleware.Settings`; or pass its
-            options as keyword arguments (``website_uuid`` is required).
+        settings: a ready :class:`~hr_middleware.Settings` (or a dict of its
+            options); or pass its options as keyword arguments
+            (``website_uuid`` is required).
         native_request: builds the framework's request object from the environ
             for hooks (``RequestFacts.native``); default: the environ itself.
         minter: what mints (for tests); default: one of its own (a pooled
@@ -109,7 +110,7 @@ class TrackingUserMiddleware:
         self,
         app: WSGIApplication,
         *,
-        settings: Settings | None = None,
+        settings: Settings | Mapping[str, Any] | None = None,
         native_request: Callable[[WSGIEnvironment], Any] | None = None,
         minter: Minter | PrefetchingMinter | None = None,
         **options: Any,

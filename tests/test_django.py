@@ -702,3 +702,18 @@ async def test_an_async_view_without_the_middleware_says_so_once(hr_log: pytest.
 
     assert [r.status_code for r in responses] == [200] * 3
     assert [r.getMessage() for r in hr_log.records if r.levelno == logging.WARNING] == [FORGOTTEN]
+
+
+def test_settings_values_as_people_write_them(fake_hello_retail: FakeHelloRetail) -> None:
+    """A UUID with the newline of the file it came from, SameSite in lower case: both were refused."""
+    hello_retail = {
+        "WEBSITE_UUID": f" {fake_hello_retail.website_uuid}\n",
+        "API_URL": fake_hello_retail.url,
+        "SAMESITE": "strict",
+    }
+    with override_settings(HELLO_RETAIL=hello_retail):
+        response = Client().get("/", headers=PAGE)
+
+    assert fake_hello_retail.mint_count == 1
+    assert response.cookies["helloRetailTrackingUserId"]["samesite"] == "Strict"
+    assert checks.run_checks(tags=["hr_middleware"]) == []

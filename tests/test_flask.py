@@ -215,3 +215,15 @@ def test_get_tracking_user_id_without_the_extension_says_so_once(
             "get_tracking_user_id() was called in a Flask request that no hr-middleware middleware served, so it "
             "is None: add `HelloRetail(app)` (`from hr_middleware.flask import HelloRetail`)"
         ]
+
+
+def test_config_values_as_people_write_them(fake_hello_retail: FakeHelloRetail) -> None:
+    """A UUID with the newline of the file it came from, SameSite in lower case: both were refused."""
+    app = make_app(fake_hello_retail)
+    app.config.update(HELLO_RETAIL_WEBSITE_UUID=f" {fake_hello_retail.website_uuid}\n", HELLO_RETAIL_SAMESITE="strict")
+    HelloRetail(app)
+
+    response = app.test_client().get("/", headers=PAGE, buffered=True)
+
+    assert fake_hello_retail.mint_count == 1
+    assert "SameSite=Strict" in response.headers["Set-Cookie"]

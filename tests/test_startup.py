@@ -349,3 +349,45 @@ def test_the_wsgi_middleware_in_add_middleware_without_lifespan_serves_pages(
     errors = [r.getMessage() for r in hr_log.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert "use hr_middleware.asgi.TrackingUserMiddleware" in errors[0]
+
+
+# -- settings= given a dict --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("middleware", "app"),
+    [(wsgi.TrackingUserMiddleware, plain_wsgi_app), (asgi.TrackingUserMiddleware, starlette_app())],
+    ids=["wsgi", "asgi"],
+)
+def test_settings_given_as_a_dict_are_taken_as_keyword_options(middleware: Any, app: Any) -> None:
+    """It was ``AttributeError: 'dict' object has no attribute 'mint_url'``; keyword options still win."""
+    built = middleware(app, settings={"website_uuid": UUID, "timeout": 0.5, "max_age": 60}, max_age=120)
+
+    assert (built.settings.website_uuid, built.settings.timeout, built.settings.max_age) == (UUID, 0.5, 120)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        pytest.param(
+            {"WEBSITE_UUID": UUID},
+            "WEBSITE_UUID: not an option of hr-middleware; did you mean 'website_uuid'?",
+            id="upper-case-keys",
+        ),
+        pytest.param(
+            "12345678-90ab-4cde-8f01-234567890abc",
+            "settings: expected a Settings or a dict of options, got str",
+            id="a-string",
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    ("middleware", "app"),
+    [(wsgi.TrackingUserMiddleware, plain_wsgi_app), (asgi.TrackingUserMiddleware, starlette_app())],
+    ids=["wsgi", "asgi"],
+)
+def test_settings_that_are_no_settings_are_named(middleware: Any, app: Any, settings: Any, message: str) -> None:
+    with pytest.raises(TypeError) as caught:
+        middleware(app, settings=settings)
+
+    assert str(caught.value) == message

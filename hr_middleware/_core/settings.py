@@ -41,6 +41,10 @@ _API_HOST_RE = re.compile(
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _PLACEHOLDER_UUIDS = frozenset(("00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"))
 
+_UUID_REQUIRED = "website_uuid: required, the shop's Hello Retail website UUID"
+#: ``samesite`` as given in any case -> as the RFC spells it.
+_SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+
 MintWhen = Callable[[RequestFacts], bool]
 Consent = Callable[[RequestFacts], Union[bool, None]]
 SecretKey = Union[str, bytes, Sequence[Union[str, bytes]]]
@@ -110,6 +114,16 @@ class Settings:
 
     signer: CookieSigner | None = field(default=None, init=False, repr=False, compare=False)
 
+    def __new__(cls, *args: Any, **options: Any) -> Settings:
+        # Before the generated __init__, whose TypeError would name no option:
+        # ``Settings(WEBSITE_UUID=...)`` (Flask's and Django's spelling) gets a did-you-mean.
+        # (Nothing to check without arguments: that is how pickle and copy make one.)
+        if options:
+            _check_names(options)
+            if not args and "website_uuid" not in options:
+                raise TypeError(_UUID_REQUIRED)
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "website_uuid", _canonical_uuid(self.website_uuid))
         object.__setattr__(self, "api_url", _checked_api_url(self.api_url))
@@ -135,6 +149,8 @@ class Settings:
             _check_domain(self.domain)
         if self.secure != "auto" and not isinstance(self.secure, bool):
             raise TypeError(f"secure: expected 'auto', True or False, got {self.secure!r}")
+        if isinstance(self.samesite, str):  # browsers read it case-insensitively; written as the RFC spells it
+            object.__setattr__(self, "samesite", _SAMESITE.get(self.samesite.lower(), self.samesite))
         if self.samesite not in ("Lax", "Strict", "None", None):
             raise ValueError(f"samesite: expected 'Lax', 'Strict', 'None' or None, got {self.samesite!r}")
         if self.samesite == "None" and self.secure is False:
@@ -211,16 +227,22 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def merge(cls, settings: Settings | None, options: Mapping[str, Any]) -> Settings:
+    def merge(cls, settings: Settings | Mapping[str, Any] | None, options: Mapping[str, Any]) -> Settings:
         """What a middleware's ``settings=`` and ``**options`` make together (options win).
 
+        ``settings`` may also be a dict of options, taken as keyword options.
         An unknown option raises :class:`TypeError` naming it, with the closest
         option's name when it looks like a typo.
         """
+        if isinstance(settings, Mapping):
+            options = {**settings, **options}
+            settings = None
+        elif settings is not None and not isinstance(settings, Settings):
+            raise TypeError(f"settings: expected a Settings or a dict of options, got {type(settings).__name__}")
         _check_names(options)
         if settings is None:
             if "website_uuid" not in options:
-                raise TypeError("website_uuid: required, the shop's Hello Retail website UUID")
+                raise TypeError(_UUID_REQUIRED)
             return cls(**options)
         return settings.replace(**options) if options else settings
 
@@ -275,6 +297,7 @@ def _canonical_uuid(value: object) -> str:
     """The website UUID in the form Hello Retail shows and expects: lower-case, dashed."""
     _check_str("website_uuid", value)
     assert isinstance(value, str)
+    value = value.strip()  # pasted with a blank or read from a file with its newline
     if not _UUID_RE.fullmatch(value):
         raise ValueError(
             f"website_uuid: {value[:60]!r} is not a UUID in its usual form: 36 characters such as "

@@ -213,6 +213,16 @@ class TrackingUserMiddleware:
         minter: what mints (for tests); default: one of its own (a pooled
             httpx client), prefetching when the ``prefetch`` option says so.
         **options: the options of :class:`~hr_middleware.Settings`.
+
+    Raises:
+        TypeError: an unknown option (with the one meant), or *app* is a WSGI
+            app (naming the middleware it needs).
+        ValueError: an option's value.
+        ImportError: httpx is not installed (``pip install "hr-middleware[asgi]"``).
+
+    Built lazily by a framework (Starlette's and FastAPI's ``add_middleware``:
+    at the lifespan start-up), it refuses the start-up with that reason instead;
+    see docs/asgi.md.
     """
 
     def __new__(

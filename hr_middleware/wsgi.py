@@ -91,6 +91,12 @@ class TrackingUserMiddleware:
         minter: what mints (for tests); default: one of its own (a pooled
             requests session), prefetching when the ``prefetch`` option says so.
         **options: the options of :class:`~hr_middleware.Settings`.
+
+    Raises:
+        TypeError: an unknown option (with the one meant), or *app* is an ASGI
+            app (naming the middleware it needs; given to Starlette's or
+            FastAPI's ``add_middleware``, it refuses the lifespan start-up instead).
+        ValueError: an option's value.
     """
 
     def __new__(cls, app: WSGIApplication, **options: Any) -> TrackingUserMiddleware:

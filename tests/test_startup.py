@@ -149,17 +149,22 @@ def test_without_httpx_the_error_names_the_extra(code: str) -> None:
     assert 'pip install "hr-middleware[asgi]"' in done.stderr
 
 
-#: Runs a server as ``python -m <server>`` would, in an interpreter where ``import httpx``
-#: fails as if httpx were not installed (a core-only install: no ``[asgi]`` extra).
-_WITHOUT_HTTPX = (
-    "import runpy, sys; sys.modules['httpx'] = None; sys.argv = sys.argv[1:]; "
-    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+#: A child interpreter where ``import httpx`` fails as if httpx were not installed (a
+#: core-only install: no ``[asgi]`` extra); the server then runs in that same process.
+_WITHOUT_HTTPX = "import sys; sys.modules['httpx'] = None\n"
+#: The servers, in-process (a worker process of their own might be a fresh interpreter,
+#: which would find httpx), serving tests/no_httpx_app.py on {port}.
+UVICORN = "import uvicorn; uvicorn.run('tests.no_httpx_app:app', port={port}, lifespan={lifespan!r})"
+HYPERCORN = (
+    "import asyncio; from hypercorn.asyncio import serve; from hypercorn.config import Config; "
+    "from tests.no_httpx_app import app; config = Config(); config.bind = ['127.0.0.1:{port}']; "
+    "asyncio.run(serve(app, config))"
 )
 
 
-def _server_without_httpx(argv: list[str]) -> subprocess.Popen[str]:
+def _server_without_httpx(code: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", _WITHOUT_HTTPX, *argv],
+        [sys.executable, "-c", _WITHOUT_HTTPX + code],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -187,19 +192,16 @@ def _stop(process: subprocess.Popen[str]) -> str:
 
 
 @pytest.mark.parametrize(
-    "argv",
+    "code",
     [
-        pytest.param(["uvicorn", "tests.no_httpx_app:app"], id="uvicorn"),
-        # In-process (--workers 0): a spawned worker would be a fresh interpreter that finds httpx.
-        pytest.param(["hypercorn", "--workers", "0", "tests.no_httpx_app:app"], id="hypercorn"),
+        pytest.param(UVICORN.replace("{lifespan!r}", "'auto'"), id="uvicorn"),
+        pytest.param(HYPERCORN, id="hypercorn"),
     ],
 )
-def test_without_httpx_a_real_server_refuses_to_start_naming_the_extra(argv: list[str]) -> None:
+def test_without_httpx_a_real_server_refuses_to_start_naming_the_extra(code: str) -> None:
     """``add_middleware`` builds the middleware at the lifespan start-up: without httpx,
     uvicorn took the ImportError for "lifespan unsupported" and answered 500 to every request."""
-    port = free_port()
-    bind = ["--port", str(port)] if argv[0] == "uvicorn" else ["--bind", f"127.0.0.1:{port}"]
-    process = _server_without_httpx([*argv, *bind])
+    process = _server_without_httpx(code.format(port=free_port()))
 
     serving, output = _until_serving(process)
     if serving:
@@ -214,13 +216,14 @@ def test_without_httpx_and_without_lifespan_pages_are_served_without_ids() -> No
     """``uvicorn --lifespan off`` cannot be refused: the middleware is built at the first
     request, which is served (no 500) without an id, and the reason is logged once."""
     port = free_port()
-    process = _server_without_httpx(["uvicorn", "tests.no_httpx_app:app", "--lifespan", "off", "--port", str(port)])
+    process = _server_without_httpx(UVICORN.format(port=port, lifespan="off"))
+    output = ""
     try:
         serving, output = _until_serving(process)
         assert serving, output
         responses = [requests.get(f"http://127.0.0.1:{port}/", headers=PAGE, timeout=30) for _ in range(2)]
     finally:
-        output = _stop(process)
+        output += _stop(process)
 
     assert [r.status_code for r in responses] == [200, 200]
     assert [r.json() for r in responses] == [{"page": "served"}] * 2

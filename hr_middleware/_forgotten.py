@@ -32,11 +32,19 @@ _lock = threading.Lock()
 
 
 def say_once(key: Any, what: str, line: str) -> None:
-    """Log :data:`~hr_middleware._core.log.FORGOTTEN_MIDDLEWARE` once per *key* (an app)."""
-    with _lock:
-        if key in _said:
-            return
-        _said.add(key)
+    """Log :data:`~hr_middleware._core.log.FORGOTTEN_MIDDLEWARE` once per *key* (an app;
+    None or an object that cannot be weakly referred to: once for all such). Never raises."""
+    try:
+        with _lock:
+            if key in _said:
+                return
+            _said.add(key)
+    except TypeError:  # not weakly referable
+        key = say_once
+        with _lock:
+            if key in _said:
+                return
+            _said.add(key)
     logger.warning(FORGOTTEN_MIDDLEWARE, what, line)
 
 

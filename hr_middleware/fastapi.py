@@ -42,7 +42,7 @@ async def tracking_user_id(connection: HTTPConnection) -> str | None:
     """
     visit = current()
     if visit is None:
-        say_once(connection.app, "TrackingUserId was asked for in a request", FASTAPI_LINE)
+        say_once(connection.scope.get("app"), "TrackingUserId was asked for in a request", FASTAPI_LINE)
         return None
     return visit.read_id()
 

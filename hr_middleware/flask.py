@@ -27,7 +27,7 @@ from flask import Flask, current_app
 
 from ._core.log import FLASK_CONFIG_INVALID, logger
 from ._core.settings import Settings
-from ._serving import get_tracking_user_id
+from ._serving import fail_open, get_tracking_user_id
 from .wsgi import TrackingUserMiddleware, without_ids
 
 if TYPE_CHECKING:
@@ -103,19 +103,26 @@ class _UntilTheFirstRequest:
         return ready(environ, start_response)
 
     def _settle(self) -> WSGIApplication:
-        app, middleware = self._app, self._middleware
-        ready: WSGIApplication = middleware
-        if _our_config(app.config) != self._read:
-            try:
-                settings = Settings.from_config(app.config, prefix=CONFIG_PREFIX, **self._options)
-            except (TypeError, ValueError) as exc:
-                logger.error(FLASK_CONFIG_INVALID, exc)
-                ready = without_ids(middleware.app)
-            else:
-                middleware.close()  # nothing it opened is used again (it never served a request)
-                ready = TrackingUserMiddleware(middleware.app, settings=settings, native_request=app.request_class)
-                app.extensions[EXTENSION_KEY] = ready
+        app = self._app
+        ready: WSGIApplication = self._middleware
+        with fail_open:  # whatever fails here, the pages are served (by the middleware read at init_app)
+            ready = self._read_again()
         if app.wsgi_app is self:
             app.wsgi_app = ready  # type: ignore[method-assign,assignment]
         self._ready = ready
         return ready
+
+    def _read_again(self) -> WSGIApplication:
+        """The middleware for the config now: the one built at init_app if it is unchanged."""
+        app, middleware = self._app, self._middleware
+        if _our_config(app.config) == self._read:
+            return middleware
+        try:
+            settings = Settings.from_config(app.config, prefix=CONFIG_PREFIX, **self._options)
+        except (TypeError, ValueError) as exc:
+            logger.error(FLASK_CONFIG_INVALID, exc)
+            return without_ids(middleware.app)
+        middleware.close()  # nothing it opened is used again (it never served a request)
+        rebuilt = TrackingUserMiddleware(middleware.app, settings=settings, native_request=app.request_class)
+        app.extensions[EXTENSION_KEY] = rebuilt
+        return rebuilt

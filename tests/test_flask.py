@@ -12,7 +12,7 @@ from hr_middleware.flask import HelloRetail
 from hr_middleware.testing import FakeHelloRetail
 from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
 
-from .drivers import PAGE
+from .drivers import PAGE, in_threads
 from .ids import UUID
 
 
@@ -143,6 +143,21 @@ def test_a_config_set_after_init_app_is_read_at_the_first_request(fake_hello_ret
     assert response.headers["Set-Cookie"].startswith(f"hrid={fake_hello_retail.minted[0]}")
     assert HelloRetail.settings(app).api_url == fake_hello_retail.url
     assert app.wsgi_app is HelloRetail.middleware(app)  # later requests go straight to the middleware
+
+
+def test_first_requests_at_once_read_the_config_again_once(fake_hello_retail: FakeHelloRetail) -> None:
+    """A threaded server's first requests may arrive together: one middleware serves them all."""
+    app = make_app(fake_hello_retail)
+    app.config["HELLO_RETAIL_API_URL"] = UNREAD_API_URL
+    HelloRetail(app)
+    app.config["HELLO_RETAIL_API_URL"] = fake_hello_retail.url
+
+    responses = in_threads([lambda: app.test_client().get("/", headers=PAGE, buffered=True)] * 8)
+
+    assert [r.status_code for r in responses] == [200] * 8
+    assert fake_hello_retail.mint_count == 8
+    assert sorted(r.json["id"] for r in responses) == sorted(fake_hello_retail.minted)  # type: ignore[index]
+    assert app.wsgi_app is HelloRetail.middleware(app)
 
 
 def test_keyword_arguments_still_win_over_a_config_read_again(fake_hello_retail: FakeHelloRetail) -> None:

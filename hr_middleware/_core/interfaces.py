@@ -26,16 +26,20 @@ _ADAPTERS: dict[Interface, str] = {
 }
 
 
-def interface_of(app: object) -> Interface | None:
+def interface_of(app: object, *, wsgi_too: bool = True) -> Interface | None:
     """``"asgi"`` for an async callable, ``"wsgi"`` for a sync one that takes exactly two
     positional arguments (environ, start_response); None when the signature does not tell.
 
     Only clear evidence counts: an app this cannot read is taken as it is.
+    Without *wsgi_too* only ASGI is told (the signature is not read: the WSGI
+    middleware asks only that, and is built more cheaply so).
     """
     if not callable(app):
         return None
     if inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(type(app).__call__):
         return "asgi"  # a WSGI app returns its body's iterable: it is never a coroutine function
+    if not wsgi_too:
+        return None
     try:
         signature = inspect.signature(app)
     except (TypeError, ValueError):  # a builtin, a C extension's callable
@@ -53,7 +57,7 @@ def interface_of(app: object) -> Interface | None:
 
 def wrong_adapter(app: object, adapter: Interface) -> str | None:
     """Why *app* cannot be wrapped by the *adapter* middleware, naming the one it needs; None when it can."""
-    spoken = interface_of(app)
+    spoken = interface_of(app, wsgi_too=adapter == "asgi")
     if spoken is None or spoken == adapter:
         return None
     what = "a WSGI app (it takes (environ, start_response))" if spoken == "wsgi" else "an ASGI app (it is async)"

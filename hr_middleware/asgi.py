@@ -241,13 +241,7 @@ class TrackingUserMiddleware:
             if minter is None:
                 import_httpx()  # its own minter needs the [asgi] extra: say so now, not at each request
         except (TypeError, ValueError, ImportError) as exc:
-            if not _inside_a_running_app():
-                raise
-            # Starlette and FastAPI build their middleware stack lazily, in the
-            # first ASGI call (the lifespan start-up): an exception there reads
-            # to uvicorn's default `--lifespan auto` as "no lifespan", and then
-            # every request would fail. Refuse the start-up instead.
-            return cast(TrackingUserMiddleware, _Misconfigured(app, f"hr-middleware: {exc}"))
+            return cast(TrackingUserMiddleware, refused(app, exc))
         return super().__new__(cls)
 
     def __init__(
@@ -344,13 +338,23 @@ else:
         markcoroutinefunction(_ASGIVisit.send)
 
 
-def _inside_a_running_app() -> bool:
-    """Is the middleware being built while an event loop runs (by a framework, lazily)?"""
+def refused(app: ASGIApp, error: Exception) -> _Misconfigured:
+    """A middleware that cannot be built around *app* because of *error*: raised, or,
+    built lazily by a framework, what refuses the server's start-up with it.
+
+    Starlette and FastAPI build their middleware stack lazily, in the first ASGI
+    call (the lifespan start-up): an exception there reads to uvicorn's default
+    ``--lifespan auto`` as "no lifespan", and then every request would fail.
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return False
-    return True
+        lazily = False
+    else:
+        lazily = True
+    if not lazily:  # built at import, by the app's own code: raised there (with its cause)
+        raise error
+    return _Misconfigured(app, f"hr-middleware: {error}")
 
 
 class _Misconfigured:

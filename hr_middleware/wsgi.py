@@ -103,14 +103,11 @@ class TrackingUserMiddleware:
         wrong = wrong_adapter(app, "wsgi")
         if wrong is None:
             return super().__new__(cls)
-        from .asgi import _inside_a_running_app, _Misconfigured
+        # An ASGI app: given to Starlette's or FastAPI's add_middleware, this is built in
+        # the lifespan start-up, which is refused (requests still served, without ids).
+        from .asgi import refused
 
-        if not _inside_a_running_app():
-            raise TypeError(wrong)
-        # Given to Starlette's or FastAPI's add_middleware: built lazily, in the lifespan
-        # start-up, where an exception reads to uvicorn as "no lifespan" and then every
-        # request would fail. Refuse the start-up instead (requests still served, without ids).
-        return cast(TrackingUserMiddleware, _Misconfigured(app, f"hr-middleware: {wrong}"))  # type: ignore[arg-type]
+        return cast(TrackingUserMiddleware, refused(app, TypeError(wrong)))  # type: ignore[arg-type]
 
     def __init__(
         self,

@@ -77,7 +77,7 @@ def _in_a_django_request() -> bool:
 
         _django_entries = (BaseHandler.get_response.__code__, BaseHandler.get_response_async.__code__)
     entries = _django_entries
-    frame: FrameType | None = sys._getframe(2)
+    frame: FrameType | None = sys._getframe()
     while frame is not None:
         if frame.f_code in entries:
             return True

@@ -40,6 +40,7 @@ from ._core.ids import OPT_OUT_ID
 from ._core.log import logger
 from ._core.settings import Settings
 from ._core.visit import NO_COOKIES, Decision, NoIdReason, Note, Origin
+from ._forgotten import unserved_request
 from ._hello_retail.mint import AsyncMinter, Minter
 from ._hello_retail.prefetch import AsyncPrefetchingMinter, PrefetchingMinter
 
@@ -482,7 +483,10 @@ def get_tracking_user_id() -> str | None:
     ``Vary: Cookie``.
     """
     visit = _current.get()
-    return None if visit is None else visit.read_id()
+    if visit is None:
+        _unserved()
+        return None
+    return visit.read_id()
 
 
 def get_website_uuid() -> str | None:
@@ -505,11 +509,22 @@ def get_tracking_user() -> TrackingUser:
     """
     visit = _current.get()
     if visit is None:
+        _unserved()
         return _OUTSIDE
     tracking_user_id = visit.read_id()
     if tracking_user_id is None:
         return TrackingUser(None, None, visit.reason or NoIdReason.INTERNAL_ERROR)
     return TrackingUser(tracking_user_id, visit.origin)
+
+
+def _unserved() -> None:
+    """No visit: say so if a request is being served all the same (a forgotten middleware)."""
+    # try, not the fail_open block: an app without the middleware reads the id here on
+    # every request, and a block costs two calls (docs/performance.md).
+    try:
+        unserved_request()
+    except Exception:
+        fail_open.caught()
 
 
 # -- acting on a consent change within a request ----------------------------------------------

@@ -52,11 +52,13 @@ from typing import Any, cast
 from ._core.cookies import COOKIE_HEADER_LIMIT
 from ._core.facts import RequestFacts
 from ._core.headers import patch_raw_headers
+from ._core.interfaces import wrong_adapter
 from ._core.log import MISCONFIGURED, logger
 from ._core.returning import scope_reader
 from ._core.settings import Settings
 from ._hello_retail.mint import AsyncMinter
 from ._hello_retail.prefetch import AsyncPrefetchingMinter, make_async_minter
+from ._hello_retail.transport import import_httpx
 from ._serving import VISIT_KEY, Engine, Visit, ain_visit, enter, fail_open, leave, patched
 
 __all__ = ["STATE_KEY", "TrackingUserMiddleware"]
@@ -213,38 +215,48 @@ class TrackingUserMiddleware:
 
     Args:
         app: the ASGI application to wrap.
-        settings: a ready :class:`~hr_middleware.Settings`; or pass its
-            options as keyword arguments (``website_uuid`` is required).
+        settings: a ready :class:`~hr_middleware.Settings` (or a dict of its
+            options); or pass its options as keyword arguments
+            (``website_uuid`` is required).
         minter: what mints (for tests); default: one of its own (a pooled
             httpx client), prefetching when the ``prefetch`` option says so.
         **options: the options of :class:`~hr_middleware.Settings`.
+
+    Raises:
+        TypeError: an unknown option (with the one meant), or *app* is a WSGI
+            app (naming the middleware it needs).
+        ValueError: an option's value.
+        ImportError: httpx is not installed (``pip install "hr-middleware[asgi]"``).
+
+    Built lazily by a framework (Starlette's and FastAPI's ``add_middleware``:
+    at the lifespan start-up), it refuses the start-up with that reason instead;
+    see docs/asgi.md.
     """
 
     def __new__(
         cls,
         app: ASGIApp,
         *,
-        settings: Settings | None = None,
+        settings: Settings | Mapping[str, Any] | None = None,
         minter: AsyncMinter | AsyncPrefetchingMinter | None = None,
         **options: Any,
     ) -> TrackingUserMiddleware:
         try:
+            wrong = wrong_adapter(app, "asgi")
+            if wrong is not None:
+                raise TypeError(wrong)
             Settings.merge(settings, options)
-        except (TypeError, ValueError) as exc:
-            if not _inside_a_running_app():
-                raise
-            # Starlette and FastAPI build their middleware stack lazily, in the
-            # first ASGI call (the lifespan start-up): an exception there reads
-            # to uvicorn's default `--lifespan auto` as "no lifespan", and then
-            # every request would fail. Refuse the start-up instead.
-            return cast(TrackingUserMiddleware, _Misconfigured(app, f"hr-middleware: {exc}"))
+            if minter is None:
+                import_httpx()  # its own minter needs the [asgi] extra: say so now, not at each request
+        except (TypeError, ValueError, ImportError) as exc:
+            return cast(TrackingUserMiddleware, refused(app, exc))
         return super().__new__(cls)
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        settings: Settings | None = None,
+        settings: Settings | Mapping[str, Any] | None = None,
         minter: AsyncMinter | AsyncPrefetchingMinter | None = None,
         **options: Any,
     ) -> None:
@@ -334,13 +346,23 @@ else:
         markcoroutinefunction(_ASGIVisit.send)
 
 
-def _inside_a_running_app() -> bool:
-    """Is the middleware being built while an event loop runs (by a framework, lazily)?"""
+def refused(app: ASGIApp, error: Exception) -> _Misconfigured:
+    """A middleware that cannot be built around *app* because of *error*: raised, or,
+    built lazily by a framework, what refuses the server's start-up with it.
+
+    Starlette and FastAPI build their middleware stack lazily, in the first ASGI
+    call (the lifespan start-up): an exception there reads to uvicorn's default
+    ``--lifespan auto`` as "no lifespan", and then every request would fail.
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return False
-    return True
+        lazily = False
+    else:
+        lazily = True
+    if not lazily:  # built at import, by the app's own code: raised there (with its cause)
+        raise error
+    return _Misconfigured(app, f"hr-middleware: {error}")
 
 
 class _Misconfigured:

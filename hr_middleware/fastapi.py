@@ -15,7 +15,8 @@ Install the middleware, then declare the id as a parameter::
         return {"trackingUserId": tracking_user_id}
 
 The parameter is the visitor's id, :data:`~hr_middleware.OPT_OUT_ID`, or None
-(a request that does not mint, Hello Retail unreachable, or no middleware).
+(a request that does not mint, Hello Retail unreachable, or no middleware:
+then a WARNING, once per app, names the line to add).
 Like :func:`hr_middleware.get_tracking_user_id`, it marks the response
 ``Vary: Cookie``.
 """
@@ -25,15 +26,25 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
+from starlette.requests import HTTPConnection
 
-from ._serving import get_tracking_user_id
+from ._forgotten import FASTAPI_LINE, say_once
+from ._serving import current
 
 __all__ = ["TrackingUserId"]
 
 
-async def tracking_user_id() -> str | None:
-    """The dependency behind :data:`TrackingUserId` (async: no thread hop to read a contextvar)."""
-    return get_tracking_user_id()
+async def tracking_user_id(connection: HTTPConnection) -> str | None:
+    """The dependency behind :data:`TrackingUserId` (async: no thread hop to read a contextvar).
+
+    In a request the middleware did not serve (it was not added), None, and
+    a WARNING once per app naming the line to add.
+    """
+    visit = current()
+    if visit is None:
+        say_once(connection.scope.get("app"), "TrackingUserId was asked for in a request", FASTAPI_LINE)
+        return None
+    return visit.read_id()
 
 
 #: ``tracking_user_id: TrackingUserId`` in a path operation or dependency.

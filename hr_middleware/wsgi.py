@@ -20,12 +20,13 @@ page is visit).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from werkzeug.datastructures import EnvironHeaders
 
 from ._core.facts import RequestFacts
 from ._core.headers import patch_headers
+from ._core.interfaces import wrong_adapter
 from ._core.returning import environ_reader
 from ._core.settings import Settings
 from ._hello_retail.mint import Minter
@@ -87,20 +88,37 @@ class TrackingUserMiddleware:
 
     Args:
         app: the WSGI application to wrap.
-        settings: a ready :class:`~hr_middleware.Settings`; or pass its
-            options as keyword arguments (``website_uuid`` is required).
+        settings: a ready :class:`~hr_middleware.Settings` (or a dict of its
+            options); or pass its options as keyword arguments
+            (``website_uuid`` is required).
         native_request: builds the framework's request object from the environ
             for hooks (``RequestFacts.native``); default: the environ itself.
         minter: what mints (for tests); default: one of its own (a pooled
             requests session), prefetching when the ``prefetch`` option says so.
         **options: the options of :class:`~hr_middleware.Settings`.
+
+    Raises:
+        TypeError: an unknown option (with the one meant), or *app* is an ASGI
+            app (naming the middleware it needs; given to Starlette's or
+            FastAPI's ``add_middleware``, it refuses the lifespan start-up instead).
+        ValueError: an option's value.
     """
+
+    def __new__(cls, app: WSGIApplication, **options: Any) -> TrackingUserMiddleware:
+        wrong = wrong_adapter(app, "wsgi")
+        if wrong is None:
+            return super().__new__(cls)
+        # An ASGI app: given to Starlette's or FastAPI's add_middleware, this is built in
+        # the lifespan start-up, which is refused (requests still served, without ids).
+        from .asgi import refused
+
+        return cast(TrackingUserMiddleware, refused(app, TypeError(wrong)))  # type: ignore[arg-type]
 
     def __init__(
         self,
         app: WSGIApplication,
         *,
-        settings: Settings | None = None,
+        settings: Settings | Mapping[str, Any] | None = None,
         native_request: Callable[[WSGIEnvironment], Any] | None = None,
         minter: Minter | PrefetchingMinter | None = None,
         **options: Any,
@@ -136,6 +154,17 @@ class TrackingUserMiddleware:
     def close(self) -> None:
         """Stop the prefetch thread (if any) and close the connections to Hello Retail."""
         self._engine.close()
+
+
+def without_ids(app: WSGIApplication) -> WSGIApplication:
+    """*app* served as by a middleware that could not serve it: no id anywhere (the
+    environ key is None; ``get_tracking_user().reason`` is ``INTERNAL_ERROR``), nothing set."""
+
+    def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        environ[ENVIRON_KEY] = None
+        return in_visit(Visit.failed(environ), app, environ, start_response)
+
+    return serve
 
 
 class _WSGIVisit(Visit):

@@ -4,6 +4,7 @@ a real uvicorn, lifespan and websocket scopes, and the raw ASGI messages."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -606,6 +607,35 @@ async def test_fastapi_dependency(fake_hello_retail: FakeHelloRetail, installed:
     assert result.status == 200
     assert result.seen == {"trackingUserId": A if installed else None}
     assert result.header("vary") == ("Cookie" if installed else None)
+
+
+@pytest.mark.parametrize("installed", [True, False])
+@pytest.mark.anyio
+async def test_fastapi_dependency_without_the_middleware_says_so_once(
+    fake_hello_retail: FakeHelloRetail, installed: bool, hr_log: pytest.LogCaptureFixture
+) -> None:
+    """A forgotten ``add_middleware`` gave None silently; now one WARNING names the line to add."""
+    app = FastAPI()
+
+    @app.get("/")
+    async def index(tracking_user_id: TrackingUserId) -> dict[str, str | None]:
+        return {"trackingUserId": tracking_user_id}
+
+    if installed:
+        app.add_middleware(TrackingUserMiddleware, settings=fake_hello_retail.settings())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop.test") as client:
+        responses = [await client.get("/", headers=PAGE) for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200] * 3
+    warnings = [r.getMessage() for r in hr_log.records if r.levelno == logging.WARNING]
+    if installed:
+        assert warnings == []
+    else:
+        assert warnings == [
+            "TrackingUserId was asked for in a request that no hr-middleware middleware served, so it is None: "
+            "add `app.add_middleware(TrackingUserMiddleware, website_uuid=...)` "
+            "(`from hr_middleware.asgi import TrackingUserMiddleware`)"
+        ]
 
 
 # -- request facts ---------------------------------------------------------------------------------------

@@ -135,7 +135,8 @@ def test_defaults() -> None:
         pytest.param({"path": "shop"}, ValueError, "path", id="path"),
         pytest.param({"domain": "a;b"}, ValueError, "domain", id="domain"),
         pytest.param({"secure": "yes"}, TypeError, "secure", id="secure"),
-        pytest.param({"samesite": "lax"}, ValueError, "samesite", id="samesite-case"),
+        pytest.param({"samesite": "lox"}, ValueError, "samesite", id="samesite-unknown"),
+        pytest.param({"samesite": True}, ValueError, "samesite", id="samesite-type"),
         pytest.param({"samesite": "None", "secure": False}, ValueError, "samesite", id="samesite-none-insecure"),
         pytest.param({"mint_when": "always"}, TypeError, "mint_when", id="mint-when"),
         pytest.param({"consent": True}, TypeError, "consent", id="consent"),
@@ -147,7 +148,7 @@ def test_defaults() -> None:
         pytest.param({"website_uuid": "{" + UUID + "}"}, ValueError, "website_uuid", id="uuid-braces"),
         pytest.param({"website_uuid": "urn:uuid:" + UUID}, ValueError, "website_uuid", id="uuid-urn"),
         pytest.param({"website_uuid": UUID.replace("-", "")}, ValueError, "website_uuid", id="uuid-32-hex"),
-        pytest.param({"website_uuid": " " + UUID}, ValueError, "website_uuid", id="uuid-blank"),
+        pytest.param({"website_uuid": UUID[:8] + " " + UUID[9:]}, ValueError, "website_uuid", id="uuid-inner-blank"),
         pytest.param(
             {"website_uuid": "0" * 8 + "-0000-0000-0000-" + "0" * 12}, ValueError, "placeholder", id="uuid-nil"
         ),
@@ -242,6 +243,35 @@ def test_unknown_option_is_a_type_error() -> None:
         Settings(website_uuid=UUID, timeuot=1)  # type: ignore[call-arg]
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param(
+            {"WEBSITE_UUID": UUID},
+            "WEBSITE_UUID: not an option of hr-middleware; did you mean 'website_uuid'?",
+            id="upper-case-name",
+        ),
+        pytest.param(
+            {"website_uuid": UUID, "timeuot": 1},
+            "timeuot: not an option of hr-middleware; did you mean 'timeout'?",
+            id="misspelt",
+        ),
+        pytest.param({"timeout": 1}, "website_uuid: required, the shop's Hello Retail website UUID", id="no-uuid"),
+    ],
+)
+def test_settings_name_a_wrong_keyword_with_the_option_meant(options: dict[str, Any], message: str) -> None:
+    """``Settings(WEBSITE_UUID=...)`` (the Flask/Django spelling) was a bare dataclass TypeError."""
+    with pytest.raises(TypeError) as caught:
+        Settings(**options)
+
+    assert str(caught.value) == message
+
+
+def test_settings_made_again_by_replace_keep_their_checks() -> None:
+    with pytest.raises(TypeError, match="did you mean 'timeout'"):
+        Settings(website_uuid=UUID).replace(timeuot=1)
+
+
 def test_from_config_reads_prefixed_keys_and_rejects_unknown_ones() -> None:
     config = {"HELLO_RETAIL_WEBSITE_UUID": UUID, "HELLO_RETAIL_TIMEOUT": 0.5, "SECRET_KEY": "not ours"}
 
@@ -270,6 +300,8 @@ def test_settings_are_frozen() -> None:
     [
         pytest.param(UUID, UUID, id="canonical"),
         pytest.param(UUID.upper(), UUID, id="upper-case"),
+        # Pasted from the dashboard or an environment file with its blanks: they are not part of it.
+        pytest.param(" " + UUID + "\n", UUID, id="surrounding-blanks"),
     ],
 )
 def test_website_uuid_is_kept_in_canonical_form(given: str, kept: str) -> None:
@@ -306,6 +338,11 @@ def test_website_uuid_is_kept_in_canonical_form(given: str, kept: str) -> None:
         pytest.param({"api_url": "https://proxy.example/hr/"}, "api_url", "https://proxy.example/hr", id="url-path"),
         pytest.param({"max_age": 400 * 24 * 3600}, "max_age", 400 * 24 * 3600, id="max-age-400-days"),
         pytest.param({"path": "/shop/"}, "path", "/shop/", id="path"),
+        # As browsers read the attribute (RFC 6265bis: case-insensitive), written as the RFC spells it.
+        pytest.param({"samesite": "lax"}, "samesite", "Lax", id="samesite-lower"),
+        pytest.param({"samesite": "STRICT"}, "samesite", "Strict", id="samesite-upper"),
+        pytest.param({"samesite": "none", "secure": True}, "samesite", "None", id="samesite-none-lower"),
+        pytest.param({"samesite": None}, "samesite", None, id="samesite-omitted"),
     ],
 )
 def test_good_options_are_kept(options: dict[str, Any], attribute: str, kept: Any) -> None:

@@ -26,7 +26,7 @@ from django.conf import settings  # noqa: E402 - needs configure()
 from django.core import checks  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 from django.http import HttpRequest, HttpResponse  # noqa: E402
-from django.test import Client, RequestFactory, override_settings  # noqa: E402
+from django.test import AsyncClient, Client, RequestFactory, override_settings  # noqa: E402
 
 from hr_middleware import is_valid_id  # noqa: E402
 from hr_middleware._core.log import CONFIG_INVALID, INTERNAL_ERROR  # noqa: E402
@@ -668,3 +668,55 @@ def test_a_django_project_wrapped_only_by_our_wsgi_or_asgi_middleware_never_shar
     seen = [json.loads(page["body"])["id"] for page in pages]
     assert_every_page_shows_its_own_visitor(MANY, seen, fake_hello_retail.minted)
     assert "max-age=60" in (silent["cache_control"] or "")  # the cache is at work for a page without the id
+
+
+# -- a forgotten middleware ----------------------------------------------------------------------
+
+FORGOTTEN = (
+    "get_tracking_user_id() was called in a Django request that no hr-middleware middleware served, so it "
+    "is None: add 'hr_middleware.django.TrackingUserMiddleware' to settings.MIDDLEWARE"
+)
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_get_tracking_user_id_without_the_middleware_says_so_once(
+    fake_hello_retail: FakeHelloRetail, installed: bool, hr_log: pytest.LogCaptureFixture
+) -> None:
+    """Without the app in INSTALLED_APPS no system check warns: a view got None silently."""
+    # Said once per MIDDLEWARE: a list no other test uses.
+    middleware = [MIDDLEWARE_PATH] if installed else ["django.middleware.common.CommonMiddleware"]
+    hello_retail = {"WEBSITE_UUID": fake_hello_retail.website_uuid, "API_URL": fake_hello_retail.url}
+    with override_settings(MIDDLEWARE=middleware, HELLO_RETAIL=hello_retail):
+        client = Client()
+        responses = [client.get("/visitor", headers=PAGE) for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200] * 3
+    warnings = [r.getMessage() for r in hr_log.records if r.levelno == logging.WARNING]
+    assert warnings == ([] if installed else [FORGOTTEN])
+
+
+@pytest.mark.anyio
+async def test_an_async_view_without_the_middleware_says_so_once(hr_log: pytest.LogCaptureFixture) -> None:
+    # Said once per MIDDLEWARE: a list no other test uses.
+    middleware = ["django.middleware.http.ConditionalGetMiddleware"]
+    with override_settings(MIDDLEWARE=middleware, ROOT_URLCONF="tests.django_site.async_urls"):
+        client = AsyncClient()
+        responses = [await client.get("/visitor", headers=PAGE) for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200] * 3
+    assert [r.getMessage() for r in hr_log.records if r.levelno == logging.WARNING] == [FORGOTTEN]
+
+
+def test_settings_values_as_people_write_them(fake_hello_retail: FakeHelloRetail) -> None:
+    """A UUID with the newline of the file it came from, SameSite in lower case: both were refused."""
+    hello_retail = {
+        "WEBSITE_UUID": f" {fake_hello_retail.website_uuid}\n",
+        "API_URL": fake_hello_retail.url,
+        "SAMESITE": "strict",
+    }
+    with override_settings(HELLO_RETAIL=hello_retail):
+        response = Client().get("/", headers=PAGE)
+
+    assert fake_hello_retail.mint_count == 1
+    assert response.cookies["helloRetailTrackingUserId"]["samesite"] == "Strict"
+    assert checks.run_checks(tags=["hr_middleware"]) == []

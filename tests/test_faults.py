@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -88,6 +89,10 @@ def test_breaker_opens_skips_mints_then_probes_and_closes(
 
     state_logs = [r.msg for r in hr_log.records if r.msg in (BREAKER_OPENED, BREAKER_CLOSED)]
     assert state_logs == [BREAKER_OPENED, BREAKER_CLOSED]
+    # What "logged at WARNING" means (README, docs/django.md): one line per failed attempt,
+    # none for the six first visits served while the breaker was open.
+    warnings = [r.msg for r in hr_log.records if r.levelno == logging.WARNING]
+    assert warnings == [MINT_FAILED, MINT_FAILED, BREAKER_OPENED]
 
 
 def test_failed_probe_opens_the_breaker_again(

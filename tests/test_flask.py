@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from flask import Flask, render_template_string, request
 
@@ -10,7 +12,7 @@ from hr_middleware.flask import HelloRetail
 from hr_middleware.testing import FakeHelloRetail
 from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
 
-from .drivers import PAGE
+from .drivers import PAGE, in_threads
 from .ids import UUID
 
 
@@ -119,3 +121,124 @@ def test_native_request_for_hooks_is_a_flask_request(fake_hello_retail: FakeHell
     assert isinstance(seen[0], app.request_class)
     assert seen[0].args["q"] == "shoes"  # type: ignore[attr-defined]
     assert isinstance(HelloRetail.settings(app), Settings)
+
+
+# -- app.config changed after HelloRetail(app): read again at the first request ----------------
+
+#: Port 9 (discard): a config that was not read again would mint there and fail fast.
+UNREAD_API_URL = "http://127.0.0.1:9"
+
+
+def test_a_config_set_after_init_app_is_read_at_the_first_request(fake_hello_retail: FakeHelloRetail) -> None:
+    """A test fixture or a factory that sets ``app.config`` after ``HelloRetail(app)``: it used
+    to be ignored (the real Hello Retail was tried, the fake saw no mint)."""
+    app = make_app(fake_hello_retail)
+    app.config["HELLO_RETAIL_API_URL"] = UNREAD_API_URL
+    HelloRetail(app)
+    app.config.update(HELLO_RETAIL_API_URL=fake_hello_retail.url, HELLO_RETAIL_COOKIE_NAME="hrid")
+
+    response = app.test_client().get("/", headers=PAGE, buffered=True)
+
+    assert fake_hello_retail.mint_count == 1
+    assert response.headers["Set-Cookie"].startswith(f"hrid={fake_hello_retail.minted[0]}")
+    assert HelloRetail.settings(app).api_url == fake_hello_retail.url
+    assert app.wsgi_app is HelloRetail.middleware(app)  # later requests go straight to the middleware
+
+
+def test_first_requests_at_once_read_the_config_again_once(fake_hello_retail: FakeHelloRetail) -> None:
+    """A threaded server's first requests may arrive together: one middleware serves them all."""
+    app = make_app(fake_hello_retail)
+    app.config["HELLO_RETAIL_API_URL"] = UNREAD_API_URL
+    HelloRetail(app)
+    app.config["HELLO_RETAIL_API_URL"] = fake_hello_retail.url
+
+    responses = in_threads([lambda: app.test_client().get("/", headers=PAGE, buffered=True)] * 8)
+
+    assert [r.status_code for r in responses] == [200] * 8
+    assert fake_hello_retail.mint_count == 8
+    assert sorted(r.json["id"] for r in responses) == sorted(fake_hello_retail.minted)  # type: ignore[index]
+    assert app.wsgi_app is HelloRetail.middleware(app)
+
+
+def test_keyword_arguments_still_win_over_a_config_read_again(fake_hello_retail: FakeHelloRetail) -> None:
+    app = make_app(fake_hello_retail)
+    app.config["HELLO_RETAIL_API_URL"] = UNREAD_API_URL
+    HelloRetail(app, cookie_name="kept")
+    app.config.update(HELLO_RETAIL_API_URL=fake_hello_retail.url, HELLO_RETAIL_COOKIE_NAME="hrid")
+
+    response = app.test_client().get("/", headers=PAGE, buffered=True)
+
+    assert response.headers["Set-Cookie"].startswith(f"kept={fake_hello_retail.minted[0]}")
+
+
+def test_a_config_made_invalid_after_init_app_serves_pages_without_ids_and_says_so(
+    fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(fake_hello_retail)
+    HelloRetail(app)
+    app.config["HELLO_RETAIL_TIMEOUT"] = "soon"
+    client = app.test_client()
+
+    responses = [client.get("/", headers=PAGE, buffered=True) for _ in range(2)]
+
+    assert [r.status_code for r in responses] == [200, 200]
+    assert [r.json["id"] for r in responses] == [None, None]  # type: ignore[index]
+    assert fake_hello_retail.mint_count == 0
+    errors = [r.getMessage() for r in hr_log.records if r.levelno >= logging.ERROR]
+    assert errors == [
+        "app.config's HELLO_RETAIL_* changed after HelloRetail(app) and is invalid "
+        "(timeout: expected a number of seconds, got str); serving requests without tracking ids"
+    ]
+
+
+def test_an_unchanged_config_keeps_the_middleware_built_at_init_app(fake_hello_retail: FakeHelloRetail) -> None:
+    app = make_app(fake_hello_retail)
+    HelloRetail(app)
+    built = HelloRetail.middleware(app)
+
+    app.test_client().get("/", headers=PAGE, buffered=True)
+
+    assert HelloRetail.middleware(app) is built
+    assert app.wsgi_app is built
+
+
+# -- a forgotten HelloRetail(app) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_get_tracking_user_id_without_the_extension_says_so_once(
+    fake_hello_retail: FakeHelloRetail, installed: bool, hr_log: pytest.LogCaptureFixture
+) -> None:
+    """A forgotten ``HelloRetail(app)`` gave None silently; now one WARNING names the line to add."""
+    app = Flask(__name__)
+    app.config.update(
+        HELLO_RETAIL_WEBSITE_UUID=fake_hello_retail.website_uuid, HELLO_RETAIL_API_URL=fake_hello_retail.url
+    )
+    app.get("/")(lambda: {"id": get_tracking_user_id()})
+    if installed:
+        HelloRetail(app)
+    client = app.test_client()
+
+    responses = [client.get("/", headers=PAGE, buffered=True) for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200] * 3
+    warnings = [r.getMessage() for r in hr_log.records if r.levelno == logging.WARNING]
+    if installed:
+        assert warnings == []
+    else:
+        assert warnings == [
+            "get_tracking_user_id() was called in a Flask request that no hr-middleware middleware served, so it "
+            "is None: add `HelloRetail(app)` (`from hr_middleware.flask import HelloRetail`)"
+        ]
+
+
+def test_config_values_as_people_write_them(fake_hello_retail: FakeHelloRetail) -> None:
+    """A UUID with the newline of the file it came from, SameSite in lower case: both were refused."""
+    app = make_app(fake_hello_retail)
+    app.config.update(HELLO_RETAIL_WEBSITE_UUID=f" {fake_hello_retail.website_uuid}\n", HELLO_RETAIL_SAMESITE="strict")
+    HelloRetail(app)
+
+    response = app.test_client().get("/", headers=PAGE, buffered=True)
+
+    assert fake_hello_retail.mint_count == 1
+    assert "SameSite=Strict" in response.headers["Set-Cookie"]

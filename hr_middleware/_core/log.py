@@ -8,6 +8,8 @@ __all__ = [
     "BAD_SIGNATURE",
     "CONFIG_INVALID",
     "CONSENT_HOOK_FAILED",
+    "FLASK_CONFIG_INVALID",
+    "FORGOTTEN_MIDDLEWARE",
     "INTERNAL_ERROR",
     "MINT_WHEN_FAILED",
     "MISCONFIGURED",
@@ -50,3 +52,10 @@ WEBSITE_NONE = "no Hello Retail website for this request (%s); not minting"
 WEBSITE_HOOK_FAILED = "websites callable raised; no Hello Retail website for this request, not minting"
 #: The ``websites`` callable answered something that is not a website UUID (ERROR); no website, no mint.
 WEBSITE_ANSWER_INVALID = "websites callable answered %s, not a website UUID; not minting for this request"
+#: Flask's ``HELLO_RETAIL_*`` config changed after ``HelloRetail(app)`` and is invalid (ERROR, once).
+FLASK_CONFIG_INVALID = (
+    "app.config's HELLO_RETAIL_* changed after HelloRetail(app) and is invalid (%s); "
+    "serving requests without tracking ids"
+)
+#: The id was asked for in a request no middleware of ours served (WARNING, once per app): what, the line to add.
+FORGOTTEN_MIDDLEWARE = "%s that no hr-middleware middleware served, so it is None: add %s"

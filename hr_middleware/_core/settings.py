@@ -41,6 +41,10 @@ _API_HOST_RE = re.compile(
     r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?"
 )
 
+_UUID_REQUIRED = "website_uuid: required, the shop's Hello Retail website UUID"
+#: ``samesite`` as given in any case -> as the RFC spells it.
+_SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+
 MintWhen = Callable[[RequestFacts], bool]
 Consent = Callable[[RequestFacts], Union[bool, None]]
 SecretKey = Union[str, bytes, Sequence[Union[str, bytes]]]
@@ -118,6 +122,16 @@ class Settings:
     #: The ``websites`` option, checked: which website a request is of.
     website_choice: WebsiteChoice = field(init=False, repr=False, compare=False)
 
+    def __new__(cls, *args: Any, **options: Any) -> Settings:
+        # Before the generated __init__, whose TypeError would name no option:
+        # ``Settings(WEBSITE_UUID=...)`` (Flask's and Django's spelling) gets a did-you-mean.
+        # (Nothing to check without arguments: that is how pickle and copy make one.)
+        if options:
+            _check_names(options)
+            if not args and "website_uuid" not in options:
+                raise TypeError(_UUID_REQUIRED)
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "website_uuid", _canonical_uuid(self.website_uuid))
         object.__setattr__(self, "api_url", _checked_api_url(self.api_url))
@@ -143,6 +157,8 @@ class Settings:
             _check_domain(self.domain)
         if self.secure != "auto" and not isinstance(self.secure, bool):
             raise TypeError(f"secure: expected 'auto', True or False, got {self.secure!r}")
+        if isinstance(self.samesite, str):  # browsers read it case-insensitively; written as the RFC spells it
+            object.__setattr__(self, "samesite", _SAMESITE.get(self.samesite.lower(), self.samesite))
         if self.samesite not in ("Lax", "Strict", "None", None):
             raise ValueError(f"samesite: expected 'Lax', 'Strict', 'None' or None, got {self.samesite!r}")
         if self.samesite == "None" and self.secure is False:
@@ -240,16 +256,22 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def merge(cls, settings: Settings | None, options: Mapping[str, Any]) -> Settings:
+    def merge(cls, settings: Settings | Mapping[str, Any] | None, options: Mapping[str, Any]) -> Settings:
         """What a middleware's ``settings=`` and ``**options`` make together (options win).
 
+        ``settings`` may also be a dict of options, taken as keyword options.
         An unknown option raises :class:`TypeError` naming it, with the closest
         option's name when it looks like a typo.
         """
+        if isinstance(settings, Mapping):
+            options = {**settings, **options}
+            settings = None
+        elif settings is not None and not isinstance(settings, Settings):
+            raise TypeError(f"settings: expected a Settings or a dict of options, got {type(settings).__name__}")
         _check_names(options)
         if settings is None:
             if "website_uuid" not in options:
-                raise TypeError("website_uuid: required, the shop's Hello Retail website UUID")
+                raise TypeError(_UUID_REQUIRED)
             return cls(**options)
         return settings.replace(**options) if options else settings
 

@@ -48,6 +48,7 @@ def canonical_uuid(option: str, value: object) -> str:
     raises :class:`TypeError` or :class:`ValueError` naming *option*."""
     if not isinstance(value, str):
         raise TypeError(f"{option}: expected a string, got {type(value).__name__}")
+    value = value.strip()  # pasted with a blank or read from a file with its newline
     if not _UUID_RE.fullmatch(value):
         raise ValueError(
             f"{option}: {value[:60]!r} is not a UUID in its usual form: 36 characters such as "

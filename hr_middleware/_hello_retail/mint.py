@@ -1,9 +1,10 @@
 """The mint call: ask Hello Retail for a new trackingUserId, sync (``mint``) or async (``amint``).
 
 One request builder and one answer parser are shared by both; a circuit
-breaker makes an outage cost one time budget, not one per visitor. A failed
-mint is logged once at WARNING with its reason and returns None: it never
-raises to the app.
+breaker makes an outage cost one time budget, not one per visitor. Each failed
+mint attempt is logged at WARNING, one line with its reason, and returns None:
+it never raises to the app. While the breaker is open no mint is tried, so
+nothing is logged but its opening (WARNING) and closing (INFO).
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ class _MintCall:
         return tracking_user_id
 
     def failed(self, exc: BaseException) -> None:
-        """The exchange raised *exc*: log a failed mint once, with its reason, and tell the
+        """The exchange raised *exc*: log the failed mint (one line, with its reason), and tell the
         breaker. A cancellation (the visitor left, the server shuts down) says nothing of
         Hello Retail: it is passed on, and a probe it ended lets the next caller probe."""
         if not isinstance(exc, Exception):

@@ -536,6 +536,19 @@ MISSING_HTTPX = (
 )
 
 
+def import_httpx() -> Any:
+    """The httpx module, or :class:`ImportError` naming the extra that installs it.
+
+    Imported when first needed, so that the core works without it; an ASGI
+    middleware asks when it is built, so that a missing extra refuses the start-up.
+    """
+    try:
+        import httpx  # the [asgi] extra
+    except ImportError as exc:
+        raise ImportError(f"{MISSING_HTTPX} ({exc})", name=exc.name) from exc
+    return httpx
+
+
 class AsyncTransport:
     """Non-blocking POSTs with httpx: a pooled ``AsyncClient`` per event loop, closed with its loop.
 
@@ -558,12 +571,7 @@ class AsyncTransport:
     def __init__(
         self, *, pool_size: int = 100, max_bytes: int = MAX_RESPONSE_BYTES, api_url: str | None = None
     ) -> None:
-        try:
-            import httpx  # the [asgi] extra; imported here so the core works without it
-        except ImportError as exc:
-            raise ImportError(f"{MISSING_HTTPX} ({exc})", name=exc.name) from exc
-
-        self._httpx = httpx
+        self._httpx = import_httpx()
         self.max_bytes = max_bytes
         self._pool_size = pool_size
         # A forked child must not use its parent's connections (nor its lock).

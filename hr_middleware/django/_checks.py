@@ -19,7 +19,7 @@ from hr_middleware._core.settings import Settings
 
 from ._config import SETTING, import_callables, read_settings
 
-__all__ = ["MIDDLEWARE_PATH", "check_report", "check_settings"]
+__all__ = ["MIDDLEWARE_PATH", "check_report", "check_settings", "middleware_installed"]
 
 #: The dotted path to put in ``MIDDLEWARE``.
 MIDDLEWARE_PATH = "hr_middleware.django.TrackingUserMiddleware"
@@ -30,7 +30,8 @@ def check_report() -> str:
     return "\n".join(str(message) for message in check_settings() if message.is_serious())
 
 
-def _middleware_installed() -> bool:
+def middleware_installed() -> bool:
+    """Is our middleware (or a subclass) in ``settings.MIDDLEWARE``?"""
     from ._middleware import TrackingUserMiddleware
 
     for path in getattr(django_settings, "MIDDLEWARE", None) or ():
@@ -60,7 +61,7 @@ def _option_hint(key: str) -> str:
 @checks.register("hr_middleware")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """``manage.py check``: report every problem of ``settings.HELLO_RETAIL`` (ids in docs/django.md)."""
-    installed = _middleware_installed()
+    installed = middleware_installed()
     config = getattr(django_settings, SETTING, None)
     if config is None:
         if not installed:

@@ -10,6 +10,7 @@ from .urls import endpoints
 urlpatterns = [
     *endpoints("a"),
     path("sync/", views.index),
+    path("visitor", views.avisitor),
     path("sync-grant/", views.grant),
     # cache_page wraps sync views on every Django we support (async ones only since 5.x).
     path("cached", views.cached),

@@ -119,6 +119,10 @@ async def aindex(request: HttpRequest) -> HttpResponse:
     return index(request)
 
 
+async def avisitor(request: HttpRequest) -> HttpResponse:
+    return visitor(request)
+
+
 async def asilent(request: HttpRequest) -> HttpResponse:
     return silent(request)
 

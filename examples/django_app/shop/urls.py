@@ -7,5 +7,7 @@ from . import views
 urlpatterns = [
     path("", views.index),
     path("consent", views.consent),
+    path("login", views.login),
+    path("logout", views.logout),
     path("api/tracking-user", views.tracking_user),
 ]

@@ -246,9 +246,9 @@ if (location.pathname !== "/") history.replaceState(null, "", "/");
 function showScript() {
   const script = window.helloRetailStandIn;
   if (!script) {
-    // Hello Retail's own script replaces the hrq array with its queue once it has run.
-    if (window.hrq && !Array.isArray(window.hrq)) {
-      document.getElementById("script-state").textContent = "loaded: Hello Retail's own script (its state is its own)";
+    // Hello Retail's own script: the page's <head> says what it is told; its state is its own.
+    if (document.readyState === "complete" && document.querySelector("head script[src]")) {
+      document.getElementById("script-state").textContent = "Hello Retail's own: its init is in the page's <head>";
     }
     return;
   }

@@ -212,7 +212,7 @@ told: <code id="script-told">&hellip;</code></p>
 <button class="decline" name="answer" value="decline" id="consent-decline">Decline tracking</button>
 </form>
 <div class="buttons"><button type="button" id="new-visitor">Become a new visitor</button>
-<span class="muted">forgets both id cookies and the consent answer</span></div>
+<span class="muted">forgets both id cookies, the consent answer and the login</span></div>
 <p class="muted">Hello Retail's JavaScript would read <code>hello_retail_id</code>:
 <code id="document-cookie">&hellip;</code></p>
 $region

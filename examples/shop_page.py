@@ -4,8 +4,12 @@ It shows the visitor's trackingUserId and where it came from (or, without one,
 why not), what this response did (its ``Set-Cookie``, ``Cache-Control`` and
 ``Vary`` headers, filled in by :mod:`examples.response_headers`) and how many
 calls reached Hello Retail so far; buttons to become a new visitor and to
-accept or decline tracking; a search box and "Recommended for you" as product
-cards. Everything is inline: no external asset, so it works offline.
+accept or decline tracking; what Hello Retail's script on the page was told
+(its website, the consent decision, the customer); the region (one Hello
+Retail website per host, :data:`REGIONS`) with a switch to the other one; a
+"log in" button that links a demo customer (:data:`DEMO_CUSTOMER`) and says
+what the link did; a search box and "Recommended for you" as product cards.
+Everything is inline: no external asset, so it works offline.
 
 The products come from the fields Hello Retail really returns: a
 recommendations answer's ``responses[i].products``, a search answer's
@@ -25,7 +29,7 @@ import re
 from collections.abc import Mapping, Sequence
 from string import Template
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
@@ -33,24 +37,31 @@ from examples.response_headers import MARKER
 from hr_middleware import OPT_OUT_ID, HelloRetailError, TrackingUser
 from hr_middleware.client import ProductsQuery, facets, paging, with_filter
 from hr_middleware.consent import cookie_consent
+from hr_middleware.customers import LinkOutcome
 from hr_middleware.testing import FakeHelloRetail
 
 __all__ = [
     "CONSENT_COOKIE",
+    "CUSTOMER_COOKIE",
+    "DEMO_CUSTOMER",
+    "DEMO_WEBSITE_UUIDS",
     "IMAGES_PATH",
     "MIDDLEWARE_OPTIONS",
     "ORIGIN_TEXT",
     "RECOMMENDATIONS_KEY",
+    "REGIONS",
     "SEARCH_KEY",
     "SearchForm",
     "click_fragment",
     "consent_value",
     "fake_image",
+    "logged_in_customer",
     "products_of",
     "recommendation_requests",
     "render_page",
     "search_html",
     "shown_image",
+    "website_options",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,8 +104,43 @@ CONSENT_TEXT = {
 IMAGES_PATH = "/images/"
 # A picture's name: one path segment, so that nothing but the fake's pictures is fetched.
 _IMAGE_NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,200}")
-#: The cookies "Become a new visitor" forgets: both ids and the consent answer.
-FORGOTTEN_COOKIES = ("helloRetailTrackingUserId", "hello_retail_id", CONSENT_COOKIE)
+#: The demo's two regions, each a Hello Retail website of its own on a host of its own, as
+#: (name, host): both hosts reach the demo on one machine, and a browser keeps cookies per host,
+#: so a visitor has one id per website (docs/websites.md). The first is the default website.
+REGIONS = (("Denmark", "127.0.0.1"), ("Sweden", "localhost"))
+#: The embedded fake Hello Retail's websites, one per region (it refuses calls naming any other).
+DEMO_WEBSITE_UUIDS = ("11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222")
+#: The shop's customer that "Log in" logs in as (a shop's own customer number).
+DEMO_CUSTOMER = "53967"
+#: The demo's stand-in for a login session: the logged-in customer's id.
+CUSTOMER_COOKIE = "demo_customer"
+#: What a customer link did, in words (:func:`hr_middleware.customers.link_customer`'s outcome).
+LINK_TEXT = {
+    LinkOutcome.LINKED: "linked to your id on this request: one call to Hello Retail",
+    LinkOutcome.ALREADY_LINKED: "already linked to your id: no call to Hello Retail",
+    LinkOutcome.OPTED_OUT: "not linked: you declined tracking, so Hello Retail hears nothing of it",
+    LinkOutcome.NO_ID: "not linked: this request has no id (linked at a later login)",
+    LinkOutcome.FAILED: "not linked: Hello Retail failed (tried again on the next page)",
+    LinkOutcome.OUTSIDE_REQUEST: "not linked: outside a request of the middleware",
+}
+#: The cookies "Become a new visitor" forgets: both ids, the consent answer and the login.
+FORGOTTEN_COOKIES = ("helloRetailTrackingUserId", "hello_retail_id", CONSENT_COOKIE, CUSTOMER_COOKIE)
+
+
+def website_options(website_uuid: str, second_website_uuid: str | None = None) -> dict[str, Any]:
+    """The middleware's options naming the demo's websites: *website_uuid* for the first region (and
+    any host not in :data:`REGIONS`), and with *second_website_uuid* the ``websites`` option that gives
+    the second region's host that website."""
+    if not second_website_uuid:
+        return {"website_uuid": website_uuid}
+    websites = {host: uuid for (_, host), uuid in zip(REGIONS, (website_uuid, second_website_uuid), strict=True)}
+    return {"website_uuid": website_uuid, "websites": websites}
+
+
+def logged_in_customer(cookie: object) -> str | None:
+    """The customer the demo's login cookie names: :data:`DEMO_CUSTOMER`, or None for anything else."""
+    return DEMO_CUSTOMER if cookie == DEMO_CUSTOMER else None
+
 
 STYLE = """
 :root { --ink: #1d2433; --muted: #5c6577; --line: #e3e6ee; --accent: #4f46e5; --bg: #f5f6fa; }
@@ -124,6 +170,9 @@ button { font: inherit; font-size: .9rem; border-radius: 8px; padding: .4rem .85
   border: 1px solid var(--line); background: #fff; color: var(--ink); }
 button.accept { background: #15803d; border-color: #15803d; color: #fff; }
 button.decline { color: #b91c1c; border-color: #fca5a5; }
+#region, #customer { border-top: 1px solid var(--line); margin-top: .6rem; padding-top: .6rem; }
+#region p, #customer p { margin: .25rem 0; }
+a#region-switch { color: var(--accent); }
 table { width: 100%; border-collapse: collapse; font-size: .85rem; }
 th { text-align: left; white-space: nowrap; vertical-align: top; padding: .3rem .75rem .3rem 0; color: var(--muted);
   font-weight: 600; }
@@ -174,16 +223,19 @@ $script
 <p id="origin">$origin_text</p>
 $reason
 <p class="muted" id="consent-state">Tracking consent: $consent_text</p>
-<p class="muted">Hello Retail's script: <span id="script-state">not loaded</span><br>
+<p class="muted">Hello Retail's script: <span id="script-state">$script_state</span><br>
+website: <code id="script-website">&hellip;</code>, customer: <code id="script-customer">&hellip;</code><br>
 told: <code id="script-told">&hellip;</code></p>
 <form method="post" action="/consent" id="consent" class="buttons">
 <button class="accept" name="answer" value="accept" id="consent-accept">Accept tracking</button>
 <button class="decline" name="answer" value="decline" id="consent-decline">Decline tracking</button>
 </form>
 <div class="buttons"><button type="button" id="new-visitor">Become a new visitor</button>
-<span class="muted">forgets both id cookies and the consent answer</span></div>
+<span class="muted">forgets both id cookies, the consent answer and the login</span></div>
 <p class="muted">Hello Retail's JavaScript would read <code>hello_retail_id</code>:
 <code id="document-cookie">&hellip;</code></p>
+$region
+$customer
 </div>
 <div class="card" id="this-response">
 <h2>What this response did</h2>
@@ -212,14 +264,23 @@ if (location.pathname !== "/") history.replaceState(null, "", "/");
 // What Hello Retail's script was told and does (the fake's stand-in reports it; the real script keeps its own).
 function showScript() {
   const script = window.helloRetailStandIn;
-  if (!script) return;
+  if (!script) {
+    // Hello Retail's own script: the page's <head> says what it is told; its state is its own.
+    if (document.readyState === "complete" && document.querySelector("head script[src]")) {
+      document.getElementById("script-state").textContent = "Hello Retail's own: its init is in the page's <head>";
+    }
+    return;
+  }
   document.getElementById("script-state").textContent = script.optedOut
     ? "opted out: tracks nothing"
     : "tracking as " + (script.trackingUserId || "no id") + " (page views: " + script.pageviews
       + ", clicks: " + script.clicks + ")";
+  document.getElementById("script-website").textContent = script.websiteUuid || "none";
+  document.getElementById("script-customer").textContent = script.customerId || "none";
   document.getElementById("script-told").textContent = script.commands.map(c => JSON.stringify(c)).join(" ");
 }
 document.addEventListener("helloretail:standin", showScript);
+window.addEventListener("load", showScript);
 showScript();
 document.getElementById("document-cookie").textContent =
   (document.cookie.match(/(?:^|; )hello_retail_id=([^;]*)/) || [, "not set"])[1];
@@ -378,7 +439,7 @@ def _calls_html(fake: FakeHelloRetail | None) -> str:
     mints, others = len(fake.mint_requests()), len(fake.api_requests())
     return (
         f'<strong id="hello-retail-calls">{mints + others}</strong> calls reached Hello Retail so far: '
-        f"{mints} to mint an id, {others} for recommendations and search."
+        f"{mints} to mint an id, {others} for recommendations, search and customer links."
     )
 
 
@@ -397,6 +458,49 @@ def _origin_text(user: TrackingUser) -> str:
     return f"Where it came from: {text}."
 
 
+def _region_html(host: str, website_uuid: str | None, websites: Mapping[str, object] | None) -> str:
+    """The request's region and website, and a link to the other region (the same demo on its host)."""
+    website = f'Hello Retail website <code id="website-uuid">{html.escape(website_uuid or "none")}</code>'
+    if not websites:
+        return (
+            f'<div id="region"><p>Region: <strong id="region-name">one website</strong>, {website}.</p>\n'
+            '<p class="muted">A second region needs a second website: set HELLO_RETAIL_SECOND_WEBSITE_UUID.</p></div>'
+        )
+    try:
+        port = urlsplit("//" + host).port
+    except ValueError:
+        port = None
+    here = urlsplit("//" + host).hostname or ""
+    # A host that is not a region's is of the default website: the first region's.
+    name = next((name for name, region_host in REGIONS if region_host == here), REGIONS[0][0])
+    other_name, other_host = next(region for region in REGIONS if region[0] != name)
+    switch = f"//{other_host}{'' if port is None else f':{port}'}/"
+    return (
+        f'<div id="region"><p>Region: <strong id="region-name">{html.escape(name)}</strong>, {website}: '
+        "the id above is this website's.</p>\n"
+        f'<p><a id="region-switch" href="{html.escape(switch)}">Switch to {html.escape(other_name)}</a> '
+        f'<span class="muted">({html.escape(other_host)}: another website, so another id)</span></p></div>'
+    )
+
+
+def _customer_html(customer: str | None, link: LinkOutcome | None) -> str:
+    """Who is logged in and what linking them did; the button to log in or out."""
+    if customer is None:
+        return (
+            '<div id="customer"><p id="customer-state">Not logged in.</p>\n'
+            '<form method="post" action="/login" id="login" class="buttons">'
+            f'<button id="log-in">Log in as customer {DEMO_CUSTOMER}</button>'
+            '<span class="muted">links the customer to your id at Hello Retail, once</span></form></div>'
+        )
+    outcome = "" if link is None else LINK_TEXT.get(link, str(link))
+    return (
+        f'<div id="customer"><p id="customer-state">Logged in as customer <code id="customer-id">'
+        f'{html.escape(customer)}</code>: <span id="customer-link">{html.escape(outcome)}</span>.</p>\n'
+        '<form method="post" action="/logout" id="logout" class="buttons">'
+        '<button id="log-out">Log out</button></form></div>'
+    )
+
+
 def render_page(
     user: TrackingUser,
     framework: str,
@@ -407,6 +511,11 @@ def render_page(
     fake: FakeHelloRetail | None = None,
     consent: str | None = None,
     script: str = "",
+    host: str = "",
+    website_uuid: str | None = None,
+    websites: Mapping[str, object] | None = None,
+    customer: str | None = None,
+    link: LinkOutcome | None = None,
 ) -> str:
     """The page for *user* (from :func:`hr_middleware.get_tracking_user`).
 
@@ -415,10 +524,18 @@ def render_page(
     whose calls are counted (None: the real one); *consent* is the value of the
     :data:`CONSENT_COOKIE` this response leaves the visitor with; *script* is Hello
     Retail's script for this request (from :func:`hr_middleware.script.hello_retail_script`).
+    *host* is the request's ``Host`` header, *website_uuid* its website
+    (:func:`hr_middleware.get_website_uuid`) and *websites* the middleware's
+    ``websites`` option (from :func:`website_options`; None: one website);
+    *customer* is the logged-in customer (None: nobody) and *link* what
+    :func:`hr_middleware.customers.link_customer` did for them on this request.
     """
     backend = f"ids from the embedded fake Hello Retail at {fake.url}" if fake is not None else "ids from Hello Retail"
     return PAGE.substitute(
         script=script,
+        script_state="not loaded" if "<script" in script else "not on this page (its comment in &lt;head&gt; says why)",
+        region=_region_html(host, website_uuid, websites),
+        customer=_customer_html(customer, link),
         style=STYLE,
         framework=html.escape(framework),
         backend=html.escape(backend),

@@ -21,7 +21,9 @@ from urllib.parse import unquote
 
 import pytest
 
+from examples.shop_page import DEMO_CUSTOMER, DEMO_WEBSITE_UUIDS, LINK_TEXT
 from hr_middleware import OPT_OUT_ID, NoIdReason
+from hr_middleware.customers import LinkOutcome
 from hr_middleware.testing import FakeHelloRetail, ScriptEvent, ScriptLog
 
 from .drivers import CHROME_UA
@@ -56,10 +58,16 @@ CHROMIUM_ARGS = [
 ]
 
 
+#: The demo's second region (Sweden, on localhost): a website of its own, which the fake is told it knows.
+SECOND_WEBSITE = DEMO_WEBSITE_UUIDS[1]
+
+
 @pytest.fixture
 def shop(fake_hello_retail: FakeHelloRetail) -> Iterator[str]:
     env = {"HELLO_RETAIL_WEBSITE_UUID": fake_hello_retail.website_uuid, "HELLO_RETAIL_API_URL": fake_hello_retail.url}
     env["HELLO_RETAIL_SCRIPT_URL"] = fake_hello_retail.script_url  # the fake's stand-in for Hello Retail's script
+    env["HELLO_RETAIL_SECOND_WEBSITE_UUID"] = SECOND_WEBSITE
+    fake_hello_retail.website_uuids.add(SECOND_WEBSITE)  # reset() forgets it after the test
     with running(demo_argv(), port=free_port(), env=env) as url:
         yield url
 
@@ -132,7 +140,9 @@ def test_decline_accept_and_become_a_new_visitor_with_the_buttons(
     with page.expect_navigation():
         page.click("#consent-decline")
     declined = page.inner_text("#tracking-user-id")
-    deletions = page.locator("#response-headers .deletes").count()
+    deletions = page.eval_on_selector_all(
+        "#response-headers .deletes", "marks => marks.map(m => m.previousElementSibling.textContent.split('=')[0])"
+    )
     cookies_after_decline = id_cookies(context)
     page.reload()  # a plain visit: the page put "/" back in the address bar after the POST
     still_declined = page.inner_text("#tracking-user-id")
@@ -146,7 +156,8 @@ def test_decline_accept_and_become_a_new_visitor_with_the_buttons(
     renewed = page.inner_text("#tracking-user-id")
 
     assert declined == still_declined == OPT_OUT_ID
-    assert deletions == 3  # both id cookies and the customer link's, marked "deletes the cookie"
+    # Both id cookies and the customer link's, each marked "deletes the cookie".
+    assert deletions == ["helloRetailTrackingUserId", "hello_retail_id", "helloRetailTrackingUserId_link"]
     assert cookies_after_decline == {}
     assert "demo_consent" not in reloaded_headers  # a GET, not the form sent again
     assert accepted not in (first, OPT_OUT_ID)
@@ -255,6 +266,125 @@ def test_the_stand_in_takes_a_customer_and_a_reload_as_a_single_page_app_sends_t
     ]
     assert later[2].customer_id == "c-42"
     assert later[2].tracking_user_id == page.inner_text("#tracking-user-id")
+    context.close()
+
+
+def click_and_wait(page: Any, script: ScriptLog, selector: str, pages: int) -> list[ScriptEvent]:
+    """Click *selector* (a form's button or a link) and wait for the page it opens to run the script,
+    which is then the *pages*-th page to have done so: that page's events."""
+    with page.expect_navigation():
+        page.click(selector)
+    return script.wait_for_page_loaded(pages)
+
+
+def commands(events: list[ScriptEvent]) -> list[tuple[str, list[Any]]]:
+    return [(e.name, e.args) for e in events if e.kind == "command"]
+
+
+def test_logging_in_links_the_customer_once_and_each_region_has_its_website_and_its_id(
+    shop: str, chromium: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    """The demo's "Log in" and region switch: one link per visitor and customer, whatever the pages
+    and logins in between; the other region is another website, with another id, told to the script."""
+    script, first_website = fake_hello_retail.script, fake_hello_retail.website_uuid
+    context = chromium.new_context(user_agent=CHROME_UA)
+    page = context.new_page()
+    page.goto(shop + "/")  # 127.0.0.1: the first region, the default website
+    pages = [script.wait_for_page_loaded(1)]
+    first_id = page.inner_text("#tracking-user-id")
+    first_region = (page.inner_text("#region-name"), page.inner_text("#website-uuid"))
+
+    pages.append(click_and_wait(page, script, "#log-in", 2))
+    linked = page.inner_text("#customer-link")
+    page.wait_for_function(f"document.getElementById('script-customer').textContent === '{DEMO_CUSTOMER}'")
+    for count, path in enumerate(("/", "/?q=lamp", "/"), start=3):  # browsing, logged in
+        page.goto(shop + path)
+        pages.append(script.wait_for_page_loaded(count))
+    browsing = page.inner_text("#customer-link")
+    pages.append(click_and_wait(page, script, "#log-out", 6))
+    logged_out = page.inner_text("#customer-state")
+    pages.append(click_and_wait(page, script, "#log-in", 7))
+    logged_in_again = page.inner_text("#customer-link")
+    links_in_the_first_region = list(fake_hello_retail.customer_links)
+
+    second = click_and_wait(page, script, "#region-switch", 8)  # localhost: the second region's website
+    second_url = page.url
+    second_id = page.inner_text("#tracking-user-id")
+    second_region = (page.inner_text("#region-name"), page.inner_text("#website-uuid"))
+    page.wait_for_function(f"document.getElementById('script-website').textContent === '{SECOND_WEBSITE}'")
+    second_not_logged_in = page.inner_text("#customer-state")
+    second_login = click_and_wait(page, script, "#log-in", 9)
+    second_linked = page.inner_text("#customer-link")
+    back = click_and_wait(page, script, "#region-switch", 10)
+    back_id = page.inner_text("#tracking-user-id")
+    back_link = page.inner_text("#customer-link")
+
+    assert first_region == ("Denmark", first_website)
+    assert (linked, browsing, logged_in_again) == (
+        LINK_TEXT[LinkOutcome.LINKED],
+        LINK_TEXT[LinkOutcome.ALREADY_LINKED],
+        LINK_TEXT[LinkOutcome.ALREADY_LINKED],
+    )
+    assert logged_out == "Not logged in."
+    # One link for the visitor and customer: the login, not the three pages or the second login after it.
+    assert links_in_the_first_region == [(first_id, DEMO_CUSTOMER)]
+    # The script was named the customer on every page of the logged-in customer, and not after the logout.
+    told_the_customer = [("setCustomerId", [DEMO_CUSTOMER]) in commands(events) for events in pages]
+    assert told_the_customer == [False, True, True, True, True, False, True]
+    # Every page told the script the first website, and it saw the server's id.
+    assert all(commands(events)[0] == ("init", [{"websiteUuid": first_website}]) for events in pages)
+    assert {e.tracking_user_id for events in pages for e in events} == {first_id}
+    assert pages[1][-1].customer_id == DEMO_CUSTOMER  # the script's state once its queue ran
+
+    assert second_url.startswith("http://localhost:")
+    assert second_region == ("Sweden", SECOND_WEBSITE)
+    assert second_id not in (first_id, OPT_OUT_ID)
+    assert fake_hello_retail.minted_for(first_website) == [first_id]
+    assert fake_hello_retail.minted_for(SECOND_WEBSITE) == [second_id]
+    assert commands(second)[0] == ("init", [{"websiteUuid": SECOND_WEBSITE}])
+    assert {e.tracking_user_id for e in second + second_login} == {second_id}
+    assert second_not_logged_in == "Not logged in."  # the login lives on the other host
+    assert second_linked == LINK_TEXT[LinkOutcome.LINKED]
+    # A link per website's visitor: the second region's id, with its website.
+    assert fake_hello_retail.customer_links == [(first_id, DEMO_CUSTOMER), (second_id, DEMO_CUSTOMER)]
+    links = fake_hello_retail.api_requests("/serve/collect/customerId")
+    assert [(r.json["trackingUserId"], r.website_uuid) for r in links] == [
+        (first_id, first_website),
+        (second_id, SECOND_WEBSITE),
+    ]
+    # Back in the first region: its own id and login, still linked.
+    assert (back_id, back_link) == (first_id, LINK_TEXT[LinkOutcome.ALREADY_LINKED])
+    assert commands(back)[0] == ("init", [{"websiteUuid": first_website}])
+    assert {e.tracking_user_id for e in back} == {first_id}
+    context.close()
+
+
+def test_a_logged_in_visitor_who_declines_is_not_linked_nor_named_to_the_script(
+    shop: str, chromium: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    script, website = fake_hello_retail.script, fake_hello_retail.website_uuid
+    context = chromium.new_context(user_agent=CHROME_UA)
+    page = context.new_page()
+    page.goto(shop + "/")
+    script.wait_for_page_loaded(1)
+    click_and_wait(page, script, "#consent-decline", 2)
+
+    logged_in = click_and_wait(page, script, "#log-in", 3)
+    outcome = page.inner_text("#customer-link")
+    page.reload()
+    later = script.wait_for_page_loaded(4)
+    accepted = click_and_wait(page, script, "#consent-accept", 5)
+    accepted_id = page.inner_text("#tracking-user-id")
+    accepted_outcome = page.inner_text("#customer-link")
+
+    opted_out = [("command", "init", [{"websiteUuid": website, "setTrackingOptOut": True}]), ("loaded", "queue", [])]
+    assert told_and_tracked(logged_in) == told_and_tracked(later) == opted_out
+    assert outcome == LINK_TEXT[LinkOutcome.OPTED_OUT]
+    # Consent given while logged in: the new id is linked at once, and the script told the customer.
+    assert accepted_outcome == LINK_TEXT[LinkOutcome.LINKED]
+    assert ("setCustomerId", [DEMO_CUSTOMER]) in commands(accepted)
+    assert fake_hello_retail.customer_links == [(accepted_id, DEMO_CUSTOMER)]
+    assert [e.page for e in script.tracked()] == [script.events[0].page, accepted[0].page]
     context.close()
 
 

@@ -2,14 +2,16 @@
 
 Each section is checked on every framework: the visitor's id and its origin,
 the headers this response sent, the calls that reached Hello Retail, the
-buttons, consent (the opt-out id and the cookie deletion), recommendations and
-search as product cards with the fake's own images, and the reason in words
-when there is no id.
+buttons, consent (the opt-out id and the cookie deletion), the region (one
+website per host, and the switch to the other), the login that links the
+customer once, recommendations and search as product cards with the fake's own
+images, and the reason in words when there is no id.
 """
 
 from __future__ import annotations
 
 import html as html_lib
+import json
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -30,8 +32,15 @@ from django.test import Client, override_settings  # noqa: E402 - needs configur
 
 from examples import flask_app, starlette_app  # noqa: E402
 from examples.response_headers import headers_html  # noqa: E402
-from examples.shop_page import MIDDLEWARE_OPTIONS  # noqa: E402
+from examples.shop_page import (  # noqa: E402
+    DEMO_CUSTOMER,
+    DEMO_WEBSITE_UUIDS,
+    LINK_TEXT,
+    MIDDLEWARE_OPTIONS,
+    website_options,
+)
 from hr_middleware import OPT_OUT_ID, NoIdReason  # noqa: E402
+from hr_middleware.customers import LinkOutcome  # noqa: E402
 from hr_middleware.testing import FakeHelloRetail  # noqa: E402
 
 from .drivers import PAGE  # noqa: E402
@@ -43,6 +52,8 @@ pytestmark = pytest.mark.loopback
 CURL = {"User-Agent": "curl/8.5.0", "Accept": "*/*"}
 FRAMEWORKS = ["flask", "starlette", "django"]
 ID_COOKIES = ("helloRetailTrackingUserId", "hello_retail_id")
+#: The demo's second region's website (Sweden, on localhost); the first is the fake's own.
+SECOND_WEBSITE = DEMO_WEBSITE_UUIDS[1]
 
 
 @dataclass
@@ -85,9 +96,15 @@ class Shown:
 Shop = Callable[..., Shown]  # shop(method, path, headers=..., data=...)
 
 
+def regions(fake: FakeHelloRetail) -> dict[str, Any]:
+    """The demo's websites: the fake's own for the first region, :data:`SECOND_WEBSITE` for the second."""
+    return website_options(fake.website_uuid, SECOND_WEBSITE)
+
+
 class FlaskShop:
     def __init__(self, fake: FakeHelloRetail) -> None:
-        config = {"HELLO_RETAIL_WEBSITE_UUID": fake.website_uuid, "HELLO_RETAIL_API_URL": fake.url}
+        config = {"HELLO_RETAIL_" + name.upper(): value for name, value in regions(fake).items()}
+        config["HELLO_RETAIL_API_URL"] = fake.url
         config["HELLO_RETAIL_SCRIPT_URL"] = fake.script_url
         self.client = flask_app.create_app(config, fake=fake).test_client()
 
@@ -128,19 +145,21 @@ def _form(data: Mapping[str, str] | None) -> str:
 
 @contextmanager
 def demo_shop(framework: str, fake: FakeHelloRetail) -> Iterator[Shop]:
-    """The demo on *framework*, pointed at *fake*; ``shop("GET", "/", PAGE)`` is one browser request."""
+    """The demo on *framework*, pointed at *fake*; ``shop("GET", "/", PAGE)`` is one browser request.
+
+    Its two regions are websites the fake knows (the second is added to *fake*'s ``website_uuids``)."""
+    fake.website_uuids.add(SECOND_WEBSITE)  # the fixture's reset() forgets it
     if framework == "flask":
         yield FlaskShop(fake)
     elif framework == "starlette":
-        app = starlette_app.create_app(
-            fake=fake, website_uuid=fake.website_uuid, api_url=fake.url, script_url=fake.script_url
-        )
+        app = starlette_app.create_app(fake=fake, api_url=fake.url, script_url=fake.script_url, **regions(fake))
         with TestClient(app) as client:
             yield StarletteShop(client)
     else:
         from examples.django_app.shop import views
 
-        hello_retail = {"WEBSITE_UUID": fake.website_uuid, "API_URL": fake.url, "SCRIPT_URL": fake.script_url}
+        hello_retail = {name.upper(): value for name, value in regions(fake).items()}
+        hello_retail.update({"API_URL": fake.url, "SCRIPT_URL": fake.script_url})
         hello_retail.update({name.upper(): value for name, value in MIDDLEWARE_OPTIONS.items()})
         with override_settings(
             ROOT_URLCONF="examples.django_app.shop.urls",
@@ -210,7 +229,10 @@ def test_the_buttons_and_the_search_box_are_there(shop: Shop) -> None:
     assert 'name="answer" value="accept"' in page.html
     assert 'name="answer" value="decline"' in page.html
     # The new-visitor button forgets both id cookies (and the consent answer), then reloads.
-    assert 'for (const name of ["helloRetailTrackingUserId", "hello_retail_id", "demo_consent"])' in page.html
+    names = '["helloRetailTrackingUserId", "hello_retail_id", "demo_consent", "demo_customer"]'
+    assert f"for (const name of {names})" in page.html
+    assert '<form method="post" action="/login" id="login" class="buttons">' in page.html
+    assert page.text_of("customer-state") == "Not logged in."
     assert '<form id="search" action="/" method="get">' in page.html
     assert page.text_of("consent-state") == UNANSWERED
 
@@ -348,6 +370,102 @@ def test_declining_shows_the_opt_out_id_and_deletes_both_cookies_then_accepting_
         (cookie,) = accepted.set_cookies(name)
         assert cookie.startswith(f"{name}={accepted.tracking_user_id};")
     assert accepted.header_rows == headers_html(accepted.headers)
+
+
+def hrq_init(page: Shown) -> dict[str, Any]:
+    """The ``init`` the page's <head> pushes to Hello Retail's script."""
+    match = re.search(r'hrq\.push\(\["init",(\{[^}]*\})\]\)', page.html)
+    assert match is not None, "no hrq init on the page"
+    config: dict[str, Any] = json.loads(match.group(1))
+    return config
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_each_region_is_its_website_with_its_own_id_and_links_to_the_other(
+    framework: str, fake_hello_retail: FakeHelloRetail
+) -> None:
+    first_website = fake_hello_retail.website_uuid
+    # A browser keeps cookies per host: one client for each region's host.
+    with demo_shop(framework, fake_hello_retail) as denmark, demo_shop(framework, fake_hello_retail) as sweden:
+        first = denmark("GET", "/", {**PAGE, "Host": "127.0.0.1:8000"})
+        second = sweden("GET", "/", {**PAGE, "Host": "localhost:8000"})
+        second_again = sweden("GET", "/", {**PAGE, "Host": "localhost:8000"})
+        first_again = denmark("GET", "/", {**PAGE, "Host": "127.0.0.1:8000"})
+
+    assert (first.text_of("region-name"), first.text_of("website-uuid")) == ("Denmark", first_website)
+    assert (second.text_of("region-name"), second.text_of("website-uuid")) == ("Sweden", SECOND_WEBSITE)
+    assert '<a id="region-switch" href="//localhost:8000/">Switch to Sweden</a>' in first.html
+    assert '<a id="region-switch" href="//127.0.0.1:8000/">Switch to Denmark</a>' in second.html
+    # Ids are per website: each region minted its own, for its website, and keeps it.
+    assert fake_hello_retail.minted_for(first_website) == [first.tracking_user_id]
+    assert fake_hello_retail.minted_for(SECOND_WEBSITE) == [second.tracking_user_id]
+    assert second.tracking_user_id != first.tracking_user_id
+    assert (first_again.tracking_user_id, second_again.tracking_user_id) == (
+        first.tracking_user_id,
+        second.tracking_user_id,
+    )
+    # The page's script is told its region's website.
+    assert hrq_init(first) == {"websiteUuid": first_website}
+    assert hrq_init(second) == {"websiteUuid": SECOND_WEBSITE}
+
+
+def test_logging_in_links_the_customer_once_and_names_them_to_the_script(
+    shop: Shop, fake_hello_retail: FakeHelloRetail
+) -> None:
+    set_customer = f'hrq.push(["setCustomerId","{DEMO_CUSTOMER}"])'
+    first = shop("GET", "/", PAGE)
+
+    login = shop("POST", "/login", PAGE)
+    browsing = [shop("GET", path, PAGE) for path in ("/", "/?q=lamp")]
+    logout = shop("POST", "/logout", PAGE)
+    logged_out = shop("GET", "/", PAGE)
+    again = shop("POST", "/login", PAGE)
+
+    assert login.status == 200
+    assert login.text_of("customer-id") == DEMO_CUSTOMER
+    assert login.text_of("customer-link") == LINK_TEXT[LinkOutcome.LINKED]
+    assert '<form method="post" action="/logout" id="logout" class="buttons">' in login.html
+    assert login.set_cookies("demo_customer") != []
+    (link_cookie,) = login.set_cookies("helloRetailTrackingUserId_link")
+    assert "HttpOnly" in link_cookie
+    assert [page.text_of("customer-link") for page in [*browsing, again]] == [LINK_TEXT[LinkOutcome.ALREADY_LINKED]] * 3
+    assert logout.text_of("customer-state") == logged_out.text_of("customer-state") == "Not logged in."
+    (deleted,) = logout.set_cookies("demo_customer")
+    assert re.search(r"max-age=0", deleted, re.I)
+    # The script is named the customer on each page of the logged-in customer, and only there.
+    assert [set_customer in page.html for page in (first, login, *browsing, logout, logged_out, again)] == [
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+        True,
+    ]
+    # One call to Hello Retail for the visitor and customer, whatever the pages and logins after it.
+    assert fake_hello_retail.customer_links == [(first.tracking_user_id, DEMO_CUSTOMER)]
+    (link,) = fake_hello_retail.api_requests("/serve/collect/customerId")
+    assert link.json == {
+        "trackingUserId": first.tracking_user_id,
+        "websiteUuid": link.website_uuid,
+        "id": DEMO_CUSTOMER,
+    }
+    assert link.website_uuid in (fake_hello_retail.website_uuid, SECOND_WEBSITE)
+
+
+def test_a_visitor_who_declined_is_not_linked_at_login(shop: Shop, fake_hello_retail: FakeHelloRetail) -> None:
+    shop("GET", "/", PAGE)
+    shop("POST", "/consent", PAGE, {"answer": "decline"})
+
+    login = shop("POST", "/login", PAGE)
+    accepted = shop("POST", "/consent", PAGE, {"answer": "accept"})
+
+    assert login.text_of("customer-link") == LINK_TEXT[LinkOutcome.OPTED_OUT]
+    assert "setCustomerId" not in login.html
+    assert login.set_cookies("helloRetailTrackingUserId_link") == []
+    # Consent given while logged in: the new id is linked in that response.
+    assert accepted.text_of("customer-link") == LINK_TEXT[LinkOutcome.LINKED]
+    assert fake_hello_retail.customer_links == [(accepted.tracking_user_id, DEMO_CUSTOMER)]
 
 
 def _skeleton(page: Shown) -> list[str]:

@@ -1,4 +1,5 @@
-"""The demo shop on Flask: the shared page (examples/shop_page.py) with recommendations, search and consent."""
+"""The demo shop on Flask: the shared page (examples/shop_page.py) with recommendations, search, consent,
+two regions (websites by host) and a login that links the customer."""
 
 from __future__ import annotations
 
@@ -12,20 +13,24 @@ from examples.response_headers import ShowHeadersWSGI
 from examples.shop_page import (
     CONSENT_COOKIE,
     CONSENT_MAX_AGE,
+    CUSTOMER_COOKIE,
+    DEMO_CUSTOMER,
     MIDDLEWARE_OPTIONS,
     RECOMMENDATIONS_KEY,
     SEARCH_KEY,
     SearchForm,
     consent_value,
     fake_image,
+    logged_in_customer,
     products_of,
     recommendation_requests,
     render_page,
     search_html,
 )
-from hr_middleware import HelloRetailError, get_tracking_user
+from hr_middleware import HelloRetailError, get_tracking_user, get_website_uuid
 from hr_middleware.client import HelloRetailClient
 from hr_middleware.consent import grant, revoke
+from hr_middleware.customers import link_customer
 from hr_middleware.flask import HelloRetail
 from hr_middleware.script import hello_retail_script
 from hr_middleware.testing import FakeHelloRetail
@@ -36,7 +41,8 @@ logger = logging.getLogger(__name__)
 def create_app(config: dict[str, Any] | None = None, *, fake: FakeHelloRetail | None = None) -> Flask:
     """The demo app; *config* must hold at least ``HELLO_RETAIL_WEBSITE_UUID``.
 
-    ``RECOMMENDATIONS_KEY`` in *config* names the recommendation box to show,
+    ``HELLO_RETAIL_WEBSITES`` (from :func:`examples.shop_page.website_options`) gives the
+    second region its website. ``RECOMMENDATIONS_KEY`` in *config* names the recommendation box to show,
     ``SEARCH_KEY`` the search configuration. *fake* is the embedded fake Hello
     Retail, whose calls the page counts.
     """
@@ -51,8 +57,11 @@ def create_app(config: dict[str, Any] | None = None, *, fake: FakeHelloRetail | 
     key = app.config.get("RECOMMENDATIONS_KEY", RECOMMENDATIONS_KEY)
     search_key = app.config.get("SEARCH_KEY", SEARCH_KEY)
 
-    def page(consent: str | None) -> str:
+    def page(consent: str | None, customer: str | None) -> str:
         form = SearchForm(request.args, request.args.getlist("filter"))
+        # On every page of a logged-in customer: Hello Retail hears of each visitor and customer
+        # once (a cookie remembers the link), and the script below is told setCustomerId.
+        link = link_customer(customer) if customer is not None else None
         return render_page(
             get_tracking_user(),
             "Flask",
@@ -62,11 +71,19 @@ def create_app(config: dict[str, Any] | None = None, *, fake: FakeHelloRetail | 
             fake=fake,
             consent=consent,
             script=hello_retail_script(),  # early in <head>: the consent decision reaches the script first
+            host=request.host,
+            website_uuid=get_website_uuid(),
+            websites=app.config.get("HELLO_RETAIL_WEBSITES"),
+            customer=customer,
+            link=link,
         )
+
+    def customer_now() -> str | None:
+        return logged_in_customer(request.cookies.get(CUSTOMER_COOKIE))
 
     @app.get("/")
     def index() -> str:
-        return page(request.cookies.get(CONSENT_COOKIE))
+        return page(request.cookies.get(CONSENT_COOKIE), customer_now())
 
     @app.post("/consent")
     def consent() -> Response:
@@ -78,7 +95,7 @@ def create_app(config: dict[str, Any] | None = None, *, fake: FakeHelloRetail | 
             grant()  # keeps or mints the id and sets its cookies
         else:
             revoke()  # the id becomes the opt-out id; both id cookies are deleted
-        response = make_response(page(value))
+        response = make_response(page(value, customer_now()))
         response.set_cookie(CONSENT_COOKIE, value, max_age=CONSENT_MAX_AGE, samesite="Lax")
         return response
 
@@ -87,6 +104,20 @@ def create_app(config: dict[str, Any] | None = None, *, fake: FakeHelloRetail | 
         """The embedded fake's product pictures, through the demo's own origin."""
         status, content_type, body = fake_image(fake, name)
         return Response(body, status, content_type=content_type, headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.post("/login")
+    def login() -> Response:
+        """The demo's login (no password): the customer is linked to the visitor's id in this response."""
+        response = make_response(page(request.cookies.get(CONSENT_COOKIE), DEMO_CUSTOMER))
+        # Not HttpOnly, unlike a real session: "Become a new visitor" forgets it from the page.
+        response.set_cookie(CUSTOMER_COOKIE, DEMO_CUSTOMER, samesite="Lax")
+        return response
+
+    @app.post("/logout")
+    def logout() -> Response:
+        response = make_response(page(request.cookies.get(CONSENT_COOKIE), None))
+        response.delete_cookie(CUSTOMER_COOKIE, samesite="Lax")
+        return response
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -1,8 +1,9 @@
 """Settings of the example shop. The lines that matter for hr-middleware are marked.
 
 ``HELLO_RETAIL_WEBSITE_UUID`` (and optionally ``HELLO_RETAIL_API_URL``) in the
-environment point it at Hello Retail; without them an embedded fake Hello
-Retail on 127.0.0.1 hands out ids, so the demo runs offline.
+environment point it at Hello Retail (``HELLO_RETAIL_SECOND_WEBSITE_UUID``: the
+second region's website, on localhost); without them an embedded fake Hello
+Retail on 127.0.0.1 hands out ids for both regions, so the demo runs offline.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 # The repository root, for the page code the demos share (examples/shop_page.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from examples.shop_page import MIDDLEWARE_OPTIONS  # after the path above
+from examples.shop_page import DEMO_WEBSITE_UUIDS, MIDDLEWARE_OPTIONS, website_options  # after the path above
 from hr_middleware.testing import FakeHelloRetail
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-a-secret")
@@ -58,14 +59,19 @@ if os.environ.get("HELLO_RETAIL_WEBSITE_UUID"):
         HELLO_RETAIL["API_URL"] = os.environ["HELLO_RETAIL_API_URL"]
     if os.environ.get("HELLO_RETAIL_SCRIPT_URL"):
         HELLO_RETAIL["SCRIPT_URL"] = os.environ["HELLO_RETAIL_SCRIPT_URL"]
+    second_website_uuid = os.environ.get("HELLO_RETAIL_SECOND_WEBSITE_UUID")
+    websites = website_options(os.environ["HELLO_RETAIL_WEBSITE_UUID"], second_website_uuid)
 else:
     # A daemon thread: it ends with the process (and with each autoreload).
-    DEMO_FAKE_HELLO_RETAIL = FakeHelloRetail().start()
+    DEMO_FAKE_HELLO_RETAIL = FakeHelloRetail(website_uuids=DEMO_WEBSITE_UUIDS).start()
     HELLO_RETAIL.update(
         WEBSITE_UUID=DEMO_FAKE_HELLO_RETAIL.website_uuid,
         API_URL=DEMO_FAKE_HELLO_RETAIL.url,
         SCRIPT_URL=DEMO_FAKE_HELLO_RETAIL.script_url,
     )
+    websites = website_options(*DEMO_WEBSITE_UUIDS)
+# The second region (localhost) gets its own website: hr-middleware's HELLO_RETAIL["WEBSITES"].
+HELLO_RETAIL.update({name.upper(): value for name, value in websites.items()})
 
 LOGGING = {
     "version": 1,

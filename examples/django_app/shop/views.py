@@ -1,4 +1,5 @@
-"""The shop's views: the shared demo page (recommendations, search, consent) and an async JSON view."""
+"""The shop's views: the shared demo page (recommendations, search, consent, two regions, a login that
+links the customer) and an async JSON view."""
 
 from __future__ import annotations
 
@@ -15,19 +16,23 @@ from django.views.decorators.http import require_POST
 from examples.shop_page import (
     CONSENT_COOKIE,
     CONSENT_MAX_AGE,
+    CUSTOMER_COOKIE,
+    DEMO_CUSTOMER,
     RECOMMENDATIONS_KEY,
     SEARCH_KEY,
     SearchForm,
     consent_value,
     fake_image,
+    logged_in_customer,
     products_of,
     recommendation_requests,
     render_page,
     search_html,
 )
-from hr_middleware import HelloRetailError, get_tracking_user, get_tracking_user_id
+from hr_middleware import HelloRetailError, get_tracking_user, get_tracking_user_id, get_website_uuid
 from hr_middleware.client import HelloRetailClient
 from hr_middleware.consent import grant, revoke
+from hr_middleware.customers import link_customer
 from hr_middleware.django import read_settings
 from hr_middleware.script import hello_retail_script
 
@@ -43,9 +48,14 @@ def hello_retail() -> HelloRetailClient:
     return HelloRetailClient.from_settings(read_settings())
 
 
-def page(request: HttpRequest, consent: str | None) -> HttpResponse:
+def page(request: HttpRequest, consent: str | None, customer: str | None) -> HttpResponse:
     """The shared demo page; the client fills in the visitor's id (``request.tracking_user_id``) itself."""
     form = SearchForm(request.GET, request.GET.getlist("filter"))
+    # On every page of a logged-in customer: Hello Retail hears of each visitor and customer
+    # once (a cookie remembers the link), and the script below is told setCustomerId. A shop
+    # with django.contrib.auth links in a user_logged_in receiver instead (docs/customers.md).
+    link = link_customer(customer) if customer is not None else None
+    websites = settings.HELLO_RETAIL.get("WEBSITES")
     return HttpResponse(
         render_page(
             get_tracking_user(),
@@ -56,6 +66,11 @@ def page(request: HttpRequest, consent: str | None) -> HttpResponse:
             fake=demo_fake(),
             consent=consent,
             script=hello_retail_script(),  # early in <head>: the consent decision reaches the script first
+            host=request.get_host(),
+            website_uuid=get_website_uuid(),
+            websites=websites if isinstance(websites, Mapping) else None,
+            customer=customer,
+            link=link,
         )
     )
 
@@ -73,9 +88,14 @@ def image(request: HttpRequest, name: str) -> HttpResponse:
     return response
 
 
+def customer_now(request: HttpRequest) -> str | None:
+    """The customer the demo's login cookie names, if any."""
+    return logged_in_customer(request.COOKIES.get(CUSTOMER_COOKIE))
+
+
 def index(request: HttpRequest) -> HttpResponse:
     """The shop's front page."""
-    return page(request, request.COOKIES.get(CONSENT_COOKIE))
+    return page(request, request.COOKIES.get(CONSENT_COOKIE), customer_now(request))
 
 
 @require_POST
@@ -88,8 +108,25 @@ def consent(request: HttpRequest) -> HttpResponse:
         grant()  # keeps or mints the id and sets its cookies
     else:
         revoke()  # the id becomes the opt-out id; both id cookies are deleted
-    response = page(request, value)
+    response = page(request, value, customer_now(request))
     response.set_cookie(CONSENT_COOKIE, value, max_age=CONSENT_MAX_AGE, samesite="Lax")
+    return response
+
+
+@require_POST
+def login(request: HttpRequest) -> HttpResponse:
+    """The demo's login (no password): the customer is linked to the visitor's id in this response."""
+    response = page(request, request.COOKIES.get(CONSENT_COOKIE), DEMO_CUSTOMER)
+    # Not HttpOnly, unlike a real session: "Become a new visitor" forgets it from the page.
+    response.set_cookie(CUSTOMER_COOKIE, DEMO_CUSTOMER, samesite="Lax")
+    return response
+
+
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    """The demo's logout: the page without the customer."""
+    response = page(request, request.COOKIES.get(CONSENT_COOKIE), None)
+    response.delete_cookie(CUSTOMER_COOKIE, samesite="Lax")
     return response
 
 

@@ -135,9 +135,12 @@ def test_host_chooses_where_the_demo_listens(argv: list[str]) -> None:
 def make_dry_run(target: str) -> list[str]:
     """The commands ``make TARGET`` runs in a fresh clone (both venvs pointed where none exists)."""
     fresh = {"VENV": "build/no-such-venv", "DEMO_VENV": "build/no-such-demo-venv", "PYTHON": "python3"}
+    # Not what an outer make (make test-compat) passes down: its flags, and "Entering directory" lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
     done = subprocess.run(
-        ["make", "-n", target, *(f"{k}={v}" for k, v in fresh.items())],
+        ["make", "--no-print-directory", "-n", target, *(f"{k}={v}" for k, v in fresh.items())],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         check=True,

@@ -18,13 +18,11 @@ import ipaddress
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
+from .facts import RequestFacts
 from .log import WEBSITE_ANSWER_INVALID, WEBSITE_HOOK_FAILED, WEBSITE_NONE
 from .visit import Note
-
-if TYPE_CHECKING:
-    from .facts import RequestFacts
 
 __all__ = ["ANY_OTHER", "WebsiteChoice", "Websites", "canonical_uuid", "host_of"]
 
@@ -33,7 +31,8 @@ ANY_OTHER = "*"
 
 #: What the ``websites`` option holds: a mapping of hosts or path prefixes to UUIDs
 #: (None: no website), or a callable of the request's facts answering a UUID or None.
-Websites = Union[Mapping[str, Union[str, None]], Callable[["RequestFacts"], Union[str, None]]]
+#: (RequestFacts by name, not in quotes: Python 3.10 leaves a string unresolved here.)
+Websites = Union[Mapping[str, Union[str, None]], Callable[[RequestFacts], Union[str, None]]]
 
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _PLACEHOLDER_UUIDS = frozenset(("00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"))

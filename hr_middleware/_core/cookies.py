@@ -1,4 +1,4 @@
-"""Reading ids out of a Cookie header, and building Set-Cookie values."""
+"""Reading ids out of a Cookie header, our cookie's renewal period, and building Set-Cookie values."""
 
 from __future__ import annotations
 

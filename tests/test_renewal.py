@@ -330,3 +330,20 @@ def test_the_value_format() -> None:
     assert dated_id_or_none(f"{A}x") is None
     assert dated_id_or_none(f"{A[:-1]}g.k") is None
     assert dated_id_or_none(f"{OPT_OUT_ID}.k") is None
+
+
+def test_a_renewal_writes_each_cookie_as_configured(adapter: str, make_driver: Any) -> None:
+    """The renewed cookies carry the options' attributes; without sharing, ours alone is renewed."""
+    options = {"domain": "shop.test", "samesite": "Strict", "httponly": True, "max_age": 30 * ONE_DAY}
+    driver, _ = driver_on_clock(make_driver, adapter, **options)
+    result = driver.get("/", cookies={SERVER: f"{A}.{YESTERDAY}", SDK: A}, scheme="https")
+    assert written(result) == {SERVER: f"{A}.{TODAY}", SDK: A}
+    for cookie in result.set_cookies.values():
+        attributes = {key: value.lower() for key, value in cookie.attributes.items()}
+        assert attributes["max-age"] == str(30 * ONE_DAY)
+        assert attributes["domain"] == "shop.test"
+        assert attributes["samesite"] == "strict"
+        assert {"secure", "httponly"} <= attributes.keys()
+
+    alone, _ = driver_on_clock(make_driver, adapter, share_with_sdk=False)
+    assert written(alone.get("/", cookies={SERVER: f"{A}.{YESTERDAY}", SDK: A})) == {SERVER: f"{A}.{TODAY}"}

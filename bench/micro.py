@@ -27,6 +27,8 @@ from typing import Any
 import requests
 
 from hr_middleware import Settings, get_tracking_user_id
+from hr_middleware._core.cookies import period_token
+from hr_middleware._core.settings import ONE_DAY
 from hr_middleware._hello_retail import endpoints
 from hr_middleware._hello_retail.mint import Minter
 from hr_middleware.wsgi import TrackingUserMiddleware as WSGITracking
@@ -34,12 +36,14 @@ from tests.ids import UUID, A
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
 
-#: A realistic Cookie header of a returning visitor (~300 bytes, ours among others).
+#: A realistic Cookie header of a returning visitor (~300 bytes, ours among others), whose
+#: cookies were set (renewed) today: not due a renewal (docs/renewal.md). (A run across
+#: midnight UTC measures the long way for the requests after it.)
 COOKIE = (
     "_ga=GA1.1.1234567890.1700000000; _gid=GA1.1.987654321.1700000000; "
     "csrftoken=Yx3kQ9mZ2bT7wV1nR8pL4sD6fG0hJ5cA; cart=3; "
     "CookieConsent={stamp:%27abc%27%2Cnecessary:true%2Cmarketing:true}; "
-    f"helloRetailTrackingUserId={A}; hello_retail_id={A}; "
+    f"helloRetailTrackingUserId={A}.{period_token(time.time(), ONE_DAY)}; hello_retail_id={A}; "
     "sessionid=8f1d2c3b4a5e6f7a8b9c0d1e2f3a4b5c"
 )
 

@@ -225,22 +225,22 @@ class Engine(Generic[N, V]):
     """One middleware's settings, decision and minter, serving requests of native type *N*.
 
     *make_facts* builds the core's :class:`RequestFacts` from the native
-    request. *returning* makes, from the two cookie names, the hot path's
-    reader of the native request (:mod:`hr_middleware._core.returning`): the
+    request. *returning* makes, from the two cookie names, the renewal
+    interval and the clock, the hot path's reader of the native request (:mod:`hr_middleware._core.returning`): the
     first branch of the decision, the usual returning visitor's id, read
     without building the request's facts (None: decide the long way). A
     sync adapter gives *minter*, an async one *aminter*; *visit* is the
     adapter's subclass of :class:`Visit`.
     """
 
-    __slots__ = ("settings", "policy", "make_facts", "minter", "aminter", "_returning", "_visit")
+    __slots__ = ("settings", "policy", "make_facts", "minter", "aminter", "_returning", "_visit", "_reader")
 
     def __init__(
         self,
         settings: Settings,
         make_facts: Callable[[N], RequestFacts],
         *,
-        returning: Callable[[str, str], Callable[[N], str | None]] | None = None,
+        returning: Callable[[str, str, int | None, Callable[[], float]], Callable[[N], str | None]] | None = None,
         minter: Minter | PrefetchingMinter | None = None,
         aminter: AsyncMinter | AsyncPrefetchingMinter | None = None,
         visit: type[V],
@@ -252,10 +252,26 @@ class Engine(Generic[N, V]):
         self.make_facts = make_facts
         self.minter = minter
         self.aminter = aminter
-        self._returning: Callable[[N], str | None] | None = None
-        if returning is not None and self.policy.returning_shortcut:
-            self._returning = returning(settings.cookie_name, settings.sdk_cookie_name)
+        self._reader = returning
+        self._returning = self._read_returning()
         _guard_djangos_cache()
+
+    def _read_returning(self) -> Callable[[N], str | None] | None:
+        """The hot path's reader for the policy (None: every request goes the long way)."""
+        policy = self.policy
+        if self._reader is None or not policy.returning_shortcut:
+            return None
+        return self._reader(self.settings.cookie_name, self.settings.sdk_cookie_name, policy.renew_after, policy.clock)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """What renewal reads the time from (Unix seconds): :func:`time.time`, or a test's own."""
+        return self.policy.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self.policy = TrackingPolicy(self.settings, clock)
+        self._returning = self._read_returning()
 
     def serve(self, native: N, *, may_mint: bool = True) -> V:
         """Decide the visit of *native*, and mint when one is due and the minter is

@@ -41,10 +41,16 @@ def fake_hello_retail(
 
 @pytest.fixture
 def make_driver(fake_hello_retail: FakeHelloRetail) -> Iterator[Callable[..., Any]]:
-    """``make_driver(adapter, **options)``: that adapter's test app, pointed at the fake."""
+    """``make_driver(adapter, **options)``: that adapter's test app, pointed at the fake.
+
+    Without renewal unless the test asks for it (``renew_after=...``): the behaviour tables
+    send the bare ids of cookies set before renewal, which a renewal would re-set on every
+    page navigation; tests/test_renewal.py runs the tables of renewal.
+    """
     made: list[Any] = []
 
     def make(adapter: str, **options: Any) -> Any:
+        options.setdefault("renew_after", None)
         driver = DRIVERS[adapter](fake_hello_retail.settings(**options))
         made.append(driver)
         return driver

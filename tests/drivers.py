@@ -299,6 +299,23 @@ def breaker_on(driver: Driver, clock: Callable[[], float]) -> CircuitBreaker:
     return minter.breaker
 
 
+def renewal_clock_on(driver: Driver, clock: Callable[[], float]) -> None:
+    """Decide *driver*'s renewals on *clock* (Unix seconds), for its middleware and an outer one.
+
+    Every adapter's middleware keeps its engine as ``middleware._engine``; Django's in its
+    configuration. Call before the first request.
+    """
+    from hr_middleware._serving import Engine
+
+    for middleware in (driver.middleware, getattr(driver, "outer", None)):
+        if middleware is None:
+            continue
+        engine = getattr(middleware, "_engine", None)
+        if not isinstance(engine, Engine):
+            engine = middleware._configuration.engine
+        engine.clock = clock
+
+
 class Driver:
     """What every driver offers: ``get()`` one request, ``middleware``, ``close()``."""
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+from hr_middleware._core.cookies import CLOCK_SKEW, period_token
+from hr_middleware._core.settings import ONE_DAY
 from hr_middleware.testing import DEFAULT_WEBSITE_UUID
 
 #: A returning visitor's id.
@@ -16,6 +20,18 @@ SERVER = "helloRetailTrackingUserId"
 SDK = "hello_retail_id"
 #: The shop's website uuid: the fake Hello Retail's own.
 UUID = DEFAULT_WEBSITE_UUID
+
+
+def fresh(tracking_user_id: str) -> str:
+    """Our cookie's value as a server with the default renewal wrote it now: not due a renewal
+    (docs/renewal.md). For a server a little later: near midnight UTC, the next day's, which
+    a server counts fresh within :data:`~hr_middleware._core.cookies.CLOCK_SKEW` of it."""
+    return f"{tracking_user_id}.{period_token(time.time() + CLOCK_SKEW / 2, ONE_DAY)}"
+
+
+def cookie_id(value: str) -> str:
+    """The id our cookie's *value* holds (``<id>.<token>`` with renewal on)."""
+    return value.partition(".")[0]
 
 
 def visitors(count: int) -> list[str]:

@@ -34,7 +34,7 @@ from hr_middleware.fastapi import TrackingUserId
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE, cookie_header, make_result, starlette_app
-from .ids import SDK, SERVER, UUID, A, B
+from .ids import SDK, SERVER, UUID, A, B, cookie_id, fresh
 from .servers import MintGate, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,7 +179,7 @@ def test_real_uvicorn_mints_once_over_several_visits(
             response = browser.get("/")
             assert response.status_code == 200
             shown.append(re.search(r'id="tracking-user-id">([^<]*)<', response.text).group(1))  # type: ignore[union-attr]
-        assert browser.cookies[SERVER] == browser.cookies[SDK] == shown[0]
+        assert cookie_id(browser.cookies[SERVER]) == browser.cookies[SDK] == shown[0]
 
     assert shown == [fake_hello_retail.minted[0]] * 4
     assert fake_hello_retail.mint_count == 1
@@ -368,7 +368,7 @@ async def test_a_cookie_header_not_in_lower_case_is_read_as_the_long_way_reads_i
     scope = scope_of("http")
     # Two Cookie lines, the first from a server that does not lower-case names: both are read.
     scope["headers"] += [(b"Cookie", f"{SDK}={B}".encode()), (b"cookie", f"{SDK}={A}; {SERVER}={A}".encode())]
-    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings(renew_after=None))
 
     sent = await serve(middleware, scope)
 
@@ -448,7 +448,7 @@ async def test_only_the_response_start_is_changed(
         for message in messages:
             await send(message)
 
-    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
+    middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings(renew_after=None))
     sent = await serve(middleware, scope_of(cookies=cookies))
     await middleware.aclose()
 
@@ -503,7 +503,7 @@ async def test_headers_given_as_a_generator_are_all_kept(fake_hello_retail: Fake
         await send({"type": "http.response.body", "body": b"ok"})
 
     middleware = TrackingUserMiddleware(app, settings=fake_hello_retail.settings())
-    sent = await serve(middleware, scope_of(cookies={SERVER: A, SDK: A}))
+    sent = await serve(middleware, scope_of(cookies={SERVER: fresh(A), SDK: A}))
     await middleware.aclose()
 
     assert list(sent[0]["headers"]) == [

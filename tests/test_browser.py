@@ -27,6 +27,7 @@ from hr_middleware.customers import LinkOutcome
 from hr_middleware.testing import FakeHelloRetail, ScriptEvent, ScriptLog
 
 from .drivers import CHROME_UA
+from .ids import cookie_id
 from .servers import ROOT, demo_argv, free_port, running
 
 #: The fake over a real socket: the demo shop runs in another process.
@@ -100,7 +101,7 @@ def test_one_id_across_reloads_and_visible_to_the_pages_javascript(
     assert page.inner_text("#tracking-user-id") == first
 
     cookies = {c["name"]: c for c in context.cookies()}
-    assert cookies["helloRetailTrackingUserId"]["value"] == first
+    assert cookie_id(cookies["helloRetailTrackingUserId"]["value"]) == first
     assert cookies["hello_retail_id"]["value"] == first
     assert cookies["hello_retail_id"]["httpOnly"] is False
     assert cookies["hello_retail_id"]["sameSite"] == "Lax"
@@ -122,7 +123,7 @@ def test_headless_chrome_user_agent_is_treated_as_a_bot(
 
 def id_cookies(context: Any) -> dict[str, str]:
     return {
-        c["name"]: c["value"]
+        c["name"]: cookie_id(c["value"])  # ours says in which period it was set (docs/renewal.md)
         for c in context.cookies()
         if c["name"] in ("helloRetailTrackingUserId", "hello_retail_id")
     }

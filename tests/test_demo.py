@@ -17,6 +17,7 @@ import requests
 from examples.response_headers import headers_html
 
 from .drivers import PAGE
+from .ids import cookie_id
 from .servers import ROOT, demo_argv, free_port, running
 
 ASGI_DEMO = [sys.executable, "-m", "examples.starlette_app"]
@@ -43,7 +44,8 @@ def test_demo_mints_once_then_reads_the_cookie(demo_url: str) -> None:
     assert first.status_code == second.status_code == 200
     assert "minted from Hello Retail on this request" in first.text
     assert "read from the cookie" in second.text
-    assert tracking_id(first.text) == tracking_id(second.text) == browser.cookies["helloRetailTrackingUserId"]
+    ours = cookie_id(browser.cookies["helloRetailTrackingUserId"])  # "<id>.<period>": docs/renewal.md
+    assert tracking_id(first.text) == tracking_id(second.text) == ours
     assert browser.cookies["hello_retail_id"] == tracking_id(first.text)
 
 

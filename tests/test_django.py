@@ -36,7 +36,7 @@ from hr_middleware.testing import FakeHelloRetail  # noqa: E402
 
 from .django_site.shop import SHOP_MIDDLEWARE, STAMPING_MIDDLEWARE  # noqa: E402
 from .drivers import PAGE, middleware_in  # noqa: E402
-from .ids import SDK, SERVER, UUID, A, B, C, visitors  # noqa: E402
+from .ids import SDK, SERVER, UUID, A, B, C, cookie_id, fresh, visitors  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ASYNC_URLS = "tests.django_site.async_urls"
@@ -88,7 +88,7 @@ async def test_asgi_handler_mints_once_then_reads_the_cookie(
         assert first.json() == {"id": new, "native": new, "origin": "minted", "reason": None}
         assert first.headers["vary"] == "Cookie"
         assert first.headers["cache-control"] == "private"
-        assert {c.name: c.value for c in first.cookies.jar} == {
+        assert {c.name: cookie_id(c.value) for c in first.cookies.jar} == {
             SERVER: new,
             SDK: new,
         }
@@ -508,14 +508,14 @@ def test_the_site_wide_cache_in_any_order_never_serves_one_visitors_page_to_anot
         seen = []
         for visitor in VISITORS:
             client.cookies.clear()
-            response = client.get("/", headers={**PAGE, "Cookie": f"{SERVER}={visitor}; {SDK}={visitor}"})
+            response = client.get("/", headers=visitor_headers(visitor))
             seen.append(response.json()["id"])
         minted = []
         for _ in range(2):
             client.cookies.clear()
             minted.append(client.get("/", headers=PAGE).json()["id"])
         client.cookies.clear()
-        silent = client.get("/silent", headers={**PAGE, "Cookie": f"{SERVER}={VISITORS[0]}; {SDK}={VISITORS[0]}"})
+        silent = client.get("/silent", headers=visitor_headers(VISITORS[0]))
 
     assert seen == VISITORS
     assert minted == fake_hello_retail.minted
@@ -555,7 +555,7 @@ MANY = [*visitors(60), None, None, None]
 
 
 def visitor_headers(visitor: str | None) -> dict[str, str]:
-    return {**PAGE, "Cookie": f"{SERVER}={visitor}; {SDK}={visitor}"} if visitor else dict(PAGE)
+    return {**PAGE, "Cookie": f"{SERVER}={fresh(visitor)}; {SDK}={visitor}"} if visitor else dict(PAGE)
 
 
 def assert_every_page_shows_its_own_visitor(sent: list[str | None], seen: list[Any], minted: list[str]) -> None:

@@ -7,15 +7,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hr_middleware import Settings, is_valid_id
-from hr_middleware._core.cookies import COOKIE_HEADER_LIMIT, cookie_header_end, find_cookie, valid_id_or_none
+from hr_middleware._core.cookies import (
+    COOKIE_HEADER_LIMIT,
+    cookie_header_end,
+    dated_id_or_none,
+    find_cookie,
+    period_token,
+    valid_id_or_none,
+)
 from hr_middleware._core.decide import TrackingPolicy
 from hr_middleware._core.returning import agreeing_id_reader, scope_reader
+from hr_middleware._core.settings import ONE_DAY
 from hr_middleware.asgi import ASGIRequestFacts
 
+from .drivers import CHROME_UA
 from .ids import SDK, SERVER, UUID, A
 from .test_policy import Facts
 
 NAMES = [SERVER, SDK, "session", "x", ""]
+#: The time renewal reads in these tests, and the token of its period.
+NOW = 20_790 * ONE_DAY + 3_600.0
+TOKEN = period_token(NOW, ONE_DAY)
 
 # Everything a Cookie header can carry through WSGI (latin-1) and ASGI (bytes decoded as latin-1).
 latin1 = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=200)
@@ -23,6 +35,8 @@ pieces = st.one_of(
     latin1,
     st.sampled_from(NAMES).map(lambda n: n + "="),
     st.sampled_from([";", "; ", "=", '"', ",", " ", "\t", "\r\n", "\x00", A, A.upper(), "0" * 24]),
+    # Our cookie's renewal period (docs/renewal.md): the one of NOW, and others.
+    st.sampled_from(["." + TOKEN, ".", "." + period_token(NOW - ONE_DAY, ONE_DAY), "." + TOKEN + "x"]),
 )
 headers = st.lists(pieces, max_size=60).map("".join)
 policy = TrackingPolicy(Settings(website_uuid=UUID, mint_when=lambda r: False))
@@ -167,6 +181,11 @@ def test_many_cookie_lines_in_an_asgi_scope_read_as_one_header() -> None:
 
 READ_BYTES = agreeing_id_reader("helloRetailTrackingUserId", "hello_retail_id", bytes)
 READ_TEXT = agreeing_id_reader("helloRetailTrackingUserId", "hello_retail_id", str)
+# With renewal (one day) on a clock at NOW, and the long way on the same clock, for a page navigation.
+RENEWING_BYTES = agreeing_id_reader(SERVER, SDK, bytes, renew_after=ONE_DAY, clock=lambda: NOW)
+RENEWING_TEXT = agreeing_id_reader(SERVER, SDK, str, renew_after=ONE_DAY, clock=lambda: NOW)
+renewing_policy = TrackingPolicy(Settings(website_uuid=UUID, renew_after=ONE_DAY), clock=lambda: NOW)
+PAGE_HEADERS = {"user_agent": CHROME_UA, "sec_fetch_dest": "document"}
 
 
 @settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
@@ -175,8 +194,16 @@ def test_the_returning_visitor_shortcut_never_disagrees_with_the_full_read(heade
     agreeing = READ_TEXT(header)
     assert READ_BYTES(header.encode("latin-1", "replace")) == agreeing  # as an ASGI server hands it
     if agreeing is not None:
-        assert find_cookie(header, "helloRetailTrackingUserId=", valid_id_or_none) == agreeing
+        ours = find_cookie(header, "helloRetailTrackingUserId=", dated_id_or_none)  # (id, its period)
+        assert ours is not None
+        assert ours[0] == agreeing
         assert find_cookie(header, "hello_retail_id=", valid_id_or_none) == agreeing
+    renewing = RENEWING_TEXT(header)
+    assert RENEWING_BYTES(header.encode("latin-1", "replace")) == renewing
+    if renewing is not None:
+        # Not due a renewal: the long way reads the same id and writes nothing, on a page navigation too.
+        decision = renewing_policy.decide(Facts(header, **PAGE_HEADERS))
+        assert (decision.tracking_user_id, decision.cookies) == (renewing, ())
 
 
 @pytest.mark.parametrize("odd", ["\ud800", "\u20ac", "\x00"])

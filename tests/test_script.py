@@ -31,12 +31,12 @@ from hr_middleware.script import hello_retail_script, install
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE, as_config
-from .ids import A
+from .ids import A, fresh
 
 JINJA_PAGE = "<html><head>{{ hello_retail_script(customer_id=customer, nonce=nonce) }}</head><body></body></html>"
 #: The demo's kind of consent: a cookie of the shop's banner.
 CONSENT = {"consent": cookie_consent("shop_consent", "yes")}
-RETURNING = f"helloRetailTrackingUserId={A}; hello_retail_id={A}"
+RETURNING = f"helloRetailTrackingUserId={fresh(A)}; hello_retail_id={A}"  # not due a renewal
 
 
 class Answer(NamedTuple):

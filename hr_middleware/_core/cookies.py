@@ -1,7 +1,8 @@
-"""Reading ids out of a Cookie header, and building Set-Cookie values."""
+"""Reading ids out of a Cookie header, our cookie's renewal period, and building Set-Cookie values."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal, NamedTuple, TypeVar
 
@@ -13,7 +14,11 @@ __all__ = [
     "COOKIE_HEADER_LIMIT",
     "CookieWrite",
     "cookie_header_end",
+    "dated_id_or_none",
+    "dated_value",
     "find_cookie",
+    "fresh_tokens",
+    "period_token",
     "render_set_cookie",
     "valid_id_or_none",
 ]
@@ -108,6 +113,65 @@ def valid_id_or_none(value: str) -> str | None:
         return value if len(value) == 24 and not value.encode().strip(_HEX_DIGITS) and value != OPT_OUT_ID else None
     except UnicodeEncodeError:  # a lone surrogate, which no server hands over
         return None
+
+
+# -- the server cookie's issue period (renewal) -------------------------------------------
+
+#: The characters that name a renewal period in the server cookie, the period's number
+#: modulo 64: a cookie value's characters that need no quoting.
+PERIOD_TOKENS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
+#: How far ahead (seconds, at most half a period) a server's clock may be and the periods
+#: it wrote still count: the clocks of servers behind one load balancer differ a little.
+CLOCK_SKEW = 300
+
+
+def dated_value(tracking_user_id: str, token: str) -> str:
+    """The server cookie's value that says in which period it was set: ``<id>.<token>``."""
+    return f"{tracking_user_id}.{token}"
+
+
+def dated_id_or_none(value: str) -> tuple[str, str | None] | None:
+    """``(id, token)`` for a server cookie's *value*, else None: the *parse* of
+    :func:`find_cookie` for the unsigned server cookie.
+
+    The value is the bare id (written before renewal existed, by the app itself,
+    or with ``renew_after=None``: *token* is None) or ``<id>.<token>``
+    (:func:`dated_value`): the token is the one character after the dot (what
+    follows it is ignored, as the hot path ignores it); one that names no period
+    is never fresh, so the cookie is renewed on the next page navigation. The id
+    counts either way.
+    """
+    if len(value) == 24:
+        tracking_user_id = valid_id_or_none(value)
+        return None if tracking_user_id is None else (tracking_user_id, None)
+    if len(value) < 25 or value[24] != ".":
+        return None
+    tracking_user_id = valid_id_or_none(value[:24])
+    if tracking_user_id is None:
+        return None
+    return tracking_user_id, value[25:26] or None
+
+
+def period_token(when: float, interval: int) -> str:
+    """The token of the renewal period *when* (Unix seconds) falls in: periods of *interval*
+    seconds from the Unix epoch (with one day: UTC days), numbered modulo 64."""
+    return PERIOD_TOKENS[math.floor(when / interval) % len(PERIOD_TOKENS)]
+
+
+def fresh_tokens(now: float, interval: int) -> tuple[frozenset[str], float]:
+    """The tokens a cookie that needs no renewal holds at *now*, and until when they are those.
+
+    Its period is *now*'s, or the next one when *now* is within :data:`CLOCK_SKEW` (at most
+    half a period) of it: a cookie written by a server whose clock is a little ahead.
+    """
+    skew = min(CLOCK_SKEW, interval // 2)
+    period = math.floor(now / interval)
+    next_start = (period + 1) * interval
+    tokens = {PERIOD_TOKENS[period % len(PERIOD_TOKENS)]}
+    if now + skew >= next_start:
+        tokens.add(PERIOD_TOKENS[(period + 1) % len(PERIOD_TOKENS)])
+        return frozenset(tokens), float(next_start)
+    return frozenset(tokens), float(next_start - skew)
 
 
 class CookieWrite(NamedTuple):

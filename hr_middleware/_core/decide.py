@@ -13,8 +13,18 @@ set is followed by :meth:`TrackingPolicy.minted` with the outcome.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
-from .cookies import CookieWrite, find_cookie, valid_id_or_none
+from .cookies import (
+    CookieWrite,
+    dated_id_or_none,
+    dated_value,
+    find_cookie,
+    fresh_tokens,
+    period_token,
+    valid_id_or_none,
+)
 from .customers import CustomerLinks
 from .facts import RequestFacts, not_a_page_navigation
 from .ids import OPT_OUT_ID, is_valid_id
@@ -43,12 +53,23 @@ class TrackingPolicy:
         "_one_website",
         "returning_shortcut",
         "_links",
+        "clock",
+        "renew_after",
+        "_signer",
     )
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         # The customer-link cookie (hr_middleware.customers) goes with the id cookies when consent does.
         self._links = CustomerLinks(settings)
+        #: The time renewal reads (Unix seconds); tests give their own.
+        self.clock = clock
+        #: The renewal period in seconds (None: no renewal): ``renew_after``, and at most
+        #: half ``max_age`` so that a returning visitor's cookies are renewed before they expire.
+        self.renew_after = (
+            None if settings.renew_after is None else max(1, min(settings.renew_after, settings.max_age // 2))
+        )
+        self._signer = None if settings.signer is None else settings.signer.on_clock(clock)
         self._server_key = settings.cookie_name + "="
         self._sdk_key = settings.sdk_cookie_name + "="
         self._asks_consent = settings.consent is not None or settings.respect_gpc
@@ -79,10 +100,11 @@ class TrackingPolicy:
         """The behaviour table's rows once consent allows tracking: the id the cookies hold, or a first visit."""
         header = request.cookie_header
         sdk = find_cookie(header, self._sdk_key, valid_id_or_none) if header else None
-        server, resign = self._server_id(header) if header else (None, False)
+        server, resign, issued = self._server_id(header) if header else (None, False, None)
         if sdk is not None and server == sdk and not resign:
-            # The usual returning visitor: both cookies hold one id; nothing to write.
-            return Decision(sdk, _COOKIE, None, (), False, notes)
+            # The usual returning visitor: both cookies hold one id; nothing to write, unless they are due a renewal.
+            renewal = self._both(request, sdk) if may_mint and self._renews(request, issued) else ()
+            return Decision(sdk, _COOKIE, None, renewal, False, notes)
         if (
             server is None
             and self.settings.signer is not None
@@ -93,9 +115,17 @@ class TrackingPolicy:
             # The page's JavaScript reports events under the SDK cookie's id, so it
             # wins; the server cookie follows it.
             origin = _COOKIE if server == sdk else Origin.SDK_COOKIE
-            follow = (self._cookie(request, self.settings.cookie_name, sdk),) if may_mint else ()
+            follow: tuple[CookieWrite, ...] = ()
+            if may_mint:
+                # Our cookie says when the SDK cookie was last set too: when it holds another id, never.
+                if self._renews(request, issued if server == sdk else None):
+                    follow = self._both(request, sdk)
+                else:
+                    follow = (self._cookie(request, self.settings.cookie_name, sdk),)
             return Decision(sdk, origin, None, follow, False, notes)
         if server is not None:
+            if may_mint and self._renews(request, issued):
+                return Decision(server, _COOKIE, None, self._both(request, server), False, notes)
             writes: list[CookieWrite] = []
             if resign:
                 writes.append(self._cookie(request, self.settings.cookie_name, server))
@@ -106,12 +136,28 @@ class TrackingPolicy:
             return Decision(None, None, NoIdReason.WEBSOCKET, (), False, notes)
         return self._first_visit(request, notes)
 
-    def _server_id(self, header: str) -> tuple[str | None, bool]:
-        """The server cookie's id (None if absent or invalid) and whether to sign it again (an old key)."""
-        signer = self.settings.signer
+    def _server_id(self, header: str) -> tuple[str | None, bool, str | None]:
+        """The server cookie's id (None if absent or invalid), whether to sign it again (an
+        old key), and the token of the period it was set in (None if it does not say)."""
+        signer = self._signer
         if signer is None:
-            return find_cookie(header, self._server_key, valid_id_or_none), False
-        return find_cookie(header, self._server_key, signer.unsign) or (None, False)
+            found = find_cookie(header, self._server_key, dated_id_or_none)
+            return (None, False, None) if found is None else (found[0], False, found[1])
+        signed = find_cookie(header, self._server_key, signer.unsign_dated)
+        if signed is None:
+            return None, False, None
+        tracking_user_id, stale, signed_at = signed
+        return tracking_user_id, stale, None if self.renew_after is None else period_token(signed_at, self.renew_after)
+
+    def _renews(self, request: RequestFacts, token: str | None) -> bool:
+        """Are a returning visitor's cookies, set in the period of *token* (None: unknown),
+        due a renewal that *request* may carry? On a page navigation by a browser only
+        (:func:`~hr_middleware.is_page_navigation`): a renewal makes the response private,
+        as a first visit's cookies do, and an asset, an XHR call or a bot's request need none."""
+        interval = self.renew_after
+        if interval is None or (token is not None and token in fresh_tokens(self.clock(), interval)[0]):
+            return False
+        return not_a_page_navigation(request) is None
 
     def _first_visit(self, request: RequestFacts, notes: tuple[Note, ...]) -> Decision:
         """No id in the cookies: mint (for the request's website), or say why not."""
@@ -240,8 +286,12 @@ class TrackingPolicy:
         """The write of cookie *name* (a deletion when *tracking_user_id* is None)."""
         settings = self.settings
         value = tracking_user_id
-        if value is not None and name == settings.cookie_name and settings.signer is not None:
-            value = settings.signer.sign(value)
+        if value is not None and name == settings.cookie_name:
+            # Our cookie says when it was set (the signature's time, or a date after the id): renewal reads it.
+            if self._signer is not None:
+                value = self._signer.sign(value)
+            elif self.renew_after is not None:
+                value = dated_value(value, period_token(self.clock(), self.renew_after))
         return CookieWrite(
             name,
             value,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from itsdangerous import BadSignature, TimestampSigner
 
@@ -31,21 +33,30 @@ class CookieSigner:
 
     *secret_keys* is ordered newest first: the first key signs, every key
     verifies. A value signed with an older key verifies but reports that it
-    should be re-signed.
+    should be re-signed. The signature holds the time it was made (read on
+    *clock*, Unix seconds), which renewal reads as the cookie's issue date.
     """
 
     SALT = "hr_middleware.tracking-user-id"
 
-    __slots__ = ("_current", "_all", "_max_age")
+    __slots__ = ("_keys", "_current", "_all", "_max_age", "clock")
 
-    def __init__(self, secret_keys: Sequence[str | bytes], max_age: int) -> None:
+    def __init__(
+        self, secret_keys: Sequence[str | bytes], max_age: int, clock: Callable[[], float] = time.time
+    ) -> None:
         if not secret_keys:
             raise ValueError("secret_key: at least one key is required")
         keys = [key.encode() if isinstance(key, str) else key for key in secret_keys]
-        self._current = TimestampSigner(keys[0], salt=self.SALT)
+        self._keys = keys
+        self.clock = clock
+        self._current = _ClockedSigner(clock, keys[0], salt=self.SALT)
         # itsdangerous signs with the *last* key of a list and verifies with all.
-        self._all = TimestampSigner(keys[::-1], salt=self.SALT)
+        self._all = _ClockedSigner(clock, keys[::-1], salt=self.SALT)
         self._max_age = max_age
+
+    def on_clock(self, clock: Callable[[], float]) -> CookieSigner:
+        """The same signer reading the time from *clock*."""
+        return CookieSigner(self._keys, self._max_age, clock)
 
     def sign(self, tracking_user_id: str) -> str:
         """Return the cookie value for *tracking_user_id*."""
@@ -53,16 +64,33 @@ class CookieSigner:
 
     def unsign(self, value: str) -> tuple[str, bool] | None:
         """Return ``(id, signed_with_old_key)``, or None if *value* is not a good signed id."""
+        verified = self.unsign_dated(value)
+        return None if verified is None else verified[:2]
+
+    def unsign_dated(self, value: str) -> tuple[str, bool, float] | None:
+        """Return ``(id, signed_with_old_key, signed_at)`` (Unix seconds), or None if
+        *value* is not a good signed id."""
         try:
-            payload = self._current.unsign(value, max_age=self._max_age)
+            payload, signed_at = self._current.unsign(value, max_age=self._max_age, return_timestamp=True)
             stale = False
         except BadSignature:
             try:
-                payload = self._all.unsign(value, max_age=self._max_age)
+                payload, signed_at = self._all.unsign(value, max_age=self._max_age, return_timestamp=True)
             except BadSignature:
                 return None
             stale = True
         tracking_user_id = payload.decode("ascii", "replace")
         if not is_valid_id(tracking_user_id):
             return None
-        return tracking_user_id, stale
+        return tracking_user_id, stale, signed_at.timestamp()
+
+
+class _ClockedSigner(TimestampSigner):
+    """itsdangerous' timestamp signer, reading the time from a clock of ours (tests move it)."""
+
+    def __init__(self, clock: Callable[[], float], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self._clock())

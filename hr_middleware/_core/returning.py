@@ -1,4 +1,4 @@
-"""The hot path: the usual returning visitor, whose two cookies hold one id.
+"""The hot path: the usual returning visitor, whose two cookies hold one id (ours dated, not due a renewal).
 
 Nearly every request of a shop is this one, so it is decided here without
 building anything: the raw Cookie header (bytes from an ASGI server, text from
@@ -10,10 +10,11 @@ for every header this path accepts.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, AnyStr
 
-from .cookies import COOKIE_HEADER_LIMIT
+from .cookies import COOKIE_HEADER_LIMIT, fresh_tokens
 from .ids import HEX_DIGITS, OPT_OUT_ID
 
 __all__ = ["agreeing_id_reader", "environ_reader", "scope_reader"]
@@ -21,8 +22,13 @@ __all__ = ["agreeing_id_reader", "environ_reader", "scope_reader"]
 _ID_LENGTH = 24
 
 
-def agreeing_id_reader(
-    server_name: str, sdk_name: str, kind: type[AnyStr], source: str | None = None
+def agreeing_id_reader(  # noqa: PLR0917 - the readers below name them
+    server_name: str,
+    sdk_name: str,
+    kind: type[AnyStr],
+    source: str | None = None,
+    renew_after: int | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Callable[[Any], str | None]:
     """A function returning the id that both cookies of a Cookie header hold, else None.
 
@@ -30,7 +36,11 @@ def agreeing_id_reader(
     start of the header or after ``"; "``, its value exactly 24 lower-case hex
     characters (not the opt-out id), then ``";"`` or the end, in a header no
     longer than :data:`~hr_middleware._core.cookies.COOKIE_HEADER_LIMIT` (which
-    the long way reads whole). None sends the caller the long way. *kind* is
+    the long way reads whole). Our cookie may say in which renewal period it
+    was set (``<id>.<token>``, :func:`~hr_middleware._core.cookies.dated_value`);
+    with *renew_after* (the period, seconds) it must, and the period must be
+    the current one on *clock* (else a renewal may be due, which the long way
+    decides). None sends the caller the long way. *kind* is
     ``bytes`` (latin-1, as ASGI servers hand the header) or ``str`` (as WSGI
     servers do). The function takes the header itself, or what *source* is:
     ``"scope"`` (an ASGI scope) or ``"environ"`` (a WSGI environ, or Django's
@@ -44,16 +54,34 @@ def agreeing_id_reader(
     server_key, sdk_key = encoded(server_name + "="), encoded(sdk_name + "=")
     hex_digits, opt_out = HEX_DIGITS.encode(), encoded(OPT_OUT_ID)
     # One character of the header, as indexing gives it: an int from bytes, a str from str.
-    semicolon, blank = (ord(";"), ord(" ")) if raw else (";", " ")
+    semicolon, blank, dot = (ord(";"), ord(" "), ord(".")) if raw else (";", " ", ".")
+    renewing = renew_after is not None
+    interval = renew_after or 1
+    # The tokens a cookie that needs no renewal holds (as indexing the header gives them:
+    # the current period's, and the next one's near its start, else the same twice),
+    # made again when the clock reaches *until*: one token compared, one clock read per
+    # request (a date compared on every request cost twice that: docs/renewal.md). A clock
+    # set back keeps the later tokens until it reaches *until* again (a renewal put off
+    # by as long as it went back).
+    current: Any = None
+    ahead: Any = None
+    until = 0.0
     server_skip, sdk_skip = len(server_key) + _ID_LENGTH, len(sdk_key) + _ID_LENGTH
     scope, environ = source == "scope", source == "environ"
     limit = COOKIE_HEADER_LIMIT
+
+    def renewal_tokens(now: float) -> tuple[Any, Any, float]:
+        """:func:`~hr_middleware._core.cookies.fresh_tokens` as indexing the header gives them."""
+        tokens, changes = fresh_tokens(now, interval)
+        first, *rest = (encoded(token)[0] for token in sorted(tokens))
+        return first, rest[0] if rest else first, changes
 
     # Every C call here (a find, a slice, a compare) is a real share of the
     # middleware's cost per request, so there are as few as the checks allow:
     # single characters are indexed, not sliced, the value is sliced once, and
     # the header is found in the same function (one Python call per request).
     def read(native: Any) -> str | None:
+        nonlocal current, ahead, until
         if scope:
             # ASGI servers lower-case header names, or keep the client's spelling (which
             # is "Cookie"): that request goes the long way, which reads every spelling.
@@ -112,24 +140,41 @@ def agreeing_id_reader(
         if i < 0 or (i and (header[i - 1] != blank or header[i - 2] != semicolon)):
             return None
         end = i + server_skip
-        try:
-            if header[end] != semicolon:
-                return None
-        except IndexError:
-            if end != len(header):
-                return None
         if header[end - _ID_LENGTH : end] != value:
             return None
+        if renewing:
+            # "<id>.<token>" whose token is a fresh period's; the bare id of a cookie set
+            # before renewal, another token or another value: the long way decides.
+            try:
+                if header[end] != dot:
+                    return None
+                token = header[end + 1]
+            except IndexError:  # the value ends the header (a shorter header failed the compare)
+                return None
+            if not clock() < until:
+                current, ahead, until = renewal_tokens(clock())
+            if token != current and token != ahead:  # noqa: PLR1714 - a tuple built per request costs more
+                return None
+        else:
+            try:
+                if header[end] not in (semicolon, dot):
+                    return None
+            except IndexError:  # the value ends the header
+                pass
         return value.decode() if raw else value  # type: ignore[no-any-return]
 
     return read
 
 
-def scope_reader(server_name: str, sdk_name: str) -> Callable[[Mapping[str, Any]], str | None]:
+def scope_reader(
+    server_name: str, sdk_name: str, renew_after: int | None = None, clock: Callable[[], float] = time.time
+) -> Callable[[Mapping[str, Any]], str | None]:
     """:func:`agreeing_id_reader` on an ASGI scope: one pass over its raw headers."""
-    return agreeing_id_reader(server_name, sdk_name, bytes, "scope")
+    return agreeing_id_reader(server_name, sdk_name, bytes, "scope", renew_after, clock)
 
 
-def environ_reader(server_name: str, sdk_name: str) -> Callable[[Mapping[str, Any]], str | None]:
+def environ_reader(
+    server_name: str, sdk_name: str, renew_after: int | None = None, clock: Callable[[], float] = time.time
+) -> Callable[[Mapping[str, Any]], str | None]:
     """:func:`agreeing_id_reader` on a WSGI environ (or Django's ``request.META``)."""
-    return agreeing_id_reader(server_name, sdk_name, str, "environ")
+    return agreeing_id_reader(server_name, sdk_name, str, "environ", renew_after, clock)

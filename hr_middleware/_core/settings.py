@@ -17,10 +17,11 @@ from .public_suffixes import is_public_suffix
 from .script import DEFAULT_SCRIPT_URL
 from .websites import WebsiteChoice, Websites, canonical_uuid
 
-__all__ = ["DEFAULT_API_URL", "MAX_COOKIE_AGE", "ONE_YEAR", "Settings"]
+__all__ = ["DEFAULT_API_URL", "MAX_COOKIE_AGE", "ONE_DAY", "ONE_YEAR", "Settings"]
 
 DEFAULT_API_URL = "https://core.helloretail.com"
 ONE_YEAR = 365 * 24 * 60 * 60
+ONE_DAY = 24 * 60 * 60
 
 #: The longest cookie lifetime accepted, in seconds: what browsers keep at most (400 days).
 MAX_COOKIE_AGE = 400 * 24 * 60 * 60
@@ -79,6 +80,10 @@ class Settings:
     share_with_sdk: bool = True
     #: Cookie lifetime in seconds.
     max_age: int = ONE_YEAR
+    #: Renew a returning visitor's cookies (a fresh ``max_age``) on a page navigation
+    #: at most once per this many seconds (and at least once per half ``max_age``);
+    #: None: never, and the server cookie holds the bare id. See docs/renewal.md.
+    renew_after: int | None = ONE_DAY
     #: Cookie ``Path``.
     path: str = "/"
     #: Cookie ``Domain``; ``None`` makes it a host-only cookie.
@@ -150,6 +155,8 @@ class Settings:
         # Browsers cap a cookie's lifetime at 400 days (RFC 6265bis); far more
         # overflows the Expires date and no cookie could be written at all.
         _check_int("max_age", self.max_age, low=1, high=MAX_COOKIE_AGE)
+        if self.renew_after is not None:
+            _check_int("renew_after", self.renew_after, low=1, high=MAX_COOKIE_AGE)
         _check_str("path", self.path)
         if not self.path.startswith("/") or not _COOKIE_PATH_RE.fullmatch(self.path):
             raise ValueError(f"path: {self.path!r} must start with '/' and hold no ';', blank or control character")

@@ -96,9 +96,11 @@ class DjangoRequestFacts(RequestFacts):
         return self.request.headers
 
 
-def _meta_reader(server_name: str, sdk_name: str) -> Callable[[HttpRequest], str | None]:
+def _meta_reader(
+    server_name: str, sdk_name: str, renew_after: int | None, clock: Callable[[], float]
+) -> Callable[[HttpRequest], str | None]:
     """The hot path's reader (:mod:`hr_middleware._core.returning`), on a Django request's ``META``."""
-    read = environ_reader(server_name, sdk_name)
+    read = environ_reader(server_name, sdk_name, renew_after, clock)
     return lambda request: read(request.META)
 
 

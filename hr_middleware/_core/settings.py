@@ -58,7 +58,7 @@ class Settings:
     The adapters accept the same names as keyword arguments
     (``TrackingUserMiddleware(app, website_uuid=..., timeout=0.5)``), Flask
     reads them from ``app.config["HELLO_RETAIL_<NAME>"]`` and Django from
-    ``settings.HELLO_RETAIL["<NAME>"]``. The README documents each one.
+    ``settings.HELLO_RETAIL["<NAME>"]``. docs/options.md documents each one.
     """
 
     #: The shop's Hello Retail website UUID (required); with ``websites``, the default website's.

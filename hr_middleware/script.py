@@ -60,9 +60,8 @@ def hello_retail_script(
         with fail_open:
             settings = engine.settings
             tracking = script_tracking(visit.origin, visit.consent_now, engine.policy.consent(visit.request))
-            # Not named here: the customer that link_customer() named in this request (the visit's
-            # ``customer_id``, from hr_middleware.customers), if any.
-            customer = _customer(getattr(visit, "customer_id", None) if customer_id is None else customer_id)
+            # Not named here: the customer that link_customer() named in this request, if any.
+            customer = _customer(visit.customer_id if customer_id is None else customer_id)
             if tracking is not ScriptTracking.NOT_ASKED or customer is not None:
                 # What the page says now depends on the visitor: no shared cache may store it.
                 visit.read_id()

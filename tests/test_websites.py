@@ -238,6 +238,16 @@ def test_a_shared_domain_over_two_websites_is_refused() -> None:
     assert Settings(website_uuid=DK, websites=shared, domain="shop.example").domain == "shop.example"
 
 
+@pytest.mark.parametrize("option", ["cookie_name", "sdk_cookie_name"])
+def test_a_host_prefixed_cookie_name_beside_path_websites_is_refused(option: str) -> None:
+    """Path websites write their cookies with ``Path=/dk``; a browser drops a ``__Host-`` cookie
+    whose Path is not ``/``, so every page would mint again."""
+    with pytest.raises(ValueError, match=rf"{option}: '__Host-hr' starts with '__Host-'.*Path=/"):
+        Settings(website_uuid=DK, websites={"/dk/": DK, "/se/": SE, "*": None}, secure=True, **{option: "__Host-hr"})
+    # By host, the cookies keep Path=/: the prefix is fine there.
+    assert Settings(website_uuid=DK, websites={"shop.dk": DK}, secure=True, **{option: "__Host-hr"})
+
+
 # -- the choice itself (the core, no adapter) ------------------------------------------------------
 
 

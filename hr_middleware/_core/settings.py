@@ -184,6 +184,9 @@ class Settings:
         object.__setattr__(self, "website_choice", WebsiteChoice(self.websites, self.website_uuid))
         if self.domain is not None:
             self._check_domain_per_website()
+        if self.website_choice.prefixes:
+            for name in ("cookie_name", "sdk_cookie_name"):
+                self._check_host_prefix_per_path(name, getattr(self, name))
 
     def _check_domain_per_website(self) -> None:
         """Refuse a ``domain`` that would give two websites chosen by host one cookie (and so one id)."""
@@ -200,6 +203,17 @@ class Settings:
                 f"domain: {self.domain!r} would share one cookie, and so one id, between {first!r} and "
                 f"{second!r}, which websites gives different websites; leave domain unset (host-only "
                 "cookies keep an id per website) or give those hosts one website (docs/websites.md)"
+            )
+
+    @staticmethod
+    def _check_host_prefix_per_path(option: str, name: str) -> None:
+        """Websites by path prefix write each website's cookies with its prefix as ``Path``;
+        a browser drops a ``__Host-`` cookie whose ``Path`` is not ``/`` (every page would mint again)."""
+        if name[:7].lower() == "__host-":
+            raise ValueError(
+                f"{option}: {name!r} starts with '__Host-', which browsers keep only with Path=/, and websites "
+                "by path prefix give each website's cookies its prefix as Path (Path=/dk): choose a name "
+                "without the prefix ('__Secure-' keeps Secure), or choose websites by host (docs/websites.md)"
             )
 
     def _check_cookie_prefix(self, option: str, name: str) -> None:

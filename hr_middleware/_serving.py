@@ -491,12 +491,15 @@ def get_tracking_user_id() -> str | None:
 
 def get_website_uuid() -> str | None:
     """The current request's Hello Retail website UUID: what its mint used and what
-    :mod:`hr_middleware.client` and the page's script send as ``websiteUuid``.
+    :mod:`hr_middleware.client`, :func:`hr_middleware.customers.link_customer` and
+    :func:`hr_middleware.script.hello_retail_script` send as ``websiteUuid``.
 
     ``website_uuid``, or with the ``websites`` option the website of the request's
-    host or path (docs/websites.md); None outside a request and for a request of
-    no website. Reading it does not mark the response ``Vary: Cookie``: the
-    website follows the URL, not the visitor.
+    host or path (docs/websites.md); None outside a request, in a request the
+    middleware could not serve, and for a request of no website. Reading it does
+    not mark the response ``Vary: Cookie``: the website follows the URL, not the
+    visitor (a ``websites`` callable that reads headers or cookies makes the page
+    depend on them: vary on them yourself).
     """
     visit = _current.get()
     return None if visit is None else visit.website_uuid

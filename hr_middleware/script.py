@@ -17,6 +17,7 @@ the whole story.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from markupsafe import Markup
@@ -50,7 +51,9 @@ def hello_retail_script(
     U+2028 and U+2029 as ``\\uXXXX``, attributes HTML-escaped.
 
     Outside a request that the middleware serves (or one it could not serve)
-    it renders an HTML comment saying why, and logs the reason once. Never raises.
+    it renders an HTML comment saying why, and logs the reason once at WARNING;
+    in a request of no website (the ``websites`` option), the same comment,
+    logged once at DEBUG. Never raises.
     """
     visit = _serving.current()
     if visit is None:
@@ -67,7 +70,9 @@ def hello_retail_script(
                 visit.read_id()
             website_uuid = visit.website_uuid  # the request's website (docs/websites.md)
             if website_uuid is None:
-                return _not_rendered(NoIdReason.NO_WEBSITE.explanation)
+                # The shop's own choice ("*": None, a callable's None), logged at DEBUG as the
+                # request's missing mint is; a bad answer of the callable was logged at ERROR.
+                return _not_rendered(NoIdReason.NO_WEBSITE.explanation, logging.DEBUG)
             commands = hrq_commands(website_uuid, tracking, customer)
             source = settings.script_url if src is None else str(src)
             return Markup(script_html(commands, src=source, nonce=None if nonce is None else str(nonce)))
@@ -97,12 +102,12 @@ def _customer(customer_id: object) -> str | None:
     return None
 
 
-def _not_rendered(why: str) -> Markup:
-    _log_once(SCRIPT_NOT_RENDERED, why)
+def _not_rendered(why: str, level: int = logging.WARNING) -> Markup:
+    _log_once(SCRIPT_NOT_RENDERED, why, level)
     return Markup(script_comment(why))
 
 
-def _log_once(message: str, why: str) -> None:
+def _log_once(message: str, why: str, level: int = logging.WARNING) -> None:
     if (message, why) not in _logged:
         _logged.add((message, why))
-        logger.warning(message, why)
+        logger.log(level, message, why)

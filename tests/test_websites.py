@@ -395,7 +395,12 @@ def test_the_returning_visitor_never_asks_for_its_website(
 def test_the_page_tells_the_script_the_requests_website(
     make_shop: Callable[..., Any],  # noqa: F811 - test_script's fixture, imported above
     fake_hello_retail: Any,
+    hr_log: pytest.LogCaptureFixture,
 ) -> None:
+    from hr_middleware import script
+    from hr_middleware._core.log import SCRIPT_NOT_RENDERED
+
+    script._logged.clear()  # another test may have logged it already in this process
     shop = make_shop(websites={"shop.dk": DK, "shop.se": SE, "*": None})
 
     pages = {host: shop("GET", "/", page_on(host)) for host in ("shop.dk", "shop.se", "shop.test")}
@@ -403,6 +408,9 @@ def test_the_page_tells_the_script_the_requests_website(
     assert told(pages["shop.dk"].text) == [init(DK)]
     assert told(pages["shop.se"].text) == [init(SE)]
     assert "<script" not in pages["shop.test"].text  # a page of no website: no script, and a comment saying why
+    # "*": None is the shop's own choice, logged at DEBUG as the request's no mint is: not a WARNING.
+    assert [r.msg for r in hr_log.records if r.levelno >= logging.WARNING] == []
+    assert SCRIPT_NOT_RENDERED in [r.msg for r in hr_log.records if r.levelno == logging.DEBUG]
 
 
 def test_a_customer_is_linked_on_the_requests_website(

@@ -18,7 +18,7 @@ the whole story.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from markupsafe import Markup
 
@@ -32,6 +32,9 @@ __all__ = ["TEMPLATE_GLOBAL", "hello_retail_script", "install"]
 
 #: The name of the template function, in Jinja's globals and as the Django tag.
 TEMPLATE_GLOBAL = "hello_retail_script"
+
+#: What :func:`install` is given and returns: a ``Jinja2Templates`` or a ``jinja2.Environment``.
+_Templates = TypeVar("_Templates")
 
 #: The reasons already logged: each once per process (a page renders it on every view).
 _logged: set[tuple[str, str]] = set()
@@ -79,13 +82,13 @@ def hello_retail_script(
     return _not_rendered(NoIdReason.INTERNAL_ERROR.explanation)
 
 
-def install(templates: Any) -> Any:
+def install(templates: _Templates) -> _Templates:
     """Make ``{{ hello_retail_script() }}`` available to *templates*: Starlette's (FastAPI's)
     ``Jinja2Templates``, or any ``jinja2.Environment``. Returns *templates*.
 
     The same as ``templates.env.globals["hello_retail_script"] = hello_retail_script``.
     """
-    environment = getattr(templates, "env", templates)
+    environment: Any = getattr(templates, "env", templates)
     environment.globals[TEMPLATE_GLOBAL] = hello_retail_script
     return templates
 

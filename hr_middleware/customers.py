@@ -108,6 +108,7 @@ def _plan(customer_id: object) -> tuple[LinkOutcome, _Call | None]:
     customer = customer_key(customer_id)  # the shop's bug (a None, an object) raises to the shop
     visit = _serving.current()
     if visit is None:
+        _serving.unserved("link_customer() was called", "nothing was linked")
         return LinkOutcome.OUTSIDE_REQUEST, None
     if visit.engine is None:  # the middleware could not serve this request (logged): no id
         return LinkOutcome.NO_ID, None

@@ -60,6 +60,7 @@ def hello_retail_script(
     """
     visit = _serving.current()
     if visit is None:
+        _serving.unserved("hello_retail_script() was rendered", "it rendered no script")
         return _not_rendered(NoIdReason.OUTSIDE_REQUEST.explanation)
     engine = visit.engine
     if engine is not None:

@@ -58,5 +58,6 @@ FLASK_CONFIG_INVALID = (
     "app.config's HELLO_RETAIL_* changed after HelloRetail(app) and is invalid (%s); "
     "serving requests without tracking ids"
 )
-#: The id was asked for in a request no middleware of ours served (WARNING, once per app): what, the line to add.
-FORGOTTEN_MIDDLEWARE = "%s that no hr-middleware middleware served, so it is None: add %s"
+#: The id was asked for in a request no middleware of ours served (WARNING, once per app): what,
+#: what came of it (``it is None`` for the id), the line to add.
+FORGOTTEN_MIDDLEWARE = "%s that no hr-middleware middleware served, so %s: add %s"

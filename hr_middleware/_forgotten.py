@@ -31,7 +31,7 @@ _said_for_django: set[tuple[str, ...]] = set()
 _lock = threading.Lock()
 
 
-def say_once(key: Any, what: str, line: str) -> None:
+def say_once(key: Any, what: str, line: str, outcome: str = "it is None") -> None:
     """Log :data:`~hr_middleware._core.log.FORGOTTEN_MIDDLEWARE` once per *key* (an app;
     None or an object that cannot be weakly referred to: once for all such). Never raises."""
     try:
@@ -45,24 +45,26 @@ def say_once(key: Any, what: str, line: str) -> None:
             if key in _said:
                 return
             _said.add(key)
-    logger.warning(FORGOTTEN_MIDDLEWARE, what, line)
+    logger.warning(FORGOTTEN_MIDDLEWARE, what, outcome, line)
 
 
-def unserved_request() -> None:
+def unserved_request(what: str = "get_tracking_user_id() was called", outcome: str = "it is None") -> None:
     """No visit is current: if a Flask or Django request is being served all the same, say so once.
 
-    Cheap when neither framework is loaded (two dict lookups): a bare app that
-    reads the id without any middleware pays about that per read.
+    *what* the app did (``link_customer() was called``) and *outcome*, what came
+    of it, go into the line. Cheap when neither framework is loaded (two dict
+    lookups): a bare app that reads the id without any middleware pays about
+    that per read.
     """
     modules = sys.modules
     flask = modules.get("flask")
     if flask is not None and flask.has_request_context():
         app = flask.current_app._get_current_object()
         if "hello_retail" not in app.extensions:
-            say_once(app, "get_tracking_user_id() was called in a Flask request", _FLASK_LINE)
+            say_once(app, f"{what} in a Flask request", _FLASK_LINE, outcome)
         return
     if "django.core.handlers.base" in modules and _in_a_django_request():
-        _django_without_middleware()
+        _django_without_middleware(what, outcome)
 
 
 #: The code of Django's request entry points (sync and async), found once.
@@ -85,7 +87,7 @@ def _in_a_django_request() -> bool:
     return False
 
 
-def _django_without_middleware() -> None:
+def _django_without_middleware(what: str, outcome: str) -> None:
     from django.conf import settings
 
     from .django._checks import MIDDLEWARE_PATH, middleware_installed
@@ -98,7 +100,5 @@ def _django_without_middleware() -> None:
             return
         _said_for_django.add(key)
     logger.warning(
-        FORGOTTEN_MIDDLEWARE,
-        "get_tracking_user_id() was called in a Django request",
-        f"{MIDDLEWARE_PATH!r} to settings.MIDDLEWARE",
+        FORGOTTEN_MIDDLEWARE, f"{what} in a Django request", outcome, f"{MIDDLEWARE_PATH!r} to settings.MIDDLEWARE"
     )

@@ -64,6 +64,7 @@ __all__ = [
     "leave",
     "patched",
     "revoke",
+    "unserved",
 ]
 
 #: A visit's website before anyone asked for it.
@@ -500,22 +501,28 @@ def get_tracking_user_id() -> str | None:
     """
     visit = _current.get()
     if visit is None:
-        _unserved()
+        unserved()
         return None
     return visit.read_id()
 
 
 def get_website_uuid() -> str | None:
     """The current request's Hello Retail website UUID: what its mint used and what
-    :mod:`hr_middleware.client` and the page's script send as ``websiteUuid``.
+    :mod:`hr_middleware.client`, :func:`hr_middleware.customers.link_customer` and
+    :func:`hr_middleware.script.hello_retail_script` send as ``websiteUuid``.
 
     ``website_uuid``, or with the ``websites`` option the website of the request's
-    host or path (docs/websites.md); None outside a request and for a request of
-    no website. Reading it does not mark the response ``Vary: Cookie``: the
-    website follows the URL, not the visitor.
+    host or path (docs/websites.md); None outside a request, in a request the
+    middleware could not serve, and for a request of no website. Reading it does
+    not mark the response ``Vary: Cookie``: the website follows the URL, not the
+    visitor (a ``websites`` callable that reads headers or cookies makes the page
+    depend on them: vary on them yourself).
     """
     visit = _current.get()
-    return None if visit is None else visit.website_uuid
+    if visit is None:
+        unserved("get_website_uuid() was called")
+        return None
+    return visit.website_uuid
 
 
 def get_tracking_user() -> TrackingUser:
@@ -525,7 +532,7 @@ def get_tracking_user() -> TrackingUser:
     """
     visit = _current.get()
     if visit is None:
-        _unserved()
+        unserved()
         return _OUTSIDE
     tracking_user_id = visit.read_id()
     if tracking_user_id is None:
@@ -533,12 +540,13 @@ def get_tracking_user() -> TrackingUser:
     return TrackingUser(tracking_user_id, visit.origin)
 
 
-def _unserved() -> None:
-    """No visit: say so if a request is being served all the same (a forgotten middleware)."""
+def unserved(what: str = "get_tracking_user_id() was called", outcome: str = "it is None") -> None:
+    """No visit: say so if a request is being served all the same (a forgotten middleware):
+    *what* the app did, and *outcome*, what came of it. Never raises."""
     # try, not the fail_open block: an app without the middleware reads the id here on
     # every request, and a block costs two calls (docs/performance.md).
     try:
-        unserved_request()
+        unserved_request(what, outcome)
     except Exception:
         fail_open.caught()
 

@@ -48,7 +48,7 @@ class _Call:
 
     __slots__ = ("visit", "plan", "url", "body", "timeout", "breaker")
 
-    def __init__(self, visit: _serving.Visit, plan: LinkPlan, customer: str) -> None:
+    def __init__(self, visit: _serving.Visit, plan: LinkPlan, customer: str, website_uuid: str) -> None:
         engine = visit.engine
         assert engine is not None
         settings = engine.settings
@@ -59,7 +59,7 @@ class _Call:
         body = build_body(
             CUSTOMER_LINK,
             fields,
-            website_uuid=visit.website_uuid or settings.website_uuid,  # the request's website
+            website_uuid=website_uuid,
             tracking_user_id=visit.tracking_user_id,
         )
         self.body = json.dumps(body).encode()
@@ -108,12 +108,19 @@ def _plan(customer_id: object) -> tuple[LinkOutcome, _Call | None]:
     customer = customer_key(customer_id)  # the shop's bug (a None, an object) raises to the shop
     visit = _serving.current()
     if visit is None:
+        _serving.unserved("link_customer() was called", "nothing was linked")
         return LinkOutcome.OUTSIDE_REQUEST, None
     if visit.engine is None:  # the middleware could not serve this request (logged): no id
         return LinkOutcome.NO_ID, None
     with _link_failed:
-        links = CustomerLinks(visit.engine.settings)
-        plan = links.decide(visit.request, visit.cookies, visit.tracking_user_id, visit.origin, customer)
+        settings = visit.engine.settings
+        links = CustomerLinks(settings)
+        # The request's website; a request of no website links on the default one, as the
+        # client sends there (docs/websites.md). The digest names the website the link is for.
+        website_uuid = visit.website_uuid or settings.website_uuid
+        plan = links.decide(
+            visit.request, visit.cookies, visit.tracking_user_id, visit.origin, customer, website_uuid=website_uuid
+        )
         if plan.outcome is LinkOutcome.OPTED_OUT:
             visit.customer_id = None
         else:
@@ -122,7 +129,7 @@ def _plan(customer_id: object) -> tuple[LinkOutcome, _Call | None]:
             if plan.cookie is not None:
                 visit.cookies = {**visit.cookies, plan.cookie.name: plan.cookie}
             return plan.outcome, None
-        call = _Call(visit, plan, customer)
+        call = _Call(visit, plan, customer, website_uuid)
         return LinkOutcome.FAILED, call if call.allowed() else None
     return LinkOutcome.FAILED, None
 

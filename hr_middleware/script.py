@@ -17,7 +17,8 @@ the whole story.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, TypeVar
 
 from markupsafe import Markup
 
@@ -31,6 +32,9 @@ __all__ = ["TEMPLATE_GLOBAL", "hello_retail_script", "install"]
 
 #: The name of the template function, in Jinja's globals and as the Django tag.
 TEMPLATE_GLOBAL = "hello_retail_script"
+
+#: What :func:`install` is given and returns: a ``Jinja2Templates`` or a ``jinja2.Environment``.
+_Templates = TypeVar("_Templates")
 
 #: The reasons already logged: each once per process (a page renders it on every view).
 _logged: set[tuple[str, str]] = set()
@@ -50,38 +54,42 @@ def hello_retail_script(
     U+2028 and U+2029 as ``\\uXXXX``, attributes HTML-escaped.
 
     Outside a request that the middleware serves (or one it could not serve)
-    it renders an HTML comment saying why, and logs the reason once. Never raises.
+    it renders an HTML comment saying why, and logs the reason once at WARNING;
+    in a request of no website (the ``websites`` option), the same comment,
+    logged once at DEBUG. Never raises.
     """
     visit = _serving.current()
     if visit is None:
+        _serving.unserved("hello_retail_script() was rendered", "it rendered no script")
         return _not_rendered(NoIdReason.OUTSIDE_REQUEST.explanation)
     engine = visit.engine
     if engine is not None:
         with fail_open:
             settings = engine.settings
             tracking = script_tracking(visit.origin, visit.consent_now, engine.policy.consent(visit.request))
-            # Not named here: the customer that link_customer() named in this request (the visit's
-            # ``customer_id``, from hr_middleware.customers), if any.
-            customer = _customer(getattr(visit, "customer_id", None) if customer_id is None else customer_id)
+            # Not named here: the customer that link_customer() named in this request, if any.
+            customer = _customer(visit.customer_id if customer_id is None else customer_id)
             if tracking is not ScriptTracking.NOT_ASKED or customer is not None:
                 # What the page says now depends on the visitor: no shared cache may store it.
                 visit.read_id()
             website_uuid = visit.website_uuid  # the request's website (docs/websites.md)
             if website_uuid is None:
-                return _not_rendered(NoIdReason.NO_WEBSITE.explanation)
+                # The shop's own choice ("*": None, a callable's None), logged at DEBUG as the
+                # request's missing mint is; a bad answer of the callable was logged at ERROR.
+                return _not_rendered(NoIdReason.NO_WEBSITE.explanation, logging.DEBUG)
             commands = hrq_commands(website_uuid, tracking, customer)
             source = settings.script_url if src is None else str(src)
             return Markup(script_html(commands, src=source, nonce=None if nonce is None else str(nonce)))
     return _not_rendered(NoIdReason.INTERNAL_ERROR.explanation)
 
 
-def install(templates: Any) -> Any:
+def install(templates: _Templates) -> _Templates:
     """Make ``{{ hello_retail_script() }}`` available to *templates*: Starlette's (FastAPI's)
     ``Jinja2Templates``, or any ``jinja2.Environment``. Returns *templates*.
 
     The same as ``templates.env.globals["hello_retail_script"] = hello_retail_script``.
     """
-    environment = getattr(templates, "env", templates)
+    environment: Any = getattr(templates, "env", templates)
     environment.globals[TEMPLATE_GLOBAL] = hello_retail_script
     return templates
 
@@ -98,12 +106,12 @@ def _customer(customer_id: object) -> str | None:
     return None
 
 
-def _not_rendered(why: str) -> Markup:
-    _log_once(SCRIPT_NOT_RENDERED, why)
+def _not_rendered(why: str, level: int = logging.WARNING) -> Markup:
+    _log_once(SCRIPT_NOT_RENDERED, why, level)
     return Markup(script_comment(why))
 
 
-def _log_once(message: str, why: str) -> None:
+def _log_once(message: str, why: str, level: int = logging.WARNING) -> None:
     if (message, why) not in _logged:
         _logged.add((message, why))
-        logger.warning(message, why)
+        logger.log(level, message, why)

@@ -8,6 +8,7 @@ pages, none for a visitor who declined tracking.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Any
 
 import pytest
@@ -72,7 +73,9 @@ def flask_shop(fake: FakeHelloRetail, **options: Any) -> Any:
 
 
 @pytest.mark.parametrize(("options", "links"), CONSENT)
-def test_flask_login_links_once(options: dict[str, Any], links: int, fake_hello_retail: FakeHelloRetail) -> None:
+def test_flask_login_links_once(
+    options: dict[str, Any], links: int, fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
+) -> None:
     browser = flask_shop(fake_hello_retail, **options).test_client()
 
     browser.get("/", headers=PAGE)  # the first page view mints
@@ -89,6 +92,7 @@ def test_flask_login_links_once(options: dict[str, Any], links: int, fake_hello_
         assert fake_hello_retail.requests == []
         assert logins[0].json == {"customer": None}
         assert browser.get_cookie(LINK) is None
+    assert [r.getMessage() for r in hr_log.records if r.levelno >= logging.WARNING] == []  # nothing forgotten
 
 
 # -- Django's user_logged_in -----------------------------------------------------------------
@@ -173,7 +177,11 @@ def connected_receiver() -> Any:
 
 @pytest.mark.parametrize(("options", "links"), CONSENT)
 def test_django_user_logged_in_links_once(
-    options: dict[str, Any], links: int, django_shop: Any, fake_hello_retail: FakeHelloRetail
+    options: dict[str, Any],
+    links: int,
+    django_shop: Any,
+    fake_hello_retail: FakeHelloRetail,
+    hr_log: pytest.LogCaptureFixture,
 ) -> None:
     from django.test import Client
 
@@ -195,6 +203,7 @@ def test_django_user_logged_in_links_once(
     else:
         assert fake_hello_retail.requests == []
         assert logins[0].json() == {"customer": None}
+    assert [r.getMessage() for r in hr_log.records if r.levelno >= logging.WARNING] == []  # nothing forgotten
 
 
 @pytest.mark.parametrize(("options", "links"), CONSENT)

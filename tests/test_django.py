@@ -707,6 +707,27 @@ async def test_an_async_view_without_the_middleware_says_so_once(hr_log: pytest.
     assert [r.getMessage() for r in hr_log.records if r.levelno == logging.WARNING] == [FORGOTTEN]
 
 
+def test_the_script_tag_without_the_middleware_says_so_once(hr_log: pytest.LogCaptureFixture) -> None:
+    """``{% hello_retail_script %}`` said only that it ran outside a request; now it names the line to add."""
+    from hr_middleware import script
+    from hr_middleware._core.log import SCRIPT_NOT_RENDERED
+
+    script._logged.clear()  # another test may have logged the comment's reason already
+    # Said once per MIDDLEWARE: a list no other test uses.
+    middleware = ["django.middleware.clickjacking.XFrameOptionsMiddleware"]
+    with override_settings(MIDDLEWARE=middleware, ROOT_URLCONF="tests.django_site.script_urls"):
+        client = Client()
+        responses = [client.get("/", headers=PAGE) for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200] * 3
+    assert all(b"<!-- hr-middleware: Hello Retail's script is not rendered" in r.content for r in responses)
+    assert [r.getMessage() for r in hr_log.records if r.levelno == logging.WARNING] == [
+        "hello_retail_script() was rendered in a Django request that no hr-middleware middleware served, so it "
+        "rendered no script: add 'hr_middleware.django.TrackingUserMiddleware' to settings.MIDDLEWARE",
+        SCRIPT_NOT_RENDERED % "this code does not run inside a request that the middleware serves",
+    ]
+
+
 def test_settings_values_as_people_write_them(fake_hello_retail: FakeHelloRetail) -> None:
     """A UUID with the newline of the file it came from, SameSite in lower case: both were refused."""
     hello_retail = {

@@ -266,6 +266,10 @@ def test_the_fakes_front_page_says_what_it_is_and_what_it_answers(fake_hello_ret
     assert f'api_url="{fake_hello_retail.url}", website_uuid="{fake_hello_retail.website_uuid}"' in page.text
     for path in ("/serve/trackingUser ", "/serve/recoms ", "/serve/search ", "/serve/pages/<key> ", "GET /images/"):
         assert path in page.text
+    # What issues 22 and 23 added: the customer endpoints, the script's stand-in and the product pages.
+    for path in ("/serve/collect/customerId ", "/serve/customer/bias ", "GET /helloretail.js", "GET /products/"):
+        assert path in page.text
+    assert f'script_url="{fake_hello_retail.script_url}"' in page.text
     assert "So far: 1 id(s) minted, 0 other call(s)." in page.text
     assert fake_hello_retail.requests == []  # looking at it is not a call to Hello Retail
 

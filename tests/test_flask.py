@@ -232,6 +232,41 @@ def test_get_tracking_user_id_without_the_extension_says_so_once(
         ]
 
 
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        pytest.param(
+            "link",
+            "link_customer() was called in a Flask request that no hr-middleware middleware served, so "
+            "nothing was linked",
+            id="link_customer",
+        ),
+        pytest.param(
+            "website",
+            "get_website_uuid() was called in a Flask request that no hr-middleware middleware served, so it is None",
+            id="get_website_uuid",
+        ),
+    ],
+)
+def test_the_new_entry_points_without_the_extension_say_so_once(
+    call: str, said: str, hr_log: pytest.LogCaptureFixture
+) -> None:
+    """link_customer() answered OUTSIDE_REQUEST and get_website_uuid() None, silently, where the
+    extension was forgotten: they say it as get_tracking_user_id() does."""
+    from hr_middleware import get_website_uuid
+    from hr_middleware.customers import link_customer
+
+    app = Flask(__name__)
+    app.get("/")(lambda: {"outcome": str(link_customer(7) if call == "link" else get_website_uuid())})
+    client = app.test_client()
+
+    responses = [client.get("/", headers=PAGE) for _ in range(3)]
+
+    assert [r.json for r in responses] == [{"outcome": "outside_request" if call == "link" else "None"}] * 3
+    warnings = [r.getMessage() for r in hr_log.records if r.levelno == logging.WARNING]
+    assert warnings == [f"{said}: add `HelloRetail(app)` (`from hr_middleware.flask import HelloRetail`)"]
+
+
 def test_config_values_as_people_write_them(fake_hello_retail: FakeHelloRetail) -> None:
     """A UUID with the newline of the file it came from, SameSite in lower case: both were refused."""
     app = make_app(fake_hello_retail)

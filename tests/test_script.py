@@ -275,6 +275,19 @@ def test_a_page_that_depends_on_the_visitors_consent_is_kept_out_of_shared_cache
     assert "private" in with_consent.headers["cache-control"]
 
 
+def test_a_shop_set_up_as_documented_is_not_told_it_forgot_the_middleware(
+    make_shop: Callable[..., Shop], fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
+) -> None:
+    """The script rendered in a page the middleware serves (a first visit and a returning one)
+    logs no WARNING: neither the forgotten-middleware line nor a comment instead of the script."""
+    shop = make_shop()
+
+    pages = [shop("GET", "/", dict(PAGE)), shop("GET", "/", {**PAGE, "Cookie": RETURNING})]
+
+    assert [told(page.text)[0] for page in pages] == [init(fake_hello_retail.website_uuid)] * 2
+    assert [r.getMessage() for r in hr_log.records if r.levelno >= logging.WARNING] == []
+
+
 def test_the_nonce_is_on_both_tags_and_escaped(make_shop: Callable[..., Shop]) -> None:
     answer = make_shop()("GET", '/?nonce=r4nd0m"><x', {**PAGE, "Cookie": RETURNING})
 
@@ -416,7 +429,9 @@ def test_the_fake_serves_a_stand_in_for_the_script_and_keeps_its_reports_apart(f
     assert fake_server.settings().script_url == fake_server.script_url
 
 
-def test_the_customer_linked_in_this_request_is_named_to_the_script(fake_hello_retail: FakeHelloRetail) -> None:
+def test_the_customer_linked_in_this_request_is_named_to_the_script(
+    fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
+) -> None:
     from flask import Flask, render_template_string
 
     from hr_middleware.customers import link_customer
@@ -436,3 +451,4 @@ def test_the_customer_linked_in_this_request_is_named_to_the_script(fake_hello_r
     assert response.status_code == 200
     assert told(response.text) == [init(fake_hello_retail.website_uuid), ["setCustomerId", "c-7"]]
     assert fake_hello_retail.customer_links == [(A, "c-7")]
+    assert [r.getMessage() for r in hr_log.records if r.levelno >= logging.WARNING] == []  # nothing forgotten

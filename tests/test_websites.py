@@ -238,6 +238,16 @@ def test_a_shared_domain_over_two_websites_is_refused() -> None:
     assert Settings(website_uuid=DK, websites=shared, domain="shop.example").domain == "shop.example"
 
 
+@pytest.mark.parametrize("option", ["cookie_name", "sdk_cookie_name"])
+def test_a_host_prefixed_cookie_name_beside_path_websites_is_refused(option: str) -> None:
+    """Path websites write their cookies with ``Path=/dk``; a browser drops a ``__Host-`` cookie
+    whose Path is not ``/``, so every page would mint again."""
+    with pytest.raises(ValueError, match=rf"{option}: '__Host-hr' starts with '__Host-'.*Path=/"):
+        Settings(website_uuid=DK, websites={"/dk/": DK, "/se/": SE, "*": None}, secure=True, **{option: "__Host-hr"})
+    # By host, the cookies keep Path=/: the prefix is fine there.
+    assert Settings(website_uuid=DK, websites={"shop.dk": DK}, secure=True, **{option: "__Host-hr"})
+
+
 # -- the choice itself (the core, no adapter) ------------------------------------------------------
 
 
@@ -385,7 +395,12 @@ def test_the_returning_visitor_never_asks_for_its_website(
 def test_the_page_tells_the_script_the_requests_website(
     make_shop: Callable[..., Any],  # noqa: F811 - test_script's fixture, imported above
     fake_hello_retail: Any,
+    hr_log: pytest.LogCaptureFixture,
 ) -> None:
+    from hr_middleware import script
+    from hr_middleware._core.log import SCRIPT_NOT_RENDERED
+
+    script._logged.clear()  # another test may have logged it already in this process
     shop = make_shop(websites={"shop.dk": DK, "shop.se": SE, "*": None})
 
     pages = {host: shop("GET", "/", page_on(host)) for host in ("shop.dk", "shop.se", "shop.test")}
@@ -393,6 +408,9 @@ def test_the_page_tells_the_script_the_requests_website(
     assert told(pages["shop.dk"].text) == [init(DK)]
     assert told(pages["shop.se"].text) == [init(SE)]
     assert "<script" not in pages["shop.test"].text  # a page of no website: no script, and a comment saying why
+    # "*": None is the shop's own choice, logged at DEBUG as the request's no mint is: not a WARNING.
+    assert [r.msg for r in hr_log.records if r.levelno >= logging.WARNING] == []
+    assert SCRIPT_NOT_RENDERED in [r.msg for r in hr_log.records if r.levelno == logging.DEBUG]
 
 
 def test_a_customer_is_linked_on_the_requests_website(
@@ -406,3 +424,56 @@ def test_a_customer_is_linked_on_the_requests_website(
     assert login.seen["link"] == "linked", login.seen
     (link,) = fake_hello_retail.api_requests("/serve/collect/customerId")
     assert link.json["websiteUuid"] == SE
+
+
+def test_one_id_of_two_websites_is_linked_on_each(
+    adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any
+) -> None:
+    """A callable that chooses by something other than the host or path (here a header) leaves one
+    id cookie to two websites: a link remembered for one website is not a link on the other."""
+
+    def by_market(request: RequestFacts) -> str | None:
+        return {"dk": DK, "se": SE}.get(request.headers.get("x-market", ""))
+
+    driver = make_driver(adapter, websites=by_market)
+    cookies = {SERVER: "a" * 24, SDK: "a" * 24}
+
+    on_dk = driver.get("/login?customer=c-42", headers={**PAGE, "X-Market": "dk"}, cookies=cookies)
+    cookies.update(jar(on_dk))
+    on_se = driver.get("/login?customer=c-42", headers={**PAGE, "X-Market": "se"}, cookies=cookies)
+    cookies.update(jar(on_se))
+    again = driver.get("/login?customer=c-42", headers={**PAGE, "X-Market": "se"}, cookies=cookies)
+
+    assert [r.seen["link"] for r in (on_dk, on_se, again)] == ["linked", "linked", "already_linked"]
+    links = fake_hello_retail.api_requests("/serve/collect/customerId")
+    assert [link.json["websiteUuid"] for link in links] == [DK, SE]
+
+
+def test_the_link_cookie_lives_where_the_id_cookies_do(
+    adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any
+) -> None:
+    """With websites by host, ``domain="shop.dk"`` stays off shop.se's cookies: the link cookie's too
+    (a ``Domain=shop.dk`` cookie is dropped on shop.se, and every page there would link again)."""
+    driver = make_driver(adapter, websites={"shop.dk": DK, "www.shop.dk": DK, "shop.se": SE}, domain="shop.dk")
+    first = driver.get("/", headers=page_on("shop.se"))
+
+    login = driver.get("/login?customer=c-42", headers=page_on("shop.se"), cookies=jar(first))
+
+    assert login.seen["link"] == "linked"
+    assert "domain" not in first.set_cookies[SERVER].attributes
+    assert "domain" not in login.set_cookies[SERVER + "_link"].attributes
+
+
+def test_the_link_cookie_of_a_path_website_lives_under_its_prefix() -> None:
+    """Path websites keep each website's cookies under its prefix; the link cookie (set and deleted) too."""
+    from hr_middleware._core.customers import CustomerLinks
+
+    from .test_policy import Facts
+
+    class Under(Facts):
+        path = property(lambda self: "/dk/login")
+
+    links = CustomerLinks(Settings(website_uuid=DK, websites={"/dk/": DK, "/se/": SE, "*": None}))
+
+    assert links.cookie(Under(), "1.x").path == "/dk"
+    assert links.cookie(Under(), None).path == "/dk"

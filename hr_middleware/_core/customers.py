@@ -7,7 +7,7 @@ due, with the cookie to write once Hello Retail has it. The serving side
 (:mod:`hr_middleware.customers`) makes the call and writes the cookie.
 
 The link cookie never holds the customer id: it holds a digest of the
-website, the visitor's id and the customer id, keyed with the first
+request's website, the visitor's id and the customer id, keyed with the first
 ``secret_key`` when there is one (HMAC-SHA256), else a plain SHA-256 of them.
 Without a key, a customer id that can be guessed (a small number) can be
 found from the cookie and the id by trying every candidate; with a key it
@@ -120,23 +120,28 @@ class CustomerLinks:
         self._cookie_key = self.cookie_name + "="
         self._keys = _secret_keys(settings.secret_key)
 
-    def digest(self, tracking_user_id: str, customer: str, key: bytes | None = None) -> str:
-        """The link cookie's value for *tracking_user_id* and *customer* (keyed with *key*, or the first secret key)."""
+    def digest(
+        self, tracking_user_id: str, customer: str, key: bytes | None = None, *, website_uuid: str | None = None
+    ) -> str:
+        """The link cookie's value for *tracking_user_id* and *customer* on *website_uuid* (default:
+        ``website_uuid``'s), keyed with *key*, or the first secret key."""
         if key is None and self._keys:
             key = self._keys[0]
-        message = b"\x00".join(
-            (_LABEL, self.settings.website_uuid.encode(), tracking_user_id.encode(), customer.encode())
-        )
+        website = self.settings.website_uuid if website_uuid is None else website_uuid
+        message = b"\x00".join((_LABEL, website.encode(), tracking_user_id.encode(), customer.encode()))
         mac = hmac.new(key, message, hashlib.sha256).digest() if key is not None else hashlib.sha256(message).digest()
         return _VERSION + base64.urlsafe_b64encode(mac[:16]).rstrip(b"=").decode("ascii")
 
-    def _remembers(self, value: str | None, tracking_user_id: str, customer: str) -> bool:
+    def _remembers(self, value: str | None, tracking_user_id: str, customer: str, website_uuid: str | None) -> bool:
         if not value:
             return False
         if not self._keys:
-            return hmac.compare_digest(value, self.digest(tracking_user_id, customer))
+            return hmac.compare_digest(value, self.digest(tracking_user_id, customer, website_uuid=website_uuid))
         # Every key verifies (rotation): a link remembered under an older key still counts.
-        return any(hmac.compare_digest(value, self.digest(tracking_user_id, customer, key)) for key in self._keys)
+        return any(
+            hmac.compare_digest(value, self.digest(tracking_user_id, customer, key, website_uuid=website_uuid))
+            for key in self._keys
+        )
 
     def decide(
         self,
@@ -145,10 +150,14 @@ class CustomerLinks:
         tracking_user_id: str | None,
         origin: Origin | None,
         customer: str,
+        *,
+        website_uuid: str | None = None,
     ) -> LinkPlan:
         """Whether the visitor of *request* (its id *tracking_user_id* from *origin*) is to be
-        linked to *customer*. *written* are the cookies the response already carries (a link
-        made earlier in this request counts)."""
+        linked to *customer* on *website_uuid* (the request's website; default: ``website_uuid``'s).
+        *written* are the cookies the response already carries (a link made earlier in this
+        request counts). A link on one website is not one on another: a ``websites`` callable
+        may give one id to two of them."""
         held = find_cookie(request.cookie_header, self._cookie_key, _any_value) if request.cookie_header else None
         if tracking_user_id == OPT_OUT_ID or origin is Origin.OPT_OUT:
             # Never linked; a link cookie from before the visitor declined goes.
@@ -157,21 +166,22 @@ class CustomerLinks:
             return LinkPlan(LinkOutcome.NO_ID)
         pending = written.get(self.cookie_name)
         current = pending.value if pending is not None else held
-        if self._remembers(current, tracking_user_id, customer):
+        if self._remembers(current, tracking_user_id, customer, website_uuid):
             return LinkPlan(LinkOutcome.ALREADY_LINKED)
-        return LinkPlan(None, self.cookie(request, self.digest(tracking_user_id, customer)))
+        return LinkPlan(None, self.cookie(request, self.digest(tracking_user_id, customer, website_uuid=website_uuid)))
 
     def cookie(self, request: RequestFacts, value: str | None) -> CookieWrite:
         """The write of the link cookie (a deletion when *value* is None): the id cookies'
-        attributes, but ``HttpOnly`` (no script needs it)."""
+        attributes, their ``Path`` and ``Domain`` on the request's website included, but
+        ``HttpOnly`` (no script needs it)."""
         settings = self.settings
         return CookieWrite(
             self.cookie_name,
             value,
             request.is_secure if settings.secure == "auto" else settings.secure,
             settings.max_age,
-            settings.path,
-            settings.domain,
+            settings.website_choice.cookie_path(request) or settings.path,
+            settings.website_choice.cookie_domain(request, settings.domain),
             True,
             settings.samesite,
         )

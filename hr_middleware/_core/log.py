@@ -42,7 +42,8 @@ INTERNAL_ERROR = "hr_middleware failed on this request; serving it without a tra
 MISCONFIGURED = "%s; serving requests without tracking ids"
 #: Django's ``HELLO_RETAIL`` became invalid while the site runs (ERROR, once per change).
 CONFIG_INVALID = "settings.HELLO_RETAIL is invalid (%s); serving requests without tracking ids"
-#: ``hello_retail_script()`` rendered a comment instead of the script (WARNING, once per reason).
+#: ``hello_retail_script()`` rendered a comment instead of the script (WARNING, once per reason;
+#: DEBUG in a request of no website).
 SCRIPT_NOT_RENDERED = "hello_retail_script() rendered no script: %s"
 #: ``hello_retail_script(customer_id=...)`` got neither a string nor an integer (WARNING, once per type).
 SCRIPT_CUSTOMER_IGNORED = "hello_retail_script(): customer_id must be a string or an integer, got %s; no setCustomerId"
@@ -57,5 +58,6 @@ FLASK_CONFIG_INVALID = (
     "app.config's HELLO_RETAIL_* changed after HelloRetail(app) and is invalid (%s); "
     "serving requests without tracking ids"
 )
-#: The id was asked for in a request no middleware of ours served (WARNING, once per app): what, the line to add.
-FORGOTTEN_MIDDLEWARE = "%s that no hr-middleware middleware served, so it is None: add %s"
+#: The id was asked for in a request no middleware of ours served (WARNING, once per app): what,
+#: what came of it (``it is None`` for the id), the line to add.
+FORGOTTEN_MIDDLEWARE = "%s that no hr-middleware middleware served, so %s: add %s"

@@ -59,7 +59,7 @@ class Settings:
     The adapters accept the same names as keyword arguments
     (``TrackingUserMiddleware(app, website_uuid=..., timeout=0.5)``), Flask
     reads them from ``app.config["HELLO_RETAIL_<NAME>"]`` and Django from
-    ``settings.HELLO_RETAIL["<NAME>"]``. The README documents each one.
+    ``settings.HELLO_RETAIL["<NAME>"]``. docs/options.md documents each one.
     """
 
     #: The shop's Hello Retail website UUID (required); with ``websites``, the default website's.
@@ -191,6 +191,9 @@ class Settings:
         object.__setattr__(self, "website_choice", WebsiteChoice(self.websites, self.website_uuid))
         if self.domain is not None:
             self._check_domain_per_website()
+        if self.website_choice.prefixes:
+            for name in ("cookie_name", "sdk_cookie_name"):
+                self._check_host_prefix_per_path(name, getattr(self, name))
 
     def _check_domain_per_website(self) -> None:
         """Refuse a ``domain`` that would give two websites chosen by host one cookie (and so one id)."""
@@ -207,6 +210,17 @@ class Settings:
                 f"domain: {self.domain!r} would share one cookie, and so one id, between {first!r} and "
                 f"{second!r}, which websites gives different websites; leave domain unset (host-only "
                 "cookies keep an id per website) or give those hosts one website (docs/websites.md)"
+            )
+
+    @staticmethod
+    def _check_host_prefix_per_path(option: str, name: str) -> None:
+        """Websites by path prefix write each website's cookies with its prefix as ``Path``;
+        a browser drops a ``__Host-`` cookie whose ``Path`` is not ``/`` (every page would mint again)."""
+        if name[:7].lower() == "__host-":
+            raise ValueError(
+                f"{option}: {name!r} starts with '__Host-', which browsers keep only with Path=/, and websites "
+                "by path prefix give each website's cookies its prefix as Path (Path=/dk): choose a name "
+                "without the prefix ('__Secure-' keeps Secure), or choose websites by host (docs/websites.md)"
             )
 
     def _check_cookie_prefix(self, option: str, name: str) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from hr_middleware._hello_retail import endpoints
 
 from ._images import IMAGE_PREFIX
+from ._script import SCRIPT_PATH
 
 if TYPE_CHECKING:
     from ._server import FakeHelloRetail
@@ -26,20 +27,27 @@ logger = logging.getLogger("hr_middleware.testing")
 
 def index_page(fake: FakeHelloRetail) -> bytes:
     """The fake's front page, as plain text: what it is, how to point the middleware at it, its endpoints."""
+    from ._handler import PRODUCT_PREFIX  # here: _handler imports this module
+
     collect = ", ".join(sorted(path.rsplit("/", 1)[1] for path in endpoints.COLLECT))
     return f"""hr-middleware's fake Hello Retail (hr_middleware.testing.FakeHelloRetail) at {fake.url}
 
 Not Hello Retail: a stand-in for tests and demos, on this machine, that talks to nothing.
 Point the middleware at it:
     api_url="{fake.url}", website_uuid="{fake.website_uuid}"
+    script_url="{fake.script_url}" (for hello_retail_script())
 
 It answers, in Hello Retail's shapes (POST, JSON):
     {endpoints.MINT:<28} mints a new trackingUserId (mode: {fake.mode.name})
     {endpoints.RECOMMENDATIONS:<28} recommendations (canned products)
     {endpoints.SEARCH:<28} search
-    {endpoints.PAGES_PREFIX + "<key>":<28} product pages
+    {endpoints.PAGES_PREFIX + "<key>":<28} category and landing pages
     {"/serve/collect/<event>":<28} tracking: {collect}
-and GET {IMAGE_PREFIX}<name>.svg, the canned products' pictures.
+    {endpoints.CUSTOMER_LINK:<28} links the visitor's id to a customer
+    {endpoints.CUSTOMER_BIAS:<28} customer bias (a shape of the fake's choosing)
+and GET {IMAGE_PREFIX}<name>.svg, the canned products' pictures,
+GET {PRODUCT_PREFIX}<productNumber>, a stand-in page for a product's originalUrl (without shop_url=),
+GET {SCRIPT_PATH}, a stand-in for Hello Retail's script (it reports what pages tell it).
 
 So far: {fake.mint_count} id(s) minted, {len(fake.api_requests())} other call(s).
 """.encode()

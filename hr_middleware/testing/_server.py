@@ -67,6 +67,11 @@ class FakeHelloRetail:
     answer: both are chosen, and the contract in ``tests/contract/customers.json``
     says why.
 
+    It serves a stand-in for Hello Retail's script at :attr:`script_url` (what
+    :meth:`settings` gives as ``script_url``, so ``hello_retail_script()`` loads
+    it) and keeps what pages told it in :attr:`script`; those reports are not
+    calls to Hello Retail and are not in :attr:`requests`.
+
     Also settable: ``known_recommendation_keys`` and ``known_page_keys`` (None,
     the default: every key exists; a set: only those, others fail as at Hello
     Retail) and ``api_key`` (None: any non-empty ``apiKey`` is accepted; a

@@ -174,17 +174,7 @@ class CustomerLinks:
         """The write of the link cookie (a deletion when *value* is None): the id cookies'
         attributes, their ``Path`` and ``Domain`` on the request's website included, but
         ``HttpOnly`` (no script needs it)."""
-        settings = self.settings
-        return CookieWrite(
-            self.cookie_name,
-            value,
-            request.is_secure if settings.secure == "auto" else settings.secure,
-            settings.max_age,
-            settings.website_choice.cookie_path(request) or settings.path,
-            settings.website_choice.cookie_domain(request, settings.domain),
-            True,
-            settings.samesite,
-        )
+        return self.settings.cookie_write(request, self.cookie_name, value, httponly=True)
 
 
 def _any_value(value: str) -> str:

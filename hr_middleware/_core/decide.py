@@ -292,13 +292,4 @@ class TrackingPolicy:
                 value = self._signer.sign(value)
             elif self.renew_after is not None:
                 value = dated_value(value, period_token(self.clock(), self.renew_after))
-        return CookieWrite(
-            name,
-            value,
-            request.is_secure if settings.secure == "auto" else settings.secure,
-            settings.max_age,
-            settings.website_choice.cookie_path(request) or settings.path,
-            settings.website_choice.cookie_domain(request, settings.domain),
-            settings.httponly,
-            settings.samesite,
-        )
+        return settings.cookie_write(request, name, value)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar
 
 from werkzeug.http import dump_cookie
 
 from .ids import HEX_DIGITS, OPT_OUT_ID
 
+if TYPE_CHECKING:
+    from .facts import RequestFacts
+    from .settings import Settings
+
 __all__ = [
     "COOKIE_HEADER_LIMIT",
     "CookieWrite",
     "cookie_header_end",
+    "cookie_write",
     "dated_id_or_none",
     "dated_value",
     "find_cookie",
@@ -207,4 +212,23 @@ def render_set_cookie(cookie: CookieWrite) -> str:
         secure=cookie.secure,
         httponly=cookie.httponly,
         samesite=cookie.samesite,
+    )
+
+
+def cookie_write(
+    settings: Settings, request: RequestFacts, name: str, value: str | None, *, httponly: bool | None = None
+) -> CookieWrite:
+    """The write of cookie *name* on *request*'s response (a deletion when *value* is None),
+    with the cookie options: ``Path`` and ``Domain`` as the request's website has them,
+    ``HttpOnly`` as the option says unless *httponly* is given."""
+    choice = settings.website_choice
+    return CookieWrite(
+        name,
+        value,
+        request.is_secure if settings.secure == "auto" else settings.secure,
+        settings.max_age,
+        choice.cookie_path(request) or settings.path,
+        choice.cookie_domain(request, settings.domain),
+        settings.httponly if httponly is None else httponly,
+        settings.samesite,
     )

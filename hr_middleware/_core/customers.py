@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import NamedTuple
 
-from .cookies import CookieWrite, find_cookie
+from .cookies import CookieWrite, cookie_write, find_cookie
 from .facts import RequestFacts
 from .ids import OPT_OUT_ID
 from .settings import Settings
@@ -174,7 +174,7 @@ class CustomerLinks:
         """The write of the link cookie (a deletion when *value* is None): the id cookies'
         attributes, their ``Path`` and ``Domain`` on the request's website included, but
         ``HttpOnly`` (no script needs it)."""
-        return self.settings.cookie_write(request, self.cookie_name, value, httponly=True)
+        return cookie_write(self.settings, request, self.cookie_name, value, httponly=True)
 
 
 def _any_value(value: str) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from .cookies import (
     CookieWrite,
+    cookie_write,
     dated_id_or_none,
     dated_value,
     find_cookie,
@@ -292,4 +293,4 @@ class TrackingPolicy:
                 value = self._signer.sign(value)
             elif self.renew_after is not None:
                 value = dated_value(value, period_token(self.clock(), self.renew_after))
-        return settings.cookie_write(request, name, value)
+        return cookie_write(settings, request, name, value)

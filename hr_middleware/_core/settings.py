@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 from urllib.parse import urlsplit
 
-from .cookies import CookieWrite
 from .facts import RequestFacts
 from .ids import CookieSigner
 from .public_suffixes import is_public_suffix
@@ -257,24 +256,6 @@ class Settings:
                 raise ValueError("secret_key: every key must be a string or bytes of 16+ characters")
             checked.append(key)
         return CookieSigner(checked, self.max_age)
-
-    def cookie_write(
-        self, request: RequestFacts, name: str, value: str | None, *, httponly: bool | None = None
-    ) -> CookieWrite:
-        """The write of cookie *name* on *request*'s response (a deletion when *value* is None),
-        with the cookie options: ``Path`` and ``Domain`` as the request's website has them,
-        ``HttpOnly`` as the option says unless *httponly* is given."""
-        choice = self.website_choice
-        return CookieWrite(
-            name,
-            value,
-            request.is_secure if self.secure == "auto" else self.secure,
-            self.max_age,
-            choice.cookie_path(request) or self.path,
-            choice.cookie_domain(request, self.domain),
-            self.httponly if httponly is None else httponly,
-            self.samesite,
-        )
 
     @property
     def trusts_sdk_cookie(self) -> bool:

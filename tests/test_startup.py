@@ -60,15 +60,8 @@ def test_a_missing_website_uuid_is_named() -> None:
         Settings.merge(None, {"timeout": 0.5})
 
 
-def _lazily_built_app() -> Any:
-    """Starlette with ``add_middleware`` and a misspelt option: built on the first ASGI call."""
-    app = starlette_app()
-    app.add_middleware(asgi.TrackingUserMiddleware, website_uuid=UUID, timout=0.5)
-    return app
-
-
-def test_a_lazily_built_middleware_refuses_the_lifespan_start_up() -> None:
-    app = _lazily_built_app()
+def lifespan_start_up(app: Any) -> list[dict[str, Any]]:
+    """What *app* sends when an ASGI server starts its lifespan (as uvicorn does before serving)."""
     sent: list[dict[str, Any]] = []
 
     async def start() -> None:
@@ -81,6 +74,19 @@ def test_a_lazily_built_middleware_refuses_the_lifespan_start_up() -> None:
         await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
 
     asyncio.run(start())
+    return sent
+
+
+def _lazily_built_app() -> Any:
+    """Starlette with ``add_middleware`` and a misspelt option: built on the first ASGI call."""
+    app = starlette_app()
+    app.add_middleware(asgi.TrackingUserMiddleware, website_uuid=UUID, timout=0.5)
+    return app
+
+
+def test_a_lazily_built_middleware_refuses_the_lifespan_start_up() -> None:
+    app = _lazily_built_app()
+    sent = lifespan_start_up(app)
 
     assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
     assert "timout: not an option of hr-middleware; did you mean 'timeout'?" in sent[0]["message"]
@@ -317,18 +323,7 @@ def _starlette_with_the_wsgi_middleware() -> Any:
 
 def test_the_wsgi_middleware_in_add_middleware_refuses_the_lifespan_start_up() -> None:
     app = _starlette_with_the_wsgi_middleware()
-    sent: list[dict[str, Any]] = []
-
-    async def start() -> None:
-        async def receive() -> dict[str, Any]:
-            return {"type": "lifespan.startup"}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
-
-    asyncio.run(start())
+    sent = lifespan_start_up(app)
 
     assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
     assert "use hr_middleware.asgi.TrackingUserMiddleware" in sent[0]["message"]

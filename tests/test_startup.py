@@ -77,6 +77,17 @@ def lifespan_start_up(app: Any) -> list[dict[str, Any]]:
     return sent
 
 
+def two_pages(app: Any) -> list[httpx.Response]:
+    """Two page navigations to *app* from a server that never ran its lifespan."""
+
+    async def get_twice() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+            return [await client.get("/", headers=PAGE) for _ in range(2)]
+
+    return asyncio.run(get_twice())
+
+
 def _lazily_built_app() -> Any:
     """Starlette with ``add_middleware`` and a misspelt option: built on the first ASGI call."""
     app = starlette_app()
@@ -95,13 +106,7 @@ def test_a_lazily_built_middleware_refuses_the_lifespan_start_up() -> None:
 def test_requests_that_reach_it_all_the_same_are_served_without_ids(hr_log: pytest.LogCaptureFixture) -> None:
     """A server without lifespan: pages are served, an ERROR is logged once, never a 500 from us."""
     app = _lazily_built_app()
-
-    async def get_twice() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
-            return [await client.get("/", headers=PAGE) for _ in range(2)]
-
-    responses = asyncio.run(get_twice())
+    responses = two_pages(app)
 
     assert [r.status_code for r in responses] == [200, 200]
     assert responses[0].json()["id"] is None
@@ -334,13 +339,7 @@ def test_the_wsgi_middleware_in_add_middleware_without_lifespan_serves_pages(
 ) -> None:
     """Without a lifespan the pages are served without ids, the reason logged once; no 500s."""
     app = _starlette_with_the_wsgi_middleware()
-
-    async def get_twice() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
-            return [await client.get("/", headers=PAGE) for _ in range(2)]
-
-    responses = asyncio.run(get_twice())
+    responses = two_pages(app)
 
     assert [r.status_code for r in responses] == [200, 200]
     assert responses[0].json()["id"] is None

@@ -31,7 +31,7 @@ from ._core.returning import environ_reader
 from ._core.settings import Settings
 from ._hello_retail.mint import Minter
 from ._hello_retail.prefetch import PrefetchingMinter, make_minter
-from ._serving import VISIT_KEY, ChunksInVisit, Engine, Visit, in_visit, patched
+from ._serving import VISIT_KEY, ChunksInVisit, Engine, Visit, app_in_visit, in_visit, patched
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -146,7 +146,7 @@ class TrackingUserMiddleware:
         visit.downstream = start_response
         # Left current when the call returns: a server may never call close() (uvicorn's
         # --interface wsgi), and its thread would carry this visitor into the next request.
-        result = in_visit(visit, self.app, environ, visit.start_response)
+        result = app_in_visit(visit, self.app, environ, visit.start_response)
         if type(result) is list or type(result) is tuple or _is_file_wrapper(result, environ):
             return result  # consuming these runs no app code
         return _ResponseInVisit(result, visit)
@@ -162,7 +162,7 @@ def without_ids(app: WSGIApplication) -> WSGIApplication:
 
     def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         environ[ENVIRON_KEY] = None
-        return in_visit(Visit.failed(environ), app, environ, start_response)
+        return app_in_visit(Visit.failed(environ), app, environ, start_response)
 
     return serve
 

@@ -66,7 +66,6 @@ def agreeing_id_reader(  # noqa: PLR0917 - the readers below name them
     current: Any = None
     ahead: Any = None
     until = 0.0
-    server_skip, sdk_skip = len(server_key) + _ID_LENGTH, len(sdk_key) + _ID_LENGTH
     scope, environ = source == "scope", source == "environ"
     limit = COOKIE_HEADER_LIMIT
 
@@ -76,7 +75,7 @@ def agreeing_id_reader(  # noqa: PLR0917 - the readers below name them
         first, *rest = (encoded(token)[0] for token in sorted(tokens))
         return first, rest[0] if rest else first, changes
 
-    # Every C call here (a find, a slice, a compare) is a real share of the
+    # Every C call here (a partition, a slice, a compare) is a real share of the
     # middleware's cost per request, so there are as few as the checks allow:
     # single characters are indexed, not sliced, the value is sliced once, and
     # the header is found in the same function (one Python call per request).
@@ -116,39 +115,43 @@ def agreeing_id_reader(  # noqa: PLR0917 - the readers below name them
         if len(header) > limit:
             # Far beyond what browsers send: the long way reads it up to the bound (cookie_header_end).
             return None
-        # A name is taken where it is first found, at the start or after "; ". (At 1,
-        # header[-1] is the last character: a ";" there and a blank at 0 is a
-        # cookie after a leading blank, which the long way takes too.)
-        i = header.find(sdk_key)
-        if i < 0 or (i and (header[i - 1] != blank or header[i - 2] != semicolon)):
-            return None
-        end = i + sdk_skip
+        # A name is taken where it is first found, at the start or after "; ". partition,
+        # not find: a one-argument method is called more cheaply than find's, and the value
+        # is then at the start of what follows the name (docs/performance.md).
+        before, name, after = header.partition(sdk_key)
         try:
-            if header[end] != semicolon:
+            if not name or (before and (before[-1] != blank or before[-2] != semicolon)):
+                return None
+        except IndexError:  # one character before the name: not a cookie's start
+            return None
+        try:
+            if after[_ID_LENGTH] != semicolon:
                 return None
         except IndexError:  # the value ends the header, or the header ends too soon
-            if end != len(header):
+            if len(after) != _ID_LENGTH:
                 return None
-        value = header[end - _ID_LENGTH : end]
+        value = after[:_ID_LENGTH]
         try:
             # Checked as bytes: str.strip(chars) costs several times bytes.strip (docs/performance.md).
             if (value if raw else value.encode()).strip(hex_digits) or value == opt_out:
                 return None
         except UnicodeEncodeError:  # a lone surrogate, which no server hands over
             return None
-        i = header.find(server_key)
-        if i < 0 or (i and (header[i - 1] != blank or header[i - 2] != semicolon)):
+        before, name, after = header.partition(server_key)
+        try:
+            if not name or (before and (before[-1] != blank or before[-2] != semicolon)):
+                return None
+        except IndexError:  # one character before the name: not a cookie's start
             return None
-        end = i + server_skip
-        if header[end - _ID_LENGTH : end] != value:
+        if after[:_ID_LENGTH] != value:
             return None
         if renewing:
             # "<id>.<token>" whose token is a fresh period's; the bare id of a cookie set
             # before renewal, another token or another value: the long way decides.
             try:
-                if header[end] != dot:
+                if after[_ID_LENGTH] != dot:
                     return None
-                token = header[end + 1]
+                token = after[_ID_LENGTH + 1]
             except IndexError:  # the value ends the header (a shorter header failed the compare)
                 return None
             if not clock() < until:
@@ -157,7 +160,7 @@ def agreeing_id_reader(  # noqa: PLR0917 - the readers below name them
                 return None
         else:
             try:
-                if header[end] not in (semicolon, dot):
+                if after[_ID_LENGTH] not in (semicolon, dot):
                     return None
             except IndexError:  # the value ends the header
                 pass

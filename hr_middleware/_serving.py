@@ -384,7 +384,7 @@ _current: ContextVar[Visit | None] = ContextVar("hr_middleware.visit", default=N
 enter = _current.set
 #: Undo :func:`enter`.
 leave = _current.reset
-#: The visit being visit in this context, or None.
+#: The visit being served in this context, or None.
 current = _current.get
 
 

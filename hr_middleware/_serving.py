@@ -384,7 +384,7 @@ _current: ContextVar[Visit | None] = ContextVar("hr_middleware.visit", default=N
 enter = _current.set
 #: Undo :func:`enter`.
 leave = _current.reset
-#: The visit being visit in this context, or None.
+#: The visit being served in this context, or None.
 current = _current.get
 
 
@@ -571,33 +571,35 @@ def unserved(what: str = "get_tracking_user_id() was called", outcome: str = "it
 
 def _served() -> tuple[Visit, Engine[Any, Any], RequestFacts]:
     visit = _current.get()
-    if visit is None or visit.engine is None or visit.request is None:
+    if visit is None or visit.engine is None:
         raise LookupError("no Hello Retail visit here: call this while a request passes through the middleware")
     return visit, visit.engine, visit.request
 
 
-def grant() -> str | None:
-    """Consent given: keep or mint the id (blocking) and write the cookies. See :func:`hr_middleware.consent.grant`."""
+def _granted() -> tuple[Visit, Engine[Any, Any], bool]:
+    """Consent given in the current visit: the core's decision applied; whether a mint is due
+    (:func:`grant` and :func:`agrant` differ only in how they mint)."""
     visit, engine, request = _served()
     decision = engine.policy.grant(request, visit.tracking_user_id, visit.origin, visit.reason, visit.minted)
     if decision.notes:
         _log(decision.notes)
     visit.apply(decision)
     visit.consent_now = True
-    if decision.mint:
+    return visit, engine, decision.mint
+
+
+def grant() -> str | None:
+    """Consent given: keep or mint the id (blocking) and write the cookies. See :func:`hr_middleware.consent.grant`."""
+    visit, engine, must_mint = _granted()
+    if must_mint:
         engine._adopt(visit, engine._mint_blocking(visit))
     return visit.tracking_user_id
 
 
 async def agrant() -> str | None:
     """:func:`grant` for async code; never blocks the event loop."""
-    visit, engine, request = _served()
-    decision = engine.policy.grant(request, visit.tracking_user_id, visit.origin, visit.reason, visit.minted)
-    if decision.notes:
-        _log(decision.notes)
-    visit.apply(decision)
-    visit.consent_now = True
-    if decision.mint:
+    visit, engine, must_mint = _granted()
+    if must_mint:
         engine._adopt(visit, await engine._mint_awaiting(visit))
     return visit.tracking_user_id
 

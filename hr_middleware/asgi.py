@@ -11,7 +11,7 @@ Any other ASGI 3 app (Django's ASGI handler, Quart, a bare callable)::
     app = TrackingUserMiddleware(app, website_uuid="...")
 
 The options are those of :class:`~hr_middleware.Settings`, as keyword
-arguments or as ``settings=``. While a request is visit
+arguments or as ``settings=``. While a request is served
 :func:`hr_middleware.get_tracking_user_id` returns the id (or None), in the
 endpoint and in every task it starts, and keeps the response out of shared
 caches. The id is also at ``scope["state"]["tracking_user_id"]``
@@ -36,7 +36,7 @@ Per scope type:
     ``.failed``) the pooled connections to Hello Retail are closed.
 
 When Hello Retail is slow, down or answers garbage, the mint gives up after
-``timeout`` seconds and the page is visit without an id. A failure of the
+``timeout`` seconds and the page is served without an id. A failure of the
 middleware itself is logged and the request goes on without it; exceptions
 raised by the app are never caught.
 """
@@ -306,7 +306,7 @@ class TrackingUserMiddleware:
 
 
 class _ASGIVisit(Visit):
-    """A visit visit over ASGI; its ``send`` is the app's: the app's ``send``,
+    """A visit served over ASGI; its ``send`` is the app's: the app's ``send``,
     with the visit's headers added to ``http.response.start`` when there are any."""
 
     downstream: Send
@@ -368,7 +368,7 @@ def refused(app: ASGIApp, error: Exception) -> _Misconfigured:
 class _Misconfigured:
     """What a lazily built middleware with invalid options is: the server's
     start-up is refused with the reason; requests that arrive all the same
-    (a server without lifespan) are visit without ids."""
+    (a server without lifespan) are served without ids."""
 
     def __init__(self, app: ASGIApp, reason: str) -> None:
         self.app = app

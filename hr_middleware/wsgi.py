@@ -7,14 +7,14 @@ Usage::
     app = TrackingUserMiddleware(app, website_uuid="...")
 
 The id is returned by :func:`hr_middleware.get_tracking_user_id` while the request
-is visit, including while each chunk of its response iterable is produced (on
+is served, including while each chunk of its response iterable is produced (on
 whichever thread the server consumes it) and while it is closed; never after
 ``__call__`` returns, even under a server that never calls ``close()``. Reading
 it there keeps the response out of shared caches. The id is also at
 ``environ["hello_retail.tracking_user_id"]`` for code outside the request's
 context; reading it there is not seen, so a page must not be built from it. See
 the README for every option and for what happens when Hello Retail fails (the
-page is visit).
+page is served).
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def without_ids(app: WSGIApplication) -> WSGIApplication:
 
 
 class _WSGIVisit(Visit):
-    """A visit visit over WSGI; its ``start_response`` is the app's: the server's,
+    """A visit served over WSGI; its ``start_response`` is the app's: the server's,
     with the visit's headers added when there are any."""
 
     downstream: StartResponse

@@ -347,3 +347,27 @@ def test_a_renewal_writes_each_cookie_as_configured(adapter: str, make_driver: A
 
     alone, _ = driver_on_clock(make_driver, adapter, share_with_sdk=False)
     assert written(alone.get("/", cookies={SERVER: f"{A}.{YESTERDAY}", SDK: A})) == {SERVER: f"{A}.{TODAY}"}
+
+
+#: Two Hello Retail websites (docs/websites.md); no mint happens in the tests that name them.
+DK, SE = "00000000-0000-4000-8000-0000000000d1", "00000000-0000-4000-8000-0000000000d2"
+
+
+def test_a_renewal_keeps_each_websites_cookies_where_its_first_visit_put_them(
+    adapter: str, make_driver: Any, fake_hello_retail: FakeHelloRetail
+) -> None:
+    """A path website's cookies are renewed under its prefix; with websites by host, a ``domain``
+    that is not the request's host is left out (host-only), as on a first visit."""
+    by_path, _ = driver_on_clock(make_driver, adapter, websites={"/dk/": DK, "*": None})
+    result = by_path.get("/dk/shoes", cookies={SERVER: f"{A}.{YESTERDAY}", SDK: A})
+    assert written(result) == {SERVER: f"{A}.{TODAY}", SDK: A}
+    assert {cookie.attributes["path"] for cookie in result.set_cookies.values()} == {"/dk"}
+
+    by_host, _ = driver_on_clock(make_driver, adapter, websites={"shop.dk": DK, "shop.se": SE}, domain="shop.dk")
+    on_dk = by_host.get("/", cookies={SERVER: f"{A}.{YESTERDAY}", SDK: A}, headers={**PAGE, "Host": "www.shop.dk"})
+    on_se = by_host.get("/", cookies={SERVER: f"{B}.{YESTERDAY}", SDK: B}, headers={**PAGE, "Host": "shop.se"})
+    assert written(on_dk) == {SERVER: f"{A}.{TODAY}", SDK: A}
+    assert written(on_se) == {SERVER: f"{B}.{TODAY}", SDK: B}
+    assert {cookie.attributes.get("domain") for cookie in on_dk.set_cookies.values()} == {"shop.dk"}
+    assert {cookie.attributes.get("domain") for cookie in on_se.set_cookies.values()} == {None}
+    assert fake_hello_retail.mint_requests() == []

@@ -65,6 +65,46 @@ def test_two_hosts_are_two_websites(adapter: str, make_driver: Callable[..., Any
         assert "domain" not in result.set_cookies[SERVER].attributes
 
 
+#: Host headers no browser sends, each named by no key: read as that host, never an error.
+HOSTILE_HOSTS = [
+    # Short labels: Flask's routing refuses a label over 63 characters itself (a 400 of the app's).
+    pytest.param("ab." * 350_000, id="1-MB"),
+    pytest.param("[::1", id="unclosed-ipv6-bracket"),
+    pytest.param("shop.dk.evil:80@x", id="junk-after-a-name"),
+    pytest.param(":::", id="colons-only"),
+]
+
+
+@pytest.mark.parametrize("host", HOSTILE_HOSTS)
+def test_a_hostile_host_is_served_without_a_website_and_logged_briefly(
+    adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any, hr_log: Any, host: str
+) -> None:
+    """``"*": None``: a host no key names has no website. Whatever the Host header holds, the page
+    is served, nothing is minted or set, and the log line quotes at most 100 of its characters."""
+    driver = make_driver(adapter, websites={"shop.dk": DK, "*": None})
+
+    result = driver.get("/", headers=page_on(host))
+
+    assert result.status == 200
+    assert result.app_id is None
+    assert result.set_cookies == {}
+    assert fake_hello_retail.mint_requests() == []
+    assert all(len(record.getMessage()) < 300 for record in hr_log.records)
+
+
+def test_a_host_with_a_long_port_is_its_name(
+    adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any
+) -> None:
+    driver = make_driver(adapter, websites={"shop.dk": DK, "*": None})
+
+    result = driver.get("/", headers=page_on("SHOP.DK:" + "9" * 100_000))
+
+    assert result.status == 200
+    assert minted_for(fake_hello_retail) == [DK]
+    assert result.app_id == fake_hello_retail.minted[0]
+    assert "domain" not in result.set_cookies[SERVER].attributes
+
+
 def test_a_shared_domain_applies_to_its_own_hosts_only(
     adapter: str, make_driver: Callable[..., Any], fake_hello_retail: Any
 ) -> None:

@@ -164,23 +164,16 @@ class TrackingPolicy:
         """No id in the cookies: mint (for the request's website), or say why not."""
         rule = self.settings.mint_when
         if rule is None:  # the default rule, which says why not: a bot, or not a page
-            reason = not_a_page_navigation(request)
-            if reason is not None:  # at DEBUG: what a test that expected a mint needs to hear
-                said = (request.method, request.path[:200], reason.explanation, TEST_CLIENT_HINT)
-                notes += (Note(logging.DEBUG, NOT_MINTED, said),)
+            reason, hint = not_a_page_navigation(request), TEST_CLIENT_HINT
         else:
             try:
-                reason = None if rule(request) else NoIdReason.MINT_WHEN
+                reason, hint = (None if rule(request) else NoIdReason.MINT_WHEN), ""
             except Exception as exc:  # the shop's hook: the serving layer logs it
-                reason = NoIdReason.MINT_WHEN
                 notes += (Note(logging.ERROR, MINT_WHEN_FAILED, (), exc),)
-            else:
-                if reason is not None:
-                    notes += (
-                        Note(logging.DEBUG, NOT_MINTED, (request.method, request.path[:200], reason.explanation, "")),
-                    )
-        if reason is not None:
-            return Decision(None, None, reason, (), False, notes)
+                return Decision(None, None, NoIdReason.MINT_WHEN, (), False, notes)
+        if reason is not None:  # at DEBUG: what a test that expected a mint needs to hear
+            said = (request.method, request.path[:200], reason.explanation, hint)
+            return Decision(None, None, reason, (), False, (*notes, Note(logging.DEBUG, NOT_MINTED, said)))
         return self._mint_due(request, notes)
 
     def _mint_due(self, request: RequestFacts, notes: tuple[Note, ...]) -> Decision:

@@ -138,7 +138,7 @@ class Settings:
         return super().__new__(cls)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "website_uuid", _canonical_uuid(self.website_uuid))
+        object.__setattr__(self, "website_uuid", canonical_uuid("website_uuid", self.website_uuid))
         object.__setattr__(self, "api_url", _checked_api_url(self.api_url))
         _check_number("timeout", self.timeout, low=0.001, high=60)
         for name in ("cookie_name", "sdk_cookie_name"):
@@ -341,11 +341,6 @@ def _did_you_mean(name: str, known: Sequence[str]) -> str:
         close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
         close = [k for k in known if k.lower() in close]
     return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _canonical_uuid(value: object) -> str:
-    """The website UUID in the form Hello Retail shows and expects: lower-case, dashed."""
-    return canonical_uuid("website_uuid", value)
 
 
 def _checked_api_url(value: object) -> str:

@@ -90,8 +90,9 @@ class WebsiteChoice:
         self.default = default
         #: Host -> UUID (None: no website), when chosen by host.
         self.hosts: dict[str, str | None] = {}
-        #: (prefix without its final "/", UUID or None), longest first, when chosen by path.
-        self.prefixes: list[tuple[str, str | None]] = []
+        #: The path prefixes without their final "/", longest first, when chosen by path.
+        self.prefixes: tuple[str, ...] = ()
+        #: Path prefix (as in :attr:`prefixes`) -> UUID (None: no website).
         self._by_prefix: dict[str, str | None] = {}
         #: The shop's callable, when chosen by one.
         self.hook: Callable[[RequestFacts], str | None] | None = None
@@ -156,7 +157,7 @@ class WebsiteChoice:
                 "'*': None (those pages get no id), or choose websites by host (docs/websites.md)"
             )
         self.hosts = hosts
-        self.prefixes = sorted(prefixes.items(), key=lambda item: -len(item[0]))
+        self.prefixes = tuple(sorted(prefixes, key=len, reverse=True))
         self._by_prefix = prefixes
 
     @property
@@ -166,7 +167,7 @@ class WebsiteChoice:
 
     def uuids(self) -> set[str]:
         """Every website UUID a mapping names (with the default); a callable's are not known."""
-        named = {*self.hosts.values(), *(uuid for _, uuid in self.prefixes), self.other, self.default}
+        named = {*self.hosts.values(), *self._by_prefix.values(), self.other, self.default}
         return {uuid for uuid in named if uuid is not None}
 
     def choose(self, request: RequestFacts) -> tuple[str | None, Note | None]:
@@ -191,7 +192,7 @@ class WebsiteChoice:
 
     def prefix_of(self, path: str) -> str | None:
         """The longest prefix of the mapping that *path* is under (``/dk`` for ``/dk`` and ``/dk/...``), or None."""
-        for prefix, _ in self.prefixes:
+        for prefix in self.prefixes:
             if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
                 return prefix
         return None

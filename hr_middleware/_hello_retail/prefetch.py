@@ -90,6 +90,11 @@ class IdPool:
         return len(self._ids) < self.size
 
 
+def _pooled(minter: Minter | AsyncMinter, website_uuid: str | None) -> bool:
+    """Does the pool hold ids of *website_uuid* (None: the default website)? Only the default website's."""
+    return website_uuid is None or website_uuid == minter.settings.website_uuid
+
+
 class _Refiller:
     """A :class:`PrefetchingMinter`'s refill thread and its signals, in one process."""
 
@@ -118,7 +123,7 @@ class PrefetchingMinter:
     def mint(self, website_uuid: str | None = None) -> str | None:
         """An id from the pool, or minted inline when it is empty. The pool holds ids of the
         default website (``website_uuid``); another website's are minted inline."""
-        if website_uuid is not None and website_uuid != self.minter.settings.website_uuid:
+        if not _pooled(self.minter, website_uuid):
             return self.minter.mint(website_uuid)
         refiller = self._ensure_refilling()
         tracking_user_id = self.pool.take()
@@ -192,7 +197,7 @@ class AsyncPrefetchingMinter:
     async def amint(self, website_uuid: str | None = None) -> str | None:
         """An id from the pool, or minted inline when it is empty. The pool holds ids of the
         default website (``website_uuid``); another website's are minted inline."""
-        if website_uuid is not None and website_uuid != self.minter.settings.website_uuid:
+        if not _pooled(self.minter, website_uuid):
             return await self.minter.amint(website_uuid)
         wanted = self._ensure_refilling()
         tracking_user_id = self.pool.take()

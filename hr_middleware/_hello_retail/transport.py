@@ -335,18 +335,8 @@ class _HTTPConnection(urllib3.connection.HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _HTTPSConnection(urllib3.connection.HTTPSConnection):
-    """Reports each socket it opens or reuses to the exchange of its thread; bounds each answer's head."""
-
-    response_class = _BoundedHeadResponse
-
-    def _new_conn(self) -> socket.socket:
-        return _watch(super()._new_conn())
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        if self.sock is not None:
-            _watch(self.sock)
-        super().request(*args, **kwargs)
+class _HTTPSConnection(_HTTPConnection, urllib3.connection.HTTPSConnection):
+    """:class:`_HTTPConnection` over TLS (its methods come before urllib3's TLS connection's)."""
 
 
 class _HTTPPool(urllib3.HTTPConnectionPool):
@@ -416,10 +406,11 @@ class SyncTransport:
         refuses any compressed answer unread); *max_bytes* caps the decoded
         answer (default: the transport's ``max_bytes``).
         """
-        answered = _in_memory(url, body, timeout, headers, self.max_bytes if max_bytes is None else max_bytes)
+        cap = self.max_bytes if max_bytes is None else max_bytes
+        answered = _in_memory(url, body, timeout, headers, cap)
         if answered is not None:  # a fake Hello Retail in memory (hr_middleware.testing)
             return answered
-        call = _Call(timeout, self.max_bytes if max_bytes is None else max_bytes)
+        call = _Call(timeout, cap)
         session, workers = self._connections.get()
         if not may_start_threads():
             # A process uWSGI will fork from C (forks.may_start_threads): no worker
@@ -623,13 +614,14 @@ class AsyncTransport:
         refuses any compressed answer unread); *max_bytes* caps the decoded
         answer (default: the transport's ``max_bytes``).
         """
-        answered = _in_memory(url, body, timeout, headers, self.max_bytes if max_bytes is None else max_bytes)
+        cap = self.max_bytes if max_bytes is None else max_bytes
+        answered = _in_memory(url, body, timeout, headers, cap)
         if answered is not None:  # a fake Hello Retail in memory (hr_middleware.testing)
             return answered
         httpx = self._httpx
         client = await self._client_for_loop()
         sent, inflate = _request_headers(headers)
-        exchange = _Exchange(self.max_bytes if max_bytes is None else max_bytes, inflate)
+        exchange = _Exchange(cap, inflate)
         request = client.build_request("POST", url, content=body, headers=sent, timeout=timeout)
         try:
             # The deadline bounds the whole exchange; httpx's own timeout bounds

@@ -4,7 +4,7 @@
 key that ignores the visitor's cookie unless the response says ``Vary:
 Cookie`` by then; ours says so only later (it stands outside them, or outside
 Django altogether: ``hr_middleware.wsgi`` / ``hr_middleware.asgi`` around a
-Django project). A stored page that shows one visitor's id would be visit
+Django project). A stored page that shows one visitor's id would be served
 to every later visitor. Both ask ``request._cache_update_cache`` before
 storing, and both set it when the request reaches them, so a flag set to
 False once, when the id is read, can be undone by a lookup that comes after

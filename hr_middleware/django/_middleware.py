@@ -164,18 +164,14 @@ class _Configuration:
         try:
             settings = read_settings(source)
             # Under an async stack the mint must not block the loop: httpx.
-            if is_async:
-                self.engine = Engine(
-                    settings,
-                    DjangoRequestFacts,
-                    returning=_meta_reader,
-                    aminter=make_async_minter(settings),
-                    visit=Visit,
-                )
-            else:
-                self.engine = Engine(
-                    settings, DjangoRequestFacts, returning=_meta_reader, minter=make_minter(settings), visit=Visit
-                )
+            self.engine = Engine(
+                settings,
+                DjangoRequestFacts,
+                returning=_meta_reader,
+                minter=None if is_async else make_minter(settings),
+                aminter=make_async_minter(settings) if is_async else None,
+                visit=Visit,
+            )
         except (ValueError, TypeError, ImportError) as exc:  # what read_settings and the minters raise
             self.error = exc
 

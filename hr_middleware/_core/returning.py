@@ -154,8 +154,8 @@ def agreeing_id_reader(  # noqa: PLR0917 - the readers below name them
                 token = after[_ID_LENGTH + 1]
             except IndexError:  # the value ends the header (a shorter header failed the compare)
                 return None
-            if not clock() < until:
-                current, ahead, until = renewal_tokens(clock())
+            if not (now := clock()) < until:
+                current, ahead, until = renewal_tokens(now)
             if token != current and token != ahead:  # noqa: PLR1714 - a tuple built per request costs more
                 return None
         else:

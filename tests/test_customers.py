@@ -238,13 +238,55 @@ def test_an_open_circuit_skips_the_call(adapter: str, make_driver: Any, fake_hel
     assert fake_hello_retail.requests == []
 
 
+# A returning visitor's visit keeps no event loop (the hot path stays as it is): its link is sent
+# on a loop of the worker thread's own. A visit that went the long way (here: the SDK cookie is
+# written) keeps the request's loop, and the link is sent there.
+@pytest.mark.parametrize(
+    "cookies",
+    [pytest.param({SERVER: A, SDK: A}, id="returning-own-loop"), pytest.param({SERVER: A}, id="request-loop")],
+)
 def test_a_sync_endpoint_of_an_async_app_links_through_the_loop(
-    make_driver: Any, fake_hello_retail: FakeHelloRetail
+    cookies: dict[str, str], make_driver: Any, fake_hello_retail: FakeHelloRetail
 ) -> None:
-    result = login(make_driver("asgi"), "53967", {SERVER: A, SDK: A}, path="/login-sync")
+    result = login(make_driver("asgi"), "53967", cookies, path="/login-sync")
 
     assert result.seen["link"] == "linked"
     assert fake_hello_retail.customer_links == [(A, "53967")]
+
+
+def test_the_blocking_link_on_the_event_loop_of_an_async_app_raises(fake_hello_retail: FakeHelloRetail) -> None:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from hr_middleware.asgi import TrackingUserMiddleware
+
+    async def wrong_login(request: Request) -> PlainTextResponse:
+        try:
+            link_customer(7)  # the shop's bug: blocking on the loop; it must say so, not hang the loop
+        except RuntimeError as exc:
+            return PlainTextResponse(str(exc))
+        return PlainTextResponse("no error")
+
+    middleware = TrackingUserMiddleware(
+        Starlette(routes=[Route("/login", wrong_login, methods=["POST"])]), settings=fake_hello_retail.settings()
+    )
+
+    async def post() -> str:
+        transport = httpx.ASGITransport(app=middleware)  # type: ignore[arg-type]
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+                response = await client.post("/login", headers={**LOGIN, "Cookie": f"{SERVER}={A}; {SDK}={A}"})
+                return response.text
+        finally:
+            await middleware.aclose()
+
+    text = asyncio.run(post())
+
+    assert "await alink_customer()" in text
+    assert fake_hello_retail.requests == []
 
 
 def test_two_links_in_one_request_call_once(fake_hello_retail: FakeHelloRetail) -> None:

@@ -46,13 +46,14 @@ _link_failed = FailOpen(LINK_UNEXPECTED)
 class _Call:
     """One due link of the current visit: the request to send, and what to do with its answer."""
 
-    __slots__ = ("visit", "plan", "url", "body", "timeout", "breaker")
+    __slots__ = ("visit", "engine", "plan", "url", "body", "timeout", "breaker")
 
     def __init__(self, visit: _serving.Visit, plan: LinkPlan, customer: str, website_uuid: str) -> None:
         engine = visit.engine
         assert engine is not None
         settings = engine.settings
         self.visit = visit
+        self.engine = engine
         self.plan = plan
         self.url = settings.api_url + endpoints.CUSTOMER_LINK
         fields = {"id": customer}
@@ -75,8 +76,27 @@ class _Call:
             return False
         return True
 
+    # The answer is small, like a mint's: the same headers (no compression) and size cap.
+
+    def post(self) -> Answer:
+        """Send with the blocking transport of the middleware's minter (a sync app's)."""
+        transport: SyncTransport = _transport(self.engine.minter)
+        return transport.post(self.url, self.body, timeout=self.timeout, headers=MINT_HEADERS, max_bytes=MINT_MAX_BYTES)
+
+    async def apost(self) -> Answer:
+        """Send with the async transport of the middleware's minter (an async app's), on the running loop."""
+        transport: AsyncTransport = _transport(self.engine.aminter)
+        return await transport.post(
+            self.url, self.body, timeout=self.timeout, headers=MINT_HEADERS, max_bytes=MINT_MAX_BYTES
+        )
+
     def outcome(self, answer: Answer) -> LinkOutcome:
         """Hello Retail's *answer*: the link remembered on this response, or why not (logged)."""
+        with _link_failed:
+            return self._outcome(answer)
+        return LinkOutcome.FAILED
+
+    def _outcome(self, answer: Answer) -> LinkOutcome:
         try:
             document = parse_answer(answer)
         except HelloRetailError as exc:
@@ -151,14 +171,9 @@ def link_customer(customer_id: str | int) -> LinkOutcome:
     outcome, call = _plan(customer_id)
     if call is None:
         return outcome
-    engine = call.visit.engine
-    assert engine is not None
-    if engine.minter is not None:
-        transport: SyncTransport = _sync_transport(engine.minter)
+    if call.engine.minter is not None:
         try:
-            answer = transport.post(
-                call.url, call.body, timeout=call.timeout, headers=MINT_HEADERS, max_bytes=MINT_MAX_BYTES
-            )
+            answer = call.post()
         except BaseException as exc:  # failed() passes a cancellation on
             return call.failed(exc)
     else:
@@ -173,16 +188,14 @@ def link_customer(customer_id: str | int) -> LinkOutcome:
             raise RuntimeError("link_customer() would block the event loop here: use `await alink_customer()`")
         try:
             if loop is not None:
-                answer = asyncio.run_coroutine_threadsafe(_apost(call), loop).result()
+                answer = asyncio.run_coroutine_threadsafe(call.apost(), loop).result()
             else:
                 # The visit of a returning visitor does not keep its loop (the hot path stays
                 # as it is): a loop of this worker thread's own, whose connection closes with it.
-                answer = asyncio.run(_apost(call))
+                answer = asyncio.run(call.apost())
         except BaseException as exc:  # failed() passes a cancellation on
             return call.failed(exc)
-    with _link_failed:
-        return call.outcome(answer)
-    return LinkOutcome.FAILED
+    return call.outcome(answer)
 
 
 async def alink_customer(customer_id: str | int) -> LinkOutcome:
@@ -190,45 +203,19 @@ async def alink_customer(customer_id: str | int) -> LinkOutcome:
     outcome, call = _plan(customer_id)
     if call is None:
         return outcome
-    engine = call.visit.engine
-    assert engine is not None
     try:
-        if engine.aminter is not None:
-            answer = await _apost(call)
+        if call.engine.aminter is not None:
+            answer = await call.apost()
         else:  # a sync app's async view (Flask's, Django's under WSGI): the blocking transport, off the loop
-            transport = _sync_transport(engine.minter)
-            answer = await asyncio.to_thread(
-                transport.post,
-                call.url,
-                call.body,
-                timeout=call.timeout,
-                headers=MINT_HEADERS,
-                max_bytes=MINT_MAX_BYTES,
-            )
+            answer = await asyncio.to_thread(call.post)
     except BaseException as exc:  # failed() passes a cancellation on
         return call.failed(exc)
-    with _link_failed:
-        return call.outcome(answer)
-    return LinkOutcome.FAILED
+    return call.outcome(answer)
 
 
-# The answer is small, like a mint's: the same headers (no compression) and size cap.
-
-
-async def _apost(call: _Call) -> Answer:
-    engine = call.visit.engine
-    assert engine is not None
-    aminter: Any = engine.aminter
-    transport: AsyncTransport = getattr(aminter, "minter", aminter).transport
-    return await transport.post(
-        call.url, call.body, timeout=call.timeout, headers=MINT_HEADERS, max_bytes=MINT_MAX_BYTES
-    )
-
-
-def _sync_transport(minter: Any) -> SyncTransport:
-    """The pooled transport of the middleware's blocking minter (a prefetching one wraps it)."""
-    transport: SyncTransport = getattr(minter, "minter", minter).transport
-    return transport
+def _transport(minter: Any) -> Any:
+    """The pooled transport of the middleware's minter (a prefetching one wraps it)."""
+    return getattr(minter, "minter", minter).transport
 
 
 def current_customer_id() -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from typing import Any
@@ -18,6 +19,8 @@ from hr_middleware.testing import FakeHelloRetail, Mode
 
 from .drivers import PAGE, Clock, breaker_on
 from .ids import SDK, SERVER, UUID, A, B
+from .loops import LOOPS, run_on
+from .test_event_loops import settle
 from .test_policy import Facts
 
 LINK = SERVER + "_link"
@@ -238,13 +241,102 @@ def test_an_open_circuit_skips_the_call(adapter: str, make_driver: Any, fake_hel
     assert fake_hello_retail.requests == []
 
 
+# A returning visitor's visit keeps no event loop (the hot path stays as it is): its link is sent
+# on a loop of the worker thread's own. A visit that went the long way (here: the SDK cookie is
+# written) keeps the request's loop, and the link is sent there.
+@pytest.mark.parametrize(
+    "cookies",
+    [pytest.param({SERVER: A, SDK: A}, id="returning-own-loop"), pytest.param({SERVER: A}, id="request-loop")],
+)
 def test_a_sync_endpoint_of_an_async_app_links_through_the_loop(
-    make_driver: Any, fake_hello_retail: FakeHelloRetail
+    cookies: dict[str, str], make_driver: Any, fake_hello_retail: FakeHelloRetail
 ) -> None:
-    result = login(make_driver("asgi"), "53967", {SERVER: A, SDK: A}, path="/login-sync")
+    result = login(make_driver("asgi"), "53967", cookies, path="/login-sync")
 
     assert result.seen["link"] == "linked"
     assert fake_hello_retail.customer_links == [(A, "53967")]
+
+
+@pytest.mark.loopback
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        pytest.param(f"{SERVER}={A}; {SDK}={A}", id="returning-own-loop"),
+        pytest.param(f"{SERVER}={A}", id="request-loop"),
+    ],
+)
+def test_sync_links_with_a_loop_per_request_on_asyncio_and_uvloop_leave_no_connection_open(
+    loop: str, cookie: str, fake_hello_retail: FakeHelloRetail
+) -> None:
+    """Each request on a loop of its own (as asgiref, a test client or a bridge may run them), on
+    asyncio's loop and on uvloop (uvicorn's default): the link is sent, and the connection it
+    opened closes with its loop (the request's, or the worker thread's own)."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from hr_middleware.asgi import TrackingUserMiddleware
+
+    def sync_login(request: Request) -> PlainTextResponse:  # run in a worker thread
+        return PlainTextResponse(str(link_customer(request.query_params["customer"])))
+
+    middleware = TrackingUserMiddleware(
+        Starlette(routes=[Route("/login", sync_login, methods=["POST"])]),
+        # No renewal: the bare ids of the cookies are then a returning visitor's. The timeout is
+        # a budget only: a loaded machine may be slow.
+        settings=fake_hello_retail.settings(timeout=5.0, renew_after=None),
+    )
+
+    async def one(customer: int) -> str:
+        transport = httpx.ASGITransport(app=middleware)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+            response = await client.post(f"/login?customer={customer}", headers={**LOGIN, "Cookie": cookie})
+            return response.text
+
+    outcomes = [run_on(loop, functools.partial(one, customer)) for customer in (70001, 70002, 70003)]
+    still_open = settle(fake_hello_retail)
+
+    assert outcomes == ["linked"] * 3
+    assert fake_hello_retail.customer_links == [(A, "70001"), (A, "70002"), (A, "70003")]
+    assert still_open == set()
+
+
+def test_the_blocking_link_on_the_event_loop_of_an_async_app_raises(fake_hello_retail: FakeHelloRetail) -> None:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from hr_middleware.asgi import TrackingUserMiddleware
+
+    async def wrong_login(request: Request) -> PlainTextResponse:
+        try:
+            link_customer(7)  # the shop's bug: blocking on the loop; it must say so, not hang the loop
+        except RuntimeError as exc:
+            return PlainTextResponse(str(exc))
+        return PlainTextResponse("no error")
+
+    middleware = TrackingUserMiddleware(
+        Starlette(routes=[Route("/login", wrong_login, methods=["POST"])]), settings=fake_hello_retail.settings()
+    )
+
+    async def post() -> str:
+        transport = httpx.ASGITransport(app=middleware)  # type: ignore[arg-type]
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+                response = await client.post("/login", headers={**LOGIN, "Cookie": f"{SERVER}={A}; {SDK}={A}"})
+                return response.text
+        finally:
+            await middleware.aclose()
+
+    text = asyncio.run(post())
+
+    assert "await alink_customer()" in text
+    assert fake_hello_retail.requests == []
 
 
 def test_two_links_in_one_request_call_once(fake_hello_retail: FakeHelloRetail) -> None:

@@ -202,6 +202,29 @@ def test_an_unchanged_config_keeps_the_middleware_built_at_init_app(fake_hello_r
     assert app.wsgi_app is built
 
 
+def test_a_layer_wrapped_around_it_after_init_app_passes_requests_to_the_middleware_read_again(
+    fake_hello_retail: FakeHelloRetail,
+) -> None:
+    """``app.wsgi_app = ProxyFix(app.wsgi_app)`` after ``HelloRetail(app)`` (the usual order): the
+    first request cannot put the middleware in our place, so every request passes through it."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app = make_app(fake_hello_retail)
+    app.config["HELLO_RETAIL_API_URL"] = UNREAD_API_URL
+    HelloRetail(app)
+    app.wsgi_app = ProxyFix(app.wsgi_app)  # type: ignore[method-assign]
+    proxy = app.wsgi_app
+    app.config["HELLO_RETAIL_API_URL"] = fake_hello_retail.url
+    client = app.test_client(use_cookies=False)  # two first visits: each mints
+
+    responses = [client.get("/", headers=PAGE, buffered=True) for _ in range(2)]
+
+    assert [r.status_code for r in responses] == [200, 200]
+    assert [r.json["id"] for r in responses] == fake_hello_retail.minted  # type: ignore[index]
+    assert fake_hello_retail.mint_count == 2  # both by the middleware read again
+    assert app.wsgi_app is proxy  # the shop's layer stays where the shop put it
+
+
 # -- a forgotten HelloRetail(app) ---------------------------------------------------------------
 
 

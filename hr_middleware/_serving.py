@@ -26,8 +26,9 @@ The app reaches the current visit through :func:`get_tracking_user_id` and
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -41,7 +42,8 @@ from ._core.log import logger
 from ._core.settings import Settings
 from ._core.visit import NO_COOKIES, Decision, NoIdReason, Note, Origin
 from ._forgotten import unserved_request
-from ._hello_retail.mint import AsyncMinter, Minter
+from ._hello_retail.errors import RequestTimeoutError
+from ._hello_retail.mint import MINT_FAILED, AsyncMinter, Minter
 from ._hello_retail.prefetch import AsyncPrefetchingMinter, PrefetchingMinter
 
 __all__ = [
@@ -128,7 +130,8 @@ class Visit:
     #: The request's website UUID once known (:attr:`website_uuid`); unknown until asked,
     #: so the usual returning visitor never pays for it.
     _website: Any = _UNKNOWN
-    #: The event loop of an async adapter, for a ``grant()`` from a worker thread.
+    #: The event loop of an async adapter, for a ``grant()`` or ``link_customer()`` from a worker
+    #: thread (:func:`from_a_worker_thread`).
     loop: asyncio.AbstractEventLoop | None = None
     #: The customer the shop named in this request (``hr_middleware.customers.link_customer``).
     customer_id: str | None = None
@@ -341,17 +344,16 @@ class Engine(Generic[N, V]):
     def _mint_blocking(self, visit: Visit) -> str | None:
         if self.minter is not None:
             return self.minter.mint(visit.website_uuid)
-        assert self.aminter is not None
-        # A sync endpoint of an async app (Starlette's threadpool, Django's
-        # sync_to_async): mint on the request's event loop and wait for it here.
-        loop = visit.loop
+        aminter = self.aminter
+        assert aminter is not None
+        refuse_on_an_event_loop("grant")
         try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if loop is None or running is loop:
-            raise RuntimeError("grant() would block the event loop here: use `await agrant()` in async code")
-        return asyncio.run_coroutine_threadsafe(self.aminter.amint(visit.website_uuid), loop).result()
+            return from_a_worker_thread(
+                visit, lambda: aminter.amint(visit.website_uuid), self.settings.timeout, "grant"
+            )
+        except RequestTimeoutError as exc:  # the request's loop never ran the mint: a failed one
+            logger.warning(MINT_FAILED, exc)
+            return None
 
     async def _mint_awaiting(self, visit: Visit) -> str | None:
         if self.aminter is not None:
@@ -419,6 +421,37 @@ async def ain_visit(visit: Visit | None, call: Callable[..., Awaitable[R]], *arg
         return await call(*args)
     finally:
         _current.reset(token)
+
+
+def refuse_on_an_event_loop(name: str) -> None:
+    r"""Raise :class:`RuntimeError` on an event loop's own thread, where the blocking *name*\()
+    would stall every request; say what to await instead (``a<name>()``)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(f"{name}() would block the event loop here: use `await a{name}()` in async code")
+
+
+def from_a_worker_thread(visit: Visit, make: Callable[[], Coroutine[Any, Any, R]], timeout: float, name: str) -> R:
+    """What the coroutine *make()* returns, for sync code of an async app (an endpoint in
+    Starlette's threadpool, a receiver Django runs through ``sync_to_async``), after
+    :func:`refuse_on_an_event_loop`: run on the request's event loop when the visit kept it
+    (its pooled connection), else on a loop of this thread's own, whose connection closes with it.
+
+    The wait on the request's loop is bounded (*timeout*, the call's own budget, and a second
+    more): a loop that is stopped or blocked must not hold the page forever; then the call is
+    cancelled and :class:`RequestTimeoutError` raised.
+    """
+    loop = visit.loop
+    if loop is None or loop.is_closed():
+        return asyncio.run(make())
+    future = asyncio.run_coroutine_threadsafe(make(), loop)
+    try:
+        return future.result(timeout + 1.0)
+    except concurrent.futures.TimeoutError:  # not the builtin TimeoutError on Python 3.10
+        future.cancel()
+        raise RequestTimeoutError(f"the request's event loop did not run {name}() within {timeout + 1.0:g} s") from None
 
 
 class ChunksInVisit(Generic[T]):

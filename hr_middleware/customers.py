@@ -177,22 +177,12 @@ def link_customer(customer_id: str | int) -> LinkOutcome:
         except BaseException as exc:  # failed() passes a cancellation on
             return call.failed(exc)
     else:
-        # A sync view of an async app (Starlette's threadpool, a Django signal receiver run
-        # by sync_to_async): send on the request's event loop and wait for it here.
-        loop = call.visit.loop
+        # A sync view of an async app (Starlette's threadpool, a Django signal receiver run by
+        # sync_to_async). The visit of a returning visitor does not keep its loop (the hot path
+        # stays as it is): then a loop of this thread's own.
+        _serving.refuse_on_an_event_loop("link_customer")
         try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is not None:
-            raise RuntimeError("link_customer() would block the event loop here: use `await alink_customer()`")
-        try:
-            if loop is not None:
-                answer = asyncio.run_coroutine_threadsafe(call.apost(), loop).result()
-            else:
-                # The visit of a returning visitor does not keep its loop (the hot path stays
-                # as it is): a loop of this worker thread's own, whose connection closes with it.
-                answer = asyncio.run(call.apost())
+            answer = _serving.from_a_worker_thread(call.visit, call.apost, call.timeout, "link_customer")
         except BaseException as exc:  # failed() passes a cancellation on
             return call.failed(exc)
     return call.outcome(answer)

@@ -24,8 +24,10 @@ import uvloop
 from asgiref.sync import async_to_sync
 
 from hr_middleware import is_valid_id
+from hr_middleware._hello_retail.errors import RequestTimeoutError
 from hr_middleware._hello_retail.mint import AsyncMinter
 from hr_middleware._hello_retail.transport import AsyncTransport
+from hr_middleware._serving import Visit, from_a_worker_thread, refuse_on_an_event_loop
 from hr_middleware.asgi import TrackingUserMiddleware
 from hr_middleware.client import AsyncHelloRetailClient
 from hr_middleware.testing import FakeHelloRetail
@@ -249,3 +251,49 @@ def test_a_cancel_that_comes_as_the_answer_arrives_always_cancels(loop: str) -> 
 
     assert outcomes["swallowed"] == 0, outcomes
     assert outcomes["cancelled"] >= 3, outcomes  # the sweep did reach the exchange's last steps
+
+
+# -- sync code of an async app waits on the request's loop, never forever ------------------------------
+
+
+def test_a_wait_on_a_request_loop_that_never_runs_it_ends_within_the_budget() -> None:
+    """grant() or link_customer() in a worker thread while the request's loop is stopped (or
+    blocked): the page is served after the call's budget and a second, not held forever."""
+    loop = asyncio.new_event_loop()  # never run: nothing scheduled on it ever runs
+    visit = Visit(None, None, None, None)
+    visit.loop = loop
+    started: list[bool] = []
+
+    async def call() -> str:
+        started.append(True)
+        return A
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the call, cancelled, is never awaited
+        try:
+            with pytest.raises(RequestTimeoutError, match="did not run grant"):
+                from_a_worker_thread(visit, call, 0.0, "grant")
+        finally:
+            loop.close()
+    assert started == []
+
+
+def test_a_closed_request_loop_is_not_waited_on_the_call_runs_on_a_loop_of_its_own() -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()
+    visit = Visit(None, None, None, None)
+    visit.loop = loop
+
+    async def call() -> str:
+        return A
+
+    assert from_a_worker_thread(visit, call, 1.0, "link_customer") == A
+
+
+def test_on_an_event_loop_the_blocking_calls_refuse_naming_what_to_await() -> None:
+    async def on_the_loop() -> None:
+        with pytest.raises(RuntimeError, match=r"use `await agrant\(\)`"):
+            refuse_on_an_event_loop("grant")
+
+    asyncio.run(on_the_loop())
+    refuse_on_an_event_loop("grant")  # off a loop: nothing to refuse

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from hr_middleware._core.cookies import CLOCK_SKEW, period_token
+from hr_middleware._core.customers import LINK_COOKIE_SUFFIX
 from hr_middleware._core.settings import ONE_DAY
 from hr_middleware.testing import DEFAULT_WEBSITE_UUID
 
@@ -18,6 +19,8 @@ C = "fedcba9876543210fedcba98"
 SERVER = "helloRetailTrackingUserId"
 #: Hello Retail's JavaScript SDK cookie's name.
 SDK = "hello_retail_id"
+#: The cookie that remembers a customer link (docs/customers.md).
+LINK = SERVER + LINK_COOKIE_SUFFIX
 #: The shop's website uuid: the fake Hello Retail's own.
 UUID = DEFAULT_WEBSITE_UUID
 

@@ -170,6 +170,12 @@ class _GateServer(ThreadingHTTPServer):
     request_queue_size = 64  # visitors arriving at once must not wait for a SYN retry
     gate: MintGate
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A mint that gave up on its budget before the gate opened has hung up: its
+        # answer's broken pipe is expected, not worth a traceback; anything else is a bug.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
 
 class _GateHandler(BaseHTTPRequestHandler):
     server: _GateServer

@@ -447,6 +447,7 @@ async def test_mint_only_modes_do_not_affect_other_endpoints(
     assert (await call(client, "track_click", "abc", tracking_user_id=A)) == CLICK_TRACKED
 
 
+@pytest.mark.loopback  # the reset connection must leave the pool usable: memory has no connection
 async def test_the_client_works_again_after_a_failure(client: Any, fake_hello_retail: FakeHelloRetail) -> None:
     fake_hello_retail.api_mode = Mode.RESET
     with pytest.raises(TransportError):

@@ -19,9 +19,7 @@ from hr_middleware.customers import alink_customer, current_customer_id, link_cu
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE, as_config
-from .ids import SERVER
-
-LINK = SERVER + "_link"
+from .ids import LINK
 
 
 def declined(request: Any) -> bool:

@@ -18,12 +18,11 @@ from hr_middleware.customers import current_customer_id, link_customer
 from hr_middleware.testing import FakeHelloRetail, Mode
 
 from .drivers import PAGE, Clock, breaker_on
-from .ids import SDK, SERVER, UUID, A, B
+from .ids import LINK, SDK, SERVER, UUID, A, B
 from .loops import LOOPS, run_on
 from .test_event_loops import settle
 from .test_policy import Facts
 
-LINK = SERVER + "_link"
 #: A login: a form post from the page, with the visitor's cookies.
 LOGIN = {"User-Agent": PAGE["User-Agent"], "Accept": "text/html", "Sec-Fetch-Dest": "document"}
 

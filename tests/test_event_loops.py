@@ -74,6 +74,7 @@ def settle(fake: FakeHelloRetail, timeout: float = 5.0) -> set[tuple[str, int]]:
     return still_open
 
 
+@pytest.mark.loopback  # in memory no client, connection or descriptor is made: nothing could be left behind
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("caller", ["client", "minter"])
 def test_a_loop_per_call_leaves_no_loop_connection_or_descriptor_behind(

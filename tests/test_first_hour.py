@@ -10,19 +10,25 @@ logger says at DEBUG why the request did not mint.
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 
 from hr_middleware import RequestFacts, get_tracking_user_id, is_bot, is_page_navigation
 from hr_middleware.fastapi import TrackingUserId  # at module level: the endpoint's annotation is a string
-from hr_middleware.testing import BROWSER_HEADERS, FakeHelloRetail, Mode
+from hr_middleware.testing import BROWSER_HEADERS, DEFAULT_WEBSITE_UUID, FakeHelloRetail, Mode
 from hr_middleware.testing._minted import NothingMintedError
 
 from .django_site import configure
+from .servers import ROOT
 
 #: The fake over a real socket, as users get it.
 pytestmark = pytest.mark.loopback
@@ -275,15 +281,6 @@ def test_the_fakes_front_page_says_what_it_is_and_what_it_answers(fake_hello_ret
 
 
 def test_the_command_line_fake_logs_each_mint_and_call() -> None:
-    import json
-    import signal
-    import subprocess
-    import sys
-
-    import requests
-
-    from .servers import ROOT
-
     process = subprocess.Popen(
         [sys.executable, "-m", "hr_middleware.testing"],
         cwd=ROOT,
@@ -294,7 +291,7 @@ def test_the_command_line_fake_logs_each_mint_and_call() -> None:
     try:
         assert process.stdout is not None
         url = process.stdout.readline().strip()  # the first line is the URL alone, as before
-        uuid = {"websiteUuid": "00000000-0000-4000-8000-000000000001"}
+        uuid = {"websiteUuid": DEFAULT_WEBSITE_UUID}
         minted = requests.post(url + "/serve/trackingUser", json=uuid, timeout=5).json()["id"]
         recoms = {**uuid, "trackingUserId": minted, "requests": [{"key": "k", "format": "json"}]}
         assert requests.post(url + "/serve/recoms", json=recoms, timeout=5).status_code == 200

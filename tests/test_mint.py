@@ -106,6 +106,7 @@ def test_failure_is_none_and_one_warning_with_the_reason(
     assert "<script>" not in record.getMessage()
 
 
+@pytest.mark.loopback  # in memory a stall is a timeout at once: only a socket makes the budget hold
 @pytest.mark.parametrize("mode", [Mode.HANG, Mode.DRIP, Mode.DRIP_HEADERS])
 def test_time_budget_holds_when_the_server_stalls(
     mint: Callable[..., str | None], fake_hello_retail: FakeHelloRetail, mode: Mode
@@ -123,6 +124,7 @@ def test_time_budget_holds_when_the_server_stalls(
     assert elapsed < budget + 2.0, elapsed
 
 
+@pytest.mark.loopback  # in memory a delay within the budget is not waited
 def test_slow_but_within_budget_succeeds(mint: Callable[..., str | None], fake_hello_retail: FakeHelloRetail) -> None:
     fake_hello_retail.delay = 0.1
 
@@ -165,6 +167,7 @@ def test_async_minter_reuses_one_keep_alive_connection(fake_hello_retail: FakeHe
     assert fake_hello_retail.connections == 1
 
 
+@pytest.mark.loopback  # the threads share the transport's pooled connections, which memory bypasses
 def test_sync_minter_is_safe_under_threads(fake_hello_retail: FakeHelloRetail) -> None:
     minter = Minter(fake_hello_retail.settings())
     fake_hello_retail.delay = 0.02

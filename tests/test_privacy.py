@@ -9,19 +9,17 @@ from itsdangerous import TimestampSigner
 
 import hr_middleware
 from hr_middleware import OPT_OUT_ID, Settings, is_valid_id
-from hr_middleware._core.customers import LINK_COOKIE_SUFFIX
 from hr_middleware._core.ids import CookieSigner
 from hr_middleware._core.log import BAD_SIGNATURE
 from hr_middleware.consent import cookie_consent, cookiebot, cookieyes, onetrust
 from hr_middleware.testing import FakeHelloRetail
 
 from .drivers import PAGE
-from .ids import SDK, SERVER, UUID, A, B
+from .ids import LINK, SDK, SERVER, UUID, A, B
 from .test_policy import Facts
 
 KEY = "a-secret-key-of-some-length"
 #: The cookie that remembers a customer link (hr_middleware.customers): it goes with the id cookies.
-LINK = SERVER + LINK_COOKIE_SUFFIX
 #: A link cookie's value as link_customer() writes it (a digest; its value is not checked here).
 LINKED = "1.AAAAAAAAAAAAAAAAAAAAAA"
 OLD_KEY = "the-previous-secret-key"

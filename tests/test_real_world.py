@@ -331,6 +331,7 @@ def test_asgi_headers_that_cannot_be_patched_still_make_the_page_private(
 # -- a real server ------------------------------------------------------------------------
 
 
+@pytest.mark.loopback  # the server is another process: in memory its mints could never be counted
 def test_gunicorn_joins_two_cookie_lines_and_the_visitor_keeps_the_id(fake_hello_retail: FakeHelloRetail) -> None:
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", "bench.apps:wsgi_app"]
@@ -353,6 +354,7 @@ def test_gunicorn_joins_two_cookie_lines_and_the_visitor_keeps_the_id(fake_hello
     assert fake_hello_retail.mint_count == 0
 
 
+@pytest.mark.loopback  # the server is another process: in memory its mints could never be counted
 def test_uvicorn_with_httptools_serves_the_hostile_cookie_requests(fake_hello_retail: FakeHelloRetail) -> None:
     """httptools accepts headers of any size: the issue's requests reach the middleware whole."""
     port = free_port()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jinja2
@@ -406,17 +406,14 @@ def test_the_default_script_is_hello_retails_own() -> None:
 # -- the fake's stand-in, as a server ------------------------------------------------------
 
 
-@pytest.fixture
-def fake_server(fake_hello_retail: FakeHelloRetail) -> Iterator[FakeHelloRetail]:
-    with FakeHelloRetail() as fake:  # its own socket, whatever the marks of the test
-        yield fake
-
-
-def test_the_fake_serves_a_stand_in_for_the_script_and_keeps_its_reports_apart(fake_server: FakeHelloRetail) -> None:
-    script = requests.get(fake_server.script_url, timeout=5)
+@pytest.mark.loopback
+def test_the_fake_serves_a_stand_in_for_the_script_and_keeps_its_reports_apart(
+    fake_hello_retail: FakeHelloRetail,
+) -> None:
+    script = requests.get(fake_hello_retail.script_url, timeout=5)
     report = {"kind": "command", "name": "init", "args": [{}], "page": "p", "seq": 0, "trackingUserId": A}
-    recorded = requests.post(fake_server.url + "/serve/_script/events", data=json.dumps(report), timeout=5)
-    refused = requests.post(fake_server.url + "/serve/_script/events", data=b"[1]", timeout=5)
+    recorded = requests.post(fake_hello_retail.url + "/serve/_script/events", data=json.dumps(report), timeout=5)
+    refused = requests.post(fake_hello_retail.url + "/serve/_script/events", data=b"[1]", timeout=5)
 
     assert script.status_code == 200
     assert script.headers["Content-Type"].startswith("text/javascript")
@@ -424,9 +421,9 @@ def test_the_fake_serves_a_stand_in_for_the_script_and_keeps_its_reports_apart(f
     assert recorded.status_code == 204
     assert recorded.headers["Access-Control-Allow-Origin"] == "*"
     assert refused.status_code == 400
-    assert [(e.kind, e.name, e.tracking_user_id) for e in fake_server.script.events] == [("command", "init", A)]
-    assert fake_server.requests == []  # neither the script nor its reports are calls to Hello Retail
-    assert fake_server.settings().script_url == fake_server.script_url
+    assert [(e.kind, e.name, e.tracking_user_id) for e in fake_hello_retail.script.events] == [("command", "init", A)]
+    assert fake_hello_retail.requests == []  # neither the script nor its reports are calls to Hello Retail
+    assert fake_hello_retail.settings().script_url == fake_hello_retail.script_url
 
 
 def test_the_customer_linked_in_this_request_is_named_to_the_script(

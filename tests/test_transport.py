@@ -114,6 +114,7 @@ def loop_of(flavour: str) -> str:
     return "uvloop" if flavour.endswith("uvloop") else "asyncio"
 
 
+@pytest.mark.loopback  # a drip in memory is a timeout at once: no worker thread would be held
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_a_server_dripping_its_headers_does_not_pin_the_workers_after_it_recovers(
     fake_hello_retail: FakeHelloRetail, flavour: str
@@ -204,6 +205,7 @@ def test_an_endless_head_is_refused_after_the_head_allowance(post: Callable[...,
     assert server.sent <= HEAD_ALLOWANCE + 65536 + largest_socket_buffers(), server.sent
 
 
+@pytest.mark.loopback  # a mint in memory never waits on the loop the floods keep busy
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_flood_of_100_continue_leaves_a_healthy_mint_on_the_same_loop_its_budget(
     fake_hello_retail: FakeHelloRetail, loop: str

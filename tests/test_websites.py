@@ -16,15 +16,14 @@ import pytest
 
 from hr_middleware import RequestFacts, Settings, asgi, get_website_uuid, wsgi
 from hr_middleware._core.log import WEBSITE_ANSWER_INVALID, WEBSITE_HOOK_FAILED
-from hr_middleware.testing import FakeHelloRetail
-from hr_middleware.testing._server import DEFAULT_WEBSITE_UUID
+from hr_middleware.testing import DEFAULT_WEBSITE_UUID, FakeHelloRetail
 
 from .drivers import PAGE, Result, plain_wsgi_app, starlette_app
+from .ids import SDK, SERVER
 from .test_script import init, make_shop, told  # noqa: F401 - make_shop is a fixture
 
 DK = "00000000-0000-4000-8000-0000000000d1"
 SE = "00000000-0000-4000-8000-0000000000d2"
-SDK, SERVER = "hello_retail_id", "helloRetailTrackingUserId"
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ the transport's timeout at once instead of after the time budget.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -83,3 +84,25 @@ def no_visit_left_behind() -> Iterator[None]:
     if current_visit() is not None:
         set_visit(None)  # one leak fails one test, not every later one
         pytest.fail("the test left a visit in the context (a WSGI response never closed?)")
+
+
+_getaddrinfo = socket.getaddrinfo
+
+
+def _getaddrinfo_off_the_network(host: Any, *args: Any, **kwargs: Any) -> Any:
+    """``socket.getaddrinfo``, but a ``.invalid`` name (which never resolves, RFC 6761) fails here,
+    as the resolver would answer, without a DNS query leaving the machine."""
+    name = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host or "")
+    if name.rstrip(".").lower().endswith(".invalid"):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_dns_query_leaves_the_machine() -> Iterator[None]:
+    """Tests reach loopback only: the in-memory fake's ``.invalid`` host (when a request gets past
+    it: the fake not started, or stopped) and the DNS-failure tests are answered here. (Python's
+    resolver only: uvloop's and other processes' are not covered.)"""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket, "getaddrinfo", _getaddrinfo_off_the_network)
+        yield

@@ -51,7 +51,8 @@ from ._core.settings import DEFAULT_API_URL, Settings
 from ._hello_retail import endpoints
 from ._hello_retail.errors import APIError, HelloRetailError, InvalidResponseError, TransportError
 from ._hello_retail.transport import Answer, AsyncTransport, SyncTransport
-from ._serving import get_tracking_user_id, get_website_uuid
+from ._serving import current as current_visit
+from ._serving import get_tracking_user_id
 
 __all__ = [
     "AsyncHelloRetailClient",
@@ -762,7 +763,10 @@ class _Client(Generic[_R, _T]):
             raise RuntimeError(f"{type(self).__name__} is closed")
         tag = self.api_log_tag if api_log_tag is None else _checked_tag(api_log_tag)
         # Inside a request, the request's website (docs/websites.md); else the client's own.
-        website_uuid = get_website_uuid() or self.website_uuid
+        # (The visit read directly: in a request our middleware never saw, the warning that says
+        # so comes once, from the id's reading, not twice.)
+        visit = current_visit()
+        website_uuid = (None if visit is None else visit.website_uuid) or self.website_uuid
         body = build_body(endpoint, fields, website_uuid=website_uuid, tracking_user_id=tracking_user_id)
         url = self.api_url + endpoint.path + path
         query = {} if tag is None else {"apiLogTag": tag}

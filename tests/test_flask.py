@@ -7,7 +7,8 @@ import logging
 import pytest
 from flask import Flask, render_template_string, request
 
-from hr_middleware import Settings, get_tracking_user_id, is_valid_id
+from hr_middleware import OPT_OUT_ID, Settings, get_tracking_user_id, is_valid_id
+from hr_middleware.client import HelloRetailClient
 from hr_middleware.flask import HelloRetail
 from hr_middleware.testing import FakeHelloRetail
 from hr_middleware.wsgi import ENVIRON_KEY, TrackingUserMiddleware
@@ -253,6 +254,23 @@ def test_get_tracking_user_id_without_the_extension_says_so_once(
             "get_tracking_user_id() was called in a Flask request that no hr-middleware middleware served, so it "
             "is None: add `HelloRetail(app)` (`from hr_middleware.flask import HelloRetail`)"
         ]
+
+
+def test_a_client_call_without_the_extension_says_so_once_as_the_id_it_read(
+    fake_hello_retail: FakeHelloRetail, hr_log: pytest.LogCaptureFixture
+) -> None:
+    """The client reads the website and the id of the request: one warning, about the id it sent."""
+    app = Flask(__name__)
+    hello_retail = HelloRetailClient.from_settings(fake_hello_retail.settings())
+    app.get("/")(lambda: {"success": hello_retail.search("key", "*")["success"]})
+
+    response = app.test_client().get("/", headers=PAGE, buffered=True)
+
+    assert response.json == {"success": True}
+    (request,) = fake_hello_retail.api_requests("/serve/search")
+    assert request.json["trackingUserId"] == OPT_OUT_ID
+    warnings = [r.getMessage() for r in hr_log.records if r.levelno == logging.WARNING]
+    assert [w.split(" in a Flask request")[0] for w in warnings] == ["get_tracking_user_id() was called"]
 
 
 @pytest.mark.parametrize(
